@@ -1,0 +1,54 @@
+// Differentiable ops on Graph values. Each records a Node (when a gradient is
+// needed) whose backward calls the matching *_backward kernel in ops/.
+// Shape letters: B batch, T tokens, D model width, K classes, N rows.
+#pragma once
+#include <vector>
+
+#include "mmkit/autograd/graph.h"
+
+namespace mmkit::ag {
+
+// y[..., out] = x[..., in] @ W[out, in]^T + b[out]; b may be an invalid Var.
+Var linear(Graph& g, Var x, Var W, Var b);
+// Same with only rows [row0, row0 + rows) of W (rows < 0: to the end) and
+// bias elements [bias0, bias0 + rows) of b (bias0 < 0: bias0 = row0).
+Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0 = -1);
+Var add(Graph& g, Var a, Var b);                    // same shapes
+Var add_broadcast(Graph& g, Var x, Var b);          // b's shape = trailing dims of x
+Var mul(Graph& g, Var a, Var b);                    // same shapes
+Var scale(Graph& g, Var x, float s);
+Var gelu(Graph& g, Var x);                          // erf form
+Var quick_gelu(Graph& g, Var x);                    // x * sigmoid(1.702 x)
+Var softmax(Graph& g, Var x);                       // last axis
+Var log_softmax(Graph& g, Var x);                   // last axis
+// Mean cross-entropy of logits [N, K] vs targets (I32 [N]); scalar [1].
+Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float label_smoothing = 0.f);
+Var layernorm(Graph& g, Var x, Var w, Var b, float eps);  // over the last axis
+Var embedding(Graph& g, Var table, const Tensor& ids);    // table [V, D], ids I32 [...] -> [..., D]
+// images [B, C, H, W], W [D, C, p, p], b [D] (may be invalid) -> [B, (H/p)*(W/p), D]
+Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t patch);
+Var concat(Graph& g, const std::vector<Var>& xs, int axis);
+Var reshape(Graph& g, Var x, const Shape& s);
+Var transpose(Graph& g, Var x, int a, int b);
+Var broadcast_batch(Graph& g, Var x, int64_t B);    // [1, ...] -> [B, ...]
+Var mean_tokens(Graph& g, Var x);                   // [B, T, D] -> [B, D]
+Var select_token(Graph& g, Var x, int64_t t);       // [B, T, D] -> [B, D], same t per row
+Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
+Var dropout(Graph& g, Var x, float p);              // identity unless g.training
+
+// Multi-head scaled-dot-product attention reading heads in place:
+// q from `q.var` [B, Tq, ldq] starting at column q.col (H*dh columns), etc.
+struct AttnIn {
+  Var var;
+  int64_t col = 0;
+};
+struct AttnOptions {
+  int64_t heads = 1;
+  bool causal = false;
+  const Tensor* key_padding = nullptr;  // U8 [B, Tk], nonzero = padding
+  Tensor* probs_out = nullptr;          // receives [B, H, Tq, Tk] (inspection)
+};
+// Returns [B, Tq, D]; D = width of the q/k/v column ranges (= heads * dh).
+Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptions& opt);
+
+}  // namespace mmkit::ag

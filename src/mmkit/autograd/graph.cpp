@@ -1,0 +1,81 @@
+#include "mmkit/autograd/graph.h"
+
+namespace mmkit {
+
+void Graph::reset() {
+  slots_.clear();
+  nodes_.clear();
+  stream_ = 0;
+  arena_->reset();
+}
+
+Var Graph::add_value(const Tensor& t, bool requires_grad) {
+  Slot s;
+  s.value = t;
+  s.requires_grad = requires_grad && grad_enabled;
+  slots_.push_back(std::move(s));
+  return Var{int(slots_.size()) - 1};
+}
+
+Var Graph::constant(const Tensor& t) { return add_value(t, false); }
+
+Var Graph::leaf(const Tensor& t) { return add_value(t, true); }
+
+Var Graph::param(Parameter& p) {
+  Var v = add_value(p.value, p.trainable);
+  if (slots_[v.id].requires_grad) {
+    p.alloc_grad();
+    slots_[v.id].grad = p.grad;
+    slots_[v.id].param = &p;
+  }
+  return v;
+}
+
+bool Graph::needs_grad(std::initializer_list<Var> inputs) const {
+  if (!grad_enabled) return false;
+  for (Var v : inputs)
+    if (v.valid() && slots_[v.id].requires_grad) return true;
+  return false;
+}
+
+float* Graph::grad_ptr(int id) {
+  if (id < 0) return nullptr;
+  Slot& s = slots_[id];
+  if (!s.requires_grad) return nullptr;
+  if (!s.grad.defined()) s.grad = arena_->zeros(s.value.shape());
+  return s.grad.f32();
+}
+
+Tensor Graph::grad(Var v) {
+  grad_ptr(v.id);
+  return slots_[v.id].grad;
+}
+
+void Graph::backward(Var loss) {
+  MMKIT_CHECK(loss.valid() && value(loss).numel() == 1, "backward() needs a scalar loss, got shape ",
+              value(loss).shape().str());
+  MMKIT_CHECK(requires_grad(loss), "backward(): the loss does not depend on anything that needs a gradient");
+  grad_ptr(loss.id)[0] += 1.f;
+  run_backward();
+}
+
+void Graph::backward(Var out, const Tensor& seed) {
+  MMKIT_CHECK(seed.shape() == value(out).shape(), "backward: seed ", seed.shape().str(),
+              " does not match output ", value(out).shape().str());
+  MMKIT_CHECK(requires_grad(out), "backward(): the output does not need a gradient");
+  float* g = grad_ptr(out.id);
+  const float* s = seed.f32();
+  for (int64_t i = 0, n = seed.numel(); i < n; ++i) g[i] += s[i];
+  run_backward();
+}
+
+void Graph::run_backward() {
+  for (size_t n = nodes_.size(); n-- > 0;) {
+    const Node& node = nodes_[n];
+    // No gradient reached this node's output: nothing to propagate.
+    if (!slots_[node.out].grad.defined()) continue;
+    node.backward(*this, node);
+  }
+}
+
+}  // namespace mmkit

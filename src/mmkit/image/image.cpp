@@ -1,0 +1,524 @@
+#include "mmkit/image/image.h"
+
+#include <png.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+// jpeglib.h needs size_t/FILE declared first.
+#include <jpeglib.h>
+#include <jerror.h>
+
+#include "mmkit/core/error.h"
+
+// libpng and libjpeg report errors by longjmp. The pattern used for both:
+// the caller owns every C++ object (output Image, row pointer vector) and the
+// library handle; a separate *_run() function holds the setjmp and all calls
+// that may jump, has only trivially-destructible locals and reads none of
+// them after a jump. So no destructor is ever skipped, and the caller turns
+// the recorded message into an mmkit::Error after its RAII guard frees the
+// library state.
+
+namespace mmkit {
+namespace {
+
+constexpr size_t kErrLen = 512;
+constexpr int kMaxJpegScans = 1000;  // progressive "scan bombs" cost O(scans * pixels)
+
+std::string describe_size(uint64_t w, uint64_t h) {
+  return std::to_string(w) + "x" + std::to_string(h);
+}
+
+// ---------------------------------------------------------------- PNG read
+
+struct PngReadState {
+  const uint8_t* data;
+  size_t size;
+  size_t pos;
+  char msg[kErrLen];
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<PngReadState*>(png_get_error_ptr(png));
+  std::snprintf(st->msg, kErrLen, "%s", msg ? msg : "unknown libpng error");
+  png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_read_mem(png_structp png, png_bytep out, png_size_t n) {
+  auto* st = static_cast<PngReadState*>(png_get_io_ptr(png));
+  if (n > st->size - st->pos) png_error(png, "file is truncated");
+  std::memcpy(out, st->data + st->pos, n);
+  st->pos += n;
+}
+
+bool png_decode_run(png_structp png, png_infop info, PngReadState* st, int64_t max_pixels, Image* out,
+                    std::vector<png_bytep>* rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_read_fn(png, st, png_read_mem);
+  png_read_info(png, info);
+
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, color = 0, interlace = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
+  if (w == 0 || h == 0) {
+    std::snprintf(st->msg, kErrLen, "empty image (%ux%u)", unsigned(w), unsigned(h));
+    return false;
+  }
+  if (uint64_t(w) * h > uint64_t(max_pixels)) {
+    std::snprintf(st->msg, kErrLen, "declared size %s = %llu pixels exceeds the limit of %lld pixels",
+                  describe_size(w, h).c_str(), (unsigned long long)(uint64_t(w) * h), (long long)max_pixels);
+    return false;
+  }
+
+  const bool trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+  const bool gray = (color & PNG_COLOR_MASK_COLOR) == 0;  // palette has the colour bit
+  const bool alpha = (color & PNG_COLOR_MASK_ALPHA) != 0 || trns;
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (gray && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (trns) png_set_tRNS_to_alpha(png);
+  if (depth == 16) png_set_strip_16(png);
+  if (gray && alpha) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+
+  const int ch = png_get_channels(png, info);
+  const size_t rowbytes = png_get_rowbytes(png, info);
+  if (png_get_bit_depth(png, info) != 8 || (ch != 1 && ch != 3 && ch != 4) || rowbytes != size_t(w) * ch) {
+    std::snprintf(st->msg, kErrLen, "unsupported pixel layout after conversion (%d channels, %d bits)", ch,
+                  int(png_get_bit_depth(png, info)));
+    return false;
+  }
+  out->width = int(w);
+  out->height = int(h);
+  out->channels = ch;
+  out->pixels.resize(size_t(w) * h * ch);
+  rows->resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) (*rows)[y] = out->pixels.data() + size_t(y) * rowbytes;
+  png_read_image(png, rows->data());
+  png_read_end(png, nullptr);  // validates the chunks after IDAT up to IEND
+  return true;
+}
+
+Image decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  PngReadState st{data, size, 0, {0}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, png_on_error, png_on_warning);
+  if (!png) fail(name, ": cannot initialise libpng");
+  png_infop info = png_create_info_struct(png);
+  struct Guard {
+    png_structp p;
+    png_infop i;
+    ~Guard() { png_destroy_read_struct(&p, i ? &i : nullptr, nullptr); }
+  } guard{png, info};
+  if (!info) fail(name, ": cannot initialise libpng");
+
+  Image out;
+  std::vector<png_bytep> rows;
+  if (!png_decode_run(png, info, &st, max_pixels, &out, &rows)) fail(name, ": invalid PNG: ", st.msg);
+  return out;
+}
+
+// ---------------------------------------------------------------- JPEG read
+
+struct JpegErr {
+  jpeg_error_mgr pub;  // first, so libjpeg's err pointer converts back to JpegErr*
+  jmp_buf jb;
+  char msg[kErrLen];
+  bool truncated;
+};
+
+[[noreturn]] void jpeg_on_error(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErr*>(c->err);
+  char buf[JMSG_LENGTH_MAX];
+  (*c->err->format_message)(c, buf);
+  std::snprintf(e->msg, kErrLen, "%s", buf);
+  longjmp(e->jb, 1);
+}
+
+// Warnings are tolerated (like PIL) except premature end of data: libjpeg
+// pads a cut-off file with grey and carries on, which would hide truncation.
+void jpeg_on_message(j_common_ptr c, int level) {
+  if (level >= 0) return;
+  auto* e = reinterpret_cast<JpegErr*>(c->err);
+  if (c->err->msg_code == JWRN_JPEG_EOF) e->truncated = true;
+  c->err->num_warnings++;
+}
+
+void jpeg_on_progress(j_common_ptr c) {
+  if (!c->is_decompressor) return;
+  auto* d = reinterpret_cast<j_decompress_ptr>(c);
+  if (d->input_scan_number > kMaxJpegScans) {
+    auto* e = reinterpret_cast<JpegErr*>(c->err);
+    std::snprintf(e->msg, kErrLen, "more than %d progressive scans (refusing a decode-time bomb)", kMaxJpegScans);
+    longjmp(e->jb, 1);
+  }
+}
+
+bool jpeg_decode_run(jpeg_decompress_struct* cinfo, JpegErr* err, jpeg_progress_mgr* progress,
+                     const uint8_t* data, size_t size, int64_t max_pixels, Image* out) {
+  if (setjmp(err->jb)) return false;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(cinfo, TRUE);
+
+  const uint64_t w = cinfo->image_width, h = cinfo->image_height;
+  if (w == 0 || h == 0) {
+    std::snprintf(err->msg, kErrLen, "empty image (%llux%llu)", (unsigned long long)w, (unsigned long long)h);
+    return false;
+  }
+  if (w * h > uint64_t(max_pixels)) {
+    std::snprintf(err->msg, kErrLen, "declared size %s = %llu pixels exceeds the limit of %lld pixels",
+                  describe_size(w, h).c_str(), (unsigned long long)(w * h), (long long)max_pixels);
+    return false;
+  }
+  int ch = 0;
+  switch (cinfo->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+      cinfo->out_color_space = JCS_GRAYSCALE;
+      ch = 1;
+      break;
+    case JCS_YCbCr:
+    case JCS_RGB:
+      cinfo->out_color_space = JCS_RGB;
+      ch = 3;
+      break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+      std::snprintf(err->msg, kErrLen, "CMYK/YCCK JPEGs are not supported (convert the file to RGB first)");
+      return false;
+    default:
+      std::snprintf(err->msg, kErrLen, "unsupported JPEG colour space (%d components)", cinfo->num_components);
+      return false;
+  }
+  cinfo->progress = progress;
+  jpeg_start_decompress(cinfo);
+  if (cinfo->output_width != w || cinfo->output_height != h || cinfo->output_components != ch) {
+    std::snprintf(err->msg, kErrLen, "unexpected decoder output %ux%ux%d", unsigned(cinfo->output_width),
+                  unsigned(cinfo->output_height), cinfo->output_components);
+    return false;
+  }
+  out->width = int(w);
+  out->height = int(h);
+  out->channels = ch;
+  out->pixels.resize(size_t(w) * h * ch);
+  while (cinfo->output_scanline < cinfo->output_height) {
+    JSAMPROW row = out->pixels.data() + size_t(cinfo->output_scanline) * w * ch;
+    if (jpeg_read_scanlines(cinfo, &row, 1) != 1) {
+      std::snprintf(err->msg, kErrLen, "decoder stalled at row %u", unsigned(cinfo->output_scanline));
+      return false;
+    }
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
+}
+
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  jpeg_decompress_struct cinfo;
+  std::memset(&cinfo, 0, sizeof cinfo);  // so jpeg_destroy is a no-op if create never ran
+  JpegErr err;
+  std::memset(&err, 0, sizeof err);
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_on_error;
+  err.pub.emit_message = jpeg_on_message;
+  jpeg_progress_mgr progress;
+  std::memset(&progress, 0, sizeof progress);
+  progress.progress_monitor = jpeg_on_progress;
+  struct Guard {
+    jpeg_decompress_struct* c;
+    ~Guard() { jpeg_destroy_decompress(c); }
+  } guard{&cinfo};
+
+  Image out;
+  if (!jpeg_decode_run(&cinfo, &err, &progress, data, size, max_pixels, &out)) fail(name, ": invalid JPEG: ", err.msg);
+  if (err.truncated) fail(name, ": invalid JPEG: file is truncated (premature end of data)");
+  return out;
+}
+
+// ---------------------------------------------------------------- PNG write
+
+struct PngWriteState {
+  std::vector<uint8_t>* bytes;
+  char msg[kErrLen];
+};
+
+void png_on_write_error(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<PngWriteState*>(png_get_error_ptr(png));
+  std::snprintf(st->msg, kErrLen, "%s", msg ? msg : "unknown libpng error");
+  png_longjmp(png, 1);
+}
+
+void png_write_mem(png_structp png, png_bytep data, png_size_t n) {
+  auto* st = static_cast<PngWriteState*>(png_get_io_ptr(png));
+  st->bytes->insert(st->bytes->end(), data, data + n);  // std::bad_alloc here is practically impossible
+}
+
+void png_flush_mem(png_structp) {}
+
+bool png_encode_run(png_structp png, png_infop info, PngWriteState* st, const Image* img,
+                    std::vector<png_bytep>* rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, st, png_write_mem, png_flush_mem);
+  const int color = img->channels == 1   ? PNG_COLOR_TYPE_GRAY
+                    : img->channels == 3 ? PNG_COLOR_TYPE_RGB
+                                         : PNG_COLOR_TYPE_RGB_ALPHA;
+  png_set_IHDR(png, info, png_uint_32(img->width), png_uint_32(img->height), 8, color, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_write_image(png, rows->data());
+  png_write_end(png, nullptr);
+  return true;
+}
+
+void check_image(const Image& img, const char* what) {
+  if (img.width <= 0 || img.height <= 0) fail(what, ": empty image (", img.width, "x", img.height, ")");
+  if (img.channels != 1 && img.channels != 3 && img.channels != 4)
+    fail(what, ": unsupported channel count ", img.channels, " (expected 1, 3 or 4)");
+  size_t need = size_t(img.width) * img.height * img.channels;
+  if (img.pixels.size() != need)
+    fail(what, ": pixel buffer has ", img.pixels.size(), " bytes, expected ", need, " for ", img.width, "x",
+         img.height, "x", img.channels);
+}
+
+}  // namespace
+
+ImageFormat detect_image_format(const uint8_t* data, size_t size) {
+  static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= 8 && std::memcmp(data, png_sig, 8) == 0) return ImageFormat::png;
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::jpeg;
+  return ImageFormat::unknown;
+}
+
+Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  if (!data || size == 0) fail(name, ": empty file");
+  switch (detect_image_format(data, size)) {
+    case ImageFormat::png:
+      return decode_png(data, size, name, max_pixels);
+    case ImageFormat::jpeg:
+      return decode_jpeg(data, size, name, max_pixels);
+    default: {
+      char head[3 * 8 + 1] = {0};
+      for (size_t i = 0; i < std::min<size_t>(size, 8); ++i) std::snprintf(head + 3 * i, 4, "%02x ", data[i]);
+      fail(name, ": unknown image format (first bytes: ", head, "); expected PNG or JPEG");
+    }
+  }
+}
+
+Image decode_image_file(const std::string& path, int64_t max_pixels) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail(path, ": cannot open (", std::strerror(errno), ")");
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  // Compressed size is bounded too: no legitimate image needs more than a few
+  // bytes per pixel, and this stops /dev/zero-style inputs.
+  const uint64_t max_bytes = uint64_t(std::max<int64_t>(max_pixels, 1 << 20)) * 8;
+  for (;;) {
+    size_t got = std::fread(buf, 1, sizeof buf, f);
+    if (got > 0) bytes.insert(bytes.end(), buf, buf + got);
+    if (bytes.size() > max_bytes) fail(path, ": file larger than ", max_bytes, " bytes");
+    if (got < sizeof buf) {
+      if (std::ferror(f)) fail(path, ": read error (", std::strerror(errno), ")");
+      break;
+    }
+  }
+  return decode_image_memory(bytes.data(), bytes.size(), path, max_pixels);
+}
+
+std::vector<uint8_t> encode_png(const Image& img) {
+  check_image(img, "encode_png");
+  std::vector<uint8_t> bytes;
+  PngWriteState st{&bytes, {0}};
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st, png_on_write_error, png_on_warning);
+  if (!png) fail("encode_png: cannot initialise libpng");
+  png_infop info = png_create_info_struct(png);
+  struct Guard {
+    png_structp p;
+    png_infop i;
+    ~Guard() { png_destroy_write_struct(&p, i ? &i : nullptr); }
+  } guard{png, info};
+  if (!info) fail("encode_png: cannot initialise libpng");
+  std::vector<png_bytep> rows(size_t(img.height));
+  for (int y = 0; y < img.height; ++y) rows[size_t(y)] = const_cast<png_bytep>(img.row(y));
+  if (!png_encode_run(png, info, &st, &img, &rows)) fail("encode_png: libpng: ", st.msg);
+  return bytes;
+}
+
+void write_png(const std::string& path, const Image& img) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = encode_png(img);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(path, ": cannot create ", tmp, " (", std::strerror(errno), ")");
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = (std::fflush(f) == 0) && ok;
+  int saved = errno;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    fail(path, ": write failed (", std::strerror(saved ? saved : errno), ")");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    saved = errno;
+    std::remove(tmp.c_str());
+    fail(path, ": cannot rename ", tmp, " into place (", std::strerror(saved), ")");
+  }
+}
+
+Image to_gray(const Image& img) {
+  check_image(img, "to_gray");
+  if (img.channels == 1) return img;
+  Image out(img.width, img.height, 1);
+  const size_t n = size_t(img.width) * img.height;
+  const int c = img.channels;
+  const uint8_t* in = img.pixels.data();
+  for (size_t i = 0; i < n; ++i, in += c)
+    out.pixels[i] = uint8_t((in[0] * 19595u + in[1] * 38470u + in[2] * 7471u + 0x8000u) >> 16);
+  return out;
+}
+
+Image to_rgb(const Image& img) {
+  check_image(img, "to_rgb");
+  if (img.channels == 3) return img;
+  Image out(img.width, img.height, 3);
+  const size_t n = size_t(img.width) * img.height;
+  const int c = img.channels;
+  const uint8_t* in = img.pixels.data();
+  uint8_t* o = out.pixels.data();
+  for (size_t i = 0; i < n; ++i, in += c, o += 3) {
+    if (c == 1) {
+      o[0] = o[1] = o[2] = in[0];
+    } else {
+      o[0] = in[0];
+      o[1] = in[1];
+      o[2] = in[2];
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- resize
+
+namespace {
+
+// Fixed-point filter taps for one axis, after Pillow's Resample.c design:
+// output sample i is centred at (i + 0.5) * scale in input coordinates; the
+// triangle filter is stretched by max(scale, 1) so a downscale averages every
+// input sample it covers. Weights are normalised in double and rounded to
+// 22-bit fixed point (32 - 8 bits of data - 2 bits headroom).
+constexpr int kPrecisionBits = 22;
+
+struct Taps {
+  int ksize = 0;
+  std::vector<int> first, count;  // per output sample: input range [first, first + count)
+  std::vector<int32_t> w;         // out_size * ksize
+};
+
+Taps make_taps(int in_size, int out_size) {
+  Taps t;
+  const double scale = double(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;  // triangle support is 1
+  t.ksize = int(std::ceil(support)) * 2 + 1;
+  t.first.resize(size_t(out_size));
+  t.count.resize(size_t(out_size));
+  t.w.assign(size_t(out_size) * t.ksize, 0);
+  std::vector<double> k(size_t(t.ksize));
+  for (int i = 0; i < out_size; ++i) {
+    const double center = (i + 0.5) * scale;
+    int lo = int(center - support + 0.5);
+    int hi = int(center + support + 0.5);
+    lo = std::max(lo, 0);
+    hi = std::min(hi, in_size);
+    const int cnt = std::min(hi - lo, t.ksize);
+    double sum = 0.0;
+    for (int j = 0; j < cnt; ++j) {
+      double x = std::fabs((j + lo - center + 0.5) / filterscale);
+      k[size_t(j)] = x < 1.0 ? 1.0 - x : 0.0;
+      sum += k[size_t(j)];
+    }
+    int32_t* dst = &t.w[size_t(i) * t.ksize];
+    for (int j = 0; j < cnt; ++j) {
+      double v = sum != 0.0 ? k[size_t(j)] / sum : 0.0;
+      dst[j] = int32_t(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+    }
+    t.first[size_t(i)] = lo;
+    t.count[size_t(i)] = cnt;
+  }
+  return t;
+}
+
+inline uint8_t clip8(int32_t acc) {
+  int32_t v = acc >> kPrecisionBits;
+  return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+// in: h x in_w x c  ->  out: h x out_w x c
+void resample_rows(const uint8_t* in, int h, int in_w, int c, const Taps& t, int out_w, uint8_t* out) {
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* src = in + size_t(y) * in_w * c;
+    uint8_t* dst = out + size_t(y) * out_w * c;
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* k = &t.w[size_t(x) * t.ksize];
+      const uint8_t* s = src + size_t(t.first[size_t(x)]) * c;
+      for (int ch = 0; ch < c; ++ch) {
+        int32_t acc = 1 << (kPrecisionBits - 1);
+        for (int j = 0; j < t.count[size_t(x)]; ++j) acc += int32_t(s[j * c + ch]) * k[j];
+        dst[x * c + ch] = clip8(acc);
+      }
+    }
+  }
+}
+
+// in: in_h x w x c  ->  out: out_h x w x c
+void resample_cols(const uint8_t* in, int w, int c, const Taps& t, int out_h, uint8_t* out) {
+  const size_t stride = size_t(w) * c;
+  std::vector<int32_t> acc(stride);
+  for (int y = 0; y < out_h; ++y) {
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    const int32_t* k = &t.w[size_t(y) * t.ksize];
+    for (int j = 0; j < t.count[size_t(y)]; ++j) {
+      const uint8_t* s = in + size_t(t.first[size_t(y)] + j) * stride;
+      const int32_t kj = k[j];
+      for (size_t i = 0; i < stride; ++i) acc[i] += int32_t(s[i]) * kj;
+    }
+    uint8_t* dst = out + size_t(y) * stride;
+    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
+  }
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& img, int w, int h) {
+  if (img.width <= 0 || img.height <= 0 || img.channels <= 0 ||
+      img.pixels.size() != size_t(img.width) * img.height * img.channels)
+    fail("resize_bilinear: invalid input image ", img.width, "x", img.height, "x", img.channels, " with ",
+         img.pixels.size(), " bytes");
+  if (w <= 0 || h <= 0) fail("resize_bilinear: target size must be positive, got ", w, "x", h);
+  const int c = img.channels;
+  const uint8_t* src = img.pixels.data();
+  Image mid;
+  if (w != img.width) {
+    mid = Image(w, img.height, c);
+    resample_rows(src, img.height, img.width, c, make_taps(img.width, w), w, mid.pixels.data());
+    src = mid.pixels.data();
+  }
+  if (h == img.height) return w != img.width ? mid : img;
+  Image out(w, h, c);
+  resample_cols(src, w, c, make_taps(img.height, h), h, out.pixels.data());
+  return out;
+}
+
+}  // namespace mmkit

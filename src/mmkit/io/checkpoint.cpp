@@ -1,0 +1,115 @@
+#include "mmkit/io/checkpoint.h"
+
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace mmkit::io {
+
+static std::string shape_str(const std::vector<int64_t>& s) { return Shape(s).str(); }
+
+void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,
+                     const LoadOptions& opt) {
+  std::ostringstream problems;
+  int n_problems = 0;
+  std::set<std::string> wanted;
+  for (Parameter* p : params) {
+    wanted.insert(p->name);
+    const TensorView* t = file.find(p->name);
+    if (!t) {
+      problems << "\n  missing tensor '" << p->name << "' (expected " << p->value.shape().str()
+               << ")";
+      ++n_problems;
+      continue;
+    }
+    if (Shape(t->shape) != p->value.shape()) {
+      problems << "\n  tensor '" << p->name << "': got " << shape_str(t->shape) << ", expected "
+               << p->value.shape().str();
+      ++n_problems;
+    }
+  }
+  if (!opt.allow_unexpected) {
+    for (const TensorView& t : file.tensors()) {
+      if (wanted.count(t.name)) continue;
+      bool ignored = false;
+      for (const auto& pre : opt.ignore_prefixes) ignored = ignored || t.name.rfind(pre, 0) == 0;
+      if (ignored) continue;
+      problems << "\n  unexpected tensor '" << t.name << "' " << shape_str(t.shape);
+      ++n_problems;
+    }
+  }
+  if (n_problems)
+    fail("checkpoint ", file.path(), " does not match the model (", n_problems, " problem",
+         n_problems > 1 ? "s" : "", "):", problems.str());
+  for (Parameter* p : params) {
+    const TensorView& t = file.get(p->name);
+    if (t.dtype == DType::f32) {
+      std::memcpy(p->value.raw(), t.data, t.nbytes);
+    } else {
+      std::vector<float> v = to_f32(t);
+      std::memcpy(p->value.raw(), v.data(), v.size() * 4);
+    }
+  }
+}
+
+void save_parameters(const std::string& path, const std::vector<Parameter*>& params,
+                     const std::map<std::string, std::string>& metadata,
+                     const std::vector<NamedTensor>& extra) {
+  std::vector<TensorToWrite> out;
+  for (Parameter* p : params)
+    out.push_back({p->name, p->value.dtype(), p->value.shape().vec(), p->value.raw()});
+  for (const NamedTensor& e : extra)
+    out.push_back({e.name, e.tensor.dtype(), e.tensor.shape().vec(), e.tensor.raw()});
+  write_safetensors(path, out, metadata);
+}
+
+Tensor read_tensor_f32(const SafetensorsFile& file, const std::string& name) {
+  const TensorView& t = file.get(name);
+  Tensor x = Tensor::empty(Shape(t.shape));
+  float* d = x.f32();
+  switch (t.dtype) {
+    case DType::f32:
+    case DType::f16:
+    case DType::bf16: {
+      std::vector<float> v = to_f32(t);
+      std::memcpy(d, v.data(), v.size() * 4);
+      break;
+    }
+    case DType::i64:
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        int64_t v;
+        std::memcpy(&v, static_cast<const char*>(t.data) + 8 * i, 8);
+        d[i] = float(v);
+      }
+      break;
+    default:
+      fail("tensor '", name, "' in ", file.path(), ": cannot read ", dtype_name(t.dtype), " as F32");
+  }
+  return x;
+}
+
+Tensor read_tensor_i32(const SafetensorsFile& file, const std::string& name) {
+  const TensorView& t = file.get(name);
+  Tensor x = Tensor::empty(Shape(t.shape), DType::i32);
+  int32_t* d = x.ptr<int32_t>();
+  const char* s = static_cast<const char*>(t.data);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    switch (t.dtype) {
+      case DType::i64: {
+        int64_t v;
+        std::memcpy(&v, s + 8 * i, 8);
+        d[i] = int32_t(v);
+        break;
+      }
+      case DType::i32: std::memcpy(&d[i], s + 4 * i, 4); break;
+      case DType::u8: d[i] = uint8_t(s[i]); break;
+      case DType::i8: d[i] = int8_t(s[i]); break;
+      default:
+        fail("tensor '", name, "' in ", file.path(), ": expected an integer dtype, got ",
+             dtype_name(t.dtype));
+    }
+  }
+  return x;
+}
+
+}  // namespace mmkit::io

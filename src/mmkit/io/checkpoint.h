@@ -1,0 +1,42 @@
+// Moving Parameters in and out of safetensors files, strictly by name.
+//
+// Loading reports every problem at once, by tensor name:
+//   missing tensors, unexpected tensors, "got [..], expected [..]" shapes.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mmkit/autograd/parameter.h"
+#include "mmkit/io/safetensors.h"
+
+namespace mmkit::io {
+
+struct LoadOptions {
+  // Names with one of these prefixes may be present without a parameter
+  // (e.g. "optim." state in a training checkpoint).
+  std::vector<std::string> ignore_prefixes;
+  bool allow_unexpected = false;
+};
+
+// Copies (converting F16/BF16 to f32) every parameter's value from `file`.
+void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,
+                     const LoadOptions& opt = {});
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;  // F32 (or any dtype) contiguous
+};
+
+// Writes parameters (and optional extra tensors) atomically with metadata.
+void save_parameters(const std::string& path, const std::vector<Parameter*>& params,
+                     const std::map<std::string, std::string>& metadata,
+                     const std::vector<NamedTensor>& extra = {});
+
+// Reads a tensor as an owned f32 Tensor (F32/F16/BF16, or integer dtypes
+// converted) — used for fixtures and optimizer state.
+Tensor read_tensor_f32(const SafetensorsFile& file, const std::string& name);
+// Reads an integer tensor (I64/I32/U8/I8) as I32.
+Tensor read_tensor_i32(const SafetensorsFile& file, const std::string& name);
+
+}  // namespace mmkit::io

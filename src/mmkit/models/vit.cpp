@@ -1,0 +1,155 @@
+#include "mmkit/models/vit.h"
+
+#include <nlohmann/json.hpp>
+
+#include "mmkit/autograd/functions.h"
+
+namespace mmkit {
+
+void VitConfig::validate() const {
+  auto pos = [](const char* name, int64_t v) {
+    MMKIT_CHECK(v > 0, "ViT config: ", name, " must be positive, got ", v);
+  };
+  pos("image_size", image_size);
+  pos("patch_size", patch_size);
+  pos("channels", channels);
+  pos("dim", dim);
+  pos("depth", depth);
+  pos("heads", heads);
+  pos("mlp_dim", mlp_dim);
+  pos("num_classes", num_classes);
+  MMKIT_CHECK(image_size % patch_size == 0, "ViT config: image_size ", image_size,
+              " is not a multiple of patch_size ", patch_size);
+  MMKIT_CHECK(dim % heads == 0, "ViT config: dim ", dim, " is not divisible by heads ", heads);
+  MMKIT_CHECK(dropout >= 0.f && dropout < 1.f, "ViT config: dropout must be in [0, 1)");
+  MMKIT_CHECK(class_names.empty() || int64_t(class_names.size()) == num_classes,
+              "ViT config: ", class_names.size(), " class names for ", num_classes, " classes");
+  nn::activation_from_name(activation);
+}
+
+std::string VitConfig::to_json() const {
+  nlohmann::json j;
+  j["model"] = "vit";
+  j["image_size"] = image_size;
+  j["patch_size"] = patch_size;
+  j["channels"] = channels;
+  j["dim"] = dim;
+  j["depth"] = depth;
+  j["heads"] = heads;
+  j["mlp_dim"] = mlp_dim;
+  j["num_classes"] = num_classes;
+  j["norm_first"] = norm_first;
+  j["activation"] = activation;
+  j["dropout"] = dropout;
+  j["layer_norm_eps"] = eps;
+  j["class_names"] = class_names;
+  return j.dump();
+}
+
+VitConfig VitConfig::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("ViT config is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(j.is_object(), "ViT config must be a JSON object");
+  VitConfig c;
+  auto get_int = [&](const char* k, int64_t& out) {
+    if (!j.contains(k)) fail("ViT config: missing field '", k, "'");
+    MMKIT_CHECK(j[k].is_number_integer(), "ViT config: field '", k, "' must be an integer");
+    out = j[k].get<int64_t>();
+  };
+  get_int("image_size", c.image_size);
+  get_int("patch_size", c.patch_size);
+  get_int("channels", c.channels);
+  get_int("dim", c.dim);
+  get_int("depth", c.depth);
+  get_int("heads", c.heads);
+  get_int("mlp_dim", c.mlp_dim);
+  get_int("num_classes", c.num_classes);
+  if (j.contains("norm_first")) {
+    MMKIT_CHECK(j["norm_first"].is_boolean(), "ViT config: 'norm_first' must be a boolean");
+    c.norm_first = j["norm_first"].get<bool>();
+  }
+  if (j.contains("activation")) {
+    MMKIT_CHECK(j["activation"].is_string(), "ViT config: 'activation' must be a string");
+    c.activation = j["activation"].get<std::string>();
+  }
+  if (j.contains("dropout")) {
+    MMKIT_CHECK(j["dropout"].is_number(), "ViT config: 'dropout' must be a number");
+    c.dropout = j["dropout"].get<float>();
+  }
+  if (j.contains("layer_norm_eps")) {
+    MMKIT_CHECK(j["layer_norm_eps"].is_number(), "ViT config: 'layer_norm_eps' must be a number");
+    c.eps = j["layer_norm_eps"].get<float>();
+  }
+  if (j.contains("class_names")) {
+    MMKIT_CHECK(j["class_names"].is_array(), "ViT config: 'class_names' must be an array");
+    for (auto& s : j["class_names"]) {
+      MMKIT_CHECK(s.is_string(), "ViT config: class names must be strings");
+      c.class_names.push_back(s.get<std::string>());
+    }
+  }
+  c.validate();
+  return c;
+}
+
+void Vit::init(const VitConfig& c, uint64_t seed) {
+  c.validate();
+  cfg = c;
+  Rng rng(seed);
+  const int64_t D = c.dim;
+  patch_embed.init("patch_embed", c.channels, D, c.patch_size, true, rng);
+  // Token and position embeddings: N(0, 0.02) truncated (the ViT/timm init);
+  // no weight decay on embeddings.
+  cls_token.init("cls_token", Shape{1, 1, D}, false);
+  nn::init_trunc_normal(cls_token, 0.02f, rng);
+  pos_embed.init("pos_embed", Shape{1, c.num_patches() + 1, D}, false);
+  nn::init_trunc_normal(pos_embed, 0.02f, rng);
+  nn::EncoderLayerConfig lc;
+  lc.dim = D;
+  lc.heads = c.heads;
+  lc.mlp_dim = c.mlp_dim;
+  lc.act = nn::activation_from_name(c.activation);
+  lc.norm_first = c.norm_first;
+  lc.dropout = c.dropout;
+  lc.eps = c.eps;
+  layers.clear();
+  layers.resize(size_t(c.depth));
+  for (int64_t i = 0; i < c.depth; ++i)
+    layers[size_t(i)].init("encoder.layers." + std::to_string(i), lc, rng);
+  if (c.norm_first) norm.init("norm", D, c.eps);
+  head.init("head", D, c.num_classes, true, rng);
+}
+
+nn::ParamList Vit::parameters() {
+  nn::ParamList p;
+  patch_embed.collect(p);
+  p.push_back(&cls_token);
+  p.push_back(&pos_embed);
+  for (auto& l : layers) l.collect(p);
+  if (cfg.norm_first) norm.collect(p);
+  head.collect(p);
+  return p;
+}
+
+Var vit_forward(Graph& g, Vit& m, Var images) {
+  const Shape& s = g.shape(images);
+  MMKIT_CHECK(s.n == 4 && s[1] == m.cfg.channels && s[2] == m.cfg.image_size &&
+                  s[3] == m.cfg.image_size,
+              "ViT: expected images [B, ", m.cfg.channels, ", ", m.cfg.image_size, ", ",
+              m.cfg.image_size, "], got ", s.str());
+  const int64_t B = s[0];
+  Var x = nn::patch_embedding(g, m.patch_embed, images);              // [B, P, D]
+  Var cls = ag::broadcast_batch(g, g.param(m.cls_token), B);         // [B, 1, D]
+  x = ag::concat(g, {cls, x}, 1);                                    // [B, P+1, D]
+  x = ag::add_broadcast(g, x, g.param(m.pos_embed));                 // + [1, P+1, D]
+  x = ag::dropout(g, x, m.cfg.dropout);
+  for (auto& layer : m.layers) x = nn::transformer_encoder_layer(g, layer, x);
+  Var c = ag::select_token(g, x, 0);                                 // [B, D]
+  if (m.cfg.norm_first) c = nn::layer_norm(g, m.norm, c);
+  return nn::linear(g, m.head, c);                                   // [B, K]
+}
+
+}  // namespace mmkit

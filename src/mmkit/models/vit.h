@@ -1,0 +1,59 @@
+// Vision Transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16
+// Words"): conv patch embedding, class token, learned positional embedding,
+// a stack of transformer encoder layers, classification head on the class
+// token's output.
+//
+//   mmkit::Vit vit;
+//   vit.init(cfg, /*seed=*/0);
+//   mmkit::Arena arena;  mmkit::Graph g(arena);
+//   Var logits = mmkit::vit_forward(g, vit, g.constant(images));  // [B, classes]
+//
+// Checkpoint names follow the PyTorch module tree used by
+// tools/fixtures/gen_fixtures.py (nn.TransformerEncoder inside):
+//   patch_embed.{weight [D,C,p,p], bias [D]}, cls_token [1,1,D],
+//   pos_embed [1, P+1, D], encoder.layers.{i}.<TransformerEncoderLayer>,
+//   norm.{weight,bias} (pre-norm variant only), head.{weight [K,D], bias [K]}
+// Shape letters: B batch, C channels, P patches, D width, K classes.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mmkit/nn/layer_norm.h"
+#include "mmkit/nn/linear.h"
+#include "mmkit/nn/patch_embedding.h"
+#include "mmkit/nn/transformer_encoder_layer.h"
+
+namespace mmkit {
+
+struct VitConfig {
+  int64_t image_size = 28, patch_size = 4, channels = 1;
+  int64_t dim = 64, depth = 4, heads = 4, mlp_dim = 256, num_classes = 10;
+  bool norm_first = false;  // post-norm is PyTorch's TransformerEncoderLayer default
+  std::string activation = "gelu";
+  float dropout = 0.f;
+  float eps = 1e-5f;
+  std::vector<std::string> class_names;  // optional, for labelling predictions
+
+  int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  void validate() const;  // throws mmkit::Error naming the bad field
+  std::string to_json() const;
+  static VitConfig from_json(const std::string& json);  // strict about types, lenient about extras
+};
+
+struct Vit {
+  VitConfig cfg;
+  nn::PatchEmbedding patch_embed;
+  Parameter cls_token;  // [1, 1, D]
+  Parameter pos_embed;  // [1, P+1, D]
+  std::vector<nn::TransformerEncoderLayer> layers;
+  nn::LayerNorm norm;   // final norm, pre-norm variant only
+  nn::Linear head;      // [K, D]
+
+  void init(const VitConfig& cfg, uint64_t seed);
+  nn::ParamList parameters();
+};
+
+// images [B, C, H, W] -> logits [B, K]
+Var vit_forward(Graph& g, Vit& m, Var images);
+
+}  // namespace mmkit

@@ -1,0 +1,59 @@
+#include "mmkit/ops/activation.h"
+
+#include "mmkit/ops/vecmath.h"
+
+namespace mmkit::ops {
+
+constexpr int64_t kParallelMin = 1 << 14;
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+
+static inline float gelu1(float v) { return 0.5f * v * (1.f + erf_approx(v * kInvSqrt2)); }
+
+void gelu_forward(const float* x, float* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu1(x[i]);
+}
+
+void gelu_backward(const float* dy, const float* x, float* dx, int64_t n) {
+  // d/dx [x Phi(x)] = Phi(x) + x phi(x)
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    float cdf = 0.5f * (1.f + erf_approx(v * kInvSqrt2));
+    float pdf = kInvSqrt2Pi * exp_approx(-0.5f * v * v);
+    dx[i] += dy[i] * (cdf + v * pdf);
+  }
+}
+
+void quick_gelu_forward(const float* x, float* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_approx(1.702f * x[i]);
+}
+
+void quick_gelu_backward(const float* dy, const float* x, float* dx, int64_t n) {
+  // d/dx [x s(ax)] = s(ax) + a x s(ax) (1 - s(ax))
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float s = sigmoid_approx(1.702f * x[i]);
+    dx[i] += dy[i] * (s + 1.702f * x[i] * s * (1.f - s));
+  }
+}
+
+void bias_gelu_forward(const float* x, const float* b, float* pre, float* y, int64_t outer,
+                       int64_t inner) {
+#pragma omp parallel for if (outer * inner > kParallelMin)
+  for (int64_t o = 0; o < outer; ++o) {
+    const float* xr = x + o * inner;
+    float* yr = y + o * inner;
+    float* pr = pre ? pre + o * inner : nullptr;
+#pragma omp simd
+    for (int64_t i = 0; i < inner; ++i) {
+      float v = xr[i] + b[i];
+      if (pr) pr[i] = v;
+      yr[i] = gelu1(v);
+    }
+  }
+}
+
+}  // namespace mmkit::ops

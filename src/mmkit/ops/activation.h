@@ -1,0 +1,20 @@
+// Activations, element-wise over n values.
+//   gelu:       x * Phi(x) with the exact erf form (PyTorch's default "gelu")
+//   quick_gelu: x * sigmoid(1.702 x)  (OpenAI CLIP)
+// Backward kernels accumulate dx += dy * f'(x).
+#pragma once
+#include <cstdint>
+
+namespace mmkit::ops {
+
+void gelu_forward(const float* x, float* y, int64_t n);
+void gelu_backward(const float* dy, const float* x, float* dx, int64_t n);
+void quick_gelu_forward(const float* x, float* y, int64_t n);
+void quick_gelu_backward(const float* dy, const float* x, float* dx, int64_t n);
+
+// Fused y[o,i] = act(x[o,i] + b[i]) for the MLP's first linear; `pre` (may be
+// null) receives x + b, which the backward needs.
+void bias_gelu_forward(const float* x, const float* b, float* pre, float* y, int64_t outer,
+                       int64_t inner);
+
+}  // namespace mmkit::ops

@@ -1,0 +1,16 @@
+// Linear layer kernels: y[N,out] = x[N,in] @ W[out,in]^T + b[out]  (PyTorch's
+// nn.Linear layout, so checkpoints load without transposes).
+// Backward functions ACCUMULATE into their outputs (+=), the convention of
+// every backward kernel in ops/: a tensor used twice gets the sum for free.
+#pragma once
+#include <cstdint>
+
+namespace mmkit::ops {
+
+void linear_forward(const float* x, const float* W, const float* b, float* y, int64_t N,
+                    int64_t in, int64_t out);
+// Any of dx, dW, db may be null (not needed).
+void linear_backward(const float* dy, const float* x, const float* W, float* dx, float* dW,
+                     float* db, int64_t N, int64_t in, int64_t out);
+
+}  // namespace mmkit::ops
