@@ -335,6 +335,37 @@ TEST(Safetensors, HostileFilesAreRejected) {
   EXPECT_THROW(SafetensorsFile::open(dir.path), mmkit::Error);  // a directory
 }
 
+TEST(Safetensors, CorruptedFilesThrowOrLoadButNeverCrash) {
+  // Every truncation and 2000 random byte corruptions of a valid file: open() either succeeds or
+  // throws mmkit::Error (anything else — a crash, another exception type — fails the test).
+  TmpDir dir;
+  const std::string src = dir / "src.safetensors", bad = dir / "bad.safetensors";
+  const float w[6] = {1, 2, 3, 4, 5, 6};
+  const uint16_t h[3] = {1, 2, 3};
+  write_safetensors(src, {{"w", DType::f32, {2, 3}, w}, {"h", DType::f16, {3}, h}}, {{"k", "v"}});
+  const std::string good = read_all(src);
+  auto try_open = [&](const std::string& bytes) {
+    write_bytes(bad, bytes);
+    try {
+      auto f = SafetensorsFile::open(bad);
+      for (const auto& t : f.tensors())
+        if (t.dtype == DType::f32 || t.dtype == DType::f16) to_f32(t);
+    } catch (const mmkit::Error&) {
+    }
+  };
+  for (size_t n = 0; n < good.size(); ++n) {
+    write_bytes(bad, good.substr(0, n));
+    EXPECT_THROW(SafetensorsFile::open(bad), mmkit::Error) << "truncated to " << n << " bytes";
+  }
+  uint64_t rng = 12345;
+  auto next = [&] { return rng = rng * 6364136223846793005ull + 1442695040888963407ull, rng >> 33; };
+  for (int i = 0; i < 2000; ++i) {
+    std::string b = good;
+    for (int k = 0, nk = 1 + next() % 3; k < nk; ++k) b[next() % b.size()] = static_cast<char>(next());
+    try_open(b);
+  }
+}
+
 // ------------------------------------------------------------------------------ f16 / bf16
 
 TEST(Safetensors, HalfConversionSpotValues) {

@@ -13,8 +13,9 @@
 //   header = {"__metadata__": {str: str},            (optional)
 //             "<name>": {"dtype": "F32", "shape": [d0, ..], "data_offsets": [begin, end]}, ..}
 //   offsets are byte offsets relative to the start of the data buffer (file offset 8 + N).
-// The reader accepts exactly what the reference implementation accepts: tensors must tile the data
+// The reader is as strict about layout as the reference implementation: tensors must tile the data
 // buffer without overlaps, gaps or trailing bytes, so a file that loads here loads in Python too.
+// Dtypes outside mmkit::DType (F64, BOOL, ...) are rejected.
 #pragma once
 #include <cstddef>
 #include <cstdint>

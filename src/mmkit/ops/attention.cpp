@@ -1,6 +1,7 @@
 #include "mmkit/ops/attention.h"
 
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -15,28 +16,74 @@ static float* scratch(std::vector<float>& buf, size_t n) {
   return buf.data();
 }
 
-// S[Tq,Tk] = scale * Q K^T via K^T staged in kt [dh, Tk], so the inner loop
-// runs over keys (vectorises for any head size).
-static void scores(const AttentionDims& d, const float* q, const float* k, float* kt, float* S) {
-  for (int64_t j = 0; j < d.Tk; ++j)
-    for (int64_t c = 0; c < d.dh; ++c) kt[c * d.Tk + j] = k[j * d.ldk + c];
-  for (int64_t i = 0; i < d.Tq; ++i) {
-    float* s = S + i * d.Tk;
-    for (int64_t j = 0; j < d.Tk; ++j) s[j] = 0.f;
-    const float* qi = q + i * d.ldq;
-    for (int64_t c = 0; c < d.dh; ++c) {
-      float a = qi[c] * d.scale;
-      const float* kr = kt + c * d.Tk;
+// The head size is a template parameter for the common sizes (16..128) so
+// the per-row accumulators live in vector registers and the inner loops
+// unroll completely; kDh = 0 is the generic fallback (runtime d.dh).
+// Keys are processed in a padded width Tkp (multiple of 16) so rows of the
+// transposed K/V staging buffers are whole AVX-512 vectors.
+
+static inline int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// kt[c, j] = k[j, c] for c < dh, zero for padding keys.
+static void stage_transposed(const float* k, int64_t ld, int64_t Tk, int64_t Tkp, int64_t dh,
+                             float* kt) {
+  for (int64_t c = 0; c < dh; ++c)
+    for (int64_t j = Tk; j < Tkp; ++j) kt[c * Tkp + j] = 0.f;
+  for (int64_t j = 0; j < Tk; ++j) {
+    const float* kr = k + j * ld;
+    for (int64_t c = 0; c < dh; ++c) kt[c * Tkp + j] = kr[c];
+  }
+}
+
+// s[0:Tkp] = a * sum_c x[c] * mt[c, 0:Tkp]
+template <int kDh>
+static inline void row_times_staged(const float* x, const float* mt, int64_t dh_rt, int64_t Tkp,
+                                    float a, float* s) {
+  const int64_t dh = kDh ? kDh : dh_rt;
+  for (int64_t j0 = 0; j0 < Tkp; j0 += 16) {
+    float acc[16] = {0};
+    for (int64_t c = 0; c < dh; ++c) {
+      const float xc = x[c];
+      const float* m = mt + c * Tkp + j0;
 #pragma omp simd
-      for (int64_t j = 0; j < d.Tk; ++j) s[j] += a * kr[j];
+      for (int j = 0; j < 16; ++j) acc[j] += xc * m[j];
+    }
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) s[j0 + j] = acc[j] * a;
+  }
+}
+
+// out[0:dh] (=, or += when kAcc) sum_j w[j] * rows[j*ld + 0:dh], j < n, rows
+// taken with stride `ld`; w may be read with stride `ws`.
+template <int kDh, bool kAcc>
+static inline void weighted_rows(const float* w, int64_t ws, const float* rows, int64_t ld,
+                                 int64_t n, int64_t dh_rt, float* out) {
+  if constexpr (kDh > 0) {
+    float acc[kDh] = {0};
+    for (int64_t j = 0; j < n; ++j) {
+      const float wj = w[j * ws];
+      const float* r = rows + j * ld;
+#pragma omp simd
+      for (int c = 0; c < kDh; ++c) acc[c] += wj * r[c];
+    }
+#pragma omp simd
+    for (int c = 0; c < kDh; ++c) out[c] = kAcc ? out[c] + acc[c] : acc[c];
+  } else {
+    if (!kAcc)
+      for (int64_t c = 0; c < dh_rt; ++c) out[c] = 0.f;
+    for (int64_t j = 0; j < n; ++j) {
+      const float wj = w[j * ws];
+      const float* r = rows + j * ld;
+#pragma omp simd
+      for (int64_t c = 0; c < dh_rt; ++c) out[c] += wj * r[c];
     }
   }
 }
 
-static void mask_and_softmax(const AttentionDims& d, const uint8_t* pad, float* S) {
+static void mask_and_softmax(const AttentionDims& d, const uint8_t* pad, float* S, int64_t ldS) {
   const float ninf = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < d.Tq; ++i) {
-    float* s = S + i * d.Tk;
+    float* s = S + i * ldS;
     if (pad)
       for (int64_t j = 0; j < d.Tk; ++j)
         if (pad[j]) s[j] = ninf;
@@ -46,48 +93,47 @@ static void mask_and_softmax(const AttentionDims& d, const uint8_t* pad, float* 
   }
 }
 
-void attention_forward(const AttentionDims& d, const float* q, const float* k, const float* v,
-                       const uint8_t* key_pad, float* out, float* probs) {
-  const int64_t D = d.H * d.dh;
+template <int kDh>
+static void forward_impl(const AttentionDims& d, const float* q, const float* k, const float* v,
+                         const uint8_t* key_pad, float* out, float* probs) {
+  const int64_t D = d.H * d.dh, Tkp = pad16(d.Tk);
 #pragma omp parallel
   {
     static thread_local std::vector<float> kt_buf, s_buf;
-    float* kt = scratch(kt_buf, size_t(d.dh * d.Tk));
-    float* Sbuf = probs ? nullptr : scratch(s_buf, size_t(d.Tq * d.Tk));
+    float* kt = scratch(kt_buf, size_t(d.dh * Tkp));
+    float* Sp = scratch(s_buf, size_t(d.Tq * Tkp));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < d.B; ++b)
       for (int64_t h = 0; h < d.H; ++h) {
         const float* qb = q + b * d.Tq * d.ldq + h * d.dh;
         const float* kb = k + b * d.Tk * d.ldk + h * d.dh;
         const float* vb = v + b * d.Tk * d.ldv + h * d.dh;
-        float* S = probs ? probs + (b * d.H + h) * d.Tq * d.Tk : Sbuf;
-        scores(d, qb, kb, kt, S);
-        mask_and_softmax(d, key_pad ? key_pad + b * d.Tk : nullptr, S);
-        // out[i, :] = sum_j P[i, j] v[j, :]
-        for (int64_t i = 0; i < d.Tq; ++i) {
-          float* o = out + (b * d.Tq + i) * D + h * d.dh;
-          for (int64_t c = 0; c < d.dh; ++c) o[c] = 0.f;
-          const float* p = S + i * d.Tk;
-          for (int64_t j = 0; j < d.Tk; ++j) {
-            float pj = p[j];
-            if (pj == 0.f) continue;
-            const float* vr = vb + j * d.ldv;
-#pragma omp simd
-            for (int64_t c = 0; c < d.dh; ++c) o[c] += pj * vr[c];
-          }
+        stage_transposed(kb, d.ldk, d.Tk, Tkp, d.dh, kt);
+        for (int64_t i = 0; i < d.Tq; ++i)
+          row_times_staged<kDh>(qb + i * d.ldq, kt, d.dh, Tkp, d.scale, Sp + i * Tkp);
+        mask_and_softmax(d, key_pad ? key_pad + b * d.Tk : nullptr, Sp, Tkp);
+        for (int64_t i = 0; i < d.Tq; ++i)
+          weighted_rows<kDh, false>(Sp + i * Tkp, 1, vb, d.ldv, d.Tk, d.dh,
+                                    out + (b * d.Tq + i) * D + h * d.dh);
+        if (probs) {
+          float* P = probs + (b * d.H + h) * d.Tq * d.Tk;
+          for (int64_t i = 0; i < d.Tq; ++i)
+            std::memcpy(P + i * d.Tk, Sp + i * Tkp, size_t(d.Tk) * sizeof(float));
         }
       }
   }
 }
 
-void attention_backward(const AttentionDims& d, const float* q, const float* k, const float* v,
-                        const float* probs, const float* dout, float* dq, float* dk, float* dv) {
-  const int64_t D = d.H * d.dh;
+template <int kDh>
+static void backward_impl(const AttentionDims& d, const float* q, const float* k, const float* v,
+                          const float* probs, const float* dout, float* dq, float* dk,
+                          float* dv) {
+  const int64_t D = d.H * d.dh, Tkp = pad16(d.Tk);
 #pragma omp parallel
   {
     static thread_local std::vector<float> vt_buf, ds_buf;
-    float* vt = scratch(vt_buf, size_t(d.dh * d.Tk));
-    float* dS = scratch(ds_buf, size_t(d.Tq * d.Tk));
+    float* vt = scratch(vt_buf, size_t(d.dh * Tkp));
+    float* dS = scratch(ds_buf, size_t(d.Tq * Tkp));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < d.B; ++b)
       for (int64_t h = 0; h < d.H; ++h) {
@@ -96,60 +142,66 @@ void attention_backward(const AttentionDims& d, const float* q, const float* k, 
         const float* vb = v + b * d.Tk * d.ldv + h * d.dh;
         const float* P = probs + (b * d.H + h) * d.Tq * d.Tk;
         const float* dob = dout + b * d.Tq * D + h * d.dh;
-        for (int64_t j = 0; j < d.Tk; ++j)
-          for (int64_t c = 0; c < d.dh; ++c) vt[c * d.Tk + j] = vb[j * d.ldv + c];
+        stage_transposed(vb, d.ldv, d.Tk, Tkp, d.dh, vt);
+        // dS = P * (dP - rowsum(P * dP)) * scale, dP = dout v^T
         for (int64_t i = 0; i < d.Tq; ++i) {
-          const float* go = dob + i * D;
+          float* ds = dS + i * Tkp;
           const float* p = P + i * d.Tk;
-          float* ds = dS + i * d.Tk;
-          // dP[i, j] = dout[i] . v[j]
-          for (int64_t j = 0; j < d.Tk; ++j) ds[j] = 0.f;
-          for (int64_t c = 0; c < d.dh; ++c) {
-            float g = go[c];
-            const float* vr = vt + c * d.Tk;
-#pragma omp simd
-            for (int64_t j = 0; j < d.Tk; ++j) ds[j] += g * vr[j];
-          }
-          // dS = P * (dP - sum_j P dP), then fold in the score scale.
+          row_times_staged<kDh>(dob + i * D, vt, d.dh, Tkp, 1.f, ds);
           float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
           for (int64_t j = 0; j < d.Tk; ++j) dot += p[j] * ds[j];
 #pragma omp simd
           for (int64_t j = 0; j < d.Tk; ++j) ds[j] = p[j] * (ds[j] - dot) * d.scale;
-          // dv[j] += P[i, j] dout[i]
-          if (dv)
-            for (int64_t j = 0; j < d.Tk; ++j) {
-              float pj = p[j];
-              if (pj == 0.f) continue;
-              float* dvr = dv + b * d.Tk * d.ldv + h * d.dh + j * d.ldv;
-#pragma omp simd
-              for (int64_t c = 0; c < d.dh; ++c) dvr[c] += pj * go[c];
-            }
-          // dq[i] += sum_j dS[i, j] k[j]
-          if (dq) {
-            float* dqr = dq + b * d.Tq * d.ldq + h * d.dh + i * d.ldq;
-            for (int64_t j = 0; j < d.Tk; ++j) {
-              float s = ds[j];
-              if (s == 0.f) continue;
-              const float* kr = kb + j * d.ldk;
-#pragma omp simd
-              for (int64_t c = 0; c < d.dh; ++c) dqr[c] += s * kr[c];
-            }
-          }
-          // dk[j] += dS[i, j] q[i]
-          if (dk) {
-            const float* qi = qb + i * d.ldq;
-            for (int64_t j = 0; j < d.Tk; ++j) {
-              float s = ds[j];
-              if (s == 0.f) continue;
-              float* dkr = dk + b * d.Tk * d.ldk + h * d.dh + j * d.ldk;
-#pragma omp simd
-              for (int64_t c = 0; c < d.dh; ++c) dkr[c] += s * qi[c];
-            }
-          }
         }
+        // dq[i] += sum_j dS[i, j] k[j]
+        if (dq)
+          for (int64_t i = 0; i < d.Tq; ++i)
+            weighted_rows<kDh, true>(dS + i * Tkp, 1, kb, d.ldk, d.Tk, d.dh,
+                                     dq + b * d.Tq * d.ldq + h * d.dh + i * d.ldq);
+        // dk[j] += sum_i dS[i, j] q[i];  dv[j] += sum_i P[i, j] dout[i]
+        if (dk)
+          for (int64_t j = 0; j < d.Tk; ++j)
+            weighted_rows<kDh, true>(dS + j, Tkp, qb, d.ldq, d.Tq, d.dh,
+                                     dk + b * d.Tk * d.ldk + h * d.dh + j * d.ldk);
+        if (dv)
+          for (int64_t j = 0; j < d.Tk; ++j)
+            weighted_rows<kDh, true>(P + j, d.Tk, dob, D, d.Tq, d.dh,
+                                     dv + b * d.Tk * d.ldv + h * d.dh + j * d.ldv);
       }
   }
+}
+
+template <template <int> class F, class... A>
+static void dispatch_dh(int64_t dh, A... a) {
+  switch (dh) {
+    case 16: F<16>::run(a...); break;
+    case 32: F<32>::run(a...); break;
+    case 64: F<64>::run(a...); break;
+    case 128: F<128>::run(a...); break;
+    default: F<0>::run(a...); break;
+  }
+}
+
+template <int kDh>
+struct Fwd {
+  template <class... A>
+  static void run(A... a) { forward_impl<kDh>(a...); }
+};
+template <int kDh>
+struct Bwd {
+  template <class... A>
+  static void run(A... a) { backward_impl<kDh>(a...); }
+};
+
+void attention_forward(const AttentionDims& d, const float* q, const float* k, const float* v,
+                       const uint8_t* key_pad, float* out, float* probs) {
+  dispatch_dh<Fwd>(d.dh, d, q, k, v, key_pad, out, probs);
+}
+
+void attention_backward(const AttentionDims& d, const float* q, const float* k, const float* v,
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv) {
+  dispatch_dh<Bwd>(d.dh, d, q, k, v, probs, dout, dq, dk, dv);
 }
 
 }  // namespace mmkit::ops
