@@ -12,7 +12,10 @@ scaled to [0,1] and normalised with mean 0.2860, std 0.3530.
 
 Prints one JSON line:
   {"framework":"pytorch","images_per_s":..,"step_ms_min":..,"step_ms_median":..,"threads":..,"batch":..,...}
-images_per_s = batch / median step time. A step = forward + backward + optimizer step (zero_grad included).
+images_per_s = batch / median step time. Environment that matters here: OMP_WAIT_POLICY (torch's OpenMP
+pool spins by default and fights OpenBLAS's pthread pool), OPENBLAS_NUM_THREADS (set from --threads unless
+given), OPENBLAS_CORETYPE (Haswell in this environment: AVX2 kernels, about half the AVX-512 GEMM speed).
+A step = forward + backward + optimizer step (zero_grad included).
 """
 import argparse
 import gzip
@@ -22,8 +25,23 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+
+def _threads_arg():
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "2"
+
+
+# Debian's torch does its GEMMs in OpenBLAS (pthread build, libblas.so.3), whose own pool ignores
+# torch.set_num_threads and defaults to one thread per core. Cap it to --threads (before torch loads it)
+# so "--threads 1" really means one thread; an OPENBLAS_NUM_THREADS already set is respected.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads_arg())
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools", "fixtures"))
@@ -104,6 +122,8 @@ def main():
         "loss_first": round(losses[0], 4),
         "loss_last": round(losses[-1], 4),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "torch": torch.__version__,
     }))
 

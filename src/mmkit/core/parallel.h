@@ -7,7 +7,8 @@
 
 namespace mmkit {
 
-// Sets the thread count for OpenMP and the GEMM backend. n <= 0: all cores.
+// Sets the thread count for OpenMP and the GEMM backend (n <= 0: all cores)
+// and enables flush-to-zero on the pool threads.
 void set_num_threads(int n);
 int num_threads();
 

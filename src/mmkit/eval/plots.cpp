@@ -242,7 +242,7 @@ void plot_training_curves(const std::string& png_path, const std::vector<EpochPo
     add("test loss", p.test_loss, 4, "");
     add("train acc", p.train_acc * 100, 2, "%");
     add("test acc", p.test_acc * 100, 2, "%");
-    c.text(W / 2, 56, sub, 2, kMuted, Align::center, VAlign::top);
+    if (sub.back() != ':') c.text(W / 2, 56, sub, 2, kMuted, Align::center, VAlign::top);
   }
 
   double x_lo = 0, x_hi = 1;
@@ -284,7 +284,7 @@ void plot_confusion_matrix(const std::string& png_path, const std::vector<int64_
     names[size_t(i)] = clip_name(class_names_in.empty() ? std::to_string(i) : class_names_in[size_t(i)], 18);
 
   // Geometry: cells shrink with k so the matrix stays around 640 px.
-  const int cell = std::clamp(640 / k, 6, 72);
+  const int cell = std::clamp(640 / k, 6, 110);
   const int ls = cell >= 18 ? 2 : 1;  // label scale
   int name_w = 0;
   for (const auto& n : names) name_w = std::max(name_w, Canvas::text_width(n, ls));
@@ -292,7 +292,7 @@ void plot_confusion_matrix(const std::string& png_path, const std::vector<int64_
   if (!show_names) name_w = 0;
 
   const int mx = 20 + 14 + 16 + name_w + 12;  // "true class" label, names, gap
-  const int my = 110;
+  const int my = 120;
   const int msize = k * cell;
   const int bar_x = mx + msize + 36, bar_w = 22;
   const int right_edge = bar_x + bar_w + 10 + Canvas::text_width("100%", 2) + 24;
@@ -350,7 +350,8 @@ void plot_confusion_matrix(const std::string& png_path, const std::vector<int64_
     c.fill_rect(bar_x + bar_w, y, 5, 1, kAxis);
     c.text(bar_x + bar_w + 9, y, std::to_string(p) + "%", msize >= 160 ? 2 : 1, kInk, Align::left, VAlign::middle);
   }
-  c.text(bar_x + bar_w / 2, my - 12, "of row", 1, kMuted, Align::center, VAlign::bottom);
+  // Shading is per true class (row), so a rare class still shows its errors.
+  c.text(bar_x + bar_w / 2, my - 14, "row %", 2, kMuted, Align::center, VAlign::bottom);
 
   write_png(png_path, c.image());
 }

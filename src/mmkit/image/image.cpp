@@ -107,6 +107,18 @@ bool png_decode_run(png_structp png, png_infop info, PngReadState* st, int64_t m
 }
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  // IHDR must be the first chunk (signature 8 + length 4 + "IHDR" 4, then
+  // big-endian width and height). Checking it here refuses a bomb before
+  // libpng reads anything else; the check after png_read_info covers the rest.
+  if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t o) {
+      return uint64_t(data[o]) << 24 | uint64_t(data[o + 1]) << 16 | uint64_t(data[o + 2]) << 8 | data[o + 3];
+    };
+    const uint64_t w = be32(16), h = be32(20);
+    if (w * h > uint64_t(max_pixels))
+      fail(name, ": invalid PNG: declared size ", describe_size(w, h), " = ", w * h,
+           " pixels exceeds the limit of ", max_pixels, " pixels");
+  }
   PngReadState st{data, size, 0, {0}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, png_on_error, png_on_warning);
   if (!png) fail(name, ": cannot initialise libpng");
@@ -296,6 +308,7 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size) {
 
 Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   if (!data || size == 0) fail(name, ": empty file");
+  if (max_pixels <= 0) fail(name, ": max_pixels must be positive, got ", max_pixels);
   switch (detect_image_format(data, size)) {
     case ImageFormat::png:
       return decode_png(data, size, name, max_pixels);

@@ -25,6 +25,10 @@ void VitConfig::validate() const {
   MMKIT_CHECK(class_names.empty() || int64_t(class_names.size()) == num_classes,
               "ViT config: ", class_names.size(), " class names for ", num_classes, " classes");
   nn::activation_from_name(activation);
+  for (const auto* v : {&pixel_mean, &pixel_std})
+    MMKIT_CHECK(v->empty() || int64_t(v->size()) == channels, "ViT config: pixel_mean/pixel_std need ",
+                channels, " values (one per channel), got ", v->size());
+  for (float s : pixel_std) MMKIT_CHECK(s > 0.f, "ViT config: pixel_std values must be positive");
 }
 
 std::string VitConfig::to_json() const {
@@ -43,6 +47,8 @@ std::string VitConfig::to_json() const {
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["class_names"] = class_names;
+  j["pixel_mean"] = pixel_mean;
+  j["pixel_std"] = pixel_std;
   return j.dump();
 }
 
@@ -89,6 +95,15 @@ VitConfig VitConfig::from_json(const std::string& text) {
     for (auto& s : j["class_names"]) {
       MMKIT_CHECK(s.is_string(), "ViT config: class names must be strings");
       c.class_names.push_back(s.get<std::string>());
+    }
+  }
+  for (const char* key : {"pixel_mean", "pixel_std"}) {
+    if (!j.contains(key)) continue;
+    MMKIT_CHECK(j[key].is_array(), "ViT config: '", key, "' must be an array of numbers");
+    auto& dst = std::string(key) == "pixel_mean" ? c.pixel_mean : c.pixel_std;
+    for (auto& v : j[key]) {
+      MMKIT_CHECK(v.is_number(), "ViT config: '", key, "' must be an array of numbers");
+      dst.push_back(v.get<float>());
     }
   }
   c.validate();

@@ -33,6 +33,8 @@ struct VitConfig {
   float dropout = 0.f;
   float eps = 1e-5f;
   std::vector<std::string> class_names;  // optional, for labelling predictions
+  // Input normalisation (x/255 - mean) / std per channel; empty = 0.5/0.5.
+  std::vector<float> pixel_mean, pixel_std;
 
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
   void validate() const;  // throws mmkit::Error naming the bad field

@@ -1,5 +1,5 @@
 // Branch-free float math that GCC auto-vectorises (no libm calls in hot loops).
-// Accuracy: exp_approx rel. error < 2e-7 on [-87, 88]; erf_approx abs. error
+// Accuracy: exp_approx rel. error < 2e-7 on [-86, 88]; erf_approx abs. error
 // < 2e-7 (Abramowitz & Stegun 7.1.26 form with our exp), tested in test_ops.cpp.
 #pragma once
 #include <cmath>
@@ -11,7 +11,10 @@ namespace mmkit::ops {
 inline float exp_approx(float x) {
   // e^x = 2^k * e^r, k = round(x / ln2), r = x - k ln2 in [-ln2/2, ln2/2];
   // e^r by a degree-6 Taylor/minimax polynomial.
-  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  // Clamp so the result is never subnormal (e^-86 = 4e-38 > FLT_MIN):
+  // subnormal operands cost ~100x in later arithmetic, and any term this
+  // small is negligible wherever it is used (softmax sums, GELU tails).
+  x = x < -86.f ? -86.f : (x > 88.7f ? 88.7f : x);
   float kf = std::nearbyint(x * 1.44269504088896341f);
   float r = x - kf * 0.693145751953125f - kf * 1.428606765330187e-06f;
   float p = 1.f / 720.f;

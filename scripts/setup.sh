@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12 packages only) and builds mmkit (Release)
+# into build/. Safe to re-run: apt-get and cmake skip what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libdnnl-dev libopenblas-openmp-dev      # GEMM backends (oneDNN is the default)
+  libpng-dev libjpeg-dev zlib1g-dev       # image decode/encode, gzip IDX files
+  nlohmann-json3-dev libcli11-dev         # JSON, command line
+  libgtest-dev                            # tests
+  dataset-fashion-mnist                   # the main job's data set
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build -j"$(nproc)"

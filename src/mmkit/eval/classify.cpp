@@ -1,0 +1,40 @@
+#include "mmkit/eval/classify.h"
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/image/to_tensor.h"
+
+namespace mmkit {
+
+std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& images) {
+  const VitConfig& c = vit.cfg;
+  const int64_t n = int64_t(images.size()), S = c.image_size, K = c.num_classes;
+  std::vector<Classification> out;
+  if (n == 0) return out;
+  Tensor x = Tensor::empty(Shape{n, c.channels, S, S});
+  for (int64_t i = 0; i < n; ++i) {
+    Image im = c.channels == 1 ? to_gray(images[size_t(i)]) : to_rgb(images[size_t(i)]);
+    MMKIT_CHECK(im.channels == c.channels, "image ", i, " has ", im.channels,
+                " channels after conversion, the model expects ", c.channels);
+    if (im.width != S || im.height != S) im = resize_bilinear(im, int(S), int(S));
+    pixels_to_chw(im.pixels.data(), int(S), int(S), int(c.channels), c.pixel_mean, c.pixel_std,
+                  x.f32() + i * c.channels * S * S);
+  }
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  Var probs = ag::softmax(g, vit_forward(g, vit, g.constant(x)));
+  const float* p = g.data(probs);
+  for (int64_t i = 0; i < n; ++i) {
+    Classification r;
+    r.probs.assign(p + i * K, p + (i + 1) * K);
+    for (int64_t k = 1; k < K; ++k)
+      if (r.probs[size_t(k)] > r.probs[size_t(r.label)]) r.label = k;
+    r.probability = r.probs[size_t(r.label)];
+    r.name = size_t(r.label) < c.class_names.size() ? c.class_names[size_t(r.label)]
+                                                     : std::to_string(r.label);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace mmkit
