@@ -106,6 +106,9 @@ int main(int argc, char** argv) {
   tv->add_option("--clip-grad", to.clip_grad, "max global gradient norm (0: off)")->capture_default_str();
   bool no_augment = false;
   tv->add_flag("--no-augment", no_augment, "disable random shifts and flips");
+  tv->add_option("--aug-shift", to.aug_shift, "max random shift in pixels")->capture_default_str();
+  bool no_flip = false;
+  tv->add_flag("--no-flip", no_flip, "no random horizontal flips");
   tv->add_option("--seed", to.seed)->capture_default_str();
   tv->add_option("--threads", to.threads, "0 = all cores")->capture_default_str();
   tv->add_option("--checkpoint-every", to.checkpoint_every, "steps between checkpoints")->capture_default_str();
@@ -150,6 +153,7 @@ int main(int argc, char** argv) {
   try {
     if (*tv) {
       to.augment = !no_augment;
+      to.aug_flip = !no_flip;
       return run_train_vit(to);
     }
     if (*ev) return run_eval_vit(model, eval_data, json, threads, confusion);

@@ -114,6 +114,7 @@ std::string state_json(const TrainState& s, const VitTrainOptions& o) {
                   {"lr", o.lr},               {"min_lr", o.min_lr},
                   {"weight_decay", o.weight_decay}, {"label_smoothing", o.label_smoothing},
                   {"clip_grad", o.clip_grad}, {"augment", o.augment},
+                  {"aug_shift", o.aug_shift},  {"aug_flip", o.aug_flip},
                   {"seed", o.seed},           {"limit_train", o.limit_train}};
   return j.dump();
 }
@@ -386,7 +387,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
       for (int64_t i = 0; i < n; ++i) {
         const uint8_t* src = train.image(idx[size_t(i)]);
         if (o.augment && C == 1) {
-          data::augment_random_crop_flip(src, train.rows, train.cols, 2, true,
+          data::augment_random_crop_flip(src, train.rows, train.cols, o.aug_shift, o.aug_flip,
                                          mix64(o.seed ^ mix64(uint64_t(st.step) * 65536 + uint64_t(i))),
                                          aug.data());
           std::memcpy(one.pixels.data(), aug.data(), aug.size());

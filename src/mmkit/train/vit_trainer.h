@@ -35,7 +35,9 @@ struct VitTrainOptions {
   int64_t warmup_steps = -1;   // < 0: one epoch
   float label_smoothing = 0.1f;
   float clip_grad = 1.0f;      // <= 0: off
-  bool augment = true;         // random 2-pixel shifts + horizontal flips
+  bool augment = true;         // random shifts (up to aug_shift pixels) + optional flips
+  int aug_shift = 2;
+  bool aug_flip = true;
   uint64_t seed = 0;
   int threads = 0;             // <= 0: all cores
   int64_t checkpoint_every = 200;  // steps; epoch ends always checkpoint
