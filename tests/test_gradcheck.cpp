@@ -71,6 +71,11 @@ TEST(GradCheck, Linear) {
             {randn({2, 3, 5}, 1), randn({4, 5}, 2), randn({4}, 3)});
 }
 
+TEST(GradCheck, Matmul) {
+  gradcheck("matmul", [](Graph& g, const std::vector<Var>& v) { return ag::matmul(g, v[0], v[1]); },
+            {randn({2, 3, 5}, 1), randn({5, 4}, 2)});
+}
+
 TEST(GradCheck, LinearRowsWithBiasOffset) {
   gradcheck("linear_rows",
             [](Graph& g, const std::vector<Var>& v) { return ag::linear_rows(g, v[0], v[1], v[2], 2, 3, 5); },

@@ -9,6 +9,7 @@
 #include "mmkit/ops/dropout.h"
 #include "mmkit/ops/elementwise.h"
 #include "mmkit/ops/embedding.h"
+#include "mmkit/ops/gemm.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
 #include "mmkit/ops/patch_embed.h"
@@ -78,6 +79,38 @@ Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64
 }
 
 Var linear(Graph& g, Var x, Var W, Var b) { return linear_rows(g, x, W, b, 0, -1); }
+
+// ---------------------------------------------------------------- matmul
+static void matmul_bw(Graph& g, const Node& n) {
+  const int64_t K = n.i[0], M = n.i[1], N = g.value(Var{n.in[0]}).numel() / K;
+  const float* dy = g.grad_ptr(n.out);
+  if (float* da = g.grad_ptr(n.in[0]))  // da += dy @ b^T
+    ops::gemm(false, true, N, K, M, 1.f, dy, M, val(g, n.in[1]), M, 1.f, da, K);
+  if (float* db = g.grad_ptr(n.in[1]))  // db += a^T @ dy
+    ops::gemm(true, false, K, M, N, 1.f, val(g, n.in[0]), K, dy, M, 1.f, db, M);
+}
+
+Var matmul(Graph& g, Var a, Var b) {
+  const Shape& as = g.shape(a);
+  const Shape& bs = g.shape(b);
+  MMKIT_CHECK(bs.n == 2 && as[-1] == bs[0], "matmul: ", as.str(), " @ ", bs.str(), " does not fit");
+  const int64_t K = bs[0], M = bs[1], N = g.value(a).numel() / K;
+  Tensor y = g.alloc(with_last(as, M));
+  ops::gemm(false, false, N, M, K, 1.f, g.data(a), K, g.data(b), M, 0.f, y.f32(), M);
+  bool rg = g.needs_grad({a, b});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = matmul_bw;
+    n.out = r.id;
+    n.in[0] = a.id;
+    n.in[1] = b.id;
+    n.i[0] = K;
+    n.i[1] = M;
+    g.add_node(n);
+  }
+  return r;
+}
 
 // ---------------------------------------------------------------- add / mul / scale
 static void add_bw(Graph& g, const Node& n) {

@@ -13,6 +13,8 @@ Var linear(Graph& g, Var x, Var W, Var b);
 // Same with only rows [row0, row0 + rows) of W (rows < 0: to the end) and
 // bias elements [bias0, bias0 + rows) of b (bias0 < 0: bias0 = row0).
 Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0 = -1);
+// y[..., M] = a[..., K] @ b[K, M]  (b not transposed: CLIP's proj matrices)
+Var matmul(Graph& g, Var a, Var b);
 Var add(Graph& g, Var a, Var b);                    // same shapes
 Var add_broadcast(Graph& g, Var x, Var b);          // b's shape = trailing dims of x
 Var mul(Graph& g, Var a, Var b);                    // same shapes

@@ -8,8 +8,8 @@ namespace mmkit::io {
 
 static std::string shape_str(const std::vector<int64_t>& s) { return Shape(s).str(); }
 
-void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,
-                     const LoadOptions& opt) {
+static void check_names_and_shapes(const SafetensorsFile& file,
+                                   const std::vector<Parameter*>& params, const LoadOptions& opt) {
   std::ostringstream problems;
   int n_problems = 0;
   std::set<std::string> wanted;
@@ -41,6 +41,11 @@ void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>&
   if (n_problems)
     fail("checkpoint ", file.path(), " does not match the model (", n_problems, " problem",
          n_problems > 1 ? "s" : "", "):", problems.str());
+}
+
+void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,
+                     const LoadOptions& opt) {
+  check_names_and_shapes(file, params, opt);
   for (Parameter* p : params) {
     const TensorView& t = file.get(p->name);
     if (t.dtype == DType::f32) {
@@ -49,6 +54,23 @@ void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>&
       std::vector<float> v = to_f32(t);
       std::memcpy(p->value.raw(), v.data(), v.size() * 4);
     }
+  }
+}
+
+void bind_parameters(const std::shared_ptr<SafetensorsFile>& file,
+                     const std::vector<Parameter*>& params, const LoadOptions& opt) {
+  check_names_and_shapes(*file, params, opt);
+  for (Parameter* p : params) {
+    const TensorView& t = file->get(p->name);
+    if (t.dtype == DType::f32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
+      p->value = Tensor::view(const_cast<void*>(t.data), Shape(t.shape), DType::f32,
+                              std::shared_ptr<void>(file, const_cast<void*>(t.data)));
+    } else {
+      std::vector<float> v = to_f32(t);
+      p->value = Tensor::empty(Shape(t.shape));
+      std::memcpy(p->value.raw(), v.data(), v.size() * 4);
+    }
+    p->trainable = false;  // read-only mapping
   }
 }
 

@@ -3,13 +3,13 @@
 namespace mmkit::nn {
 
 void TransformerEncoderLayer::init(const std::string& prefix, const EncoderLayerConfig& c,
-                                   Rng& rng) {
+                                   Rng& rng, const EncoderLayerNames& n) {
   cfg = c;
-  self_attn.init(join(prefix, "self_attn"), c.dim, c.heads, rng);
-  ff.init(join(prefix, "linear1"), join(prefix, "linear2"), c.dim, c.mlp_dim, c.act, c.dropout,
-          rng);
-  norm1.init(join(prefix, "norm1"), c.dim, c.eps);
-  norm2.init(join(prefix, "norm2"), c.dim, c.eps);
+  self_attn.init(join(prefix, n.attn.c_str()), c.dim, c.heads, rng);
+  ff.init(join(prefix, n.fc1.c_str()), join(prefix, n.fc2.c_str()), c.dim, c.mlp_dim, c.act,
+          c.dropout, rng);
+  norm1.init(join(prefix, n.norm1.c_str()), c.dim, c.eps);
+  norm2.init(join(prefix, n.norm2.c_str()), c.dim, c.eps);
 }
 
 void TransformerEncoderLayer::collect(ParamList& out) {

@@ -21,13 +21,21 @@ struct EncoderLayerConfig {
   float eps = 1e-5f;
 };
 
+// Checkpoint field names inside a layer; the defaults are PyTorch's
+// nn.TransformerEncoderLayer, clip_names() OpenAI CLIP's ResidualAttentionBlock.
+struct EncoderLayerNames {
+  std::string attn = "self_attn", fc1 = "linear1", fc2 = "linear2", norm1 = "norm1", norm2 = "norm2";
+  static EncoderLayerNames clip_names() { return {"attn", "mlp.c_fc", "mlp.c_proj", "ln_1", "ln_2"}; }
+};
+
 struct TransformerEncoderLayer {
   EncoderLayerConfig cfg;
   MultiheadAttention self_attn;
   Mlp ff;  // linear1 / linear2
   LayerNorm norm1, norm2;
 
-  void init(const std::string& prefix, const EncoderLayerConfig& cfg, Rng& rng);
+  void init(const std::string& prefix, const EncoderLayerConfig& cfg, Rng& rng,
+            const EncoderLayerNames& names = {});
   void collect(ParamList& out);
 };
 

@@ -1,0 +1,166 @@
+#include "mmkit/eval/clip_runner.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "mmkit/autograd/functions.h"
+
+namespace mmkit {
+
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+std::string dir_of(const std::string& p) {
+  size_t s = p.find_last_of('/');
+  return s == std::string::npos ? "." : p.substr(0, s);
+}
+
+std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, const std::string& model) {
+  std::vector<std::string> candidates;
+  if (!vocab.empty()) {
+    candidates.push_back(vocab);
+  } else {
+    candidates.push_back(dir_of(model) + "/bpe_simple_vocab_16e6.txt.gz");
+    candidates.push_back(dir_of(model));
+  }
+  for (const std::string& c : candidates) {
+    struct stat st;
+    if (::stat(c.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (exists(c + "/vocab.json") && exists(c + "/merges.txt"))
+        return std::make_unique<text::ClipTokenizer>(
+            text::ClipTokenizer::from_hf_files(c + "/vocab.json", c + "/merges.txt"));
+      if (exists(c + "/bpe_simple_vocab_16e6.txt.gz"))
+        return std::make_unique<text::ClipTokenizer>(
+            text::ClipTokenizer::from_openai_merges(c + "/bpe_simple_vocab_16e6.txt.gz"));
+      continue;
+    }
+    return std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_openai_merges(c));
+  }
+  fail("no CLIP vocabulary found", vocab.empty() ? " beside the model" : std::string(" at ") + vocab,
+       ": pass --vocab with the OpenAI merges file (bpe_simple_vocab_16e6.txt.gz) or a directory "
+       "holding Hugging Face vocab.json + merges.txt");
+}
+
+}  // namespace
+
+void l2_normalize_rows(Tensor& t) {
+  const int64_t E = t.shape()[-1], N = t.numel() / E;
+  float* d = t.f32();
+  for (int64_t i = 0; i < N; ++i) {
+    double s = 0;
+    for (int64_t e = 0; e < E; ++e) s += double(d[i * E + e]) * d[i * E + e];
+    float inv = s > 0 ? float(1.0 / std::sqrt(s)) : 0.f;
+    for (int64_t e = 0; e < E; ++e) d[i * E + e] *= inv;
+  }
+}
+
+ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vocab,
+                            const std::string& preprocess) {
+  ClipRunner r;
+  r.model_ = load_clip(model_path);
+  r.tok_ = open_tokenizer(vocab, model_path);
+  r.pre_ = preprocess_preset(preprocess, int(r.model_->cfg.image_resolution));
+  return r;
+}
+
+std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::string>& texts) const {
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& t : texts) out.push_back(tok_->encode_padded(t, int(model_->cfg.context_length)));
+  return out;
+}
+
+Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool normalize, int batch) {
+  const int64_t N = int64_t(texts.size()), E = model_->cfg.embed_dim, T = model_->cfg.context_length;
+  Tensor out = Tensor::empty(Shape{N, E});
+  auto ids = tokenize(texts);
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  for (int64_t i0 = 0; i0 < N; i0 += batch) {
+    int64_t n = std::min<int64_t>(batch, N - i0);
+    g.reset();
+    Tensor t = g.alloc(Shape{n, T}, DType::i32);
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(t.ptr<int32_t>() + i * T, ids[size_t(i0 + i)].data(), size_t(T) * 4);
+    Var e = clip_encode_text(g, *model_, t);
+    std::memcpy(out.f32() + i0 * E, g.data(e), size_t(n * E) * 4);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
+}
+
+Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
+  const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
+  Tensor out = Tensor::empty(Shape{N, E});
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  for (int64_t i0 = 0; i0 < N; i0 += batch) {
+    int64_t n = std::min<int64_t>(batch, N - i0);
+    g.reset();
+    Tensor x = g.alloc(Shape{n, 3, R, R});
+    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.f32() + i * 3 * R * R);
+    Var e = clip_encode_image(g, *model_, g.constant(x));
+    std::memcpy(out.f32() + i0 * E, g.data(e), size_t(n * E) * 4);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
+}
+
+ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
+                                     const std::vector<std::string>& labels,
+                                     const std::vector<std::string>& templates_in) {
+  MMKIT_CHECK(!labels.empty(), "zero-shot needs at least one label");
+  std::vector<std::string> templates = templates_in;
+  if (templates.empty()) templates.push_back("a photo of a {}.");
+  for (const auto& t : templates)
+    MMKIT_CHECK(t.find("{}") != std::string::npos, "template '", t, "' has no {} placeholder for the label");
+  const int64_t L = int64_t(labels.size()), E = model_->cfg.embed_dim;
+  // Class embeddings: mean of normalised template embeddings, renormalised.
+  Tensor cls = Tensor::zeros(Shape{L, E});
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<std::string> prompts;
+    for (const auto& t : templates) {
+      std::string p = t;
+      p.replace(p.find("{}"), 2, labels[size_t(l)]);
+      prompts.push_back(p);
+    }
+    Tensor e = embed_texts(prompts, true);
+    for (int64_t k = 0; k < int64_t(prompts.size()); ++k)
+      for (int64_t j = 0; j < E; ++j) cls.f32()[l * E + j] += e.f32()[k * E + j];
+  }
+  l2_normalize_rows(cls);
+  Tensor img = embed_images(images, true);
+  const float scale = std::exp(model_->logit_scale.value.f32()[0]);
+  ZeroShotResult r;
+  for (int64_t i = 0; i < int64_t(images.size()); ++i) {
+    std::vector<double> logits(static_cast<size_t>(L));
+    double m = -1e30;
+    for (int64_t l = 0; l < L; ++l) {
+      double dot = 0;
+      for (int64_t j = 0; j < E; ++j) dot += double(img.f32()[i * E + j]) * cls.f32()[l * E + j];
+      logits[size_t(l)] = scale * dot;
+      m = std::max(m, logits[size_t(l)]);
+    }
+    double s = 0;
+    for (double& v : logits) s += (v = std::exp(v - m));
+    std::vector<float> p;
+    int64_t best = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      p.push_back(float(logits[size_t(l)] / s));
+      if (p.back() > p[size_t(best)]) best = l;
+    }
+    r.probs.push_back(std::move(p));
+    r.best.push_back(best);
+  }
+  return r;
+}
+
+}  // namespace mmkit

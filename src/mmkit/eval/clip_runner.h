@@ -1,0 +1,52 @@
+// End-to-end CLIP inference: files/strings in, embeddings and zero-shot
+// probabilities out. Used by `mmkit embed`, `mmkit zero-shot` and the server.
+//
+//   mmkit::ClipRunner r = mmkit::ClipRunner::open("model.safetensors", "bpe_simple_vocab_16e6.txt.gz");
+//   mmkit::Tensor e = r.embed_texts({"a photo of a cat."}, /*normalize=*/true);   // [1, E]
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mmkit/image/image.h"
+#include "mmkit/image/preprocess.h"
+#include "mmkit/models/clip.h"
+#include "mmkit/text/clip_tokenizer.h"
+
+namespace mmkit {
+
+struct ZeroShotResult {
+  std::vector<std::vector<float>> probs;  // [images][labels]
+  std::vector<int64_t> best;              // argmax label per image
+};
+
+class ClipRunner {
+ public:
+  // vocab: the OpenAI merges file (.txt.gz) or a directory with HF
+  // vocab.json + merges.txt. Empty: looks beside the model for either.
+  static ClipRunner open(const std::string& model_path, const std::string& vocab = "",
+                         const std::string& preprocess = "clip");
+
+  std::vector<std::vector<int32_t>> tokenize(const std::vector<std::string>& texts) const;
+  // [N, E]; normalize = L2-normalise each row.
+  Tensor embed_texts(const std::vector<std::string>& texts, bool normalize, int batch = 64);
+  Tensor embed_images(const std::vector<Image>& images, bool normalize, int batch = 16);
+  // CLIP's prompt ensembling: each label's text embedding is the renormalised
+  // mean of its normalised template embeddings ("{}" replaced by the label);
+  // probs = softmax(exp(logit_scale) * cos(image, label)).
+  ZeroShotResult zero_shot(const std::vector<Image>& images, const std::vector<std::string>& labels,
+                           const std::vector<std::string>& templates);
+
+  Clip& model() { return *model_; }
+  const text::ClipTokenizer& tokenizer() const { return *tok_; }
+  const PreprocessConfig& preprocess() const { return pre_; }
+
+ private:
+  std::unique_ptr<Clip> model_;
+  std::unique_ptr<text::ClipTokenizer> tok_;
+  PreprocessConfig pre_;
+};
+
+void l2_normalize_rows(Tensor& t);
+
+}  // namespace mmkit

@@ -1,0 +1,210 @@
+#include "mmkit/models/clip.h"
+
+#include <nlohmann/json.hpp>
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/io/checkpoint.h"
+
+namespace mmkit {
+
+void ClipConfig::validate() const {
+  auto pos = [](const char* n, int64_t v) {
+    MMKIT_CHECK(v > 0, "CLIP config: ", n, " must be positive, got ", v);
+  };
+  pos("embed_dim", embed_dim);
+  pos("image_resolution", image_resolution);
+  pos("vision_patch_size", vision_patch_size);
+  pos("vision_width", vision_width);
+  pos("vision_layers", vision_layers);
+  pos("vision_heads", vision_heads);
+  pos("context_length", context_length);
+  pos("vocab_size", vocab_size);
+  pos("transformer_width", transformer_width);
+  pos("transformer_layers", transformer_layers);
+  pos("transformer_heads", transformer_heads);
+  MMKIT_CHECK(image_resolution % vision_patch_size == 0, "CLIP config: image_resolution ",
+              image_resolution, " is not a multiple of vision_patch_size ", vision_patch_size);
+  MMKIT_CHECK(vision_width % vision_heads == 0, "CLIP config: vision_width ", vision_width,
+              " not divisible by vision_heads ", vision_heads);
+  MMKIT_CHECK(transformer_width % transformer_heads == 0, "CLIP config: transformer_width ",
+              transformer_width, " not divisible by transformer_heads ", transformer_heads);
+  nn::activation_from_name(activation);
+}
+
+std::string ClipConfig::to_json() const {
+  nlohmann::json j = {{"embed_dim", embed_dim},
+                      {"image_resolution", image_resolution},
+                      {"vision_layers", vision_layers},
+                      {"vision_width", vision_width},
+                      {"vision_patch_size", vision_patch_size},
+                      {"vision_heads", vision_heads},
+                      {"context_length", context_length},
+                      {"vocab_size", vocab_size},
+                      {"transformer_width", transformer_width},
+                      {"transformer_heads", transformer_heads},
+                      {"transformer_layers", transformer_layers},
+                      {"activation", activation}};
+  return j.dump();
+}
+
+ClipConfig ClipConfig::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("CLIP config is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(j.is_object(), "CLIP config must be a JSON object");
+  ClipConfig c;
+  auto get = [&](const char* k, int64_t& out) {
+    MMKIT_CHECK(j.contains(k), "CLIP config: missing field '", k, "'",
+                std::string(k).find("heads") != std::string::npos
+                    ? " (head counts cannot be inferred from tensor shapes)"
+                    : "");
+    MMKIT_CHECK(j[k].is_number_integer(), "CLIP config: field '", k, "' must be an integer");
+    out = j[k].get<int64_t>();
+  };
+  get("embed_dim", c.embed_dim);
+  get("image_resolution", c.image_resolution);
+  get("vision_layers", c.vision_layers);
+  get("vision_width", c.vision_width);
+  get("vision_patch_size", c.vision_patch_size);
+  get("vision_heads", c.vision_heads);
+  get("context_length", c.context_length);
+  get("vocab_size", c.vocab_size);
+  get("transformer_width", c.transformer_width);
+  get("transformer_heads", c.transformer_heads);
+  get("transformer_layers", c.transformer_layers);
+  if (j.contains("activation")) {
+    MMKIT_CHECK(j["activation"].is_string(), "CLIP config: 'activation' must be a string");
+    c.activation = j["activation"].get<std::string>();
+  }
+  c.validate();
+  return c;
+}
+
+void Clip::init(const ClipConfig& c, uint64_t seed) {
+  c.validate();
+  cfg = c;
+  Rng rng(seed);
+  const int64_t W = c.vision_width, Wt = c.transformer_width, E = c.embed_dim;
+  const int64_t P = (c.image_resolution / c.vision_patch_size) * (c.image_resolution / c.vision_patch_size);
+  conv1.init("visual.conv1", 3, W, c.vision_patch_size, /*bias=*/false, rng);
+  class_embedding.init("visual.class_embedding", Shape{W}, false);
+  nn::init_trunc_normal(class_embedding, 0.02f, rng);
+  visual_positional.init("visual.positional_embedding", Shape{P + 1, W}, false);
+  nn::init_trunc_normal(visual_positional, 0.01f, rng);
+  ln_pre.init("visual.ln_pre", W, c.eps);
+  ln_post.init("visual.ln_post", W, c.eps);
+  nn::EncoderLayerConfig vc;
+  vc.dim = W;
+  vc.heads = c.vision_heads;
+  vc.mlp_dim = 4 * W;
+  vc.act = nn::activation_from_name(c.activation);
+  vc.norm_first = true;
+  vc.eps = c.eps;
+  visual_blocks.assign(size_t(c.vision_layers), {});
+  for (int64_t i = 0; i < c.vision_layers; ++i)
+    visual_blocks[size_t(i)].init("visual.transformer.resblocks." + std::to_string(i), vc, rng,
+                                  nn::EncoderLayerNames::clip_names());
+  visual_proj.init("visual.proj", Shape{W, E}, true);
+  nn::init_trunc_normal(visual_proj, 1.f / std::sqrt(float(W)), rng);
+
+  token_embedding.init("token_embedding", c.vocab_size, Wt, 0.02f, rng);
+  text_positional.init("positional_embedding", Shape{c.context_length, Wt}, false);
+  nn::init_trunc_normal(text_positional, 0.01f, rng);
+  nn::EncoderLayerConfig tc = vc;
+  tc.dim = Wt;
+  tc.heads = c.transformer_heads;
+  tc.mlp_dim = 4 * Wt;
+  text_blocks.assign(size_t(c.transformer_layers), {});
+  for (int64_t i = 0; i < c.transformer_layers; ++i)
+    text_blocks[size_t(i)].init("transformer.resblocks." + std::to_string(i), tc, rng,
+                                nn::EncoderLayerNames::clip_names());
+  ln_final.init("ln_final", Wt, c.eps);
+  text_projection.init("text_projection", Shape{Wt, E}, true);
+  nn::init_trunc_normal(text_projection, 1.f / std::sqrt(float(Wt)), rng);
+  logit_scale.init("logit_scale", Shape{}, false);
+  logit_scale.value.f32()[0] = std::log(1.f / 0.07f);
+}
+
+nn::ParamList Clip::parameters() {
+  nn::ParamList p;
+  conv1.collect(p);
+  p.push_back(&class_embedding);
+  p.push_back(&visual_positional);
+  ln_pre.collect(p);
+  for (auto& b : visual_blocks) b.collect(p);
+  ln_post.collect(p);
+  p.push_back(&visual_proj);
+  token_embedding.collect(p);
+  p.push_back(&text_positional);
+  for (auto& b : text_blocks) b.collect(p);
+  ln_final.collect(p);
+  p.push_back(&text_projection);
+  p.push_back(&logit_scale);
+  return p;
+}
+
+std::unique_ptr<Clip> load_clip(const std::string& path) {
+  auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+  auto it = file->metadata().find("config");
+  MMKIT_CHECK(it != file->metadata().end(), path,
+              ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
+              "counts, are required)");
+  auto m = std::make_unique<Clip>();
+  m->init(ClipConfig::from_json(it->second), 0);
+  io::bind_parameters(file, m->parameters());
+  m->file = file;
+  return m;
+}
+
+Var clip_encode_image(Graph& g, Clip& m, Var images) {
+  const ClipConfig& c = m.cfg;
+  const Shape& s = g.shape(images);
+  MMKIT_CHECK(s.n == 4 && s[1] == 3 && s[2] == c.image_resolution && s[3] == c.image_resolution,
+              "CLIP: expected images [B, 3, ", c.image_resolution, ", ", c.image_resolution,
+              "], got ", s.str());
+  const int64_t B = s[0], W = c.vision_width;
+  Var x = nn::patch_embedding(g, m.conv1, images);                         // [B, P, W]
+  Var cls = ag::broadcast_batch(g, ag::reshape(g, g.param(m.class_embedding), Shape{1, 1, W}), B);
+  x = ag::concat(g, {cls, x}, 1);                                           // [B, P+1, W]
+  x = ag::add_broadcast(g, x, g.param(m.visual_positional));
+  x = nn::layer_norm(g, m.ln_pre, x);
+  for (auto& blk : m.visual_blocks) x = nn::transformer_encoder_layer(g, blk, x);
+  Var pooled = nn::layer_norm(g, m.ln_post, ag::select_token(g, x, 0));    // [B, W]
+  return ag::matmul(g, pooled, g.param(m.visual_proj));                    // [B, E]
+}
+
+Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids) {
+  const ClipConfig& c = m.cfg;
+  MMKIT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::i32 && ids.dim(1) <= c.context_length,
+              "CLIP: token ids must be I32 [B, T<=", c.context_length, "], got ",
+              ids.shape().str());
+  const int64_t B = ids.dim(0), T = ids.dim(1), Wt = c.transformer_width;
+  Var x = nn::embedding(g, m.token_embedding, ids);                         // [B, T, Wt]
+  Var pos = g.param(m.text_positional);
+  if (T != c.context_length) {
+    // Shorter sequences use the first T positional rows (a view; inference only).
+    MMKIT_CHECK(!g.requires_grad(pos), "CLIP: training needs T == context_length (", c.context_length, ")");
+    pos = g.constant(Tensor::view(g.value(pos).raw(), Shape{T, Wt}, DType::f32));
+  }
+  x = ag::add_broadcast(g, x, pos);
+  nn::AttentionMasks masks;
+  masks.causal = true;
+  for (auto& blk : m.text_blocks) x = nn::transformer_encoder_layer(g, blk, x, masks);
+  x = nn::layer_norm(g, m.ln_final, x);
+  // Pool at the end-of-text token: the highest id in each row.
+  Tensor eot = g.alloc(Shape{B}, DType::i32);
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t* row = ids.ptr<int32_t>() + b * T;
+    int32_t best = 0;
+    for (int64_t t = 1; t < T; ++t)
+      if (row[t] > row[best]) best = int32_t(t);
+    eot.ptr<int32_t>()[b] = best;
+  }
+  Var pooled = ag::select_token(g, x, eot);                                 // [B, Wt]
+  return ag::matmul(g, pooled, g.param(m.text_projection));                // [B, E]
+}
+
+}  // namespace mmkit

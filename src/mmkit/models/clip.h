@@ -1,0 +1,79 @@
+// CLIP (Radford et al. 2021): a vision tower and a text tower projected into
+// one embedding space, with a learnable temperature.
+//
+//   auto clip = mmkit::load_clip("clip.safetensors");        // mmapped, no copy for F32
+//   Var img = mmkit::clip_encode_image(g, *clip, g.constant(pixels));   // [B, E]
+//   Var txt = mmkit::clip_encode_text(g, *clip, ids);                    // ids I32 [B, T]
+//
+// Tensor names follow OpenAI CLIP / OpenCLIP (`visual.*`, `transformer.*`):
+//   vision: visual.conv1.weight [W,3,p,p] (no bias), visual.class_embedding [W],
+//     visual.positional_embedding [P+1, W], visual.ln_pre, visual.transformer.resblocks.N.
+//     {ln_1, attn.in_proj_weight/in_proj_bias/out_proj, ln_2, mlp.c_fc, mlp.c_proj},
+//     visual.ln_post, visual.proj [W, E]
+//   text: token_embedding.weight [V, Wt], positional_embedding [ctx, Wt],
+//     transformer.resblocks.N.*, ln_final, text_projection [Wt, E]
+//   logit_scale [] (log of the temperature's inverse)
+// Shape letters: B batch, P patches, W vision width, Wt text width, E embed dim, T tokens.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mmkit/io/safetensors.h"
+#include "mmkit/nn/embedding.h"
+#include "mmkit/nn/patch_embedding.h"
+#include "mmkit/nn/transformer_encoder_layer.h"
+
+namespace mmkit {
+
+struct ClipConfig {
+  int64_t embed_dim = 512;
+  int64_t image_resolution = 224, vision_patch_size = 32, vision_width = 768, vision_layers = 12,
+          vision_heads = 12;
+  int64_t context_length = 77, vocab_size = 49408, transformer_width = 512,
+          transformer_layers = 12, transformer_heads = 8;
+  std::string activation = "quick_gelu";  // OpenAI; many OpenCLIP models use "gelu"
+  float eps = 1e-5f;
+
+  void validate() const;
+  std::string to_json() const;
+  // OpenAI/OpenCLIP-style keys (embed_dim, image_resolution, vision_layers,
+  // vision_width, vision_patch_size, vision_heads, context_length, vocab_size,
+  // transformer_width, transformer_heads, transformer_layers[, activation]).
+  // Head counts must be present: they cannot be inferred from tensor shapes.
+  static ClipConfig from_json(const std::string& json);
+};
+
+struct Clip {
+  ClipConfig cfg;
+  // vision tower
+  nn::PatchEmbedding conv1;
+  Parameter class_embedding;       // [W]
+  Parameter visual_positional;     // [P+1, W]
+  nn::LayerNorm ln_pre, ln_post;
+  std::vector<nn::TransformerEncoderLayer> visual_blocks;
+  Parameter visual_proj;           // [W, E]
+  // text tower
+  nn::Embedding token_embedding;   // [V, Wt]
+  Parameter text_positional;       // [ctx, Wt]
+  std::vector<nn::TransformerEncoderLayer> text_blocks;
+  nn::LayerNorm ln_final;
+  Parameter text_projection;       // [Wt, E]
+  Parameter logit_scale;           // []
+
+  void init(const ClipConfig& cfg, uint64_t seed);  // random weights (training, tests)
+  nn::ParamList parameters();
+  std::shared_ptr<io::SafetensorsFile> file;  // keeps mapped weights alive
+};
+
+// Reads config from the file's metadata ("config"), binds weights (F32 as
+// views, F16/BF16 converted). Unknown, missing or mis-shaped tensors are
+// reported by name.
+std::unique_ptr<Clip> load_clip(const std::string& path);
+
+// images [B, 3, R, R] (preprocessed) -> [B, E], not normalised
+Var clip_encode_image(Graph& g, Clip& m, Var images);
+// ids I32 [B, T] (T <= context_length; pooled at argmax(id) = end of text) -> [B, E]
+Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids);
+
+}  // namespace mmkit

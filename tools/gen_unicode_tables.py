@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""Generate the character tables behind mmkit's CLIP tokenizer (src/mmkit/text/).
+
+The reference tokenizer (OpenAI CLIP's simple_tokenizer.py) runs on Python's `str` and the `regex`
+module, so the tables are taken from exactly those: every code point is probed with the same
+sub-patterns and string methods the reference uses, instead of being re-derived from the UCD.
+
+    /usr/bin/python3 tools/gen_unicode_tables.py        # needs Debian's python3-regex
+
+writes
+    src/mmkit/text/unicode_tables.cpp   pre-tokenizer classes, str.isspace, str.lower (incl. the
+                                        Final_Sigma context: Case_Ignorable and Cased sets)
+    src/mmkit/text/html_entities.cpp    html.entities.html5 (named references for html.unescape)
+
+Table formats are declared in src/mmkit/text/unicode_tables.h and src/mmkit/text/html_entities.h.
+"""
+import html.entities
+import os
+import sys
+import unicodedata
+
+try:
+    import regex
+except ImportError:
+    sys.exit("gen_unicode_tables.py: the `regex` module is required (apt-get install python3-regex):"
+             " CLIP's pre-tokenizer pattern is a `regex` pattern and its classes are probed from it")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "src", "mmkit", "text")
+MAX_CP = 0x110000
+SURROGATES = range(0xD800, 0xE000)
+
+# Values of mmkit::text::PreTokenClass (unicode_tables.h); order matters.
+SPACE, LETTER, NUMBER, OTHER, NONE = range(5)
+
+
+def code_points():
+    for cp in range(MAX_CP):
+        if cp not in SURROGATES:
+            yield cp
+
+
+def pretoken_classes():
+    """Class of each code point under CLIP's pattern, compiled with re.IGNORECASE like the reference.
+
+    IGNORECASE matters: U+0345 (combining ypogegrammeni) is matched by none of `[\\p{L}]`,
+    `[\\p{N}]` or `[^\\s\\p{L}\\p{N}]` and is therefore dropped by findall.
+    """
+    f = regex.IGNORECASE
+    p_space = regex.compile(r"\s", f)
+    p_letter = regex.compile(r"[\p{L}]", f)
+    p_number = regex.compile(r"[\p{N}]", f)
+    p_other = regex.compile(r"[^\s\p{L}\p{N}]", f)
+    cls = [NONE] * MAX_CP
+    for cp in code_points():
+        c = chr(cp)
+        hits = [k for k, p in ((SPACE, p_space), (LETTER, p_letter), (NUMBER, p_number),
+                               (OTHER, p_other)) if p.match(c)]
+        assert len(hits) <= 1, (hex(cp), hits)
+        cls[cp] = hits[0] if hits else NONE
+    return cls
+
+
+def runs(values):
+    """[(start, value)] where each run extends to the next start (or MAX_CP)."""
+    out = []
+    for cp, v in enumerate(values):
+        if not out or out[-1][1] != v:
+            out.append((cp, v))
+    return out
+
+
+def ranges(pred):
+    """Inclusive [lo, hi] ranges of code points satisfying pred."""
+    out = []
+    for cp in code_points():
+        if pred(cp):
+            if out and out[-1][1] == cp - 1:
+                out[-1][1] = cp
+            else:
+                out.append([cp, cp])
+    return out
+
+
+def final_sigma_sets():
+    """Case_Ignorable and Cased as CPython's str.lower sees them, probed through Final_Sigma.
+
+    CPython lowercases U+03A3 to final U+03C2 iff  \\p{cased} \\p{case-ignorable}* SIGMA
+    !(\\p{case-ignorable}* \\p{cased}).  With X = the probed character:
+      "A" X SIGMA -> final  iff  ignorable(X) or cased(X)
+      "A" SIGMA X -> final  iff  ignorable(X) or not cased(X)
+    both hold iff X is ignorable; otherwise exactly one holds and the first gives cased(X).
+    `cased` is only ever consulted for non-ignorable characters, so that is all we record.
+    """
+    ignorable, cased = set(), set()
+    for cp in code_points():
+        c = chr(cp)
+        before = ("A" + c + "\u03a3").lower()[-1] == "\u03c2"
+        after = ("A\u03a3" + c).lower()[1] == "\u03c2"
+        if before and after:
+            ignorable.add(cp)
+        elif before:
+            cased.add(cp)
+    return ignorable, cased
+
+
+def lower_map():
+    out = []
+    for cp in code_points():
+        if cp == 0x03A3:
+            continue  # context-dependent: handled in code (final sigma)
+        low = chr(cp).lower()
+        if low != chr(cp):
+            assert len(low) <= 2, hex(cp)
+            cps = [ord(x) for x in low] + [0] * (2 - len(low))
+            out.append((cp, cps[0], cps[1]))
+    return out
+
+
+def fmt_rows(items, per_line, indent="    "):
+    lines = []
+    for i in range(0, len(items), per_line):
+        lines.append(indent + " ".join(items[i:i + per_line]))
+    return "\n".join(lines)
+
+
+def c_string(s):
+    """C++ string literal of s's UTF-8 bytes; octal escapes never swallow following digits."""
+    out = []
+    for b in s.encode("utf-8"):
+        ch = chr(b)
+        if ch in '"\\?':
+            out.append("\\" + ch)
+        elif 0x20 <= b < 0x7F:
+            out.append(ch)
+        else:
+            out.append("\\%03o" % b)
+    return '"' + "".join(out) + '"'
+
+
+def header(what):
+    return (f"// GENERATED by tools/gen_unicode_tables.py -- do not edit.\n"
+            f"// {what}\n"
+            f"// Source: Python {sys.version.split()[0]} (unicodedata {unicodedata.unidata_version}),"
+            f" regex {regex.__version__}.\n")
+
+
+def write_unicode_tables():
+    cls_runs = runs(pretoken_classes())
+    space = ranges(lambda cp: chr(cp).isspace())
+    # Python's re `\s` (used by whitespace_clean) and str.strip() both use str.isspace.
+    for cp in code_points():
+        assert bool(regex.match(r"\s", chr(cp), flags=regex.V0 | regex.I)) <= chr(cp).isspace()
+    ignorable, cased = final_sigma_sets()
+    ign_r = ranges(lambda cp: cp in ignorable)
+    cased_r = ranges(lambda cp: cp in cased)
+    low = lower_map()
+
+    src = [header("Character tables for CLIP text cleanup and pre-tokenization; see unicode_tables.h."),
+           '#include "mmkit/text/unicode_tables.h"\n',
+           "namespace mmkit::text::tables {\n"]
+    src.append(f"const ClassRun kPreTokenClassRuns[] = {{\n"
+               + fmt_rows([f"{{0x{a:X}, {v}}}," for a, v in cls_runs], 8) + "\n};\n"
+               f"const size_t kPreTokenClassRunCount = {len(cls_runs)};\n")
+    for name, rs in (("kSpaceRanges", space), ("kCaseIgnorableRanges", ign_r),
+                     ("kCasedRanges", cased_r)):
+        src.append(f"const CodeRange {name}[] = {{\n"
+                   + fmt_rows([f"{{0x{a:X}, 0x{b:X}}}," for a, b in rs], 6) + "\n};\n"
+                   f"const size_t {name[:-6]}RangeCount = {len(rs)};\n")
+    src.append("const LowerMapping kLowerMappings[] = {\n"
+               + fmt_rows([f"{{0x{a:X}, {{0x{b:X}, 0x{c:X}}}}}," for a, b, c in low], 4)
+               + "\n};\n" f"const size_t kLowerMappingCount = {len(low)};\n")
+    src.append("}  // namespace mmkit::text::tables\n")
+    path = os.path.join(OUT_DIR, "unicode_tables.cpp")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(src))
+    print(f"{path}: {len(cls_runs)} class runs, {len(space)} space ranges, {len(ign_r)} ignorable,"
+          f" {len(cased_r)} cased ranges, {len(low)} lowercase mappings")
+
+
+def write_html_entities():
+    ents = sorted(html.entities.html5.items(), key=lambda kv: kv[0].encode("utf-8"))
+    assert all(k.isascii() for k, _ in ents)
+    rows = [f"{{{c_string(k)}, {c_string(v)}}}," for k, v in ents]
+    src = [header("html.entities.html5: HTML5 named character references, sorted by name (bytes)."),
+           '#include "mmkit/text/html_entities.h"\n',
+           "namespace mmkit::text {\n",
+           "const HtmlEntity kHtmlEntities[] = {\n" + fmt_rows(rows, 3) + "\n};\n"
+           f"const size_t kHtmlEntityCount = {len(ents)};\n",
+           "}  // namespace mmkit::text\n"]
+    path = os.path.join(OUT_DIR, "html_entities.cpp")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(src))
+    print(f"{path}: {len(ents)} entities")
+
+
+if __name__ == "__main__":
+    write_unicode_tables()
+    write_html_entities()
