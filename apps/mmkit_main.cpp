@@ -2,12 +2,16 @@
 // parses its flags, calls one library entry point and prints the result.
 // Errors (mmkit::Error) print "mmkit: error: <message>" and exit 1; usage
 // errors exit 2.
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "mmkit/core/parallel.h"
+#include "mmkit/eval/clip_runner.h"
+#include "mmkit/eval/embed_folder.h"
 #include "mmkit/eval/classify.h"
 #include "mmkit/eval/plots.h"
 #include "mmkit/train/vit_trainer.h"
@@ -81,6 +85,102 @@ int run_classify(const std::string& model, const std::vector<std::string>& files
   return 0;
 }
 
+std::vector<std::string> split_labels(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t c = s.find(',', start);
+    std::string part = s.substr(start, c == std::string::npos ? std::string::npos : c - start);
+    size_t a = part.find_first_not_of(" \t"), b = part.find_last_not_of(" \t");
+    if (a != std::string::npos) out.push_back(part.substr(a, b - a + 1));
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+nlohmann::json rows_json(const Tensor& t) {
+  nlohmann::json a = nlohmann::json::array();
+  const int64_t E = t.shape()[-1];
+  for (int64_t i = 0; i < t.numel() / E; ++i)
+    a.push_back(std::vector<float>(t.f32() + i * E, t.f32() + (i + 1) * E));
+  return a;
+}
+
+struct ClipArgs {
+  std::string model, vocab, preprocess = "clip", images_dir, out;
+  std::vector<std::string> images, texts, templates, files;
+  std::string labels;
+  bool raw = false, json = false;
+  int threads = 0;
+};
+
+int run_embed(const ClipArgs& a) {
+  set_num_threads(a.threads);
+  ClipRunner r = ClipRunner::open(a.model, a.vocab, a.preprocess);
+  if (!a.images_dir.empty()) {
+    MMKIT_CHECK(!a.out.empty(), "--images DIR needs --out FILE.jsonl or FILE.npy");
+    EmbedFolderResult res = embed_folder(r, a.images_dir, a.out, !a.raw);
+    for (auto& s : res.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
+    std::printf("embedded %lld images into %s (%zu skipped)\n", (long long)res.embedded, a.out.c_str(),
+                res.skipped.size());
+    return 0;
+  }
+  MMKIT_CHECK(!a.images.empty() || !a.texts.empty(), "nothing to embed: give --image FILE and/or --text TEXT");
+  std::vector<Image> imgs;
+  for (auto& f : a.images) imgs.push_back(decode_image_file(f));
+  nlohmann::json j;
+  j["image_embeddings"] = imgs.empty() ? nlohmann::json::array() : rows_json(r.embed_images(imgs, !a.raw));
+  j["text_embeddings"] = a.texts.empty() ? nlohmann::json::array() : rows_json(r.embed_texts(a.texts, !a.raw));
+  j["token_ids"] = r.tokenize(a.texts);
+  j["normalized"] = !a.raw;
+  std::cout << (a.json ? j.dump() : j.dump(1)) << "\n";
+  return 0;
+}
+
+int run_tokenize(const ClipArgs& a) {
+  std::unique_ptr<text::ClipTokenizer> tok;
+  std::string v = a.vocab;
+  if (v.empty()) fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt)");
+  struct stat st;
+  if (::stat(v.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_hf_files(v + "/vocab.json", v + "/merges.txt"));
+  else
+    tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_openai_merges(v));
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& t : a.texts) {
+    auto ids = tok->encode_padded(t, 77);
+    if (a.json) {
+      out.push_back({{"text", t}, {"token_ids", ids}});
+    } else {
+      for (size_t i = 0; i < ids.size() && (i == 0 || ids[i] != 0); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
+      std::printf("\n");
+    }
+  }
+  if (a.json) std::cout << out.dump() << "\n";
+  return 0;
+}
+
+int run_zero_shot(const ClipArgs& a) {
+  set_num_threads(a.threads);
+  std::vector<std::string> labels = split_labels(a.labels);
+  MMKIT_CHECK(!labels.empty(), "--labels needs a comma-separated list, e.g. --labels cat,dog");
+  ClipRunner r = ClipRunner::open(a.model, a.vocab, a.preprocess);
+  std::vector<Image> imgs;
+  for (auto& f : a.files) imgs.push_back(decode_image_file(f));
+  ZeroShotResult z = r.zero_shot(imgs, labels, a.templates);
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < imgs.size(); ++i) {
+    if (a.json) {
+      out.push_back({{"image", a.files[i]}, {"label", labels[size_t(z.best[i])]}, {"probs", z.probs[i]}, {"labels", labels}});
+    } else {
+      std::printf("%s\t%s\t%.3f\n", a.files[i].c_str(), labels[size_t(z.best[i])].c_str(), z.probs[i][size_t(z.best[i])]);
+    }
+  }
+  if (a.json) std::cout << out.dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,6 +245,33 @@ int main(int argc, char** argv) {
   cl->add_flag("--json", json, "print JSON");
   cl->add_option("--threads", threads)->capture_default_str();
 
+  // ---- CLIP: embed, tokenize, zero-shot
+  ClipArgs ca;
+  auto* em = app.add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
+  em->add_option("--model", ca.model, "CLIP safetensors file")->required();
+  em->add_option("--vocab", ca.vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (default: beside the model)");
+  em->add_option("--image", ca.images, "image file (repeatable)");
+  em->add_option("--text", ca.texts, "text (repeatable)");
+  em->add_option("--images", ca.images_dir, "embed every PNG/JPEG in this folder (needs --out)");
+  em->add_option("--out", ca.out, "output for --images: FILE.jsonl or FILE.npy");
+  em->add_option("--preprocess", ca.preprocess, "clip or imagenet")->capture_default_str();
+  em->add_flag("--raw", ca.raw, "do not L2-normalise");
+  em->add_flag("--json", ca.json, "compact JSON");
+  em->add_option("--threads", ca.threads)->capture_default_str();
+  auto* tk = app.add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, start/end included)");
+  tk->add_option("--vocab", ca.vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt")->required();
+  tk->add_option("texts", ca.texts, "texts")->required();
+  tk->add_flag("--json", ca.json, "print JSON");
+  auto* zs = app.add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
+  zs->add_option("--model", ca.model, "CLIP safetensors file")->required();
+  zs->add_option("--vocab", ca.vocab, "bpe_simple_vocab_16e6.txt.gz or HF folder (default: beside the model)");
+  zs->add_option("--labels", ca.labels, "comma-separated class names")->required();
+  zs->add_option("--template", ca.templates, "prompt template with {} (repeatable; averaged as CLIP does)");
+  zs->add_option("--preprocess", ca.preprocess, "clip or imagenet")->capture_default_str();
+  zs->add_option("images", ca.files, "image files")->required();
+  zs->add_flag("--json", ca.json, "print JSON");
+  zs->add_option("--threads", ca.threads)->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -158,6 +285,9 @@ int main(int argc, char** argv) {
     }
     if (*ev) return run_eval_vit(model, eval_data, json, threads, confusion);
     if (*cl) return run_classify(model, files, json, threads);
+    if (*em) return run_embed(ca);
+    if (*tk) return run_tokenize(ca);
+    if (*zs) return run_zero_shot(ca);
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "mmkit: error: %s\n", e.what());

@@ -1,0 +1,91 @@
+#include "mmkit/eval/embed_folder.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "mmkit/io/npy.h"
+#include "mmkit/util/progress.h"
+
+namespace mmkit {
+
+std::vector<std::string> list_image_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) fail("cannot open image folder ", dir, ": ", std::strerror(errno));
+  std::vector<std::string> files;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    std::string lower = n;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    for (const char* ext : {".png", ".jpg", ".jpeg"}) {
+      size_t L = std::strlen(ext);
+      if (lower.size() > L && lower.compare(lower.size() - L, L, ext) == 0) files.push_back(dir + "/" + n);
+    }
+  }
+  ::closedir(d);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std::string& out,
+                               bool normalize, int batch) {
+  const bool npy = out.size() > 4 && out.compare(out.size() - 4, 4, ".npy") == 0;
+  std::vector<std::string> files = list_image_files(dir);
+  MMKIT_CHECK(!files.empty(), "no PNG or JPEG files in ", dir);
+  const int64_t E = r.model().cfg.embed_dim;
+  EmbedFolderResult res;
+  std::vector<float> all;
+  std::vector<std::string> order;
+  std::string tmp = out + ".tmp";
+  std::ofstream jsonl;
+  if (!npy) {
+    jsonl.open(tmp);
+    MMKIT_CHECK(jsonl.good(), "cannot write ", out);
+  }
+  Progress::Options po;
+  po.unit = "img/s";
+  Progress bar("embed", int64_t(files.size()), stderr, po);
+  for (size_t i0 = 0; i0 < files.size(); i0 += size_t(batch)) {
+    std::vector<Image> imgs;
+    std::vector<std::string> names;
+    for (size_t i = i0; i < std::min(files.size(), i0 + size_t(batch)); ++i) {
+      try {
+        imgs.push_back(decode_image_file(files[i]));
+        names.push_back(files[i]);
+      } catch (const Error& e) {
+        res.skipped.push_back(files[i] + ": " + e.what());
+      }
+    }
+    if (!imgs.empty()) {
+      Tensor emb = r.embed_images(imgs, normalize, batch);
+      for (size_t k = 0; k < names.size(); ++k) {
+        const float* row = emb.f32() + int64_t(k) * E;
+        if (npy) {
+          all.insert(all.end(), row, row + E);
+          order.push_back(names[k]);
+        } else {
+          nlohmann::json j = {{"image", names[k]}, {"embedding", std::vector<float>(row, row + E)}};
+          jsonl << j.dump() << "\n";
+        }
+      }
+      res.embedded += int64_t(names.size());
+    }
+    bar.update(int64_t(std::min(files.size(), i0 + size_t(batch))));
+  }
+  bar.finish();
+  if (npy) {
+    Tensor t = Tensor::from_vector(Shape{int64_t(order.size()), E}, all);
+    io::write_npy(out, t);
+    std::ofstream p(out + ".paths.txt");
+    for (auto& n : order) p << n << "\n";
+  } else {
+    jsonl.close();
+    MMKIT_CHECK(!jsonl.fail() && std::rename(tmp.c_str(), out.c_str()) == 0, "cannot write ", out);
+  }
+  return res;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,24 @@
+// Embedding a folder of images with CLIP, in batches with a progress bar.
+// Output: JSONL ({"image": path, "embedding": [...]} per line) or .npy
+// ([N, E] float32, with the image order in <out>.paths.txt). Files that do
+// not decode are skipped and reported, never fatal.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mmkit/eval/clip_runner.h"
+
+namespace mmkit {
+
+struct EmbedFolderResult {
+  int64_t embedded = 0;
+  std::vector<std::string> skipped;  // "path: reason"
+};
+
+// Image files (png/jpg/jpeg, case-insensitive) directly in `dir`, sorted.
+std::vector<std::string> list_image_files(const std::string& dir);
+
+EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std::string& out,
+                               bool normalize, int batch = 16);
+
+}  // namespace mmkit
