@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -101,4 +102,88 @@ TEST(ClipParity, ImagesTextsAndZeroShotEndToEnd) {
   for (size_t i = 0; i < images.size(); ++i)
     for (size_t l = 0; l < labels.size(); ++l)
       EXPECT_NEAR(z.probs[i][l], ref["probs"][i][l].get<double>(), 1e-4) << "image " << i << " label " << l;
+}
+
+// Hugging Face layout: the reference checkpoint rewritten with transformers'
+// CLIPModel names (q/k/v split, projections stored as nn.Linear) plus a
+// config.json must give the same embeddings.
+TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
+  REQUIRE_REFERENCE();
+  io::SafetensorsFile src = io::SafetensorsFile::open(ref_dir() + "/clip_tiny_f32.safetensors");
+  std::vector<std::pair<std::string, Tensor>> out;
+  auto rename = [](std::string n) {
+    auto rep = [&](const std::string& a, const std::string& b) {
+      size_t p = n.find(a);
+      if (p != std::string::npos) n.replace(p, a.size(), b);
+    };
+    rep("visual.transformer.resblocks.", "vision_model.encoder.layers.");
+    rep("transformer.resblocks.", "text_model.encoder.layers.");
+    rep(".ln_1.", ".layer_norm1.");
+    rep(".ln_2.", ".layer_norm2.");
+    rep(".mlp.c_fc.", ".mlp.fc1.");
+    rep(".mlp.c_proj.", ".mlp.fc2.");
+    rep(".attn.out_proj.", ".self_attn.out_proj.");
+    rep("visual.conv1.weight", "vision_model.embeddings.patch_embedding.weight");
+    rep("visual.class_embedding", "vision_model.embeddings.class_embedding");
+    rep("visual.positional_embedding", "vision_model.embeddings.position_embedding.weight");
+    rep("visual.ln_pre.", "vision_model.pre_layrnorm.");
+    rep("visual.ln_post.", "vision_model.post_layernorm.");
+    rep("token_embedding.weight", "text_model.embeddings.token_embedding.weight");
+    if (n == "positional_embedding") n = "text_model.embeddings.position_embedding.weight";
+    rep("ln_final.", "text_model.final_layer_norm.");
+    return n;
+  };
+  for (const auto& t : src.tensors()) {
+    Tensor x = io::read_tensor_f32(src, t.name);
+    if (t.name.find("in_proj_") != std::string::npos) {
+      std::string base = rename(t.name.substr(0, t.name.find("attn.in_proj_")));
+      std::string kind = t.name.find("weight") != std::string::npos ? "weight" : "bias";
+      int64_t rows = x.dim(0) / 3, per = x.numel() / 3;
+      for (int i = 0; i < 3; ++i) {
+        Shape s = x.shape();
+        s[0] = rows;
+        Tensor part = Tensor::empty(s);
+        std::memcpy(part.raw(), x.f32() + i * per, size_t(per) * 4);
+        out.push_back({base + "self_attn." + "qkv"[i] + "_proj." + kind, part});
+      }
+    } else if (t.name == "visual.proj" || t.name == "text_projection") {
+      Tensor tr = Tensor::empty(Shape{x.dim(1), x.dim(0)});
+      for (int64_t i = 0; i < x.dim(0); ++i)
+        for (int64_t j = 0; j < x.dim(1); ++j) tr.f32()[j * x.dim(0) + i] = x.f32()[i * x.dim(1) + j];
+      out.push_back({t.name == "visual.proj" ? "visual_projection.weight" : "text_projection.weight", tr});
+    } else {
+      out.push_back({rename(t.name), x});
+    }
+  }
+  char tmpl[] = "/tmp/mmkit_hfclip_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::vector<io::TensorToWrite> w;
+  for (auto& [n, t] : out) w.push_back({n, DType::f32, t.shape().vec(), t.raw()});
+  io::write_safetensors(dir + "/model.safetensors", w);
+  std::ofstream(dir + "/config.json") << R"({"projection_dim": 64,
+    "text_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                    "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "quick_gelu"},
+    "vision_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 1,
+                      "image_size": 64, "patch_size": 16, "hidden_act": "quick_gelu"}})";
+  auto clip = load_clip(dir + "/model.safetensors");
+  nlohmann::json ref = ref_json();
+  const auto& ids_json = ref["token_ids"];
+  const int64_t B = int64_t(ids_json.size()), T = 77;
+  Tensor ids = Tensor::empty(Shape{B, T}, DType::i32);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) ids.ptr<int32_t>()[b * T + t] = ids_json[b][t].get<int32_t>();
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  expect_rows_match("text_embeddings (HF layout)", g.data(clip_encode_text(g, *clip, ids)),
+                    ref["text_embeddings"], clip->cfg.embed_dim);
+  // A missing tensor is reported with the checkpoint's own name.
+  w.pop_back();
+  io::write_safetensors(dir + "/model.safetensors", w);
+  try {
+    load_clip(dir + "/model.safetensors");
+    FAIL() << "incomplete checkpoint accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing tensor"), std::string::npos) << e.what();
+  }
 }

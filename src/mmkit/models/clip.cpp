@@ -4,6 +4,7 @@
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/io/layouts.h"
 
 namespace mmkit {
 
@@ -146,15 +147,79 @@ nn::ParamList Clip::parameters() {
   return p;
 }
 
+namespace {
+
+// Hugging Face config.json (CLIPConfig) -> ClipConfig. Absent fields take
+// transformers' defaults (CLIPTextConfig / CLIPVisionConfig), as it does.
+ClipConfig config_from_hf(const std::string& text, const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail(path, " is not valid JSON: ", e.what());
+  }
+  auto sub = [&](const char* k) { return j.contains(k) && j[k].is_object() ? j[k] : nlohmann::json::object(); };
+  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
+  auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
+    if (!o.contains(k)) return d;
+    MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
+    return o[k].get<int64_t>();
+  };
+  ClipConfig c;
+  c.embed_dim = num(j, "projection_dim", 512);
+  c.transformer_width = num(tc, "hidden_size", 512);
+  c.transformer_layers = num(tc, "num_hidden_layers", 12);
+  c.transformer_heads = num(tc, "num_attention_heads", 8);
+  c.context_length = num(tc, "max_position_embeddings", 77);
+  c.vocab_size = num(tc, "vocab_size", 49408);
+  c.vision_width = num(vc, "hidden_size", 768);
+  c.vision_layers = num(vc, "num_hidden_layers", 12);
+  c.vision_heads = num(vc, "num_attention_heads", 12);
+  c.image_resolution = num(vc, "image_size", 224);
+  c.vision_patch_size = num(vc, "patch_size", 32);
+  std::string act = vc.value("hidden_act", std::string("quick_gelu"));
+  MMKIT_CHECK(act == tc.value("hidden_act", std::string("quick_gelu")), path,
+              ": different activations in the two towers are not supported");
+  c.activation = act;
+  if (vc.contains("layer_norm_eps")) c.eps = vc["layer_norm_eps"].get<float>();
+  c.validate();
+  return c;
+}
+
+std::string dir_of(const std::string& p) {
+  size_t s = p.find_last_of('/');
+  return s == std::string::npos ? "." : p.substr(0, s);
+}
+
+}  // namespace
+
 std::unique_ptr<Clip> load_clip(const std::string& path) {
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
-  auto it = file->metadata().find("config");
-  MMKIT_CHECK(it != file->metadata().end(), path,
-              ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
-              "counts, are required)");
+  io::Layout layout = io::detect_layout(*file);
+  MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip, path,
+              " does not look like a CLIP checkpoint (layout: ", io::layout_name(layout), ")");
   auto m = std::make_unique<Clip>();
-  m->init(ClipConfig::from_json(it->second), 0);
-  io::bind_parameters(file, m->parameters());
+  auto it = file->metadata().find("config");
+  if (layout == io::Layout::openai_clip) {
+    MMKIT_CHECK(it != file->metadata().end(), path,
+                ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
+                "counts, are required)");
+    m->init(ClipConfig::from_json(it->second), 0);
+    io::bind_parameters(file, m->parameters());
+  } else {
+    ClipConfig cfg;
+    if (it != file->metadata().end()) {
+      cfg = ClipConfig::from_json(it->second);
+    } else {
+      std::string cj = dir_of(path) + "/config.json";
+      std::string text = io::read_text_file(cj);
+      MMKIT_CHECK(!text.empty(), path, ": Hugging Face CLIP checkpoint without ", cj,
+                  " (needed for the hyper-parameters; head counts cannot be inferred)");
+      cfg = config_from_hf(text, cj);
+    }
+    m->init(cfg, 0);
+    io::bind_remapped(io::remap(file, layout), m->parameters(), path);
+  }
   m->file = file;
   return m;
 }

@@ -1,0 +1,253 @@
+#include "mmkit/io/layouts.h"
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace mmkit::io {
+
+namespace {
+
+struct Rule {
+  std::regex from;
+  const char* to;
+};
+
+// torchvision.models.VisionTransformer -> mmkit Vit (models/vit.h)
+const std::vector<Rule>& torchvision_vit_rules() {
+  static const std::vector<Rule> r = {
+      {std::regex(R"(^conv_proj\.(weight|bias)$)"), "patch_embed.$1"},
+      {std::regex(R"(^class_token$)"), "cls_token"},
+      {std::regex(R"(^encoder\.pos_embedding$)"), "pos_embed"},
+      {std::regex(R"(^encoder\.layers\.encoder_layer_(\d+)\.ln_1\.(weight|bias)$)"), "encoder.layers.$1.norm1.$2"},
+      {std::regex(R"(^encoder\.layers\.encoder_layer_(\d+)\.ln_2\.(weight|bias)$)"), "encoder.layers.$1.norm2.$2"},
+      {std::regex(R"(^encoder\.layers\.encoder_layer_(\d+)\.self_attention\.(.+)$)"), "encoder.layers.$1.self_attn.$2"},
+      {std::regex(R"(^encoder\.layers\.encoder_layer_(\d+)\.mlp\.0\.(weight|bias)$)"), "encoder.layers.$1.linear1.$2"},
+      {std::regex(R"(^encoder\.layers\.encoder_layer_(\d+)\.mlp\.3\.(weight|bias)$)"), "encoder.layers.$1.linear2.$2"},
+      {std::regex(R"(^encoder\.ln\.(weight|bias)$)"), "norm.$1"},
+      {std::regex(R"(^heads\.head\.(weight|bias)$)"), "head.$1"},
+  };
+  return r;
+}
+
+// transformers ViTForImageClassification -> mmkit Vit. q/k/v are packed below.
+const std::vector<Rule>& hf_vit_rules() {
+  static const std::vector<Rule> r = {
+      {std::regex(R"(^vit\.embeddings\.patch_embeddings\.projection\.(weight|bias)$)"), "patch_embed.$1"},
+      {std::regex(R"(^vit\.embeddings\.cls_token$)"), "cls_token"},
+      {std::regex(R"(^vit\.embeddings\.position_embeddings$)"), "pos_embed"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)$)"), "encoder.layers.$1.norm1.$2"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)$)"), "encoder.layers.$1.norm2.$2"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)$)"), "encoder.layers.$1.self_attn.out_proj.$2"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$)"), "encoder.layers.$1.self_attn.$2.$3"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)$)"), "encoder.layers.$1.linear1.$2"},
+      {std::regex(R"(^vit\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)$)"), "encoder.layers.$1.linear2.$2"},
+      {std::regex(R"(^vit\.layernorm\.(weight|bias)$)"), "norm.$1"},
+      {std::regex(R"(^classifier\.(weight|bias)$)"), "head.$1"},
+  };
+  return r;
+}
+
+// transformers CLIPModel -> mmkit Clip (OpenAI names). q/k/v packed and the
+// two projections transposed below.
+const std::vector<Rule>& hf_clip_rules() {
+  static const std::vector<Rule> r = {
+      {std::regex(R"(^vision_model\.embeddings\.patch_embedding\.weight$)"), "visual.conv1.weight"},
+      {std::regex(R"(^vision_model\.embeddings\.class_embedding$)"), "visual.class_embedding"},
+      {std::regex(R"(^vision_model\.embeddings\.position_embedding\.weight$)"), "visual.positional_embedding"},
+      {std::regex(R"(^vision_model\.pre_layrnorm\.(weight|bias)$)"), "visual.ln_pre.$1"},
+      {std::regex(R"(^vision_model\.post_layernorm\.(weight|bias)$)"), "visual.ln_post.$1"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_1.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_2.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_fc.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_proj.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.out_proj.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.$2.$3"},
+      {std::regex(R"(^text_model\.embeddings\.token_embedding\.weight$)"), "token_embedding.weight"},
+      {std::regex(R"(^text_model\.embeddings\.position_embedding\.weight$)"), "positional_embedding"},
+      {std::regex(R"(^text_model\.final_layer_norm\.(weight|bias)$)"), "ln_final.$1"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "transformer.resblocks.$1.ln_1.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "transformer.resblocks.$1.ln_2.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_fc.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_proj.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.out_proj.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.$2.$3"},
+      {std::regex(R"(^visual_projection\.weight$)"), "visual.proj.T"},
+      {std::regex(R"(^text_projection\.weight$)"), "text_projection.T"},
+      {std::regex(R"(^logit_scale$)"), "logit_scale"},
+  };
+  return r;
+}
+
+Tensor as_f32(const std::shared_ptr<SafetensorsFile>& f, const TensorView& t) {
+  if (t.dtype == DType::f32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0)
+    return Tensor::view(const_cast<void*>(t.data), Shape(t.shape), DType::f32,
+                        std::shared_ptr<void>(f, const_cast<void*>(t.data)));
+  std::vector<float> v = to_f32(t);
+  Tensor x = Tensor::empty(Shape(t.shape));
+  std::memcpy(x.raw(), v.data(), v.size() * 4);
+  return x;
+}
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+// "<prefix>.{q,k,v}.{weight,bias}" (or query/key/value) -> packed
+// "<prefix>.in_proj_{weight,bias}" in q, k, v row order.
+void pack_qkv(Remapped& r) {
+  std::map<std::string, std::vector<std::string>> groups;
+  for (auto& [name, t] : r.tensors) {
+    for (const char* part : {".q.", ".k.", ".v.", ".query.", ".key.", ".value."}) {
+      size_t p = name.rfind(part);
+      if (p == std::string::npos) continue;
+      std::string kind = name.substr(p + std::strlen(part));  // weight | bias
+      groups[name.substr(0, p) + ".in_proj_" + kind].push_back(name);
+    }
+  }
+  for (auto& [packed, parts] : groups) {
+    std::string base = packed.substr(0, packed.rfind(".in_proj_"));
+    std::string kind = packed.substr(packed.rfind('_') + 1);
+    std::vector<std::string> order;
+    for (const char* n : {"q", "k", "v"})
+      if (r.tensors.count(base + "." + n + "." + kind)) order.push_back(base + "." + n + "." + kind);
+    if (order.size() != 3) {
+      order.clear();
+      for (const char* n : {"query", "key", "value"})
+        if (r.tensors.count(base + "." + n + "." + kind)) order.push_back(base + "." + n + "." + kind);
+    }
+    if (order.size() != 3) continue;  // left unpacked: reported as unexpected
+    const Tensor& q = r.tensors[order[0]];
+    Shape s = q.shape();
+    s[0] *= 3;
+    Tensor out = Tensor::empty(s);
+    for (int i = 0; i < 3; ++i) {
+      const Tensor& t = r.tensors[order[size_t(i)]];
+      MMKIT_CHECK(t.shape() == q.shape(), "checkpoint: ", r.source[order[size_t(i)]], " has shape ",
+                  t.shape().str(), ", expected ", q.shape().str(), " like the other q/k/v tensors");
+      std::memcpy(static_cast<char*>(out.raw()) + i * t.nbytes(), t.raw(), t.nbytes());
+    }
+    r.source[packed] = r.source[order[0]] + " (+ k, v)";
+    for (auto& o : order) {
+      r.tensors.erase(o);
+      r.source.erase(o);
+    }
+    r.tensors[packed] = out;
+  }
+}
+
+// "<name>.T" entries: stored as nn.Linear [out, in], mmkit wants [in, out].
+void transpose_marked(Remapped& r) {
+  std::vector<std::string> marked;
+  for (auto& [name, t] : r.tensors)
+    if (ends_with(name, ".T")) marked.push_back(name);
+  for (auto& name : marked) {
+    Tensor t = r.tensors[name];
+    MMKIT_CHECK(t.ndim() == 2, "checkpoint: ", r.source[name], " should be a matrix, got ", t.shape().str());
+    int64_t R = t.dim(0), C = t.dim(1);
+    Tensor out = Tensor::empty(Shape{C, R});
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t j = 0; j < C; ++j) out.f32()[j * R + i] = t.f32()[i * C + j];
+    std::string plain = name.substr(0, name.size() - 2);
+    r.tensors.erase(name);
+    r.tensors[plain] = out;
+    r.source[plain] = r.source[name] + " (transposed)";
+    r.source.erase(name);
+  }
+}
+
+}  // namespace
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::mmkit: return "mmkit";
+    case Layout::openai_clip: return "OpenAI/OpenCLIP CLIP";
+    case Layout::hf_clip: return "Hugging Face CLIPModel";
+    case Layout::torchvision_vit: return "torchvision VisionTransformer";
+    case Layout::hf_vit: return "Hugging Face ViTForImageClassification";
+  }
+  return "?";
+}
+
+Layout detect_layout(const SafetensorsFile& f) {
+  if (f.find("visual.conv1.weight") || f.find("token_embedding.weight")) return Layout::openai_clip;
+  if (f.find("vision_model.embeddings.patch_embedding.weight") ||
+      f.find("text_model.embeddings.token_embedding.weight"))
+    return Layout::hf_clip;
+  if (f.find("conv_proj.weight")) return Layout::torchvision_vit;
+  if (f.find("vit.embeddings.patch_embeddings.projection.weight")) return Layout::hf_vit;
+  return Layout::mmkit;
+}
+
+Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
+  const std::vector<Rule>* rules = nullptr;
+  if (layout == Layout::torchvision_vit) rules = &torchvision_vit_rules();
+  if (layout == Layout::hf_vit) rules = &hf_vit_rules();
+  if (layout == Layout::hf_clip) rules = &hf_clip_rules();
+  Remapped r;
+  for (const TensorView& t : f->tensors()) {
+    std::string to = t.name;
+    bool matched = rules == nullptr;
+    if (rules)
+      for (const Rule& rule : *rules)
+        if (std::regex_match(t.name, rule.from)) {
+          to = std::regex_replace(t.name, rule.from, rule.to);
+          matched = true;
+          break;
+        }
+    if (!matched) {
+      r.unused.push_back(t.name);
+      continue;
+    }
+    r.tensors[to] = as_f32(f, t);
+    r.source[to] = t.name;
+  }
+  pack_qkv(r);
+  transpose_marked(r);
+  return r;
+}
+
+void bind_remapped(const Remapped& r, const std::vector<Parameter*>& params, const std::string& what) {
+  std::ostringstream problems;
+  int n = 0;
+  std::map<std::string, bool> used;
+  for (Parameter* p : params) {
+    auto it = r.tensors.find(p->name);
+    if (it == r.tensors.end()) {
+      problems << "\n  missing tensor for '" << p->name << "' (expected " << p->value.shape().str() << ")";
+      ++n;
+      continue;
+    }
+    used[p->name] = true;
+    if (it->second.shape() != p->value.shape()) {
+      problems << "\n  tensor '" << r.source.at(p->name) << "': got " << it->second.shape().str()
+               << ", expected " << p->value.shape().str();
+      ++n;
+    }
+  }
+  for (auto& [name, t] : r.tensors)
+    if (!used.count(name)) {
+      problems << "\n  unexpected tensor '" << r.source.at(name) << "' " << t.shape().str();
+      ++n;
+    }
+  for (auto& name : r.unused) {
+    problems << "\n  unexpected tensor '" << name << "'";
+    ++n;
+  }
+  if (n) fail(what, " does not match the model (", n, " problem", n > 1 ? "s" : "", "):", problems.str());
+  for (Parameter* p : params) {
+    p->value = r.tensors.at(p->name);
+    p->trainable = false;
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return "";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace mmkit::io
