@@ -66,9 +66,10 @@ int run_eval_vit(const std::string& model, const std::string& data, bool json, i
 }
 
 int run_classify(const std::string& model, const std::vector<std::string>& files, bool json,
-                 int threads) {
+                 int threads, const std::string& preprocess, int64_t heads) {
   set_num_threads(threads);
-  Vit vit = train::load_vit(model);
+  Vit vit = train::load_vit(model, heads);
+  if (!preprocess.empty()) vit.cfg.preprocess = preprocess == "none" ? "" : preprocess;
   std::vector<Image> images;
   for (auto& f : files) images.push_back(decode_image_file(f));
   auto res = classify_images(vit, images);
@@ -76,7 +77,8 @@ int run_classify(const std::string& model, const std::vector<std::string>& files
   for (size_t i = 0; i < files.size(); ++i) {
     if (json) {
       arr.push_back({{"image", files[i]}, {"label", res[i].name}, {"index", res[i].label},
-                     {"probability", res[i].probability}, {"probs", res[i].probs}});
+                     {"probability", res[i].probability}, {"probs", res[i].probs},
+                     {"logits", res[i].logits}});
     } else {
       std::printf("%s\t%s\t%.3f\n", files[i].c_str(), res[i].name.c_str(), res[i].probability);
     }
@@ -243,6 +245,10 @@ int main(int argc, char** argv) {
   cl->add_option("--model", model, "model directory or .safetensors file")->required();
   cl->add_option("images", files, "PNG or JPEG files")->required();
   cl->add_flag("--json", json, "print JSON");
+  std::string cl_preprocess;
+  int64_t cl_heads = 0;
+  cl->add_option("--preprocess", cl_preprocess, "imagenet, clip or none (default: the model's own)");
+  cl->add_option("--heads", cl_heads, "attention heads, for checkpoints that do not record them (torchvision)");
   cl->add_option("--threads", threads)->capture_default_str();
 
   // ---- CLIP: embed, tokenize, zero-shot
@@ -284,7 +290,7 @@ int main(int argc, char** argv) {
       return run_train_vit(to);
     }
     if (*ev) return run_eval_vit(model, eval_data, json, threads, confusion);
-    if (*cl) return run_classify(model, files, json, threads);
+    if (*cl) return run_classify(model, files, json, threads, cl_preprocess, cl_heads);
     if (*em) return run_embed(ca);
     if (*tk) return run_tokenize(ca);
     if (*zs) return run_zero_shot(ca);

@@ -5,7 +5,10 @@
 // Build and run (from the repo root):
 //   g++ -O3 -march=native -fopenmp -std=c++17 tools/gemm_bench/gemm_bench.cpp -o /tmp/gemm_bench -I/usr/include/x86_64-linux-gnu/openblas-openmp -ldnnl -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
 //   /tmp/gemm_bench [--quick] [--threads 1,2]
-// Keep OPENBLAS_CORETYPE as the environment sets it (Haswell here); the header line reports it.
+// Keep OPENBLAS_CORETYPE as the environment sets it (Haswell here); the header line reports it. With it,
+// OpenBLAS runs its AVX2 kernels at about half oneDNN's AVX-512 speed; unset, it picks Cooperlake and matches.
+// Run on an idle machine: with another process on a core, a 2-thread call waits a scheduler slice (~8 ms)
+// at its barrier, which shows as both libraries collapsing to the same low GFLOP/s.
 //
 // Shapes. Tiny ViT: 28x28 image, patch 4 -> T = 50 tokens, D = 64, 4 heads of 16, MLP 256, batch 128,
 // so a linear layer sees M = 128*50 = 6400 rows. A linear y = x W^T (x [M,in], W [out,in]) costs:

@@ -1,6 +1,7 @@
 #include "mmkit/eval/classify.h"
 
 #include "mmkit/autograd/functions.h"
+#include "mmkit/image/preprocess.h"
 #include "mmkit/image/to_tensor.h"
 
 namespace mmkit {
@@ -11,7 +12,12 @@ std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& 
   std::vector<Classification> out;
   if (n == 0) return out;
   Tensor x = Tensor::empty(Shape{n, c.channels, S, S});
-  for (int64_t i = 0; i < n; ++i) {
+  if (!c.preprocess.empty()) {
+    PreprocessConfig pre = preprocess_preset(c.preprocess, int(S));
+    MMKIT_CHECK(c.channels == 3, "preset '", c.preprocess, "' needs a 3-channel model");
+    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i)], pre, x.f32() + i * 3 * S * S);
+  }
+  for (int64_t i = 0; i < n && c.preprocess.empty(); ++i) {
     Image im = c.channels == 1 ? to_gray(images[size_t(i)]) : to_rgb(images[size_t(i)]);
     MMKIT_CHECK(im.channels == c.channels, "image ", i, " has ", im.channels,
                 " channels after conversion, the model expects ", c.channels);
@@ -22,11 +28,14 @@ std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& 
   Arena arena;
   Graph g(arena);
   g.grad_enabled = false;
-  Var probs = ag::softmax(g, vit_forward(g, vit, g.constant(x)));
+  Var logits = vit_forward(g, vit, g.constant(x));
+  Var probs = ag::softmax(g, logits);
   const float* p = g.data(probs);
+  const float* L = g.data(logits);
   for (int64_t i = 0; i < n; ++i) {
     Classification r;
     r.probs.assign(p + i * K, p + (i + 1) * K);
+    r.logits.assign(L + i * K, L + (i + 1) * K);
     for (int64_t k = 1; k < K; ++k)
       if (r.probs[size_t(k)] > r.probs[size_t(r.label)]) r.label = k;
     r.probability = r.probs[size_t(r.label)];

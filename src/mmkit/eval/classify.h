@@ -13,10 +13,12 @@ struct Classification {
   std::string name;           // class name (or the index as text)
   float probability = 0;
   std::vector<float> probs;   // [K], softmax of the logits
+  std::vector<float> logits;  // [K]
 };
 
-// Converts each image to the model's channels and size (gray/RGB, bilinear
-// resize with area averaging when shrinking) and classifies it.
+// Converts each image with the model's preprocessing (cfg.preprocess preset,
+// e.g. "imagenet" for torchvision models; otherwise gray/RGB conversion and a
+// bilinear resize to image_size) and classifies it.
 std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& images);
 
 }  // namespace mmkit

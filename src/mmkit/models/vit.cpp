@@ -49,6 +49,7 @@ std::string VitConfig::to_json() const {
   j["class_names"] = class_names;
   j["pixel_mean"] = pixel_mean;
   j["pixel_std"] = pixel_std;
+  j["preprocess"] = preprocess;
   return j.dump();
 }
 
@@ -96,6 +97,10 @@ VitConfig VitConfig::from_json(const std::string& text) {
       MMKIT_CHECK(s.is_string(), "ViT config: class names must be strings");
       c.class_names.push_back(s.get<std::string>());
     }
+  }
+  if (j.contains("preprocess")) {
+    MMKIT_CHECK(j["preprocess"].is_string(), "ViT config: 'preprocess' must be a string");
+    c.preprocess = j["preprocess"].get<std::string>();
   }
   for (const char* key : {"pixel_mean", "pixel_std"}) {
     if (!j.contains(key)) continue;

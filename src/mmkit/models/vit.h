@@ -35,6 +35,9 @@ struct VitConfig {
   std::vector<std::string> class_names;  // optional, for labelling predictions
   // Input normalisation (x/255 - mean) / std per channel; empty = 0.5/0.5.
   std::vector<float> pixel_mean, pixel_std;
+  // Image pipeline for files: "" = plain resize to image_size (the project's
+  // own models), or a preset of image/preprocess.h ("imagenet", "clip").
+  std::string preprocess;
 
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
   void validate() const;  // throws mmkit::Error naming the bad field

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -18,7 +19,9 @@
 #include "mmkit/data/batcher.h"
 #include "mmkit/eval/plots.h"
 #include "mmkit/image/to_tensor.h"
+#include "mmkit/image/preprocess.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/io/layouts.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::train {
@@ -253,20 +256,114 @@ EvalResult evaluate_vit(Vit& vit, const data::ImageSet& set, int batch, bool sho
   return r;
 }
 
-Vit load_vit(const std::string& model_path) {
+namespace {
+
+int64_t count_layers(const io::SafetensorsFile& f, const std::string& pre, const std::string& post) {
+  int64_t n = 0;
+  while (f.find(pre + std::to_string(n) + post)) ++n;
+  return n;
+}
+
+const io::TensorView& need(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorView* t = f.find(name);
+  MMKIT_CHECK(t, f.path(), ": expected tensor '", name, "' is missing");
+  return *t;
+}
+
+VitConfig torchvision_config(const io::SafetensorsFile& f, int64_t heads) {
+  VitConfig c;
+  const auto& conv = need(f, "conv_proj.weight");
+  MMKIT_CHECK(conv.shape.size() == 4, f.path(), ": conv_proj.weight should be [D, C, p, p]");
+  c.dim = conv.shape[0];
+  c.channels = conv.shape[1];
+  c.patch_size = conv.shape[2];
+  const auto& pos = need(f, "encoder.pos_embedding");
+  int64_t n = pos.shape.size() == 3 ? pos.shape[1] - 1 : 0, side = int64_t(std::lround(std::sqrt(double(n))));
+  MMKIT_CHECK(n > 0 && side * side == n, f.path(), ": encoder.pos_embedding does not describe a square patch grid");
+  c.image_size = side * c.patch_size;
+  c.depth = count_layers(f, "encoder.layers.encoder_layer_", ".ln_1.weight");
+  c.mlp_dim = need(f, "encoder.layers.encoder_layer_0.mlp.0.weight").shape[0];
+  c.num_classes = need(f, "heads.head.weight").shape[0];
+  auto it = f.metadata().find("config");
+  if (heads <= 0 && it != f.metadata().end()) {
+    nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+    if (j.is_object() && j.contains("num_heads") && j["num_heads"].is_number_integer()) heads = j["num_heads"];
+  }
+  MMKIT_CHECK(heads > 0, f.path(), ": the attention head count cannot be inferred from tensor shapes; pass "
+              "--heads N (vit_b_16: 12) or store {\"num_heads\": N} in the metadata 'config'");
+  c.heads = heads;
+  c.norm_first = true;
+  c.eps = 1e-6f;
+  c.preprocess = "imagenet";
+  return c;
+}
+
+VitConfig hf_vit_config(const std::string& path, int64_t heads) {
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
+  std::string cj = (dir.empty() ? "." : dir) + "/config.json";
+  std::string text = io::read_text_file(cj);
+  MMKIT_CHECK(!text.empty(), path, ": Hugging Face ViT checkpoint without ", cj);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  MMKIT_CHECK(j.is_object(), cj, " is not a JSON object");
+  auto num = [&](const char* k, int64_t d) {
+    if (!j.contains(k)) return d;
+    MMKIT_CHECK(j[k].is_number_integer(), cj, ": '", k, "' must be an integer");
+    return j[k].get<int64_t>();
+  };
+  VitConfig c;
+  c.dim = num("hidden_size", 768);
+  c.depth = num("num_hidden_layers", 12);
+  c.heads = heads > 0 ? heads : num("num_attention_heads", 12);
+  c.mlp_dim = num("intermediate_size", 3072);
+  c.image_size = num("image_size", 224);
+  c.patch_size = num("patch_size", 16);
+  c.channels = num("num_channels", 3);
+  c.eps = j.value("layer_norm_eps", 1e-12f);
+  c.norm_first = true;
+  if (j.contains("id2label") && j["id2label"].is_object()) {
+    c.num_classes = int64_t(j["id2label"].size());
+    for (int64_t k = 0; k < c.num_classes; ++k)
+      c.class_names.push_back(j["id2label"].value(std::to_string(k), std::to_string(k)));
+  } else {
+    c.num_classes = num("num_labels", 2);
+  }
+  c.preprocess = "imagenet";
+  return c;
+}
+
+}  // namespace
+
+Vit load_vit(const std::string& model_path, int64_t heads) {
   std::string path = model_path;
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
   MMKIT_CHECK(file_exists(path), "model file ", path, " not found (train one with `mmkit train vit --out DIR`)");
-  io::SafetensorsFile f = io::SafetensorsFile::open(path);
-  auto it = f.metadata().find("config");
-  MMKIT_CHECK(it != f.metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit ViT model");
-  VitConfig cfg = VitConfig::from_json(it->second);
+  auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+  io::Layout layout = io::detect_layout(*file);
   Vit vit;
+  if (layout == io::Layout::torchvision_vit || layout == io::Layout::hf_vit) {
+    VitConfig cfg = layout == io::Layout::torchvision_vit ? torchvision_config(*file, heads)
+                                                           : hf_vit_config(path, heads);
+    PreprocessConfig pre = preprocess_preset(cfg.preprocess, int(cfg.image_size));
+    cfg.pixel_mean.assign(pre.mean.begin(), pre.mean.end());
+    cfg.pixel_std.assign(pre.std.begin(), pre.std.end());
+    vit.init(cfg, 0);
+    io::Remapped r = io::remap(file, layout);
+    // Extra tensors a fixture may carry are not part of the model.
+    for (auto it = r.unused.begin(); it != r.unused.end();)
+      it = (it->rfind("input.", 0) == 0 || it->rfind("output.", 0) == 0) ? r.unused.erase(it) : it + 1;
+    io::bind_remapped(r, vit.parameters(), path);
+    return vit;
+  }
+  MMKIT_CHECK(layout == io::Layout::mmkit, path, " is a ", io::layout_name(layout), " checkpoint, not a ViT classifier");
+  auto it = file->metadata().find("config");
+  MMKIT_CHECK(it != file->metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit ViT model");
+  VitConfig cfg = VitConfig::from_json(it->second);
+  if (heads > 0) cfg.heads = heads;
   vit.init(cfg, 0);
   io::LoadOptions lo;
   lo.ignore_prefixes = {"optim."};
-  io::load_parameters(f, vit.parameters(), lo);
+  io::load_parameters(*file, vit.parameters(), lo);
   return vit;
 }
 

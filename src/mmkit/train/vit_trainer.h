@@ -72,8 +72,11 @@ int last_stop_signal();
 EvalResult evaluate_vit(Vit& vit, const data::ImageSet& set, int batch = 256,
                         bool show_progress = false);
 
-// Loads DIR/model.safetensors (or a .safetensors path) into a ready model.
-Vit load_vit(const std::string& model_path);
+// Loads DIR/model.safetensors (or a .safetensors path) into a ready model:
+// mmkit's own files, torchvision VisionTransformer (vit_b_16 names; the head
+// count comes from the file's metadata {"num_heads": N} or `heads`), or
+// Hugging Face ViTForImageClassification (config.json beside the file).
+Vit load_vit(const std::string& model_path, int64_t heads = 0);
 
 // Converts images [i0, i0+n) of `set` (optionally a custom index list) into
 // the model's normalised input [n, C, H, W].
