@@ -65,14 +65,22 @@ ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vo
                             const std::string& preprocess) {
   ClipRunner r;
   r.model_ = load_clip(model_path);
-  r.tok_ = open_tokenizer(vocab, model_path);
+  r.vocab_ = vocab;
+  r.model_path_ = model_path;
   r.pre_ = preprocess_preset(preprocess, int(r.model_->cfg.image_resolution));
   return r;
 }
 
+const text::ClipTokenizer& ClipRunner::tokenizer() const {
+  if (!tok_) tok_ = open_tokenizer(vocab_, model_path_);
+  return *tok_;
+}
+
 std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::string>& texts) const {
   std::vector<std::vector<int32_t>> out;
-  for (const auto& t : texts) out.push_back(tok_->encode_padded(t, int(model_->cfg.context_length)));
+  if (texts.empty()) return out;
+  const text::ClipTokenizer& tok = tokenizer();
+  for (const auto& t : texts) out.push_back(tok.encode_padded(t, int(model_->cfg.context_length)));
   return out;
 }
 

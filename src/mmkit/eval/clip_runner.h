@@ -38,12 +38,14 @@ class ClipRunner {
                            const std::vector<std::string>& templates);
 
   Clip& model() { return *model_; }
-  const text::ClipTokenizer& tokenizer() const { return *tok_; }
+  // Loaded on first use, so image-only work needs no vocabulary file.
+  const text::ClipTokenizer& tokenizer() const;
   const PreprocessConfig& preprocess() const { return pre_; }
 
  private:
   std::unique_ptr<Clip> model_;
-  std::unique_ptr<text::ClipTokenizer> tok_;
+  mutable std::unique_ptr<text::ClipTokenizer> tok_;
+  std::string vocab_, model_path_;
   PreprocessConfig pre_;
 };
 

@@ -76,6 +76,11 @@ EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std:
     bar.update(int64_t(std::min(files.size(), i0 + size_t(batch))));
   }
   bar.finish();
+  if (res.embedded == 0) {
+    std::remove(tmp.c_str());
+    fail("none of the ", files.size(), " image files in ", dir, " could be decoded (first: ",
+         res.skipped.empty() ? std::string("?") : res.skipped.front(), ")");
+  }
   if (npy) {
     Tensor t = Tensor::from_vector(Shape{int64_t(order.size()), E}, all);
     io::write_npy(out, t);
