@@ -36,7 +36,7 @@ const float* val(Graph& g, int id) { return g.value(Var{id}).f32(); }
 // and elements [bias0, bias0 + out) of b,
 // which is how packed in_proj weights serve separate q/k/v projections.
 static void linear_bw(Graph& g, const Node& n) {
-  const Tensor& x = g.value(Var{n.in[0]});
+  const Tensor x = g.value(Var{n.in[0]});
   int64_t in = n.i[0], out = n.i[1], r0 = n.i[2], b0 = n.i[3], N = x.numel() / in;
   float* dW = g.grad_ptr(n.in[1]);
   float* db = g.grad_ptr(n.in[2]);
@@ -45,8 +45,8 @@ static void linear_bw(Graph& g, const Node& n) {
 }
 
 Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0) {
-  const Shape& xs = g.shape(x);
-  const Shape& ws = g.shape(W);
+  const Shape xs = g.shape(x);
+  const Shape ws = g.shape(W);
   MMKIT_CHECK(ws.n == 2 && xs[-1] == ws[1], "linear: input ", xs.str(), " does not match weight ",
               ws.str());
   if (rows < 0) rows = ws[0] - row0;
@@ -91,8 +91,8 @@ static void matmul_bw(Graph& g, const Node& n) {
 }
 
 Var matmul(Graph& g, Var a, Var b) {
-  const Shape& as = g.shape(a);
-  const Shape& bs = g.shape(b);
+  const Shape as = g.shape(a);
+  const Shape bs = g.shape(b);
   MMKIT_CHECK(bs.n == 2 && as[-1] == bs[0], "matmul: ", as.str(), " @ ", bs.str(), " does not fit");
   const int64_t K = bs[0], M = bs[1], N = g.value(a).numel() / K;
   Tensor y = g.alloc(with_last(as, M));
@@ -146,8 +146,8 @@ static void add_broadcast_bw(Graph& g, const Node& n) {
 }
 
 Var add_broadcast(Graph& g, Var x, Var b) {
-  const Shape& xs = g.shape(x);
-  const Shape& bs = g.shape(b);
+  const Shape xs = g.shape(x);
+  const Shape bs = g.shape(b);
   // b must equal the trailing dims of x, ignoring leading 1s of b.
   int bn = bs.n;
   while (bn > 0 && bs[bs.n - bn] == 1 && bn > xs.n) --bn;
@@ -258,14 +258,14 @@ Var quick_gelu(Graph& g, Var x) {
 
 // ---------------------------------------------------------------- softmax family
 static void softmax_bw(Graph& g, const Node& n) {
-  const Tensor& y = g.value(Var{n.out});
+  const Tensor y = g.value(Var{n.out});
   int64_t cols = y.shape()[-1];
   if (float* dx = g.grad_ptr(n.in[0]))
     ops::softmax_backward(g.grad_ptr(n.out), y.f32(), dx, y.numel() / cols, cols);
 }
 
 static void log_softmax_bw(Graph& g, const Node& n) {
-  const Tensor& y = g.value(Var{n.out});
+  const Tensor y = g.value(Var{n.out});
   int64_t cols = y.shape()[-1];
   if (float* dx = g.grad_ptr(n.in[0]))
     ops::log_softmax_backward(g.grad_ptr(n.out), y.f32(), dx, y.numel() / cols, cols);
@@ -301,7 +301,7 @@ static void cross_entropy_bw(Graph& g, const Node& n) {
 }
 
 Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float smoothing) {
-  const Shape& s = g.shape(logits);
+  const Shape s = g.shape(logits);
   MMKIT_CHECK(s.n == 2, "cross_entropy: logits must be [N, K], got ", s.str());
   MMKIT_CHECK(targets.dtype() == DType::i32 && targets.numel() == s[0],
               "cross_entropy: targets must be I32 [", s[0], "], got ", dtype_name(targets.dtype()),
@@ -327,7 +327,7 @@ Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float smoothing) 
 
 // ---------------------------------------------------------------- layernorm
 static void layernorm_bw(Graph& g, const Node& n) {
-  const Tensor& x = g.value(Var{n.in[0]});
+  const Tensor x = g.value(Var{n.in[0]});
   int64_t D = x.shape()[-1];
   ops::layernorm_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in[1]), n.saved[0].f32(),
                           n.saved[1].f32(), g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]),
@@ -335,7 +335,7 @@ static void layernorm_bw(Graph& g, const Node& n) {
 }
 
 Var layernorm(Graph& g, Var x, Var w, Var b, float eps) {
-  const Shape& s = g.shape(x);
+  const Shape s = g.shape(x);
   int64_t D = s[-1], rows = g.value(x).numel() / D;
   MMKIT_CHECK(g.shape(w).numel() == D && g.shape(b).numel() == D, "layernorm: weight ",
               g.shape(w).str(), "/bias ", g.shape(b).str(), " for width ", D);
@@ -371,7 +371,7 @@ static void embedding_bw(Graph& g, const Node& n) {
 }
 
 Var embedding(Graph& g, Var table, const Tensor& ids) {
-  const Shape& ts = g.shape(table);
+  const Shape ts = g.shape(table);
   MMKIT_CHECK(ts.n == 2, "embedding: table must be [V, D], got ", ts.str());
   MMKIT_CHECK(ids.dtype() == DType::i32, "embedding: ids must be I32");
   Shape os = ids.shape();
@@ -408,8 +408,8 @@ static void patch_embed_bw(Graph& g, const Node& n) {
 }
 
 Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t p) {
-  const Shape& s = g.shape(images);
-  const Shape& ws = g.shape(W);
+  const Shape s = g.shape(images);
+  const Shape ws = g.shape(W);
   MMKIT_CHECK(s.n == 4, "patch_embed: images must be [B, C, H, W], got ", s.str());
   MMKIT_CHECK(ws.n == 4 && ws[1] == s[1] && ws[2] == p && ws[3] == p, "patch_embed: weight ",
               ws.str(), " does not fit ", s[1], " channels and patch ", p);
@@ -465,7 +465,7 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
   int64_t sizes[4];
   bool rg = false;
   for (size_t k = 0; k < xs.size(); ++k) {
-    const Shape& s = g.shape(xs[k]);
+    const Shape s = g.shape(xs[k]);
     bool ok = s.n == s0.n;
     for (int i = 0; ok && i < s.n; ++i) ok = i == axis || s[i] == s0[i];
     MMKIT_CHECK(ok, "concat: shape ", s.str(), " does not match ", s0.str(), " off axis ", axis);
@@ -571,13 +571,13 @@ Var broadcast_batch(Graph& g, Var x, int64_t B) {
 
 // ---------------------------------------------------------------- pooling
 static void mean_tokens_bw(Graph& g, const Node& n) {
-  const Shape& s = g.shape(Var{n.in[0]});
+  const Shape s = g.shape(Var{n.in[0]});
   if (float* dx = g.grad_ptr(n.in[0]))
     ops::mean_tokens_backward(g.grad_ptr(n.out), dx, s[0], s[1], s[2]);
 }
 
 Var mean_tokens(Graph& g, Var x) {
-  const Shape& s = g.shape(x);
+  const Shape s = g.shape(x);
   MMKIT_CHECK(s.n == 3, "mean_tokens: expected [B, T, D], got ", s.str());
   Tensor y = g.alloc(Shape{s[0], s[2]});
   ops::mean_tokens_forward(g.data(x), y.f32(), s[0], s[1], s[2]);
@@ -594,13 +594,13 @@ Var mean_tokens(Graph& g, Var x) {
 }
 
 static void select_token_bw(Graph& g, const Node& n) {
-  const Shape& s = g.shape(Var{n.in[0]});
+  const Shape s = g.shape(Var{n.in[0]});
   if (float* dx = g.grad_ptr(n.in[0]))
     ops::select_token_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, s[0], s[1], s[2]);
 }
 
 Var select_token(Graph& g, Var x, const Tensor& index) {
-  const Shape& s = g.shape(x);
+  const Shape s = g.shape(x);
   MMKIT_CHECK(s.n == 3, "select_token: expected [B, T, D], got ", s.str());
   MMKIT_CHECK(index.dtype() == DType::i32 && index.numel() == s[0],
               "select_token: index must be I32 [", s[0], "]");
@@ -679,9 +679,9 @@ static void attention_bw(Graph& g, const Node& n) {
 }
 
 Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptions& opt) {
-  const Shape& qs = g.shape(q.var);
-  const Shape& ks = g.shape(k.var);
-  const Shape& vs = g.shape(v.var);
+  const Shape qs = g.shape(q.var);
+  const Shape ks = g.shape(k.var);
+  const Shape vs = g.shape(v.var);
   MMKIT_CHECK(qs.n == 3 && ks.n == 3 && vs.n == 3, "attention: q/k/v must be [B, T, C], got ",
               qs.str(), " ", ks.str(), " ", vs.str());
   MMKIT_CHECK(qs[0] == ks[0] && ks[0] == vs[0] && ks[1] == vs[1],

@@ -226,7 +226,7 @@ std::unique_ptr<Clip> load_clip(const std::string& path) {
 
 Var clip_encode_image(Graph& g, Clip& m, Var images) {
   const ClipConfig& c = m.cfg;
-  const Shape& s = g.shape(images);
+  const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == 3 && s[2] == c.image_resolution && s[3] == c.image_resolution,
               "CLIP: expected images [B, 3, ", c.image_resolution, ", ", c.image_resolution,
               "], got ", s.str());

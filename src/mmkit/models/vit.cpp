@@ -155,7 +155,7 @@ nn::ParamList Vit::parameters() {
 }
 
 Var vit_forward(Graph& g, Vit& m, Var images) {
-  const Shape& s = g.shape(images);
+  const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == m.cfg.channels && s[2] == m.cfg.image_size &&
                   s[3] == m.cfg.image_size,
               "ViT: expected images [B, ", m.cfg.channels, ", ", m.cfg.image_size, ", ",

@@ -1,11 +1,52 @@
 #include "mmkit/ops/linear.h"
 
+#include <omp.h>
+
+#include <cstddef>
+#include <vector>
+
 #include "mmkit/ops/gemm.h"
 
 namespace mmkit::ops {
 
+namespace {
+
+// Few rows (one ViT-B/32 image = 50 tokens, a batch of 2-3): oneDNN's sgemm
+// on x W^T splits the N rows across threads and each thread packs all of W,
+// so with 2 threads it runs 1.4-6x slower than the transposed product
+// W x^T, where the threads split W's rows instead (measured at 2 threads on
+// every ViT-B and CLIP text shape for N in 16..154, e.g. N=50, 768x3072:
+// 4.3 ms vs 1.8 ms; at N >= 200 the direct product wins; single-threaded
+// the two are level from N ~50; see docs/BENCHMARKS.md, CLIP section).
+bool use_transposed(int64_t N) {
+  return N >= 12 && N <= (omp_get_max_threads() > 1 ? 160 : 48);
+}
+
+// y[N,out] = (W[out,in] x[N,in]^T)^T + b, through a per-thread [out, N]
+// scratch (at most 160 * out floats; thread-local so one model can serve
+// requests from several threads).
+void linear_forward_transposed(const float* x, const float* W, const float* b, float* y,
+                               int64_t N, int64_t in, int64_t out) {
+  thread_local std::vector<float> yt;
+  if (yt.size() < std::size_t(out * N)) yt.resize(std::size_t(out * N));
+  float* t = yt.data();
+  gemm(false, true, out, N, in, 1.f, W, in, x, in, 0.f, t, N);
+  // Transpose in 16-column blocks of y so reads of t stay within a few
+  // cache lines per row block.
+  const int64_t blocks = (out + 15) / 16;
+#pragma omp parallel for if (N * out > (1 << 16))
+  for (int64_t bj = 0; bj < blocks; ++bj) {
+    const int64_t j0 = bj * 16, j1 = j0 + 16 < out ? j0 + 16 : out;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = j0; j < j1; ++j) y[i * out + j] = t[j * N + i] + (b ? b[j] : 0.f);
+  }
+}
+
+}  // namespace
+
 void linear_forward(const float* x, const float* W, const float* b, float* y, int64_t N,
                     int64_t in, int64_t out) {
+  if (use_transposed(N)) return linear_forward_transposed(x, W, b, y, N, in, out);
   float beta = 0.f;
   if (b) {
     // Pre-fill rows with the bias and let the GEMM accumulate onto it: one
