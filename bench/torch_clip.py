@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A compact PyTorch CLIP (Radford et al. 2021, OpenAI architecture), the peer for bench/clip_bench.
 
-    from torch_clip import Clip, load_safetensors_mmap
-    model = Clip(config)                     # config: the dict stored as "config" in the checkpoint metadata
+    from torch_clip import build, load_safetensors_mmap
+    tensors, meta = load_safetensors_mmap("clip.safetensors")
+    model = build(json.loads(meta["config"]))  # config keys: CONFIG_KEYS below; build(cfg, init_seed=0): random
     model.load_state_dict(tensors)           # OpenAI tensor names, see below
     img = model.encode_image(pixels)         # [B, 3, R, R] -> [B, E]
     txt = model.encode_text(ids)             # int64 [B, T] -> [B, E], pooled at argmax(ids)

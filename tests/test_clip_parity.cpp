@@ -187,3 +187,60 @@ TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
     EXPECT_NE(std::string(e.what()).find("missing tensor"), std::string::npos) << e.what();
   }
 }
+
+// F16 and BF16 copies of the reference checkpoint (made here with mmkit's
+// round-to-nearest-even conversion) against PyTorch run on the same rounded
+// weights (tests/fixtures/clip_tiny_rounded.safetensors).
+static void check_rounded_copy(DType dt, const std::string& tag) {
+  io::SafetensorsFile src = io::SafetensorsFile::open(ref_dir() + "/clip_tiny_f32.safetensors");
+  std::vector<std::vector<uint16_t>> bufs;
+  std::vector<io::TensorToWrite> w;
+  for (const auto& t : src.tensors()) {
+    std::vector<float> v = io::to_f32(t);
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = dt == DType::f16 ? io::f32_to_f16(v[i]) : io::f32_to_bf16(v[i]);
+    bufs.push_back(std::move(h));
+  }
+  size_t k = 0;
+  for (const auto& t : src.tensors()) w.push_back({t.name, dt, t.shape, bufs[k++].data()});
+  char tmpl[] = "/tmp/mmkit_rounded_XXXXXX";
+  std::string path = std::string(mkdtemp(tmpl)) + "/clip_" + tag + ".safetensors";
+  io::write_safetensors(path, w, src.metadata());
+  std::string vocab = std::string(MMKIT_SOURCE_DIR) + "/../shared/clip/bpe_simple_vocab_16e6.txt.gz";
+  ClipRunner r = ClipRunner::open(path, vocab);
+  io::SafetensorsFile fx = io::SafetensorsFile::open(test::fixture("clip_tiny_rounded.safetensors"));
+  nlohmann::json ref = ref_json();
+  std::vector<Image> images;
+  for (auto& name : ref["images"])
+    images.push_back(decode_image_file(ref_dir() + "/../inputs/" + name.get<std::string>()));
+  std::vector<std::string> texts;
+  for (auto& t : ref["texts"]) texts.push_back(t.get<std::string>());
+  const int64_t E = r.model().cfg.embed_dim;
+  auto as_json = [](const Tensor& t) {
+    nlohmann::json a = nlohmann::json::array();
+    const int64_t C = t.shape()[-1];
+    for (int64_t i = 0; i < t.numel() / C; ++i) a.push_back(std::vector<float>(t.f32() + i * C, t.f32() + (i + 1) * C));
+    return a;
+  };
+  Tensor img = r.embed_images(images, false);
+  expect_rows_match(tag + " image_embeddings", img.f32(), as_json(io::read_tensor_f32(fx, tag + ".image_embeddings")), E);
+  Tensor txt = r.embed_texts(texts, false);
+  expect_rows_match(tag + " text_embeddings", txt.f32(), as_json(io::read_tensor_f32(fx, tag + ".text_embeddings")), E);
+  std::vector<std::string> labels;
+  for (auto& l : ref["zeroshot_labels"]) labels.push_back(l.get<std::string>());
+  ZeroShotResult z = r.zero_shot(images, labels, {"a photo of a {}."});
+  Tensor probs = io::read_tensor_f32(fx, tag + ".probs");
+  for (size_t i = 0; i < images.size(); ++i)
+    for (size_t l = 0; l < labels.size(); ++l)
+      EXPECT_NEAR(z.probs[i][l], probs.f32()[i * labels.size() + l], 1e-3) << tag << " image " << i << " label " << l;
+}
+
+TEST(ClipParity, Float16CopyMatchesPyTorchOnRoundedWeights) {
+  REQUIRE_REFERENCE();
+  check_rounded_copy(DType::f16, "f16");
+}
+
+TEST(ClipParity, BFloat16CopyMatchesPyTorchOnRoundedWeights) {
+  REQUIRE_REFERENCE();
+  check_rounded_copy(DType::bf16, "bf16");
+}
