@@ -186,6 +186,7 @@ int run_zero_shot(const ClipArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mmkit::apply_default_wait_policy(argc, argv);
   CLI::App app{"mmkit: vision-language models in C++ (train, evaluate and run ViTs)"};
   app.require_subcommand(1);
 

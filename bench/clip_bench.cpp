@@ -2,20 +2,27 @@
 //
 //   build/clip_bench [--threads 2] [--batches 1,32] [--warmup 2] [--reps 20] [--reps-large 5]
 //                    [--startup-runs 3] [--dir /tmp/mmkit_bench] [--no-torch] [--no-startup]
+//                    [--no-mmkit-passive]
 //
 // 1. Weights: bench/torch_clip_bench.py make-weights writes seeded random ViT-B/32 weights (OpenAI
 //    names, config in the metadata) to DIR/clip_vitb32.safetensors; reused while its config matches.
-// 2. PyTorch peer (bench/torch_clip_bench.py time): encode_image under no_grad at each batch with
-//    torch.set_num_threads(T), run twice — Debian's default threading and OMP_WAIT_POLICY=passive (its
-//    best setting here). The first run also dumps its seeded input batch and embeddings.
-// 3. mmkit: clip_encode_image on the same pixels (read from that dump), T threads, grad recording off;
-//    the embeddings are compared with PyTorch's (cosine >= 0.9999 per row, or the program exits 1).
+// 2. PyTorch (bench/torch_clip_bench.py time): encode_image under no_grad at each batch with
+//    torch.set_num_threads(T), in three configurations: Debian's default threading,
+//    OMP_WAIT_POLICY=passive, and passive with OPENBLAS_CORETYPE unset (OpenBLAS then uses its AVX-512
+//    kernels; usually PyTorch's best here). Each run dumps its embeddings of one seeded N(0,1) batch;
+//    the first run's dump also holds the pixels mmkit uses.
+// 3. mmkit: clip_encode_image on the same pixels, T threads, grad recording off, in this process (the
+//    environment's OpenMP wait policy) and in a re-executed copy of this program (--worker) under
+//    OMP_WAIT_POLICY=passive. Its embeddings are compared with every PyTorch run's (cosine >= 0.9999
+//    per row, or the program exits 1).
 // 4. Start-to-first-embedding: wall time from fork to exit of `mmkit embed --model M --vocab V
 //    --image astronaut.png --json` vs `torch_clip_bench.py first-embedding` (import torch, load the
-//    same file, PIL preprocessing, encode), several runs each; peak RSS from wait4().
+//    same file, PIL preprocessing, encode), each in the same wait-policy variants; runs interleaved;
+//    peak RSS of each child from wait4().
 // Batches > 8 use --reps-large repetitions: one ViT-B/32 batch of 32 takes seconds.
 // GFLOP/s counts 2 x the multiply-adds of the vision tower (patchify, q/k/v, QK^T, PV, out-proj, MLP,
-// final projection); LayerNorm, softmax and activations are not counted.
+// final projection); LayerNorm, softmax and activations are not counted. Ratios are against mmkit's
+// best configuration at the same batch; docs/BENCHMARKS.md reports each side's best.
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -79,6 +86,23 @@ struct ChildResult {
 
 ChildResult run_child(const std::vector<std::string>& argv, const Env& env = {}) {
   ChildResult r;
+  // The child's argv and environment are built before fork: between fork and exec a child of a
+  // multi-threaded process may only call async-signal-safe functions (no malloc, no setenv).
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e, key = kv.substr(0, kv.find('='));
+    bool replaced = false;
+    for (auto& m : env) replaced = replaced || m.first == key;
+    if (!replaced) envs.push_back(kv);
+  }
+  for (auto& m : env)
+    if (!m.second.empty()) envs.push_back(m.first + "=" + m.second);
+  std::vector<char*> args, envp;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (auto& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string exec_error = "clip_bench: cannot execute " + argv[0] + "\n";
   int fd[2];
   if (::pipe(fd) != 0) return r;
   std::fflush(stdout);
@@ -93,14 +117,9 @@ ChildResult run_child(const std::vector<std::string>& argv, const Env& env = {})
     ::dup2(fd[1], 1);
     ::close(fd[0]);
     ::close(fd[1]);
-    for (auto& kv : env)
-      if (kv.second.empty()) ::unsetenv(kv.first.c_str());
-      else ::setenv(kv.first.c_str(), kv.second.c_str(), 1);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    std::fprintf(stderr, "clip_bench: cannot execute %s: %s\n", args[0], std::strerror(errno));
+    ::execve(args[0], args.data(), envp.data());
+    ssize_t ignored = ::write(2, exec_error.data(), exec_error.size());
+    (void)ignored;
     ::_exit(127);
   }
   ::close(fd[1]);
@@ -196,6 +215,7 @@ double vision_gflop(const ClipConfig& c) {
 struct BatchResult {
   int batch = 0, reps = 0;
   Stats ms;
+  double arena_mb = 0;  // mmkit: peak of the forward's activation arena
 };
 
 // Times clip_encode_image on images[:B]; `first` receives the first call's embeddings [B, E].
@@ -215,7 +235,7 @@ BatchResult time_mmkit(Clip& clip, const Tensor& images, int B, int warmup, int 
     if (r == 0 && first) first->assign(g.data(e), g.data(e) + B * E);
     if (r >= warmup) ms.push_back(dt);
   }
-  return {B, reps, stats_of(ms)};
+  return {B, reps, stats_of(ms), arena.peak() / 1e6};
 }
 
 struct Agreement {
@@ -462,8 +482,10 @@ int run(int argc, char** argv) {
   for (auto* v : {&mm_peers, &torch_peers})
     for (auto& p : *v)
       if (p.ok) std::printf(" %s %.0f MB;", p.name.c_str(), p.peak_rss_mb);
-  std::printf("\n(mmkit: weights mmapped, only the vision tower is touched; load_clip also allocates and\n"
-              " randomly initialises every parameter before binding the file, which sets mmkit's peak)\n");
+  std::printf("\nmmkit activation arena peak:");
+  for (int b : batches) std::printf(" batch %d %.0f MB;", b, own.res[b].arena_mb);
+  std::printf("\n(mmkit: weights mmapped, only the vision tower is touched; inference keeps every activation\n"
+              " of the pass in the arena; load_clip first fills a full random model, ~605 MB, then binds the file)\n");
 
   // ---- parity: same weights, same pixels.
   bool parity_ok = true;

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <xmmintrin.h>
@@ -9,21 +10,6 @@
 #ifdef MMKIT_USE_OPENBLAS
 #include <cblas.h>
 #endif
-
-// libgomp's default wait policy (spin ~300k iterations, then sleep on a
-// futex) is pathological on this project's 2-vCPU VMs: the tiny-ViT training
-// step takes ~1 s instead of ~43 ms (docs/BENCHMARKS.md, "OpenMP wait
-// policy"). A longer spin fixes it while idle workers still go to sleep
-// after a few milliseconds. libgomp reads its environment in its own
-// constructor, so the default has to be set from .preinit_array, which runs
-// before any shared library is initialised. A user's OMP_WAIT_POLICY or
-// GOMP_SPINCOUNT always wins.
-static void mmkit_default_omp_env(int, char**, char**) {
-  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
-    setenv("GOMP_SPINCOUNT", "3000000", 0);
-}
-__attribute__((section(".preinit_array"), used)) static void (*mmkit_preinit)(int, char**, char**) =
-    mmkit_default_omp_env;
 
 namespace mmkit {
 
@@ -42,5 +28,17 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+void apply_default_wait_policy(int argc, char** argv) {
+  (void)argc;
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("MMKIT_KEEP_OMP_ENV"))
+    return;
+  // libgomp read its environment when it was loaded, so the new policy
+  // needs a fresh process image: re-exec ourselves once with it set.
+  setenv("OMP_WAIT_POLICY", "passive", 0);
+  setenv("MMKIT_KEEP_OMP_ENV", "1", 0);
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): carry on with libgomp's default.
+}
 
 }  // namespace mmkit

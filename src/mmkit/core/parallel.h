@@ -12,4 +12,12 @@ namespace mmkit {
 void set_num_threads(int n);
 int num_threads();
 
+// Programs call this first thing in main(). Unless the user chose an OpenMP
+// wait policy (OMP_WAIT_POLICY / GOMP_SPINCOUNT), it re-executes the program
+// with OMP_WAIT_POLICY=passive: libgomp's default (spin, then sleep) turns a
+// 43 ms training step into ~1 s whenever another process shares the two
+// vCPUs, while passive costs ~15% on an idle machine (docs/BENCHMARKS.md,
+// "OpenMP wait policy"). Sets MMKIT_KEEP_OMP_ENV=1 so it happens once.
+void apply_default_wait_policy(int argc, char** argv);
+
 }  // namespace mmkit

@@ -13,11 +13,12 @@ namespace {
 
 // Few rows (one ViT-B/32 image = 50 tokens, a batch of 2-3): oneDNN's sgemm
 // on x W^T splits the N rows across threads and each thread packs all of W,
-// so with 2 threads it runs 1.4-6x slower than the transposed product
-// W x^T, where the threads split W's rows instead (measured at 2 threads on
-// every ViT-B and CLIP text shape for N in 16..154, e.g. N=50, 768x3072:
-// 4.3 ms vs 1.8 ms; at N >= 200 the direct product wins; single-threaded
-// the two are level from N ~50; see docs/BENCHMARKS.md, CLIP section).
+// so with 2 threads it runs up to 2.4x slower than the transposed product
+// W x^T, where the threads split W's rows instead (N=50, W 768x3072:
+// 2.13 vs 0.88 ms; up to 6x on a loaded machine). From N ~200 the two are
+// level and at N=1600 the direct product is ~12% faster; single-threaded
+// they are level from N ~50. Measured on every ViT-B and CLIP-text shape,
+// see docs/BENCHMARKS.md, CLIP section.
 bool use_transposed(int64_t N) {
   return N >= 12 && N <= (omp_get_max_threads() > 1 ? 160 : 48);
 }
