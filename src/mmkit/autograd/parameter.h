@@ -6,6 +6,19 @@
 
 namespace mmkit {
 
+// While a ShapeOnlyScope is alive on this thread, Parameter::init records
+// shapes without allocating (values stay null): loaders use it to build a
+// model's structure and then bind the checkpoint's tensors, instead of first
+// filling hundreds of MB with random numbers that are thrown away.
+struct ShapeOnlyScope {
+  ShapeOnlyScope() { active() = true; }
+  ~ShapeOnlyScope() { active() = false; }
+  static bool& active() {
+    static thread_local bool on = false;
+    return on;
+  }
+};
+
 struct Parameter {
   std::string name;       // checkpoint name, e.g. "encoder.layers.0.linear1.weight"
   Tensor value;           // owned (training) or a view into a mapped checkpoint (inference)
@@ -15,7 +28,7 @@ struct Parameter {
 
   void init(std::string n, const Shape& s, bool with_decay) {
     name = std::move(n);
-    value = Tensor::zeros(s);
+    value = ShapeOnlyScope::active() ? Tensor::view(nullptr, s, DType::f32) : Tensor::zeros(s);
     decay = with_decay;
   }
   void alloc_grad() {

@@ -126,7 +126,7 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
   text_projection.init("text_projection", Shape{Wt, E}, true);
   nn::init_trunc_normal(text_projection, 1.f / std::sqrt(float(Wt)), rng);
   logit_scale.init("logit_scale", Shape{}, false);
-  logit_scale.value.f32()[0] = std::log(1.f / 0.07f);
+  if (logit_scale.value.defined()) logit_scale.value.f32()[0] = std::log(1.f / 0.07f);
 }
 
 nn::ParamList Clip::parameters() {
@@ -199,6 +199,7 @@ std::unique_ptr<Clip> load_clip(const std::string& path) {
   MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip, path,
               " does not look like a CLIP checkpoint (layout: ", io::layout_name(layout), ")");
   auto m = std::make_unique<Clip>();
+  ShapeOnlyScope shapes_only;  // the checkpoint provides every value
   auto it = file->metadata().find("config");
   if (layout == io::Layout::openai_clip) {
     MMKIT_CHECK(it != file->metadata().end(), path,
