@@ -141,14 +141,8 @@ int run_embed(const ClipArgs& a) {
 }
 
 int run_tokenize(const ClipArgs& a) {
-  std::unique_ptr<text::ClipTokenizer> tok;
-  std::string v = a.vocab;
-  if (v.empty()) fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt)");
-  struct stat st;
-  if (::stat(v.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_hf_files(v + "/vocab.json", v + "/merges.txt"));
-  else
-    tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_openai_merges(v));
+  if (a.vocab.empty()) fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt)");
+  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab);
   nlohmann::json out = nlohmann::json::array();
   for (auto& t : a.texts) {
     auto ids = tok->encode_padded(t, 77);

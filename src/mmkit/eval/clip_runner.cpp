@@ -21,7 +21,9 @@ std::string dir_of(const std::string& p) {
   return s == std::string::npos ? "." : p.substr(0, s);
 }
 
-std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, const std::string& model) {
+}  // namespace
+
+std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab, const std::string& model) {
   std::vector<std::string> candidates;
   if (!vocab.empty()) {
     candidates.push_back(vocab);
@@ -48,8 +50,6 @@ std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, co
        "holding Hugging Face vocab.json + merges.txt");
 }
 
-}  // namespace
-
 void l2_normalize_rows(Tensor& t) {
   const int64_t E = t.shape()[-1], N = t.numel() / E;
   float* d = t.f32();
@@ -72,7 +72,7 @@ ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vo
 }
 
 const text::ClipTokenizer& ClipRunner::tokenizer() const {
-  if (!tok_) tok_ = open_tokenizer(vocab_, model_path_);
+  if (!tok_) tok_ = open_clip_tokenizer(vocab_, model_path_);
   return *tok_;
 }
 

@@ -51,4 +51,10 @@ class ClipRunner {
 
 void l2_normalize_rows(Tensor& t);
 
+// The CLIP tokenizer from `vocab`: the OpenAI merges file (.txt.gz) or a
+// directory with HF vocab.json + merges.txt (or the merges file). Empty
+// `vocab`: looks beside `model_path`. Throws naming what it looked for.
+std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab,
+                                                         const std::string& model_path = "");
+
 }  // namespace mmkit

@@ -247,4 +247,16 @@ Image resize_pil(const Image& img, int w, int h, Filter f) {
   return resize_straight(img, w, h, f);
 }
 
+// Declared in image.h: bilinear with every channel resampled on its own
+// (no alpha premultiplication), the same fixed-point kernels as resize_pil.
+Image resize_bilinear(const Image& img, int w, int h) {
+  if (img.width <= 0 || img.height <= 0 || img.channels <= 0 ||
+      img.pixels.size() != size_t(img.width) * img.height * img.channels)
+    fail("resize_bilinear: invalid input image ", img.width, "x", img.height, "x", img.channels, " with ",
+         img.pixels.size(), " bytes");
+  if (w <= 0 || h <= 0) fail("resize_bilinear: target size must be positive, got ", w, "x", h);
+  if (w == img.width && h == img.height) return img;
+  return resize_straight(img, w, h, Filter::bilinear);
+}
+
 }  // namespace mmkit

@@ -57,23 +57,6 @@ void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>&
   }
 }
 
-void bind_parameters(const std::shared_ptr<SafetensorsFile>& file,
-                     const std::vector<Parameter*>& params, const LoadOptions& opt) {
-  check_names_and_shapes(*file, params, opt);
-  for (Parameter* p : params) {
-    const TensorView& t = file->get(p->name);
-    if (t.dtype == DType::f32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
-      p->value = Tensor::view(const_cast<void*>(t.data), Shape(t.shape), DType::f32,
-                              std::shared_ptr<void>(file, const_cast<void*>(t.data)));
-    } else {
-      std::vector<float> v = to_f32(t);
-      p->value = Tensor::empty(Shape(t.shape));
-      std::memcpy(p->value.raw(), v.data(), v.size() * 4);
-    }
-    p->trainable = false;  // read-only mapping
-  }
-}
-
 void save_parameters(const std::string& path, const std::vector<Parameter*>& params,
                      const std::map<std::string, std::string>& metadata,
                      const std::vector<NamedTensor>& extra) {

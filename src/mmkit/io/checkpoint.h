@@ -24,12 +24,6 @@ struct LoadOptions {
 void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,
                      const LoadOptions& opt = {});
 
-// Inference loading without copies: F32 tensors become read-only views into
-// the file's mapping (the Parameters keep `file` alive); F16/BF16 tensors are
-// converted into owned f32. Same validation and messages as load_parameters.
-void bind_parameters(const std::shared_ptr<SafetensorsFile>& file,
-                     const std::vector<Parameter*>& params, const LoadOptions& opt = {});
-
 struct NamedTensor {
   std::string name;
   Tensor tensor;  // F32 (or any dtype) contiguous

@@ -14,6 +14,7 @@
 
 namespace mmkit::io {
 
+// mmkit and openai_clip use mmkit's own names (identity remap).
 enum class Layout { mmkit, openai_clip, hf_clip, torchvision_vit, hf_vit };
 const char* layout_name(Layout l);
 // Guesses the layout from characteristic tensor names.

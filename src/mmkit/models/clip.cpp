@@ -206,7 +206,6 @@ std::unique_ptr<Clip> load_clip(const std::string& path) {
                 ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
                 "counts, are required)");
     m->init(ClipConfig::from_json(it->second), 0);
-    io::bind_parameters(file, m->parameters());
   } else {
     ClipConfig cfg;
     if (it != file->metadata().end()) {
@@ -219,8 +218,9 @@ std::unique_ptr<Clip> load_clip(const std::string& path) {
       cfg = config_from_hf(text, cj);
     }
     m->init(cfg, 0);
-    io::bind_remapped(io::remap(file, layout), m->parameters(), path);
   }
+  // OpenAI names are mmkit's own (identity remap); Hugging Face is renamed.
+  io::bind_remapped(io::remap(file, layout), m->parameters(), path);
   m->file = file;
   return m;
 }
