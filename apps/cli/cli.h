@@ -1,0 +1,44 @@
+// Shared plumbing of the `mmkit` command line. Each command group lives in
+// its own file (vit_commands.cpp, clip_commands.cpp, ...) and registers its
+// subcommands with an add_*_commands function; a subcommand's CLI11 callback
+// only stores the action to run, so main() runs it after parsing, inside one
+// error handler (mmkit::Error -> "mmkit: error: ..." and exit 1).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mmkit::cli {
+
+struct Cli {
+  CLI::App* app = nullptr;
+  CLI::App* train = nullptr;  // `mmkit train <model>`
+  CLI::App* eval = nullptr;   // `mmkit eval <what>`
+  CLI::App* data = nullptr;   // `mmkit data <dataset>`
+  std::function<int()> action;  // set by the parsed subcommand's callback
+
+  // Registers `fn(*args)` as the action of `cmd` when it is parsed.
+  template <class Args, class Fn>
+  void on(CLI::App* cmd, std::shared_ptr<Args> args, Fn fn) {
+    cmd->callback([this, args, fn] { action = [args, fn] { return fn(*args); }; });
+  }
+};
+
+// "fashion-mnist" names the Debian package's directory; anything else is a
+// directory holding the same four IDX files.
+std::string data_dir(const std::string& d);
+
+// "a, b ,c" -> {"a","b","c"} (empty parts dropped).
+std::vector<std::string> split_commas(const std::string& s);
+
+// Directory for outputs written next to a model: DIR for DIR/x.safetensors,
+// the path itself when it is a directory.
+std::string model_dir(const std::string& model);
+
+void add_vit_commands(Cli& c);
+void add_clip_commands(Cli& c);
+
+}  // namespace mmkit::cli

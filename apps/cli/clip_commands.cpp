@@ -1,0 +1,127 @@
+// `mmkit embed`, `mmkit tokenize`, `mmkit zero-shot`: CLIP inference.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "mmkit/core/parallel.h"
+#include "mmkit/eval/clip_runner.h"
+#include "mmkit/eval/embed_folder.h"
+
+namespace mmkit::cli {
+namespace {
+
+nlohmann::json rows_json(const Tensor& t) {
+  nlohmann::json a = nlohmann::json::array();
+  const int64_t E = t.shape()[-1];
+  for (int64_t i = 0; i < t.numel() / E; ++i)
+    a.push_back(std::vector<float>(t.f32() + i * E, t.f32() + (i + 1) * E));
+  return a;
+}
+
+struct ClipArgs {
+  std::string model, vocab, preprocess = "clip", images_dir, out;
+  std::vector<std::string> images, texts, templates, files;
+  std::string labels;
+  bool raw = false, json = false;
+  int threads = 0;
+};
+
+int run_embed(const ClipArgs& a) {
+  set_num_threads(a.threads);
+  ClipRunner r = ClipRunner::open(a.model, a.vocab, a.preprocess);
+  if (!a.images_dir.empty()) {
+    MMKIT_CHECK(!a.out.empty(), "--images DIR needs --out FILE.jsonl or FILE.npy");
+    EmbedFolderResult res = embed_folder(r, a.images_dir, a.out, !a.raw);
+    for (auto& s : res.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
+    std::printf("embedded %lld images into %s (%zu skipped)\n", (long long)res.embedded, a.out.c_str(),
+                res.skipped.size());
+    return 0;
+  }
+  MMKIT_CHECK(!a.images.empty() || !a.texts.empty(), "nothing to embed: give --image FILE and/or --text TEXT");
+  std::vector<Image> imgs;
+  for (auto& f : a.images) imgs.push_back(decode_image_file(f));
+  nlohmann::json j;
+  j["image_embeddings"] = imgs.empty() ? nlohmann::json::array() : rows_json(r.embed_images(imgs, !a.raw));
+  j["text_embeddings"] = a.texts.empty() ? nlohmann::json::array() : rows_json(r.embed_texts(a.texts, !a.raw));
+  j["token_ids"] = r.tokenize(a.texts);
+  j["normalized"] = !a.raw;
+  std::cout << (a.json ? j.dump() : j.dump(1)) << "\n";
+  return 0;
+}
+
+int run_tokenize(const ClipArgs& a) {
+  if (a.vocab.empty()) fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt)");
+  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab);
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& t : a.texts) {
+    auto ids = tok->encode_padded(t, 77);
+    if (a.json) {
+      out.push_back({{"text", t}, {"token_ids", ids}});
+    } else {
+      for (size_t i = 0; i < ids.size() && (i == 0 || ids[i] != 0); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
+      std::printf("\n");
+    }
+  }
+  if (a.json) std::cout << out.dump() << "\n";
+  return 0;
+}
+
+int run_zero_shot(const ClipArgs& a) {
+  set_num_threads(a.threads);
+  std::vector<std::string> labels = split_commas(a.labels);
+  MMKIT_CHECK(!labels.empty(), "--labels needs a comma-separated list, e.g. --labels cat,dog");
+  ClipRunner r = ClipRunner::open(a.model, a.vocab, a.preprocess);
+  std::vector<Image> imgs;
+  for (auto& f : a.files) imgs.push_back(decode_image_file(f));
+  ZeroShotResult z = r.zero_shot(imgs, labels, a.templates);
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < imgs.size(); ++i) {
+    if (a.json) {
+      out.push_back({{"image", a.files[i]}, {"label", labels[size_t(z.best[i])]}, {"probs", z.probs[i]}, {"labels", labels}});
+    } else {
+      std::printf("%s\t%s\t%.3f\n", a.files[i].c_str(), labels[size_t(z.best[i])].c_str(), z.probs[i][size_t(z.best[i])]);
+    }
+  }
+  if (a.json) std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_clip_commands(Cli& c) {
+  auto ea = std::make_shared<ClipArgs>();
+  auto* em = c.app->add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
+  em->add_option("--model", ea->model, "CLIP safetensors file")->required();
+  em->add_option("--vocab", ea->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (default: beside the model)");
+  em->add_option("--image", ea->images, "image file (repeatable)");
+  em->add_option("--text", ea->texts, "text (repeatable)");
+  em->add_option("--images", ea->images_dir, "embed every PNG/JPEG in this folder (needs --out)");
+  em->add_option("--out", ea->out, "output for --images: FILE.jsonl or FILE.npy");
+  em->add_option("--preprocess", ea->preprocess, "clip or imagenet")->capture_default_str();
+  em->add_flag("--raw", ea->raw, "do not L2-normalise");
+  em->add_flag("--json", ea->json, "compact JSON");
+  em->add_option("--threads", ea->threads)->capture_default_str();
+  c.on(em, ea, run_embed);
+
+  auto ta = std::make_shared<ClipArgs>();
+  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, start/end included)");
+  tk->add_option("--vocab", ta->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt")->required();
+  tk->add_option("texts", ta->texts, "texts")->required();
+  tk->add_flag("--json", ta->json, "print JSON");
+  c.on(tk, ta, run_tokenize);
+
+  auto za = std::make_shared<ClipArgs>();
+  auto* zs = c.app->add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
+  zs->add_option("--model", za->model, "CLIP safetensors file")->required();
+  zs->add_option("--vocab", za->vocab, "bpe_simple_vocab_16e6.txt.gz or HF folder (default: beside the model)");
+  zs->add_option("--labels", za->labels, "comma-separated class names")->required();
+  zs->add_option("--template", za->templates, "prompt template with {} (repeatable; averaged as CLIP does)");
+  zs->add_option("--preprocess", za->preprocess, "clip or imagenet")->capture_default_str();
+  zs->add_option("images", za->files, "image files")->required();
+  zs->add_flag("--json", za->json, "print JSON");
+  zs->add_option("--threads", za->threads)->capture_default_str();
+  c.on(zs, za, run_zero_shot);
+}
+
+}  // namespace mmkit::cli
