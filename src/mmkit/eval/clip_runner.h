@@ -55,6 +55,16 @@ class ClipRunner {
 
 void l2_normalize_rows(Tensor& t);
 
+// The same computations on a model already in memory (training, evaluation):
+// ids: rows of exactly context_length tokens -> [N, E];
+Tensor clip_embed_ids(Clip& m, const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch = 64);
+// x: N preprocessed images [N, 3, R, R] -> [N, E];
+Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch = 16);
+// CLIP's prompt ensembling: label l's row is the renormalised mean of the
+// normalised embeddings of every template with "{}" = labels[l] -> [L, E].
+Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std::vector<std::string>& labels,
+                             const std::vector<std::string>& templates);
+
 // The CLIP tokenizer from `vocab`: the OpenAI merges file (.txt.gz) or a
 // directory with HF vocab.json + merges.txt (or the merges file). Empty
 // `vocab`: the tokenizer embedded in `model_path`'s metadata (see below) if
