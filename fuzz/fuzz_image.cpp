@@ -11,7 +11,7 @@
 using namespace mmkit;
 
 // Small enough that one execution stays in milliseconds; the limit logic is the same at any value.
-constexpr int64_t kMaxPixels = 1 << 22;
+constexpr int64_t kMaxPixels = 1 << 20;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

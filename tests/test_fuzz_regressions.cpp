@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "mmkit/image/preprocess.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/models/vit.h"
 
@@ -64,4 +65,17 @@ TEST(FuzzRegressions, ConfigSizesAreBounded) {
   ClipConfig c;
   c.vocab_size = int64_t(1) << 40;
   expect_error(error_of([&] { c.validate(); }), "vocab_size 1099511627776 is larger than the supported maximum");
+}
+
+// Review while fuzzing fuzz_image: a 103-byte 1x4464 PNG made preprocessing at size 224 allocate a
+// 224x999936 image (690 MB RSS, 4.3 s) before cropping 224x224 out of it. Now refused up front.
+TEST(FuzzRegressions, ElongatedImageResizeBomb) {
+  Image tall(1, 4464, 3);
+  std::vector<float> x(3 * 224 * 224);
+  expect_error(error_of([&] { preprocess_image(tall, preprocess_preset("clip", 224), x.data()); }),
+               "image 1x4464 is too elongated: resizing its shorter side to 224 gives 224x999936 = 223985664 pixels "
+               "(limit 16777216)");
+  // 1:300 is still fine (224x67200 = 15 Mpixels), in both orientations.
+  EXPECT_EQ(shorter_side_resize_size(1, 300, 224), (std::array<int, 2>{224, 67200}));
+  EXPECT_EQ(shorter_side_resize_size(300, 1, 224), (std::array<int, 2>{67200, 224}));
 }
