@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <random>
 
 #include "mmkit/core/error.h"
@@ -96,6 +98,62 @@ TEST(BpeTrainer, HandCountedMerges) {
   EXPECT_EQ(tok.token(512 + 11), "low");
   EXPECT_EQ(tok.encode("Newest, widest"), (std::vector<int32_t>{512 + 5, tok.encode(",")[0], 512 + 9}));
   EXPECT_EQ(tok.merges(), want);
+}
+
+// The textbook algorithm: every round recounts all pairs of all words and merges the best.
+std::vector<std::string> naive_bpe(const std::vector<std::string>& texts, int num_merges, int min_frequency) {
+  std::map<std::string, int64_t> freq;
+  for (const auto& t : texts)
+    for (const auto& p : pre_tokenize(t))
+      if (p != "<|startoftext|>" && p != "<|endoftext|>") ++freq[p];
+  std::vector<std::pair<std::vector<std::string>, int64_t>> words;
+  for (const auto& [p, n] : freq) {
+    std::vector<std::string> w;
+    for (unsigned char c : p) w.push_back(byte_symbol(c));
+    w.back() += "</w>";
+    words.emplace_back(w, n);
+  }
+  std::vector<std::string> merges;
+  while (int(merges.size()) < num_merges) {
+    std::map<std::pair<std::string, std::string>, int64_t> count;  // ordered: ties -> smallest pair
+    for (const auto& [w, n] : words)
+      for (size_t i = 0; i + 1 < w.size(); ++i) count[{w[i], w[i + 1]}] += n;
+    const std::pair<std::string, std::string>* best = nullptr;
+    int64_t best_n = 0;
+    for (const auto& [pr, n] : count)
+      if (n > best_n) best = &pr, best_n = n;
+    if (!best || best_n < min_frequency) break;
+    const auto [a, b] = *best;
+    merges.push_back(a + " " + b);
+    for (auto& [w, n] : words) {
+      std::vector<std::string> out;
+      for (size_t i = 0; i < w.size();) {
+        if (i + 1 < w.size() && w[i] == a && w[i + 1] == b) out.push_back(a + b), i += 2;
+        else out.push_back(w[i++]);
+      }
+      w = out;
+    }
+  }
+  return merges;
+}
+
+TEST(BpeTrainer, MatchesNaiveRecountingTrainer) {
+  // Captions plus repeated letters (overlapping pairs: "aaaa" holds (a, a) three times), digits,
+  // punctuation runs and non-ASCII words, so incremental counting meets its corner cases.
+  std::vector<std::string> texts = captions(400, 17);
+  std::mt19937_64 rng(5);
+  const std::vector<std::string> odd = {"aaaa", "aaa", "aa", "abab", "ababab", "baaab", "!!!", "...?!",
+                                        "1984", "caf\u00e9", "\u00e9\u00e9\u00e9", "na\u00efve", "\U0001f431\U0001f431"};
+  for (int i = 0; i < 300; ++i) {
+    std::string t;
+    for (int k = 0; k < 5; ++k) t += odd[rng() % odd.size()] + (k < 4 ? " " : "");
+    texts.push_back(t);
+  }
+  for (int min_freq : {1, 2, 5}) {
+    auto want = naive_bpe(texts, 250, min_freq);
+    EXPECT_EQ(train_bpe_merges(texts, 250, min_freq), want) << "min_frequency " << min_freq;
+    EXPECT_GT(want.size(), 100u);
+  }
 }
 
 TEST(BpeTrainer, DeterministicAndOrderIndependent) {

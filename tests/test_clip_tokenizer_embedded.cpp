@@ -130,8 +130,31 @@ TEST(ClipTokenizerEmbedded, MetadataHelpers) {
   EXPECT_EQ(back->merges(), tok.merges());
   EXPECT_EQ(back->vocab_size(), tok.vocab_size());
 
-  std::string plain = save_model(dir, tok.vocab_size(), {});
+  std::string plain = save_model(dir, tok.vocab_size(), {}, "plain.safetensors");
   EXPECT_EQ(tokenizer_from_metadata(io::SafetensorsFile::open(plain)), nullptr);
+
+  // Hugging Face files: in CLIP's id layout they embed; with ids in another order the merges
+  // cannot reproduce them, and writing them would silently change the ids, so it throws.
+  auto write_hf = [&](const std::string& sub, bool reversed) {
+    std::string d = dir + "/" + sub;
+    std::filesystem::create_directory(d);
+    nlohmann::json v = nlohmann::json::object();
+    for (int32_t id = 0; id < tok.vocab_size(); ++id)
+      v[tok.token(id)] = reversed ? int32_t(tok.vocab_size()) - 1 - id : id;
+    std::ofstream(d + "/vocab.json") << v.dump();
+    std::ofstream m(d + "/merges.txt");
+    m << "#version: 0.2\n";
+    for (const auto& mg : tok.merges()) m << mg << "\n";
+    m.close();
+    return text::ClipTokenizer::from_hf_files(d + "/vocab.json", d + "/merges.txt");
+  };
+  std::map<std::string, std::string> hf_meta;
+  set_tokenizer_metadata(hf_meta, write_hf("hf", false));
+  EXPECT_EQ(hf_meta["tokenizer.bpe_merges"], tok.merges_text());
+  text::ClipTokenizer reversed = write_hf("hf_reversed", true);
+  EXPECT_EQ(reversed.encode("cat")[0], tok.vocab_size() - 1 - tok.encode("cat")[0]);
+  std::string err = error_of([&] { set_tokenizer_metadata(hf_meta, reversed); });
+  EXPECT_NE(err.find("layout"), std::string::npos) << err;
 }
 
 TEST(ClipTokenizerEmbedded, RunnerUsesEmbeddedTokenizer) {

@@ -24,7 +24,24 @@ std::string dir_of(const std::string& p) {
 }  // namespace
 
 void set_tokenizer_metadata(std::map<std::string, std::string>& meta, const text::ClipTokenizer& tok) {
-  meta[kTokenizerMetadataKey] = tok.merges_text();
+  std::string text = tok.merges_text();
+  // Only the merges are stored; the ids come back in OpenAI's layout. Refuse a tokenizer whose ids
+  // would not survive that (a Hugging Face vocab.json with its own id order), rather than write a
+  // model whose embedding rows no longer match its tokens.
+  text::ClipTokenizer rebuilt = text::ClipTokenizer::from_merges_text(text);
+  bool same = rebuilt.vocab_size() == tok.vocab_size();
+  int32_t id = 0;
+  for (; same && id < tok.vocab_size(); ++id) {
+    try {
+      same = rebuilt.token(id) == tok.token(id);
+    } catch (const Error&) {
+      same = false;  // an id without a token on one side
+    }
+  }
+  MMKIT_CHECK(same, "set_tokenizer_metadata: the tokenizer's vocabulary does not follow CLIP's layout (bytes, "
+              "bytes + </w>, one token per merge, <|startoftext|>, <|endoftext|>), so its merges alone "
+              "cannot reproduce its ids (first difference at id ", id - 1, " of ", tok.vocab_size(), ")");
+  meta[kTokenizerMetadataKey] = std::move(text);
 }
 
 std::unique_ptr<text::ClipTokenizer> tokenizer_from_metadata(const io::SafetensorsFile& f) {

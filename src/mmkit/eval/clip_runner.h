@@ -75,7 +75,9 @@ std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& voca
 // A tokenizer inside the checkpoint, so a model trained with its own BPE is
 // one self-contained file: metadata key "tokenizer.bpe_merges" holds
 // tok.merges_text() (the vocabulary is rebuilt from the merges in OpenAI's
-// layout). Works for any ClipTokenizer, including OpenAI's own (~0.5 MB).
+// layout). Works for trained tokenizers (from_merges), OpenAI's (~0.5 MB)
+// and CLIP's Hugging Face files; throws for a tokenizer whose ids the merges
+// cannot reproduce (a vocab.json with its own id order).
 inline constexpr const char* kTokenizerMetadataKey = "tokenizer.bpe_merges";
 void set_tokenizer_metadata(std::map<std::string, std::string>& meta, const text::ClipTokenizer& tok);
 // nullptr when the file has no "tokenizer.bpe_merges"; throws naming the

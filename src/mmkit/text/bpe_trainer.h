@@ -7,8 +7,10 @@
 // Same units as the tokenizer that will use the merges: texts go through pre_tokenize() (CLIP's
 // cleanup, lowercasing and split), each piece starts as its UTF-8 bytes' byte_symbol()s with
 // "</w>" on the last, and <|startoftext|>/<|endoftext|> pieces are left out (they are special
-// ids). Each round merges the adjacent pair with the highest count over the corpus (a word counts
-// as often as it occurs; "a a a" holds the pair (a, a) once, as left-to-right merging sees it).
+// ids). Each round merges the adjacent pair with the highest count over the corpus: every adjacent
+// position of every distinct word, times the word's frequency (as Sennrich et al. and Hugging Face
+// count, so "a a a" holds (a, a) twice), and merging replaces occurrences left to right ("aa a"),
+// exactly as encoding will.
 // Ties go to the pair (a, b) that is smallest comparing a, then b, byte-wise -- so the result
 // depends only on the multiset of texts, not on their order or on hashing.
 //
