@@ -406,9 +406,13 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
       const float t = clip.logit_scale.value.f32()[0];
       ++st.step;
       ++st.batch_in_epoch;
+      // In-batch image->text accuracy: the top caption is the image's own
+      // (caption files) or one of its class (Fashion-MNIST, where a batch
+      // holds ~batch/10 captions of each class and any of them is right).
       for (int64_t i = 0; i < n; ++i) {
         const float* row = logits.f32() + i * n;
-        st.correct += std::max_element(row, row + n) - row == i;
+        const int64_t j = std::max_element(row, row + n) - row;
+        st.correct += loader ? j == i : train.labels[size_t(idx[size_t(j)])] == train.labels[size_t(idx[size_t(i)])];
       }
       st.seen += n;
       st.loss_sum += double(lv) * n;

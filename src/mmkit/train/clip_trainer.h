@@ -58,7 +58,7 @@ struct ClipTrainOptions {
 struct ClipEpochRecord {
   int epoch = 0;
   double train_loss = 0;
-  double train_acc = 0;       // in-batch image->text top-1 (its own caption ranked first)
+  double train_acc = 0;       // in-batch image->text top-1 (own caption first; Fashion-MNIST: a caption of its class)
   double zero_shot_acc = -1;  // Fashion-MNIST test, held-out templates (-1: not measured)
   double logit_scale = 0;     // exp(t) at the epoch's end
   double seconds = 0, pairs_per_s = 0;
