@@ -84,12 +84,21 @@ std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::st
   return out;
 }
 
+Arena& ClipRunner::arena() {
+  if (!arena_) arena_ = std::make_unique<Arena>();
+  return *arena_;
+}
+
 Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool normalize, int batch) {
-  const int64_t N = int64_t(texts.size()), E = model_->cfg.embed_dim, T = model_->cfg.context_length;
+  return embed_token_ids(tokenize(texts), normalize, batch);
+}
+
+Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
+  const int64_t N = int64_t(ids.size()), E = model_->cfg.embed_dim, T = model_->cfg.context_length;
+  for (size_t i = 0; i < ids.size(); ++i)
+    MMKIT_CHECK(int64_t(ids[i].size()) == T, "token row ", i, ": got ", ids[i].size(), " ids, expected ", T);
   Tensor out = Tensor::empty(Shape{N, E});
-  auto ids = tokenize(texts);
-  Arena arena;
-  Graph g(arena);
+  Graph g(arena());
   g.grad_enabled = false;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
@@ -104,19 +113,34 @@ Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool norma
   return out;
 }
 
-Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
-  const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
+Tensor ClipRunner::embed_pixels(const float* pixels, int64_t N, bool normalize, int batch) {
+  const int64_t E = model_->cfg.embed_dim, R = model_->cfg.image_resolution, P = 3 * R * R;
   Tensor out = Tensor::empty(Shape{N, E});
-  Arena arena;
-  Graph g(arena);
+  Graph g(arena());
   g.grad_enabled = false;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
     g.reset();
     Tensor x = g.alloc(Shape{n, 3, R, R});
-    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.f32() + i * 3 * R * R);
+    std::memcpy(x.f32(), pixels + i0 * P, size_t(n * P) * 4);
     Var e = clip_encode_image(g, *model_, g.constant(x));
     std::memcpy(out.f32() + i0 * E, g.data(e), size_t(n * E) * 4);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
+}
+
+Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
+  const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
+  const int64_t P = 3 * R * R;
+  Tensor out = Tensor::empty(Shape{N, E});
+  std::vector<float> x;
+  for (int64_t i0 = 0; i0 < N; i0 += batch) {
+    int64_t n = std::min<int64_t>(batch, N - i0);
+    x.resize(size_t(n * P));
+    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.data() + i * P);
+    Tensor e = embed_pixels(x.data(), n, false, batch);
+    std::memcpy(out.f32() + i0 * E, e.f32(), size_t(n * E) * 4);
   }
   if (normalize) l2_normalize_rows(out);
   return out;
