@@ -1,0 +1,68 @@
+// Shared set-up of the serving and index tests: a tiny seeded CLIP written
+// with the project's checkpoint writer, and small generated PNG images.
+#pragma once
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "mmkit/core/rng.h"
+#include "mmkit/image/canvas.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/models/clip.h"
+#include "test_util.h"
+
+namespace mmkit::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed by the caller's choice (left for inspection).
+inline std::string make_temp_dir(const std::string& tag) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/mmkit_" + tag + "_XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  MMKIT_CHECK(::mkdtemp(buf.data()), "mkdtemp failed for ", tmpl);
+  return buf.data();
+}
+
+inline ClipConfig tiny_clip_config() {
+  return ClipConfig::from_json(R"({"embed_dim": 32, "image_resolution": 32, "vision_patch_size": 16,
+    "vision_width": 32, "vision_layers": 1, "vision_heads": 2, "context_length": 77, "vocab_size": 49408,
+    "transformer_width": 32, "transformer_layers": 1, "transformer_heads": 2})");
+}
+
+inline std::string write_tiny_clip(const std::string& dir, uint64_t seed = 7, ClipConfig cfg = tiny_clip_config()) {
+  Clip m;
+  m.init(cfg, seed);
+  std::string p = dir + "/clip_tiny_" + std::to_string(seed) + ".safetensors";
+  io::save_parameters(p, m.parameters(), {{"config", cfg.to_json()}});
+  return p;
+}
+
+// Image i: a disc and a bar in colours and places that depend on i.
+inline Image shape_image(int i, int size = 48) {
+  Rng rng(1000 + uint64_t(i));
+  auto u8 = [&](int lo, int hi) { return uint8_t(lo + int(rng.uniform() * float(hi - lo))); };
+  Canvas c(size, size, Rgb{u8(150, 255), u8(150, 255), u8(150, 255)});
+  c.disc(size * (0.2 + 0.6 * rng.uniform()), size * (0.2 + 0.6 * rng.uniform()), size * (0.1 + 0.25 * rng.uniform()),
+         Rgb{u8(0, 255), u8(0, 120), u8(0, 255)});
+  c.line(0, size * rng.uniform(), size, size * rng.uniform(), 2 + 6 * rng.uniform(), Rgb{u8(0, 90), u8(0, 255), u8(0, 90)});
+  return c.image();
+}
+
+inline std::vector<std::string> write_shape_images(const std::string& dir, int n, int first = 0) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + n; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/img_%05d.png", i);
+    out.push_back(dir + name);
+    write_png(out.back(), shape_image(i));
+  }
+  return out;
+}
+
+inline std::string clip_vocab() {
+  return std::string(MMKIT_SOURCE_DIR) + "/../shared/clip/bpe_simple_vocab_16e6.txt.gz";
+}
+
+}  // namespace mmkit::test
