@@ -115,6 +115,17 @@ TEST(GradCheck, SoftmaxFamily) {
               {randn({5, 7}, 3)});
 }
 
+TEST(GradCheck, ClipContrastiveLoss) {
+  // Embeddings, and the log inverse temperature (incl. one near CLIP's cap ln 100).
+  for (float t : {0.3f, 2.659f, 4.6f}) {
+    Tensor ts = Tensor::empty(Shape{1});
+    ts.f32()[0] = t;
+    gradcheck("clip_contrastive_loss t=" + std::to_string(t),
+              [](Graph& g, const std::vector<Var>& v) { return ag::clip_contrastive_loss(g, v[0], v[1], v[2]); },
+              {randn({5, 6}, 1), randn({5, 6}, 2), ts}, {}, 1e-3f);
+  }
+}
+
 TEST(GradCheck, LayerNorm) {
   gradcheck("layernorm",
             [](Graph& g, const std::vector<Var>& v) { return ag::layernorm(g, v[0], v[1], v[2], 1e-5f); },

@@ -51,11 +51,20 @@ int run_embed(const ClipArgs& a) {
 }
 
 int run_tokenize(const ClipArgs& a) {
-  if (a.vocab.empty()) fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt)");
-  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab);
+  if (a.vocab.empty() && a.model.empty())
+    fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt) "
+         "or --model (a CLIP checkpoint with its tokenizer embedded, or with vocabulary files beside it)");
+  // With --model, its tokenizer (unless --vocab overrides) and its context length.
+  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab, a.model);
+  int context = 77;
+  if (!a.model.empty()) {
+    io::SafetensorsFile f = io::SafetensorsFile::open(a.model);
+    auto it = f.metadata().find("config");
+    if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
+  }
   nlohmann::json out = nlohmann::json::array();
   for (auto& t : a.texts) {
-    auto ids = tok->encode_padded(t, 77);
+    auto ids = tok->encode_padded(t, context);
     if (a.json) {
       out.push_back({{"text", t}, {"token_ids", ids}});
     } else {
@@ -93,7 +102,7 @@ void add_clip_commands(Cli& c) {
   auto ea = std::make_shared<ClipArgs>();
   auto* em = c.app->add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
   em->add_option("--model", ea->model, "CLIP safetensors file")->required();
-  em->add_option("--vocab", ea->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (default: beside the model)");
+  em->add_option("--vocab", ea->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (default: the model's embedded tokenizer, else files beside the model)");
   em->add_option("--image", ea->images, "image file (repeatable)");
   em->add_option("--text", ea->texts, "text (repeatable)");
   em->add_option("--images", ea->images_dir, "embed every PNG/JPEG in this folder (needs --out)");
@@ -105,8 +114,9 @@ void add_clip_commands(Cli& c) {
   c.on(em, ea, run_embed);
 
   auto ta = std::make_shared<ClipArgs>();
-  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, start/end included)");
-  tk->add_option("--vocab", ta->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt")->required();
+  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included)");
+  tk->add_option("--vocab", ta->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (overrides --model's)");
+  tk->add_option("--model", ta->model, "CLIP safetensors file: its embedded tokenizer, else vocabulary files beside it");
   tk->add_option("texts", ta->texts, "texts")->required();
   tk->add_flag("--json", ta->json, "print JSON");
   c.on(tk, ta, run_tokenize);
@@ -114,7 +124,7 @@ void add_clip_commands(Cli& c) {
   auto za = std::make_shared<ClipArgs>();
   auto* zs = c.app->add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
   zs->add_option("--model", za->model, "CLIP safetensors file")->required();
-  zs->add_option("--vocab", za->vocab, "bpe_simple_vocab_16e6.txt.gz or HF folder (default: beside the model)");
+  zs->add_option("--vocab", za->vocab, "bpe_simple_vocab_16e6.txt.gz or HF folder (default: the model's embedded tokenizer, else files beside the model)");
   zs->add_option("--labels", za->labels, "comma-separated class names")->required();
   zs->add_option("--template", za->templates, "prompt template with {} (repeatable; averaged as CLIP does)");
   zs->add_option("--preprocess", za->preprocess, "clip or imagenet")->capture_default_str();

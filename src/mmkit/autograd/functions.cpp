@@ -1,10 +1,13 @@
 #include "mmkit/autograd/functions.h"
 
+#include "mmkit/ops/contrastive_loss.h"
+
 #include <cmath>
 #include <cstring>
 
 #include "mmkit/ops/activation.h"
 #include "mmkit/ops/attention.h"
+#include "mmkit/ops/contrastive_loss.h"
 #include "mmkit/ops/cross_entropy.h"
 #include "mmkit/ops/dropout.h"
 #include "mmkit/ops/elementwise.h"
@@ -320,6 +323,53 @@ Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float smoothing) 
     n.saved[0] = probs;
     n.saved[1] = targets;
     n.f[0] = smoothing;
+    g.add_node(n);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- contrastive loss
+static ops::ContrastiveSaved contrastive_saved(const Node& n) {
+  return {n.saved[0].f32(), n.saved[0].f32() + n.i[0] * n.i[1], n.saved[1].f32(), n.saved[2].f32(),
+          nullptr};
+}
+
+static void contrastive_bw(Graph& g, const Node& n) {
+  ops::contrastive_loss_backward(g.grad_ptr(n.out)[0], n.f[0], n.i[0], n.i[1], contrastive_saved(n),
+                                 g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]), g.grad_ptr(n.in[2]));
+}
+
+Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* logits_out) {
+  const Shape si = g.shape(img), st = g.shape(txt);
+  MMKIT_CHECK(si.n == 2 && si == st, "clip_contrastive_loss: image and text embeddings must both be [B, E], got ",
+              si.str(), " and ", st.str());
+  MMKIT_CHECK(g.value(logit_scale).numel() == 1, "clip_contrastive_loss: logit_scale must hold one value, got ",
+              g.shape(logit_scale).str());
+  const int64_t B = si[0], E = si[1];
+  const float t = g.data(logit_scale)[0];
+  Node n;
+  n.saved[0] = g.alloc(Shape{2, B, E});
+  n.saved[1] = g.alloc(Shape{2 * B + 1});
+  n.saved[2] = g.alloc(Shape{B, B});
+  n.i[0] = B;
+  n.i[1] = E;
+  n.f[0] = t;
+  ops::ContrastiveSaved s = contrastive_saved(n);
+  if (logits_out) {
+    MMKIT_CHECK(logits_out->numel() == B * B && logits_out->dtype() == DType::f32,
+                "clip_contrastive_loss: logits_out must be F32 [", B, ", ", B, "]");
+    s.logits = logits_out->f32();
+  }
+  Tensor loss = g.alloc(Shape{1});
+  loss.f32()[0] = ops::contrastive_loss_forward(g.data(img), g.data(txt), t, B, E, s);
+  bool rg = g.needs_grad({img, txt, logit_scale});
+  Var r = g.add_value(loss, rg);
+  if (rg) {
+    n.backward = contrastive_bw;
+    n.out = r.id;
+    n.in[0] = img.id;
+    n.in[1] = txt.id;
+    n.in[2] = logit_scale.id;
     g.add_node(n);
   }
   return r;

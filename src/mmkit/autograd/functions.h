@@ -25,6 +25,11 @@ Var softmax(Graph& g, Var x);                       // last axis
 Var log_softmax(Graph& g, Var x);                   // last axis
 // Mean cross-entropy of logits [N, K] vs targets (I32 [N]); scalar [1].
 Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float label_smoothing = 0.f);
+// CLIP's symmetric contrastive loss over a batch of B (image, text) pairs:
+// img [B, E], txt [B, E] (raw embeddings; normalised inside), logit_scale
+// [1] or [] = log inverse temperature -> scalar [1]. logits_out (optional)
+// receives the [B, B] scaled cosine similarities (for accuracy/recall).
+Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* logits_out = nullptr);
 Var layernorm(Graph& g, Var x, Var w, Var b, float eps);  // over the last axis
 Var embedding(Graph& g, Var table, const Tensor& ids);    // table [V, D], ids I32 [...] -> [..., D]
 // images [B, C, H, W], W [D, C, p, p], b [D] (may be invalid) -> [B, (H/p)*(W/p), D]

@@ -23,11 +23,36 @@ std::string dir_of(const std::string& p) {
 
 }  // namespace
 
-std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab, const std::string& model) {
+void set_tokenizer_metadata(std::map<std::string, std::string>& meta, const text::ClipTokenizer& tok) {
+  meta[kTokenizerMetadataKey] = tok.merges_text();
+}
+
+std::unique_ptr<text::ClipTokenizer> tokenizer_from_metadata(const io::SafetensorsFile& f) {
+  auto it = f.metadata().find(kTokenizerMetadataKey);
+  if (it == f.metadata().end()) return nullptr;
+  try {
+    return std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_merges_text(it->second));
+  } catch (const Error& e) {
+    fail(f.path(), ": metadata '", kTokenizerMetadataKey, "' is not a valid tokenizer: ", e.what());
+  }
+}
+
+namespace {
+
+// open_clip_tokenizer, with the model file already open when the caller has it (ClipRunner).
+std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, const std::string& model,
+                                                    const io::SafetensorsFile* model_file) {
   std::vector<std::string> candidates;
   if (!vocab.empty()) {
     candidates.push_back(vocab);
   } else {
+    if (!model.empty()) {
+      if (model_file) {
+        if (auto tok = tokenizer_from_metadata(*model_file)) return tok;
+      } else if (exists(model)) {
+        if (auto tok = tokenizer_from_metadata(io::SafetensorsFile::open(model))) return tok;
+      }
+    }
     candidates.push_back(dir_of(model) + "/bpe_simple_vocab_16e6.txt.gz");
     candidates.push_back(dir_of(model));
   }
@@ -45,9 +70,19 @@ std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& voca
     }
     return std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_openai_merges(c));
   }
-  fail("no CLIP vocabulary found", vocab.empty() ? " beside the model" : std::string(" at ") + vocab,
+  fail("no CLIP vocabulary found",
+       !vocab.empty() ? " at " + vocab
+                      : model.empty() ? std::string()
+                                      : " (" + model + " has no '" + kTokenizerMetadataKey +
+                                            "' metadata, and no vocabulary files are beside it)",
        ": pass --vocab with the OpenAI merges file (bpe_simple_vocab_16e6.txt.gz) or a directory "
        "holding Hugging Face vocab.json + merges.txt");
+}
+
+}  // namespace
+
+std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab, const std::string& model) {
+  return open_tokenizer(vocab, model, nullptr);
 }
 
 void l2_normalize_rows(Tensor& t) {
@@ -72,7 +107,14 @@ ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vo
 }
 
 const text::ClipTokenizer& ClipRunner::tokenizer() const {
-  if (!tok_) tok_ = open_clip_tokenizer(vocab_, model_path_);
+  if (!tok_) {
+    auto tok = open_tokenizer(vocab_, model_path_, model_->file.get());
+    // An id past the token embedding would read outside it; catch the mismatch by name here.
+    MMKIT_CHECK(tok->vocab_size() <= model_->cfg.vocab_size, model_path_, ": the tokenizer has ",
+                tok->vocab_size(), " tokens but the model's token embedding has ", model_->cfg.vocab_size,
+                " rows (wrong --vocab for this model?)");
+    tok_ = std::move(tok);
+  }
   return *tok_;
 }
 

@@ -4,12 +4,14 @@
 //   mmkit::ClipRunner r = mmkit::ClipRunner::open("model.safetensors", "bpe_simple_vocab_16e6.txt.gz");
 //   mmkit::Tensor e = r.embed_texts({"a photo of a cat."}, /*normalize=*/true);   // [1, E]
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "mmkit/image/image.h"
 #include "mmkit/image/preprocess.h"
+#include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/text/clip_tokenizer.h"
 
@@ -23,7 +25,8 @@ struct ZeroShotResult {
 class ClipRunner {
  public:
   // vocab: the OpenAI merges file (.txt.gz) or a directory with HF
-  // vocab.json + merges.txt. Empty: looks beside the model for either.
+  // vocab.json + merges.txt. Empty: the tokenizer stored in the model's
+  // metadata if any, else looks beside the model for either.
   static ClipRunner open(const std::string& model_path, const std::string& vocab = "",
                          const std::string& preprocess = "clip");
 
@@ -46,7 +49,8 @@ class ClipRunner {
                            const std::vector<std::string>& templates);
 
   Clip& model() { return *model_; }
-  // Loaded on first use, so image-only work needs no vocabulary file.
+  // Loaded on first use, so image-only work needs no vocabulary file. Throws
+  // if its vocabulary is larger than the model's token embedding.
   const text::ClipTokenizer& tokenizer() const;
   const PreprocessConfig& preprocess() const { return pre_; }
 
@@ -64,8 +68,19 @@ void l2_normalize_rows(Tensor& t);
 
 // The CLIP tokenizer from `vocab`: the OpenAI merges file (.txt.gz) or a
 // directory with HF vocab.json + merges.txt (or the merges file). Empty
-// `vocab`: looks beside `model_path`. Throws naming what it looked for.
+// `vocab`: the tokenizer embedded in `model_path`'s metadata (see below) if
+// present, else files beside `model_path`. Throws naming what it looked for.
 std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab,
                                                          const std::string& model_path = "");
+
+// A tokenizer inside the checkpoint, so a model trained with its own BPE is
+// one self-contained file: metadata key "tokenizer.bpe_merges" holds
+// tok.merges_text() (the vocabulary is rebuilt from the merges in OpenAI's
+// layout). Works for any ClipTokenizer, including OpenAI's own (~0.5 MB).
+inline constexpr const char* kTokenizerMetadataKey = "tokenizer.bpe_merges";
+void set_tokenizer_metadata(std::map<std::string, std::string>& meta, const text::ClipTokenizer& tok);
+// nullptr when the file has no "tokenizer.bpe_merges"; throws naming the
+// file and the bad line when it is malformed.
+std::unique_ptr<text::ClipTokenizer> tokenizer_from_metadata(const io::SafetensorsFile& f);
 
 }  // namespace mmkit

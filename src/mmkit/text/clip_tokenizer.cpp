@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "mmkit/core/error.h"
 #include "mmkit/text/html_unescape.h"
@@ -22,6 +24,7 @@ constexpr size_t kMaxMerges = 49152 - 256 - 2;
 const char* const kSotText = "<|startoftext|>";
 const char* const kEotText = "<|endoftext|>";
 const char* const kEndOfWord = "</w>";
+const char* const kMergesTextHeader = "#version: mmkit-bpe 1";
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
 // U+0100.. in byte order, so every byte has a visible, non-space symbol. `order` lists the bytes
@@ -46,12 +49,6 @@ struct ByteAlphabet {
 const ByteAlphabet& byte_alphabet() {
   static const ByteAlphabet a;
   return a;
-}
-
-std::string byte_symbol(uint8_t b) {
-  std::string s;
-  utf8_append(s, byte_alphabet().symbol[b]);
-  return s;
 }
 
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
@@ -122,6 +119,49 @@ void for_each_piece(const std::u32string& s, F&& f) {
 
 }  // namespace
 
+std::string byte_symbol(uint8_t b) {
+  std::string s;
+  utf8_append(s, byte_alphabet().symbol[b]);
+  return s;
+}
+
+namespace {
+
+// "a b" -> {a, b}; empty `first` when the line is not exactly two non-empty symbols.
+std::pair<std::string, std::string> split_merge(const std::string& line) {
+  size_t sp = line.find(' ');
+  if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+    return {};
+  return {line.substr(0, sp), line.substr(sp + 1)};
+}
+
+// Checks merges given as strings (from_merges, from_merges_text): two symbols each, every symbol a
+// byte symbol (with or without "</w>") or an earlier merge's result. `where(k)` names merge k.
+std::vector<std::pair<std::string, std::string>> checked_merges(
+    const std::vector<std::string>& merges, const std::function<std::string(size_t)>& where) {
+  std::unordered_set<std::string> formed;
+  formed.reserve(512 + merges.size());
+  for (int b = 0; b < 256; ++b) {
+    formed.insert(byte_symbol(uint8_t(b)));
+    formed.insert(byte_symbol(uint8_t(b)) + kEndOfWord);
+  }
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(merges.size());
+  for (size_t k = 0; k < merges.size(); ++k) {
+    auto p = split_merge(merges[k]);
+    if (p.first.empty()) fail(where(k), ": expected two symbols separated by one space 'a b', got '", merges[k], "'");
+    for (const std::string* side : {&p.first, &p.second})
+      if (!formed.count(*side))
+        fail(where(k), " '", merges[k], "': symbol '", *side,
+             "' is neither a byte symbol (optionally with </w>) nor the result of an earlier merge");
+    formed.insert(p.first + p.second);
+    pairs.push_back(std::move(p));
+  }
+  return pairs;
+}
+
+}  // namespace
+
 struct ClipTokenizer::Impl {
   struct Merge {
     int32_t rank;
@@ -136,6 +176,7 @@ struct ClipTokenizer::Impl {
   int32_t byte_id[256];
   int32_t byte_eow_id[256];
   int32_t sot = -1, eot = -1;
+  std::vector<std::string> merge_list;  // "a b" in rank order, as given
 
   // Per-word BPE results keyed by the piece's UTF-8 bytes; bounded so that a long stream of
   // distinct words cannot grow it without limit.
@@ -188,6 +229,8 @@ struct ClipTokenizer::Impl {
     merges[pair_key(ia->second, ib->second)] = Merge{rank, merged_id};  // last rank wins, like dict()
   }
 
+  static std::shared_ptr<Impl> from_pairs(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                          const std::string& where);
   void bpe(const std::string& word, std::vector<int32_t>& out) const;
   void bpe_cached(const std::string& word, std::vector<int32_t>& out);
   std::vector<int32_t> encode(const std::string& text, size_t max_tokens);
@@ -331,6 +374,12 @@ ClipTokenizer ClipTokenizer::from_openai_merges(const std::string& gz_path) {
     pairs.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
 
+  return ClipTokenizer(Impl::from_pairs(pairs, "CLIP merges file " + gz_path));
+}
+
+// OpenAI's vocabulary layout: bytes, bytes + "</w>", one token per merge, the two special tokens.
+std::shared_ptr<ClipTokenizer::Impl> ClipTokenizer::Impl::from_pairs(
+    const std::vector<std::pair<std::string, std::string>>& pairs, const std::string& where) {
   auto impl = std::make_shared<Impl>();
   int32_t id = 0;
   const ByteAlphabet& alpha = byte_alphabet();
@@ -341,11 +390,56 @@ ClipTokenizer ClipTokenizer::from_openai_merges(const std::string& gz_path) {
   impl->add_token(id++, kSotText);
   impl->add_token(id++, kEotText);
   impl->merges.reserve(pairs.size());
-  for (size_t r = 0; r < pairs.size(); ++r)
+  impl->merge_list.reserve(pairs.size());
+  for (size_t r = 0; r < pairs.size(); ++r) {
     impl->add_merge(int32_t(r), pairs[r].first, pairs[r].second, impl->encoder.at(pairs[r].first + pairs[r].second));
-  impl->finish("CLIP merges file " + gz_path);
-  return ClipTokenizer(std::move(impl));
+    impl->merge_list.push_back(pairs[r].first + " " + pairs[r].second);
+  }
+  impl->finish(where);
+  return impl;
 }
+
+ClipTokenizer ClipTokenizer::from_merges(const std::vector<std::string>& merges) {
+  auto pairs = checked_merges(merges, [](size_t k) { return "BPE merge " + std::to_string(k); });
+  return ClipTokenizer(Impl::from_pairs(pairs, "BPE merges"));
+}
+
+ClipTokenizer ClipTokenizer::from_merges_text(const std::string& text) {
+  size_t eol = text.find('\n');
+  std::string header = text.substr(0, eol);
+  if (header != kMergesTextHeader)
+    fail("BPE merges text: first line must be '", kMergesTextHeader, "', got '",
+         header.size() > 80 ? header.substr(0, 80) + "..." : header, "'");
+  std::vector<std::string> merges;
+  size_t pos = eol == std::string::npos ? text.size() : eol + 1;
+  while (pos < text.size()) {
+    eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    merges.push_back(text.substr(pos, eol - pos));
+    pos = eol + 1;
+  }
+  // Line numbers count from 1 with the header as line 1.
+  auto pairs = checked_merges(merges, [](size_t k) {
+    return "BPE merges text line " + std::to_string(k + 2) + " (merge " + std::to_string(k) + ")";
+  });
+  return ClipTokenizer(Impl::from_pairs(pairs, "BPE merges text"));
+}
+
+std::string ClipTokenizer::merges_text() const {
+  size_t n = std::char_traits<char>::length(kMergesTextHeader) + 1;
+  for (const auto& m : impl_->merge_list) n += m.size() + 1;
+  std::string s;
+  s.reserve(n);
+  s += kMergesTextHeader;
+  s += '\n';
+  for (const auto& m : impl_->merge_list) {
+    s += m;
+    s += '\n';
+  }
+  return s;
+}
+
+const std::vector<std::string>& ClipTokenizer::merges() const { return impl_->merge_list; }
 
 ClipTokenizer ClipTokenizer::from_hf_files(const std::string& vocab_json, const std::string& merges_txt) {
   auto impl = std::make_shared<Impl>();
@@ -382,6 +476,7 @@ ClipTokenizer ClipTokenizer::from_hf_files(const std::string& vocab_json, const 
     std::string a = line.substr(0, sp), b = line.substr(sp + 1);
     int32_t merged = impl->require(a + b, "merges file " + merges_txt + " line " + std::to_string(line_no));
     impl->add_merge(int32_t(rank++), a, b, merged);
+    impl->merge_list.push_back(line);
   }
   impl->finish("vocab file " + vocab_json);
   return ClipTokenizer(std::move(impl));

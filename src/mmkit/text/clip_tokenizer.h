@@ -36,6 +36,22 @@ class ClipTokenizer {
   // "</w>", every merge result, and both special tokens) and merges.txt (first line skipped as
   // HF does, then at most 48894 merges).
   static ClipTokenizer from_hf_files(const std::string& vocab_json, const std::string& merges_txt);
+  // A tokenizer from merges alone ("a b" in rank order, symbols in the bytes_to_unicode alphabet
+  // with "</w>" ending a word, e.g. from train_bpe_merges or another tokenizer's merges()). The
+  // vocabulary is laid out exactly as OpenAI's: 256 byte symbols, the same with "</w>", one token
+  // per merge, <|startoftext|>, <|endoftext|> -- so eot() == vocab_size() - 1 and CLIP's pooling
+  // at argmax(id) still finds the end of the text; from_merges(openai.merges()) gives OpenAI's
+  // ids. Every merge must be two symbols separated by one space, each a byte symbol (with or
+  // without "</w>") or the result of an earlier merge; otherwise throws naming the merge index.
+  static ClipTokenizer from_merges(const std::vector<std::string>& merges);
+  // merges_text(): "#version: mmkit-bpe 1\n" then one merge per line, each ending in "\n" (symbols
+  // never contain whitespace). from_merges_text(merges_text()) rebuilds the same tokenizer and
+  // round-trips the text exactly; errors name the line.
+  static ClipTokenizer from_merges_text(const std::string& text);
+  std::string merges_text() const;
+  // The merges in rank order: for OpenAI/HF files the (at most 48894) merges read from the file,
+  // for from_merges the list given.
+  const std::vector<std::string>& merges() const;
 
   // BPE ids without <|startoftext|>/<|endoftext|>. Throws mmkit::Error
   // "text is not valid UTF-8 at byte N" on invalid input.
@@ -60,6 +76,10 @@ class ClipTokenizer {
   explicit ClipTokenizer(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
+
+// The bytes_to_unicode symbol of one byte as UTF-8 (e.g. 'a' -> "a", ' ' -> U+0120 "Ġ"); a word of
+// n bytes starts BPE as n such symbols with "</w>" appended to the last.
+std::string byte_symbol(uint8_t byte);
 
 // Steps 1-3 of the pipeline (what the reference feeds its regex), as UTF-8.
 std::string clean_text(const std::string& utf8_text);

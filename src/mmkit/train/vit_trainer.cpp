@@ -22,56 +22,12 @@
 #include "mmkit/image/preprocess.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
+#include "mmkit/train/run_dir.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::train {
 
 namespace {
-
-std::atomic<int> g_stop_signal{0};
-void on_signal(int sig) { g_stop_signal = sig; }
-
-// Installs SIGINT/SIGTERM handlers for the scope of a training run.
-struct SignalScope {
-  struct sigaction old_int {}, old_term {};
-  SignalScope() {
-    g_stop_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~SignalScope() {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-  }
-};
-
-void make_dirs(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-        fail("cannot create output directory ", dir, ": ", std::strerror(errno), " (at ", cur, ")");
-    }
-    if (i < dir.size()) cur += dir[i];
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail("output path ", dir, " is not a directory");
-  // Fail now, not after an epoch of training.
-  std::string probe = dir + "/.mmkit_write_test";
-  FILE* f = std::fopen(probe.c_str(), "w");
-  if (!f) fail("output directory ", dir, " is not writable: ", std::strerror(errno));
-  std::fclose(f);
-  ::unlink(probe.c_str());
-}
-
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 // Optimizer state and bookkeeping saved with the weights.
 struct TrainState {
@@ -142,12 +98,8 @@ TrainState state_from_json(const std::string& text, const std::string& path) {
 
 void save_checkpoint(const std::string& dir, Vit& vit, AdamW& opt, const TrainState& st,
                      const VitTrainOptions& o) {
-  std::vector<io::NamedTensor> extra;
   const auto& ps = opt.params();
-  for (size_t k = 0; k < ps.size(); ++k) {
-    extra.push_back({"optim.exp_avg." + ps[k]->name, opt.exp_avg()[k]});
-    extra.push_back({"optim.exp_avg_sq." + ps[k]->name, opt.exp_avg_sq()[k]});
-  }
+  std::vector<io::NamedTensor> extra = optimizer_tensors(opt);
   std::map<std::string, std::string> meta = {{"config", vit.cfg.to_json()},
                                              {"train_state", state_json(st, o)},
                                              {"format", "mmkit.vit.checkpoint.v1"}};
@@ -169,14 +121,7 @@ void write_history(const std::string& dir, const std::vector<EpochRecord>& h) {
     p.test_acc = r.test_acc;
     pts.push_back(p);
   }
-  std::string tmp = dir + "/history.json.tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump(2) << "\n";
-    if (!f) fail("cannot write ", tmp);
-  }
-  if (std::rename(tmp.c_str(), (dir + "/history.json").c_str()) != 0)
-    fail("cannot write ", dir, "/history.json: ", std::strerror(errno));
+  write_text_atomic(dir + "/history.json", j.dump(2) + "\n");
   if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, "ViT on Fashion-MNIST");
 }
 
@@ -190,7 +135,7 @@ data::ImageSet limit(data::ImageSet s, int64_t n) {
 
 }  // namespace
 
-int last_stop_signal() { return g_stop_signal; }
+int last_stop_signal() { return stop_signal(); }
 
 void images_to_input(const Vit& vit, const data::ImageSet& set, const int64_t* idx, int64_t n,
                      float* out) {
@@ -373,7 +318,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
   MMKIT_CHECK(o.batch > 0 && o.batch <= 65536, "--batch must be in 1..65536, got ", o.batch);
   MMKIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number");
   set_num_threads(o.threads);
-  make_dirs(o.out_dir);
+  make_output_dir(o.out_dir);
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
   if (!o.resume && file_exists(ckpt))
     fail(o.out_dir, " already holds a training run (checkpoint.safetensors); pass --resume to continue it or choose another --out");
@@ -421,16 +366,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
     io::LoadOptions lo;
     lo.ignore_prefixes = {"optim."};
     io::load_parameters(*ck, params, lo);
-    for (size_t k = 0; k < params.size(); ++k) {
-      for (auto [prefix, buf] : {std::pair{"optim.exp_avg.", &opt.exp_avg()[k]},
-                                 std::pair{"optim.exp_avg_sq.", &opt.exp_avg_sq()[k]}}) {
-        Tensor t = io::read_tensor_f32(*ck, prefix + params[k]->name);
-        MMKIT_CHECK(t.shape() == buf->shape(), ckpt, ": optimizer state for ", params[k]->name,
-                    " has shape ", t.shape().str(), ", expected ", buf->shape().str());
-        std::memcpy(buf->raw(), t.raw(), t.nbytes());
-      }
-    }
-    opt.set_steps(st.step);
+    load_optimizer_state(*ck, opt, st.step);
     ck.reset();
     std::fprintf(log, "resuming %s at epoch %d, step %lld\n", o.out_dir.c_str(), st.epoch + 1,
                  (long long)st.step);
@@ -453,7 +389,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
                  (long long)test.n, o.epochs, (long long)steps_per_epoch, o.batch, num_threads());
   }
 
-  SignalScope signals;
+  StopSignals signals;
   Arena arena;
   Graph g(arena);
   g.training = true;
@@ -524,14 +460,14 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
       std::snprintf(extra, sizeof extra, "loss %.4f acc %.3f lr %.2e", st.loss_sum / st.seen,
                     double(st.correct) / st.seen, lr);
       bar.update(st.batch_in_epoch * o.batch, extra);
-      bool stop = g_stop_signal != 0 || (o.max_steps > 0 && st.step >= o.max_steps);
+      bool stop = stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps);
       bool epoch_done = st.batch_in_epoch == steps_per_epoch;
       if (!epoch_done && (stop || (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0)))
         save_checkpoint(o.out_dir, vit, opt, st, o);
       if (stop && !epoch_done) {
         bar.finish("stopped");
         std::fprintf(log, "%s at step %lld; checkpoint saved in %s (continue with --resume)\n",
-                     g_stop_signal ? "interrupted" : "stopped", (long long)st.step, o.out_dir.c_str());
+                     stop_signal() ? "interrupted" : "stopped", (long long)st.step, o.out_dir.c_str());
         return st.history;
       }
     }
@@ -557,7 +493,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
     st.epoch_seconds = 0;
     save_checkpoint(o.out_dir, vit, opt, st, o);
     write_history(o.out_dir, st.history);
-    if (g_stop_signal != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
+    if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;
     }

@@ -1,0 +1,74 @@
+#include "mmkit/data/fmnist_captions.h"
+
+#include "mmkit/core/error.h"
+#include "mmkit/core/rng.h"
+
+namespace mmkit::data {
+
+const std::vector<std::string>& fmnist_prompt_names() {
+  static const std::vector<std::string> n = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                             "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
+  return n;
+}
+
+const std::vector<std::string>& fmnist_synonyms(int k) {
+  // The prompt name comes first; synonyms are ordinary words for the same
+  // garment, so the text tower learns a class from several surface forms.
+  static const std::vector<std::vector<std::string>> s = {
+      {"t-shirt", "tee", "top", "tee shirt", "short-sleeved top"},
+      {"trouser", "trousers", "pants", "pair of trousers", "slacks"},
+      {"pullover", "sweater", "jumper", "knit sweater"},
+      {"dress", "gown", "frock", "summer dress"},
+      {"coat", "jacket", "overcoat", "winter coat"},
+      {"sandal", "sandals", "open shoe", "summer sandal"},
+      {"shirt", "button-up shirt", "collared shirt", "blouse"},
+      {"sneaker", "trainer", "running shoe", "sports shoe"},
+      {"bag", "handbag", "purse", "tote bag"},
+      {"ankle boot", "boot", "short boot", "bootie"},
+  };
+  MMKIT_CHECK(k >= 0 && k < int(s.size()), "Fashion-MNIST class ", k, " out of range 0..9");
+  return s[size_t(k)];
+}
+
+const std::vector<std::string>& fmnist_train_templates() {
+  static const std::vector<std::string> t = {
+      "a photo of a {}.",           "a picture of a {}.",
+      "an image of a {}.",          "a {}.",
+      "a black and white photo of a {}.", "a grayscale picture of the {}.",
+      "a small photo of a {}.",     "this is a {}.",
+      "a product photo of a {}.",   "a {} on a dark background.",
+      "a blurry image of a {}.",    "a centered photo of the {}.",
+      "a catalogue image of a {}.", "my {}.",
+      "a photo of my {}.",          "a tiny {}.",
+      "a picture of the {}.",       "there is a {} in this image.",
+  };
+  return t;
+}
+
+const std::vector<std::string>& fmnist_heldout_templates() {
+  // None of these occurs in training (checked by a test).
+  static const std::vector<std::string> t = {
+      "a low resolution photo of a {}.", "a cropped photo of the {}.", "a close-up photo of a {}.",
+      "itap of a {}.",                   "a good photo of the {}.",    "a pixelated photo of a {}.",
+      "a photo of the {}, a type of clothing.",
+  };
+  return t;
+}
+
+std::string fill_template(const std::string& tmpl, const std::string& name) {
+  size_t p = tmpl.find("{}");
+  MMKIT_CHECK(p != std::string::npos && tmpl.find("{}", p + 2) == std::string::npos,
+              "prompt template '", tmpl, "' must contain exactly one {}");
+  return tmpl.substr(0, p) + name + tmpl.substr(p + 2);
+}
+
+std::string fmnist_caption(int label, uint64_t seed) {
+  const auto& names = fmnist_synonyms(label);
+  const auto& tmpls = fmnist_train_templates();
+  Rng r(mix64(seed));
+  const std::string& tmpl = tmpls[size_t(r.next_u64() % tmpls.size())];
+  const std::string& name = names[size_t(r.next_u64() % names.size())];
+  return fill_template(tmpl, name);
+}
+
+}  // namespace mmkit::data

@@ -1,0 +1,97 @@
+#include "mmkit/ops/contrastive_loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "mmkit/ops/gemm.h"
+
+namespace mmkit::ops {
+
+namespace {
+
+// out_i = x_i / |x_i| for the B rows of x [B, E]; norms_i = |x_i| (clamped
+// away from 0 so a zero row gives a zero direction, not NaN).
+void normalize_rows(const float* x, int64_t B, int64_t E, float* out, float* norms) {
+  for (int64_t i = 0; i < B; ++i) {
+    const float* r = x + i * E;
+    double ss = 0;
+    for (int64_t e = 0; e < E; ++e) ss += double(r[e]) * r[e];
+    float n = float(std::max(std::sqrt(ss), 1e-12));
+    norms[i] = n;
+    for (int64_t e = 0; e < E; ++e) out[i * E + e] = r[e] / n;
+  }
+}
+
+// dx_i += (dn_i - n_i (n_i . dn_i)) / |x_i|: the Jacobian of x / |x|.
+void normalize_rows_backward(const float* n, const float* norms, const float* dn, int64_t B,
+                             int64_t E, float* dx) {
+  for (int64_t i = 0; i < B; ++i) {
+    const float* ni = n + i * E;
+    const float* gi = dn + i * E;
+    double dot = 0;
+    for (int64_t e = 0; e < E; ++e) dot += double(ni[e]) * gi[e];
+    const float inv = 1.f / norms[i], d = float(dot);
+    for (int64_t e = 0; e < E; ++e) dx[i * E + e] += (gi[e] - ni[e] * d) * inv;
+  }
+}
+
+}  // namespace
+
+float contrastive_loss_forward(const float* img, const float* txt, float t, int64_t B, int64_t E,
+                               const ContrastiveSaved& s) {
+  normalize_rows(img, B, E, s.a, s.norms);
+  normalize_rows(txt, B, E, s.b, s.norms + B);
+  const float scale = std::exp(t);
+  std::vector<float> L(size_t(B * B));
+  gemm(false, true, B, B, E, scale, s.a, E, s.b, E, 0.f, L.data(), B);
+  if (s.logits) std::copy(L.begin(), L.end(), s.logits);
+
+  // Row softmax (image -> texts) and column softmax (text -> images); the
+  // gradient of each mean cross-entropy is (softmax - onehot) / B, halved.
+  float* G = s.dlogits;
+  const float half_inv_b = 0.5f / float(B);
+  double loss = 0;
+  std::vector<double> col_max(size_t(B), -INFINITY), col_sum(size_t(B), 0.0);
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t j = 0; j < B; ++j) col_max[size_t(j)] = std::max(col_max[size_t(j)], double(L[size_t(i * B + j)]));
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t j = 0; j < B; ++j) col_sum[size_t(j)] += std::exp(double(L[size_t(i * B + j)]) - col_max[size_t(j)]);
+  for (int64_t i = 0; i < B; ++i) {
+    const float* r = L.data() + i * B;
+    double m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < B; ++j) m = std::max(m, double(r[j]));
+    for (int64_t j = 0; j < B; ++j) sum += std::exp(double(r[j]) - m);
+    const double lse_row = m + std::log(sum);
+    loss += lse_row - r[i];  // image i's cross-entropy
+    for (int64_t j = 0; j < B; ++j) {
+      double p_row = std::exp(double(r[j]) - lse_row);
+      double p_col = std::exp(double(r[j]) - col_max[size_t(j)]) / col_sum[size_t(j)];
+      G[i * B + j] = float((p_row + p_col - (i == j ? 2.0 : 0.0)) * half_inv_b);
+    }
+  }
+  for (int64_t j = 0; j < B; ++j)  // text j's cross-entropy over images
+    loss += col_max[size_t(j)] + std::log(col_sum[size_t(j)]) - L[size_t(j * B + j)];
+  double dt = 0;
+  for (int64_t k = 0; k < B * B; ++k) dt += double(G[k]) * L[size_t(k)];
+  s.norms[2 * B] = float(dt);
+  return float(loss * 0.5 / double(B));
+}
+
+void contrastive_loss_backward(float dloss, float t, int64_t B, int64_t E, const ContrastiveSaved& s,
+                               float* dimg, float* dtxt, float* dt) {
+  const float scale = std::exp(t);
+  if (dt) *dt += dloss * s.norms[2 * B];
+  // dS = exp(t) * dloss * G;  d a = dS @ b,  d b = dS^T @ a
+  std::vector<float> dn(size_t(B * E));
+  if (dimg) {
+    gemm(false, false, B, E, B, scale * dloss, s.dlogits, B, s.b, E, 0.f, dn.data(), E);
+    normalize_rows_backward(s.a, s.norms, dn.data(), B, E, dimg);
+  }
+  if (dtxt) {
+    gemm(true, false, B, E, B, scale * dloss, s.dlogits, B, s.a, E, 0.f, dn.data(), E);
+    normalize_rows_backward(s.b, s.norms + B, dn.data(), B, E, dtxt);
+  }
+}
+
+}  // namespace mmkit::ops

@@ -1,0 +1,29 @@
+// Learning CLIP-style BPE merges from a corpus (for models trained from scratch, whose tokenizer is
+// then stored in the checkpoint; see ClipTokenizer::from_merges and eval/clip_runner.h).
+//
+//   std::vector<std::string> merges = mmkit::text::train_bpe_merges(captions, 2000);
+//   auto tok = mmkit::text::ClipTokenizer::from_merges(merges);   // vocab 512 + 2000 + 2
+//
+// Same units as the tokenizer that will use the merges: texts go through pre_tokenize() (CLIP's
+// cleanup, lowercasing and split), each piece starts as its UTF-8 bytes' byte_symbol()s with
+// "</w>" on the last, and <|startoftext|>/<|endoftext|> pieces are left out (they are special
+// ids). Each round merges the adjacent pair with the highest count over the corpus (a word counts
+// as often as it occurs; "a a a" holds the pair (a, a) once, as left-to-right merging sees it).
+// Ties go to the pair (a, b) that is smallest comparing a, then b, byte-wise -- so the result
+// depends only on the multiset of texts, not on their order or on hashing.
+//
+// Cost: texts are reduced to distinct words once; afterwards a round touches only the words that
+// contain the merged pair, and pair counts are updated incrementally (lazy max-heap).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mmkit::text {
+
+// Up to `num_merges` merges ("a b", rank order); fewer when no adjacent pair occurs at least
+// `min_frequency` (>= 1) times. Throws on num_merges < 0, min_frequency < 1, or invalid UTF-8
+// (naming the text's index).
+std::vector<std::string> train_bpe_merges(const std::vector<std::string>& texts, int num_merges,
+                                          int min_frequency = 2);
+
+}  // namespace mmkit::text
