@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "mmkit/core/rng.h"
+#include "mmkit/eval/clip_runner.h"
+#include "mmkit/text/bpe_trainer.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/models/clip.h"
@@ -31,11 +33,24 @@ inline ClipConfig tiny_clip_config() {
     "transformer_width": 32, "transformer_layers": 1, "transformer_heads": 2})");
 }
 
-inline std::string write_tiny_clip(const std::string& dir, uint64_t seed = 7, ClipConfig cfg = tiny_clip_config()) {
+// The tiny CLIP with a BPE tokenizer learned from a few captions stored in
+// its metadata (with_tokenizer), so text paths need no vocabulary file.
+inline std::string write_tiny_clip(const std::string& dir, uint64_t seed = 7, ClipConfig cfg = tiny_clip_config(),
+                                   bool with_tokenizer = true) {
+  std::map<std::string, std::string> meta = {{"config", cfg.to_json()}};
+  if (with_tokenizer) {
+    std::vector<std::string> corpus;
+    for (const char* c : {"red", "green", "blue", "dark"})
+      for (const char* s : {"circle", "square", "bar", "cat"}) {
+        corpus.push_back(std::string("a photo of a ") + c + " " + s + ".");
+        corpus.push_back(std::string("two ") + c + " " + s + "s");
+      }
+    set_tokenizer_metadata(meta, text::ClipTokenizer::from_merges(text::train_bpe_merges(corpus, 80)));
+  }
   Clip m;
   m.init(cfg, seed);
-  std::string p = dir + "/clip_tiny_" + std::to_string(seed) + ".safetensors";
-  io::save_parameters(p, m.parameters(), {{"config", cfg.to_json()}});
+  std::string p = dir + "/clip_tiny_" + std::to_string(seed) + (with_tokenizer ? "" : "_notok") + ".safetensors";
+  io::save_parameters(p, m.parameters(), meta);
   return p;
 }
 
@@ -59,10 +74,6 @@ inline std::vector<std::string> write_shape_images(const std::string& dir, int n
     write_png(out.back(), shape_image(i));
   }
   return out;
-}
-
-inline std::string clip_vocab() {
-  return std::string(MMKIT_SOURCE_DIR) + "/../shared/clip/bpe_simple_vocab_16e6.txt.gz";
 }
 
 }  // namespace mmkit::test

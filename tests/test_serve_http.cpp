@@ -50,8 +50,7 @@ class ServeHttp : public ::testing::Test {
     ::mkdir(images.c_str(), 0755);
     env->files = test::write_shape_images(images, 12);
     env->model = test::write_tiny_clip(env->dir);
-    std::string vocab = test::file_exists(test::clip_vocab()) ? test::clip_vocab() : env->dir + "/no_vocab.txt.gz";
-    env->ref = std::make_unique<ClipRunner>(ClipRunner::open(env->model, vocab));
+    env->ref = std::make_unique<ClipRunner>(ClipRunner::open(env->model));  // tokenizer from the file
     {
       ClipRunner builder = ClipRunner::open(env->model);
       index::BuildOptions o;
@@ -61,7 +60,7 @@ class ServeHttp : public ::testing::Test {
       index::build_index(builder, o);
     }
     env->idx = index::EmbeddingIndex::open(env->dir + "/idx");
-    env->clip = std::make_unique<ClipService>(ClipRunner::open(env->model, vocab), BatcherOptions{8, 2, 256},
+    env->clip = std::make_unique<ClipService>(ClipRunner::open(env->model), BatcherOptions{8, 2, 256},
                                               BatcherOptions{8, 2, 256});
     ServerModels m;
     m.clip = env->clip.get();
@@ -183,13 +182,7 @@ TEST_F(ServeHttp, MultipartUploadsGiveTheSameEmbeddings) {
 }
 
 TEST_F(ServeHttp, TextEmbeddingsAndZeroShotMatchClipRunner) {
-  if (!env->clip->has_text()) {
-    // Without a tokenizer, text routes say so with 501.
-    auto c = client();
-    expect_error(c.Post("/v1/embeddings", json{{"texts", {"a cat"}}}.dump(), "application/json"), 501, "no_text_model",
-                 "tokenizer");
-    GTEST_SKIP() << "../shared/clip/bpe_simple_vocab_16e6.txt.gz not present: text paths checked only for their 501";
-  }
+  ASSERT_TRUE(env->clip->has_text()) << env->clip->text_error();
   std::vector<std::string> texts = {"a photo of a cat.", "a red circle", "two green bars"};
   json j = post("/v1/embeddings", {{"texts", texts}}, 200);
   expect_rows(j["text_embeddings"], env->ref->embed_texts(texts, true), "texts");
@@ -310,4 +303,39 @@ TEST_F(ServeHttp, ConcurrentRequestsAreBatchedAndEachGetsItsOwnEmbedding) {
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("mmkit_requests_total{route=\"/v1/embeddings\",status=\"200\"}"), std::string::npos);
   EXPECT_NE(m->body.find("mmkit_batches_total{tower=\"image\"}"), std::string::npos);
+}
+
+// A model file without a tokenizer (and none beside it): image routes work,
+// text routes answer 501 naming the missing tokenizer, /healthz says text is off.
+TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
+  std::string dir = test::make_temp_dir("serve_notok");
+  std::string model = test::write_tiny_clip(dir, 3, test::tiny_clip_config(), /*with_tokenizer=*/false);
+  ClipService clip(ClipRunner::open(model), BatcherOptions{4, 1, 64}, BatcherOptions{4, 1, 64});
+  EXPECT_FALSE(clip.has_text());
+  ServerModels m;
+  m.clip = &clip;
+  ApiServer server(m, ServerOptions{});
+  const int port = server.bind("127.0.0.1", 0);
+  std::thread t([&] { server.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  auto h = c.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(json::parse(h->body)["clip"]["text"], false);
+  auto r = c.Post("/v1/embeddings", json{{"texts", {"a cat"}}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 501) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "no_text_model");
+  EXPECT_NE(r->body.find("tokenizer"), std::string::npos) << r->body;
+  auto z = c.Post("/v1/zero-shot", json{{"image", b64_png(test::shape_image(0))}, {"labels", "a,b"}}.dump(), "application/json");
+  ASSERT_TRUE(z);
+  EXPECT_EQ(z->status, 501) << z->body;
+  auto s = c.Post("/v1/search", json{{"text", "x"}}.dump(), "application/json");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, 501) << s->body;  // no index either
+  auto e = c.Post("/v1/embeddings", json{{"image", b64_png(test::shape_image(0))}}.dump(), "application/json");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 200) << e->body;
+  server.stop();
+  t.join();
 }

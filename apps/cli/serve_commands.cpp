@@ -18,6 +18,8 @@
 #include "cli.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/core/rng.h"
+#include "mmkit/data/fmnist_captions.h"
+#include "mmkit/text/bpe_trainer.h"
 #include "mmkit/eval/classify.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/index/embedding_index.h"
@@ -158,7 +160,25 @@ int run_search(const SearchArgs& a) {
 struct InitClipArgs {
   std::string preset = "tiny", out;
   uint64_t seed = 0;
+  int bpe_merges = 400;
 };
+
+// Captions the stored tokenizer is learned from: Fashion-MNIST captions and
+// descriptions of `mmkit data shapes` images, so either kind of query tokenizes
+// into whole words.
+std::vector<std::string> tokenizer_corpus() {
+  std::vector<std::string> c;
+  for (uint64_t s = 0; s < 300; ++s)
+    for (int k = 0; k < 10; ++k) c.push_back(data::fmnist_caption(k, s));
+  const char* colours[] = {"red", "green", "blue", "yellow", "purple", "orange", "black", "brown", "pink", "dark"};
+  const char* shapes[] = {"circle", "disc", "square", "stripe", "bar", "line", "shape"};
+  for (const char* col : colours)
+    for (const char* sh : shapes) {
+      c.push_back(std::string("a ") + col + " " + sh);
+      c.push_back(std::string("a photo of a ") + col + " " + sh + " on a light background.");
+    }
+  return c;
+}
 
 // "tiny": a few hundred thousand parameters with CLIP's real vocabulary size
 // and context, for tests and the browser test; "vit-b-32": OpenAI ViT-B/32's
@@ -173,10 +193,20 @@ ClipConfig preset_config(const std::string& p) {
 
 int run_init_clip(const InitClipArgs& a) {
   ClipConfig cfg = preset_config(a.preset);
+  std::map<std::string, std::string> meta = {{"config", cfg.to_json()}};
+  std::string tok_note = "no tokenizer";
+  if (a.bpe_merges > 0) {
+    auto tok = text::ClipTokenizer::from_merges(text::train_bpe_merges(tokenizer_corpus(), a.bpe_merges));
+    MMKIT_CHECK(tok.vocab_size() <= cfg.vocab_size, "--bpe-merges ", a.bpe_merges, " gives ", tok.vocab_size(),
+                " tokens, more than the model's ", cfg.vocab_size);
+    set_tokenizer_metadata(meta, tok);
+    tok_note = "tokenizer of " + std::to_string(tok.vocab_size()) + " tokens";
+  }
   Clip m;
   m.init(cfg, a.seed);
-  io::save_parameters(a.out, m.parameters(), {{"config", cfg.to_json()}});
-  std::printf("wrote %s (%s, seed %llu)\n", a.out.c_str(), a.preset.c_str(), (unsigned long long)a.seed);
+  io::save_parameters(a.out, m.parameters(), meta);
+  std::printf("wrote %s (%s, seed %llu, %s)\n", a.out.c_str(), a.preset.c_str(), (unsigned long long)a.seed,
+              tok_note.c_str());
   return 0;
 }
 
@@ -278,6 +308,9 @@ void add_serve_commands(Cli& c) {
   auto* ic = c.app->add_subcommand("init-clip", "write a CLIP with seeded random weights (tests, benchmarks)");
   ic->add_option("--preset", ca->preset, "tiny or vit-b-32")->capture_default_str();
   ic->add_option("--seed", ca->seed)->capture_default_str();
+  ic->add_option("--bpe-merges", ca->bpe_merges,
+                 "merges of the BPE tokenizer learned from built-in captions and stored in the file (0: none)")
+      ->capture_default_str();
   ic->add_option("--out", ca->out, "output .safetensors")->required();
   c.on(ic, ca, run_init_clip);
 

@@ -29,8 +29,9 @@ function updateButtons() {
   $('vqa-row').hidden = !h.vqa;
   $('vqa-run').disabled = !imageB64 || !h.vqa;
   $('search-run').disabled = !text || !index;
-  $('search-note').textContent = !index ? 'No index loaded (start the server with --index).'
+  const why = !index ? 'No index loaded (start the server with --index).'
     : !text ? 'Text search needs a tokenizer; use "Find similar images" instead.' : '';
+  if (why) $('search-note').textContent = why;  // otherwise it keeps the last search's summary
 }
 
 async function loadHealth() {

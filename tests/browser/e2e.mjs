@@ -71,6 +71,11 @@ try {
     const sum = rows.reduce((a, r) => a + r[1], 0);
     check('zero-shot draws one bar per label', rows.length === n, JSON.stringify(rows));
     check('zero-shot probabilities sum to 100%', Math.abs(sum - 100) < 0.5, `sum ${sum.toFixed(2)}`);
+    // The bars are drawn: each fill's width is its probability of the track's.
+    const drawn = await page.$$eval('#zs-result .bar', (bs) => bs.map((b) =>
+      b.querySelector('.fill').getBoundingClientRect().width / b.querySelector('.track').getBoundingClientRect().width));
+    check('bar lengths match the probabilities', drawn.every((w, i) => Math.abs(100 * w - rows[i][1]) < 1.5),
+          JSON.stringify(drawn.map((w) => (100 * w).toFixed(1))));
   } else {
     check('zero-shot is disabled without a tokenizer', await page.isDisabled('#zs-run'));
     check('the page says why', (await page.textContent('#zs-note')).includes('tokenizer'));
@@ -94,6 +99,7 @@ try {
     await page.waitForFunction((q) => document.getElementById('search-note').textContent.includes(q), query);
     const n = await page.$$eval('#grid figure', (fs) => fs.length);
     check('text search shows a thumbnail grid', n > 0, `${n} results`);
+    await page.waitForFunction(() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
   }
 
   if (screenshot) {
