@@ -212,6 +212,7 @@ ApiServer::ApiServer(ServerModels models, ServerOptions opt)
   const int n = std::max(1, opt_.http_threads);
   http_->new_task_queue = [n] { return new httplib::ThreadPool(size_t(n)); };
   http_->set_payload_max_length(opt_.limits.max_body_bytes);
+  http_->set_tcp_nodelay(true);  // small JSON responses: no Nagle/delayed-ACK stalls
   http_->set_keep_alive_max_count(100000);
   http_->set_keep_alive_timeout(30);
   http_->set_read_timeout(30, 0);
