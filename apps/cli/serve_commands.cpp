@@ -181,11 +181,16 @@ std::vector<std::string> tokenizer_corpus() {
 }
 
 // "tiny": a few hundred thousand parameters with CLIP's real vocabulary size
-// and context, for tests and the browser test; "vit-b-32": OpenAI ViT-B/32's
-// shapes (random weights) for benchmarks.
+// and context, for tests and the browser test; "small": 512-d embeddings (the
+// index size of real CLIPs) from small towers, for index benchmarks;
+// "vit-b-32": OpenAI ViT-B/32's shapes (random weights) for benchmarks.
 ClipConfig preset_config(const std::string& p) {
   if (p == "vit-b-32") return ClipConfig{};
-  MMKIT_CHECK(p == "tiny", "unknown --preset '", p, "' (expected tiny or vit-b-32)");
+  if (p == "small")
+    return ClipConfig::from_json(R"({"embed_dim": 512, "image_resolution": 64, "vision_patch_size": 16,
+      "vision_width": 128, "vision_layers": 2, "vision_heads": 4, "context_length": 77, "vocab_size": 49408,
+      "transformer_width": 128, "transformer_layers": 2, "transformer_heads": 4})");
+  MMKIT_CHECK(p == "tiny", "unknown --preset '", p, "' (expected tiny, small or vit-b-32)");
   return ClipConfig::from_json(R"({"embed_dim": 64, "image_resolution": 64, "vision_patch_size": 16,
     "vision_width": 64, "vision_layers": 2, "vision_heads": 2, "context_length": 77, "vocab_size": 49408,
     "transformer_width": 64, "transformer_layers": 2, "transformer_heads": 2})");
@@ -306,7 +311,7 @@ void add_serve_commands(Cli& c) {
 
   auto ca = std::make_shared<InitClipArgs>();
   auto* ic = c.app->add_subcommand("init-clip", "write a CLIP with seeded random weights (tests, benchmarks)");
-  ic->add_option("--preset", ca->preset, "tiny or vit-b-32")->capture_default_str();
+  ic->add_option("--preset", ca->preset, "tiny, small or vit-b-32")->capture_default_str();
   ic->add_option("--seed", ca->seed)->capture_default_str();
   ic->add_option("--bpe-merges", ca->bpe_merges,
                  "merges of the BPE tokenizer learned from built-in captions and stored in the file (0: none)")
