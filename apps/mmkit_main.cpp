@@ -2,6 +2,7 @@
 // live in apps/cli/ (one file each) and register their subcommands here;
 // main() parses, then runs the chosen action inside one error handler:
 // mmkit::Error prints "mmkit: error: <message>" and exits 1; usage errors exit 2.
+#include <csignal>
 #include <cstdio>
 
 #include "cli/cli.h"
@@ -10,6 +11,9 @@
 
 int main(int argc, char** argv) {
   mmkit::apply_default_wait_policy(argc, argv);
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, which the atomic writers report
+  // like a full disk ("cannot write ...: File too large"), instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"mmkit: vision-language models in C++ (train, evaluate and run ViT, CLIP, VQA and captioning models)"};
   app.require_subcommand(1);
   mmkit::cli::Cli c;
@@ -23,6 +27,7 @@ int main(int argc, char** argv) {
 
   mmkit::cli::add_vit_commands(c);
   mmkit::cli::add_clip_commands(c);
+  mmkit::cli::add_clip_train_commands(c);
   mmkit::cli::add_serve_commands(c);
 
   try {

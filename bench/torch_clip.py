@@ -51,14 +51,14 @@ class QuickGELU(nn.Module):
 class ResidualBlock(nn.Module):
     """Pre-LN transformer block; x is [B, T, W] (batch first, so torch may take its fused MHA path)."""
 
-    def __init__(self, width, heads, device=None):
+    def __init__(self, width, heads, device=None, activation="quick_gelu"):
         super().__init__()
         self.ln_1 = nn.LayerNorm(width, device=device)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True, device=device)
         self.ln_2 = nn.LayerNorm(width, device=device)
         self.mlp = nn.Sequential(OrderedDict([
             ("c_fc", nn.Linear(width, 4 * width, device=device)),
-            ("gelu", QuickGELU()),
+            ("gelu", QuickGELU() if activation == "quick_gelu" else nn.GELU()),
             ("c_proj", nn.Linear(4 * width, width, device=device)),
         ]))
 
@@ -69,9 +69,9 @@ class ResidualBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width, layers, heads, device=None):
+    def __init__(self, width, layers, heads, device=None, activation="quick_gelu"):
         super().__init__()
-        self.resblocks = nn.ModuleList([ResidualBlock(width, heads, device) for _ in range(layers)])
+        self.resblocks = nn.ModuleList([ResidualBlock(width, heads, device, activation) for _ in range(layers)])
 
     def forward(self, x, mask=None):
         for blk in self.resblocks:
@@ -80,14 +80,14 @@ class Transformer(nn.Module):
 
 
 class VisionTower(nn.Module):
-    def __init__(self, resolution, patch, width, layers, heads, embed_dim, device=None):
+    def __init__(self, resolution, patch, width, layers, heads, embed_dim, device=None, activation="quick_gelu"):
         super().__init__()
         n_tokens = (resolution // patch) ** 2 + 1
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False, device=device)
         self.class_embedding = nn.Parameter(torch.empty(width, device=device))
         self.positional_embedding = nn.Parameter(torch.empty(n_tokens, width, device=device))
         self.ln_pre = nn.LayerNorm(width, device=device)
-        self.transformer = Transformer(width, layers, heads, device)
+        self.transformer = Transformer(width, layers, heads, device, activation)
         self.ln_post = nn.LayerNorm(width, device=device)
         self.proj = nn.Parameter(torch.empty(width, embed_dim, device=device))
 
@@ -105,11 +105,13 @@ class Clip(nn.Module):
         c = config
         self.config = {k: int(c[k]) for k in CONFIG_KEYS}
         self.visual = VisionTower(c["image_resolution"], c["vision_patch_size"], c["vision_width"],
-                                  c["vision_layers"], c["vision_heads"], c["embed_dim"], device)
+                                  c["vision_layers"], c["vision_heads"], c["embed_dim"], device,
+                                  c.get("activation", "quick_gelu"))
         W, T = c["transformer_width"], c["context_length"]
         self.token_embedding = nn.Embedding(c["vocab_size"], W, device=device)
         self.positional_embedding = nn.Parameter(torch.empty(T, W, device=device))
-        self.transformer = Transformer(W, c["transformer_layers"], c["transformer_heads"], device)
+        self.transformer = Transformer(W, c["transformer_layers"], c["transformer_heads"], device,
+                                       c.get("activation", "quick_gelu"))
         self.ln_final = nn.LayerNorm(W, device=device)
         self.text_projection = nn.Parameter(torch.empty(W, c["embed_dim"], device=device))
         self.logit_scale = nn.Parameter(torch.empty((), device=device))

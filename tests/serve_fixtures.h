@@ -17,17 +17,8 @@
 
 namespace mmkit::test {
 
-// A fresh directory under $TMPDIR (or /tmp), removed by the caller's choice (left for inspection).
-inline std::string make_temp_dir(const std::string& tag) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/mmkit_" + tag + "_XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  MMKIT_CHECK(::mkdtemp(buf.data()), "mkdtemp failed for ", tmpl);
-  return buf.data();
-}
-
-inline ClipConfig tiny_clip_config() {
+// 32-d embeddings, one layer per tower (test_util.h tiny_clip_config is 16-d).
+inline ClipConfig serve_clip_config() {
   return ClipConfig::from_json(R"({"embed_dim": 32, "image_resolution": 32, "vision_patch_size": 16,
     "vision_width": 32, "vision_layers": 1, "vision_heads": 2, "context_length": 77, "vocab_size": 49408,
     "transformer_width": 32, "transformer_layers": 1, "transformer_heads": 2})");
@@ -35,7 +26,7 @@ inline ClipConfig tiny_clip_config() {
 
 // The tiny CLIP with a BPE tokenizer learned from a few captions stored in
 // its metadata (with_tokenizer), so text paths need no vocabulary file.
-inline std::string write_tiny_clip(const std::string& dir, uint64_t seed = 7, ClipConfig cfg = tiny_clip_config(),
+inline std::string write_tiny_clip(const std::string& dir, uint64_t seed = 7, ClipConfig cfg = serve_clip_config(),
                                    bool with_tokenizer = true) {
   std::map<std::string, std::string> meta = {{"config", cfg.to_json()}};
   if (with_tokenizer) {

@@ -15,53 +15,13 @@
 
 using namespace mmkit;
 
+using test::RunResult;
+using test::safetensors_bytes;
+using test::tiny_clip;
+using test::write_bytes;
+
 namespace {
-
-struct Result {
-  int code;
-  std::string err;
-};
-
-Result run(const std::string& args, const std::string& dir) {
-  std::string err_file = dir + "/stderr.txt";
-  std::string cmd = "timeout 60 " + std::string(MMKIT_BINARY_DIR) + "/mmkit " + args + " > /dev/null 2> " + err_file;
-  int st = std::system(cmd.c_str());
-  std::ifstream f(err_file);
-  std::string err((std::istreambuf_iterator<char>(f)), {});
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 1000, err};
-}
-
-std::string tiny_clip(const std::string& dir) {
-  ClipConfig c;
-  c.embed_dim = 16;
-  c.image_resolution = 32;
-  c.vision_patch_size = 16;
-  c.vision_width = 16;
-  c.vision_layers = 1;
-  c.vision_heads = 2;
-  c.context_length = 77;
-  c.vocab_size = 49408;
-  c.transformer_width = 16;
-  c.transformer_layers = 1;
-  c.transformer_heads = 2;
-  Clip m;
-  m.init(c, 1);
-  std::string path = dir + "/clip.safetensors";
-  io::save_parameters(path, m.parameters(), {{"config", c.to_json()}});
-  return path;
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string safetensors_bytes(const std::string& header, size_t data_bytes) {
-  std::string s(8, '\0');
-  uint64_t n = header.size();
-  std::memcpy(&s[0], &n, 8);
-  return s + header + std::string(data_bytes, '\0');
-}
-
+RunResult run(const std::string& args, const std::string& dir) { return test::run_mmkit(args, dir); }
 }  // namespace
 
 TEST(CliErrors, HostileModelFiles) {
@@ -84,7 +44,7 @@ TEST(CliErrors, HostileModelFiles) {
   for (auto& c : cases) {
     std::string path = dir + "/" + c.name + ".safetensors";
     write_bytes(path, c.bytes);
-    Result r = run("embed --model " + path + " --image " + img, dir);
+    RunResult r = run("embed --model " + path + " --image " + img, dir);
     EXPECT_EQ(r.code, 1) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find("mmkit: error:"), std::string::npos) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.name << ": " << r.err;
@@ -97,7 +57,7 @@ TEST(CliErrors, HostileImagesAndTexts) {
   std::string model = tiny_clip(dir);
   write_bytes(dir + "/garbage.png", "\x89PNG\r\n\x1a\ngarbage");
   write_bytes(dir + "/text.jpg", "hello");
-  Result r = run("embed --model " + model + " --image " + dir + "/garbage.png", dir);
+  RunResult r = run("embed --model " + model + " --image " + dir + "/garbage.png", dir);
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("garbage.png"), std::string::npos) << r.err;
   r = run("embed --model " + model + " --image " + dir + "/text.jpg", dir);

@@ -159,7 +159,7 @@ TEST(EmbeddingIndex, RefusesToResumeWithAnotherModel) {
   IndexSetup s = setup("index_model", 5);
   ClipRunner r = ClipRunner::open(s.model);
   build_index(r, opts(s, "idx"));
-  ClipConfig other = test::tiny_clip_config();
+  ClipConfig other = test::serve_clip_config();
   other.vision_layers = 2;
   ClipRunner r2 = ClipRunner::open(test::write_tiny_clip(s.dir, 8, other));
   try {

@@ -309,7 +309,7 @@ TEST_F(ServeHttp, ConcurrentRequestsAreBatchedAndEachGetsItsOwnEmbedding) {
 // text routes answer 501 naming the missing tokenizer, /healthz says text is off.
 TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   std::string dir = test::make_temp_dir("serve_notok");
-  std::string model = test::write_tiny_clip(dir, 3, test::tiny_clip_config(), /*with_tokenizer=*/false);
+  std::string model = test::write_tiny_clip(dir, 3, test::serve_clip_config(), /*with_tokenizer=*/false);
   ClipService clip(ClipRunner::open(model), BatcherOptions{4, 1, 64}, BatcherOptions{4, 1, 64});
   EXPECT_FALSE(clip.has_text());
   ServerModels m;

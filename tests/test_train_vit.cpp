@@ -1,16 +1,21 @@
 // The main job end to end: training on (a slice of) Fashion-MNIST,
-// checkpoint/resume reproducing an uninterrupted run, SIGKILL during
-// training, and the clear errors for bad data, directories and checkpoints.
+// checkpoint/resume reproducing an uninterrupted run, faults during training
+// (SIGKILL, SIGINT, a file-size limit standing in for a full disk while the
+// checkpoint is written), and the clear errors for bad data, directories and
+// checkpoints.
 // Cases needing the dataset skip with a message when it is not installed.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <sys/stat.h>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -162,6 +167,124 @@ TEST(TrainVit, SigkillThenResumeFromLastCheckpoint) {
   std::ifstream hist(dir + "/history.json");
   std::string text((std::istreambuf_iterator<char>(hist)), {});
   EXPECT_NE(text.find("\"epoch\": 2"), std::string::npos) << text;
+}
+
+namespace {
+
+// Starts `mmkit ARGS` (stdout to /dev/null, stderr to err_file) in a child with an optional
+// RLIMIT_FSIZE; returns its pid.
+pid_t spawn_mmkit(const std::vector<std::string>& args, const std::string& err_file, rlim_t fsize_limit = 0) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen(err_file.c_str(), "w", stderr)) _exit(126);
+    if (fsize_limit) {
+      struct rlimit rl = {fsize_limit, fsize_limit};
+      if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(125);
+    }
+    std::vector<char*> argv;
+    std::string bin = mmkit_bin();
+    argv.push_back(&bin[0]);
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+int64_t checkpoint_step(const std::string& path) {
+  io::SafetensorsFile f = io::SafetensorsFile::open(path);
+  return nlohmann::json::parse(f.metadata().at("train_state")).at("step").get<int64_t>();
+}
+
+std::vector<std::string> tiny_train_args(const std::string& dir) {
+  return {"train", "vit", "--out", dir, "--dim", "32", "--depth", "2", "--heads", "2", "--mlp-dim", "64",
+          "--patch", "7", "--batch", "64", "--limit-train", "3200", "--limit-test", "200", "--epochs", "2",
+          "--checkpoint-every", "2", "--threads", "2"};
+}
+
+}  // namespace
+
+// SIGINT (Ctrl-C) mid-epoch: the run saves a checkpoint at the current step, says so, exits 130,
+// and that checkpoint is newer than the last periodic one and loads.
+TEST(TrainVitFaults, SigintSavesAndExits130) {
+  REQUIRE_FMNIST();
+  std::string dir = temp_dir("sigint");
+  pid_t pid = spawn_mmkit(tiny_train_args(dir), dir + "/stderr.txt");
+  ASSERT_GT(pid, 0);
+  const std::string ckpt = dir + "/checkpoint.safetensors";
+  auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  bool exited = false;
+  while (!test::file_exists(ckpt) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(exited) << "training ended before it could be interrupted: " << slurp(dir + "/stderr.txt");
+  ASSERT_TRUE(test::file_exists(ckpt)) << "no checkpoint within 120 s";
+  kill(pid, SIGINT);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  std::string err = slurp(dir + "/stderr.txt");
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ": " << err;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
+  const int64_t step = checkpoint_step(ckpt);
+  EXPECT_GE(step, 2);
+  // Interrupted mid-epoch the message names the step it saved; at an epoch end the epoch.
+  bool mid = err.find("interrupted at step " + std::to_string(step) + "; checkpoint saved") != std::string::npos;
+  bool end = err.find("stopped after epoch") != std::string::npos;
+  EXPECT_TRUE(mid || end) << err;
+  EXPECT_NO_THROW(train::load_vit(dir));
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "temp file left: " << e.path();
+}
+
+// A full disk while the checkpoint is written: simulated with RLIMIT_FSIZE (writes past it fail
+// with EFBIG, as ENOSPC would; mmkit ignores SIGXFSZ). The run fails with a message naming the
+// file, and the previous checkpoint is byte-for-byte intact, loads, and resumes.
+TEST(TrainVitFaults, DiskFullKeepsPreviousCheckpoint) {
+  REQUIRE_FMNIST();
+  std::string dir = temp_dir("diskfull");
+  auto o = tiny_options(dir);
+  o.max_steps = 3;
+  train::train_vit(o);  // checkpoint at step 3
+  const std::string ckpt = dir + "/checkpoint.safetensors";
+  const std::string before = slurp(ckpt);
+  ASSERT_GT(before.size(), 10000u);
+  ASSERT_EQ(checkpoint_step(ckpt), 3);
+
+  // Resume with a limit well below the checkpoint's size (but above every other file's).
+  std::vector<std::string> args = {"train", "vit", "--out", dir, "--resume", "--dim", "32", "--depth", "2",
+                                   "--heads", "2", "--mlp-dim", "64", "--patch", "7", "--batch", "64",
+                                   "--limit-train", "640", "--limit-test", "200", "--epochs", "2",
+                                   "--checkpoint-every", "3", "--threads", "2"};
+  pid_t pid = spawn_mmkit(args, dir + "/stderr.txt", rlim_t(before.size() / 2));
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  std::string err = slurp(dir + "/stderr.txt");
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ": " << err;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  EXPECT_NE(err.find("mmkit: error: write_safetensors " + ckpt), std::string::npos) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+
+  EXPECT_TRUE(slurp(ckpt) == before) << "the previous checkpoint was modified";
+  EXPECT_EQ(checkpoint_step(ckpt), 3);
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "temp file left: " << e.path();
+  // With space again, the run resumes from it and finishes.
+  o.max_steps = 0;
+  o.resume = true;
+  auto h = train::train_vit(o);
+  EXPECT_EQ(h.size(), 2u);
 }
 
 TEST(TrainVitErrors, MissingAndCorruptData) {

@@ -3,12 +3,19 @@
 #pragma once
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
 
 #include "mmkit/core/tensor.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/models/clip.h"
 
 namespace mmkit::test {
 
@@ -57,6 +64,68 @@ inline ::testing::AssertionResult close(const std::string& what, const Tensor& g
            << b[worst] << " (|diff| " << worst_diff << " > abs " << abs_tol << " + rel " << rel_tol
            << " * |expected|)";
   return ::testing::AssertionSuccess();
+}
+
+// ---- Running the real `mmkit` binary (hostile-input and CLI tests)
+
+struct RunResult {
+  int code;         // exit status; 1000 if killed by a signal (a crash)
+  std::string err;  // everything it wrote to stderr
+};
+
+// Runs `mmkit ARGS` through the shell (60 s timeout) with stdout discarded; `dir` receives the
+// captured stderr.
+inline RunResult run_mmkit(const std::string& args, const std::string& dir) {
+  std::string err_file = dir + "/stderr.txt";
+  std::string cmd = "timeout 60 " + std::string(MMKIT_BINARY_DIR) + "/mmkit " + args + " > /dev/null 2> " + err_file;
+  int st = std::system(cmd.c_str());
+  std::ifstream f(err_file);
+  std::string err((std::istreambuf_iterator<char>(f)), {});
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 1000, err};
+}
+
+inline std::string make_temp_dir(const std::string& tag) {
+  std::string tmpl = "/tmp/mmkit_" + tag + "_XXXXXX";
+  if (!mkdtemp(&tmpl[0])) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// [u64 header length][header][data_bytes zero bytes]: hand-built safetensors files.
+inline std::string safetensors_bytes(const std::string& header, size_t data_bytes) {
+  std::string s(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(&s[0], &n, 8);
+  return s + header + std::string(data_bytes, '\0');
+}
+
+// A tiny random CLIP (32x32 images, 16 wide, 1 layer per tower) saved as DIR/clip.safetensors.
+inline ClipConfig tiny_clip_config() {
+  ClipConfig c;
+  c.embed_dim = 16;
+  c.image_resolution = 32;
+  c.vision_patch_size = 16;
+  c.vision_width = 16;
+  c.vision_layers = 1;
+  c.vision_heads = 2;
+  c.context_length = 77;
+  c.vocab_size = 49408;
+  c.transformer_width = 16;
+  c.transformer_layers = 1;
+  c.transformer_heads = 2;
+  return c;
+}
+
+inline std::string tiny_clip(const std::string& dir) {
+  ClipConfig c = tiny_clip_config();
+  Clip m;
+  m.init(c, 1);
+  std::string path = dir + "/clip.safetensors";
+  io::save_parameters(path, m.parameters(), {{"config", c.to_json()}});
+  return path;
 }
 
 }  // namespace mmkit::test

@@ -126,62 +126,94 @@ std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::st
   return out;
 }
 
-Arena& ClipRunner::arena() {
-  if (!arena_) arena_ = std::make_unique<Arena>();
-  return *arena_;
-}
-
-Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool normalize, int batch) {
-  return embed_token_ids(tokenize(texts), normalize, batch);
-}
-
-Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
-  const int64_t N = int64_t(ids.size()), E = model_->cfg.embed_dim, T = model_->cfg.context_length;
-  for (size_t i = 0; i < ids.size(); ++i)
-    MMKIT_CHECK(int64_t(ids[i].size()) == T, "token row ", i, ": got ", ids[i].size(), " ids, expected ", T);
+Tensor clip_embed_ids(Clip& m, const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
+  const int64_t N = int64_t(ids.size()), E = m.cfg.embed_dim, T = m.cfg.context_length;
   Tensor out = Tensor::empty(Shape{N, E});
-  Graph g(arena());
+  Arena arena;
+  Graph g(arena);
   g.grad_enabled = false;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
     g.reset();
     Tensor t = g.alloc(Shape{n, T}, DType::i32);
-    for (int64_t i = 0; i < n; ++i)
-      std::memcpy(t.ptr<int32_t>() + i * T, ids[size_t(i0 + i)].data(), size_t(T) * 4);
-    Var e = clip_encode_text(g, *model_, t);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& row = ids[size_t(i0 + i)];
+      MMKIT_CHECK(int64_t(row.size()) == T, "token row of length ", row.size(), ", the model's context is ", T);
+      std::memcpy(t.ptr<int32_t>() + i * T, row.data(), size_t(T) * 4);
+    }
+    Var e = clip_encode_text(g, m, t);
     std::memcpy(out.f32() + i0 * E, g.data(e), size_t(n * E) * 4);
   }
   if (normalize) l2_normalize_rows(out);
   return out;
 }
 
-Tensor ClipRunner::embed_pixels(const float* pixels, int64_t N, bool normalize, int batch) {
-  const int64_t E = model_->cfg.embed_dim, R = model_->cfg.image_resolution, P = 3 * R * R;
+Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch) {
+  const int64_t E = m.cfg.embed_dim, R = m.cfg.image_resolution, per = 3 * R * R;
   Tensor out = Tensor::empty(Shape{N, E});
-  Graph g(arena());
+  Arena arena;
+  Graph g(arena);
   g.grad_enabled = false;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
     g.reset();
-    Tensor x = g.alloc(Shape{n, 3, R, R});
-    std::memcpy(x.f32(), pixels + i0 * P, size_t(n * P) * 4);
-    Var e = clip_encode_image(g, *model_, g.constant(x));
+    Tensor xb = Tensor::view(const_cast<float*>(x + i0 * per), Shape{n, 3, R, R}, DType::f32);
+    Var e = clip_encode_image(g, m, g.constant(xb));
     std::memcpy(out.f32() + i0 * E, g.data(e), size_t(n * E) * 4);
   }
   if (normalize) l2_normalize_rows(out);
   return out;
 }
 
+Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std::vector<std::string>& labels,
+                             const std::vector<std::string>& templates_in) {
+  MMKIT_CHECK(!labels.empty(), "zero-shot needs at least one label");
+  std::vector<std::string> templates = templates_in;
+  if (templates.empty()) templates.push_back("a photo of a {}.");
+  for (const auto& t : templates)
+    MMKIT_CHECK(t.find("{}") != std::string::npos, "template '", t, "' has no {} placeholder for the label");
+  const int64_t L = int64_t(labels.size()), E = m.cfg.embed_dim;
+  // Class embeddings: mean of normalised template embeddings, renormalised.
+  Tensor cls = Tensor::zeros(Shape{L, E});
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<std::vector<int32_t>> ids;
+    for (const auto& t : templates) {
+      std::string p = t;
+      p.replace(p.find("{}"), 2, labels[size_t(l)]);
+      ids.push_back(tok.encode_padded(p, int(m.cfg.context_length)));
+    }
+    Tensor e = clip_embed_ids(m, ids, true);
+    for (int64_t k = 0; k < int64_t(ids.size()); ++k)
+      for (int64_t j = 0; j < E; ++j) cls.f32()[l * E + j] += e.f32()[k * E + j];
+  }
+  l2_normalize_rows(cls);
+  return cls;
+}
+
+Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool normalize, int batch) {
+  return clip_embed_ids(*model_, tokenize(texts), normalize, batch);
+}
+
+Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    MMKIT_CHECK(int64_t(ids[i].size()) == model_->cfg.context_length, "token row ", i, ": got ", ids[i].size(),
+                " ids, expected ", model_->cfg.context_length);
+  return clip_embed_ids(*model_, ids, normalize, batch);
+}
+
+Tensor ClipRunner::embed_pixels(const float* pixels, int64_t n, bool normalize, int batch) {
+  return clip_embed_pixels(*model_, pixels, n, normalize, batch);
+}
+
 Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
   const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
-  const int64_t P = 3 * R * R;
   Tensor out = Tensor::empty(Shape{N, E});
   std::vector<float> x;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
-    x.resize(size_t(n * P));
-    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.data() + i * P);
-    Tensor e = embed_pixels(x.data(), n, false, batch);
+    x.resize(size_t(n * 3 * R * R));
+    for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.data() + i * 3 * R * R);
+    Tensor e = clip_embed_pixels(*model_, x.data(), n, false, batch);
     std::memcpy(out.f32() + i0 * E, e.f32(), size_t(n * E) * 4);
   }
   if (normalize) l2_normalize_rows(out);
@@ -191,26 +223,8 @@ Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize
 ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
                                      const std::vector<std::string>& labels,
                                      const std::vector<std::string>& templates_in) {
-  MMKIT_CHECK(!labels.empty(), "zero-shot needs at least one label");
-  std::vector<std::string> templates = templates_in;
-  if (templates.empty()) templates.push_back("a photo of a {}.");
-  for (const auto& t : templates)
-    MMKIT_CHECK(t.find("{}") != std::string::npos, "template '", t, "' has no {} placeholder for the label");
   const int64_t L = int64_t(labels.size()), E = model_->cfg.embed_dim;
-  // Class embeddings: mean of normalised template embeddings, renormalised.
-  Tensor cls = Tensor::zeros(Shape{L, E});
-  for (int64_t l = 0; l < L; ++l) {
-    std::vector<std::string> prompts;
-    for (const auto& t : templates) {
-      std::string p = t;
-      p.replace(p.find("{}"), 2, labels[size_t(l)]);
-      prompts.push_back(p);
-    }
-    Tensor e = embed_texts(prompts, true);
-    for (int64_t k = 0; k < int64_t(prompts.size()); ++k)
-      for (int64_t j = 0; j < E; ++j) cls.f32()[l * E + j] += e.f32()[k * E + j];
-  }
-  l2_normalize_rows(cls);
+  Tensor cls = clip_class_embeddings(*model_, tokenizer(), labels, templates_in);
   Tensor img = embed_images(images, true);
   const float scale = std::exp(model_->logit_scale.value.f32()[0]);
   ZeroShotResult r;

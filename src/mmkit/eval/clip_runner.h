@@ -55,16 +55,23 @@ class ClipRunner {
   const PreprocessConfig& preprocess() const { return pre_; }
 
  private:
-  Arena& arena();  // reused across calls: after the largest batch, forwards do not malloc
-
   std::unique_ptr<Clip> model_;
-  std::unique_ptr<Arena> arena_;
   mutable std::unique_ptr<text::ClipTokenizer> tok_;
   std::string vocab_, model_path_;
   PreprocessConfig pre_;
 };
 
 void l2_normalize_rows(Tensor& t);
+
+// The same computations on a model already in memory (training, evaluation):
+// ids: rows of exactly context_length tokens -> [N, E];
+Tensor clip_embed_ids(Clip& m, const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch = 64);
+// x: N preprocessed images [N, 3, R, R] -> [N, E];
+Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch = 16);
+// CLIP's prompt ensembling: label l's row is the renormalised mean of the
+// normalised embeddings of every template with "{}" = labels[l] -> [L, E].
+Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std::vector<std::string>& labels,
+                             const std::vector<std::string>& templates);
 
 // The CLIP tokenizer from `vocab`: the OpenAI merges file (.txt.gz) or a
 // directory with HF vocab.json + merges.txt (or the merges file). Empty

@@ -115,6 +115,8 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name, int6
       return uint64_t(data[o]) << 24 | uint64_t(data[o + 1]) << 16 | uint64_t(data[o + 2]) << 8 | data[o + 3];
     };
     const uint64_t w = be32(16), h = be32(20);
+    if (w == 0 || h == 0)  // libpng would only say "Invalid IHDR data"
+      fail(name, ": invalid PNG: empty image (", describe_size(w, h), ")");
     if (w * h > uint64_t(max_pixels))
       fail(name, ": invalid PNG: declared size ", describe_size(w, h), " = ", w * h,
            " pixels exceeds the limit of ", max_pixels, " pixels");
@@ -202,8 +204,10 @@ bool jpeg_decode_run(jpeg_decompress_struct* cinfo, JpegErr* err, jpeg_progress_
       break;
     case JCS_CMYK:
     case JCS_YCCK:
-      std::snprintf(err->msg, kErrLen, "CMYK/YCCK JPEGs are not supported (convert the file to RGB first)");
-      return false;
+      // libjpeg converts YCCK to CMYK; cmyk_to_rgb() below then does what PIL does.
+      cinfo->out_color_space = JCS_CMYK;
+      ch = 4;
+      break;
     default:
       std::snprintf(err->msg, kErrLen, "unsupported JPEG colour space (%d components)", cinfo->num_components);
       return false;
@@ -230,6 +234,27 @@ bool jpeg_decode_run(jpeg_decompress_struct* cinfo, JpegErr* err, jpeg_progress_
   return true;
 }
 
+// CMYK as libjpeg delivers it -> RGB the way PIL 9.4 opens and converts such a file: the JPEG
+// plugin always reads CMYK as inverted ("CMYK;I", Adobe's convention, which Photoshop and most
+// writers follow), and convert("RGB") computes r = 255 - min(255, c + k) in its fixed-point form
+// nk = 255 - k, r = nk - c * nk / 255 (rounded: ((t >> 8) + t) >> 8 with t = c * nk + 128).
+Image cmyk_to_rgb(const Image& cmyk) {
+  Image out(cmyk.width, cmyk.height, 3);
+  const size_t n = size_t(cmyk.width) * cmyk.height;
+  const uint8_t* in = cmyk.pixels.data();
+  uint8_t* o = out.pixels.data();
+  for (size_t i = 0; i < n; ++i, in += 4, o += 3) {
+    const int nk = in[3];  // stored inverted: k = 255 - in[3]
+    for (int c = 0; c < 3; ++c) {
+      const int cv = 255 - in[c];
+      const int t = cv * nk + 128;
+      const int v = nk - (((t >> 8) + t) >> 8);
+      o[c] = uint8_t(v < 0 ? 0 : v);
+    }
+  }
+  return out;
+}
+
 Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   jpeg_decompress_struct cinfo;
   std::memset(&cinfo, 0, sizeof cinfo);  // so jpeg_destroy is a no-op if create never ran
@@ -249,6 +274,7 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int
   Image out;
   if (!jpeg_decode_run(&cinfo, &err, &progress, data, size, max_pixels, &out)) fail(name, ": invalid JPEG: ", err.msg);
   if (err.truncated) fail(name, ": invalid JPEG: file is truncated (premature end of data)");
+  if (out.channels == 4) return cmyk_to_rgb(out);
   return out;
 }
 
@@ -303,6 +329,11 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size) {
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (size >= 8 && std::memcmp(data, png_sig, 8) == 0) return ImageFormat::png;
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::jpeg;
+  // Recognised only to name them in the error.
+  if (size >= 6 && (std::memcmp(data, "GIF87a", 6) == 0 || std::memcmp(data, "GIF89a", 6) == 0)) return ImageFormat::gif;
+  if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) return ImageFormat::webp;
+  if (size >= 4 && (std::memcmp(data, "II*\0", 4) == 0 || std::memcmp(data, "MM\0*", 4) == 0)) return ImageFormat::tiff;
+  if (size >= 14 && data[0] == 'B' && data[1] == 'M') return ImageFormat::bmp;
   return ImageFormat::unknown;
 }
 
@@ -314,6 +345,14 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
       return decode_png(data, size, name, max_pixels);
     case ImageFormat::jpeg:
       return decode_jpeg(data, size, name, max_pixels);
+    case ImageFormat::gif:
+      fail(name, ": GIF images are not supported (still or animated); expected PNG or JPEG");
+    case ImageFormat::bmp:
+      fail(name, ": BMP images are not supported; expected PNG or JPEG");
+    case ImageFormat::webp:
+      fail(name, ": WebP images are not supported; expected PNG or JPEG");
+    case ImageFormat::tiff:
+      fail(name, ": TIFF images are not supported; expected PNG or JPEG");
     default: {
       char head[3 * 8 + 1] = {0};
       for (size_t i = 0; i < std::min<size_t>(size, 8); ++i) std::snprintf(head + 3 * i, 4, "%02x ", data[i]);

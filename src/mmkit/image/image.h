@@ -32,8 +32,10 @@ struct Image {
 
 constexpr int64_t kDefaultMaxPixels = 50'000'000;
 
-enum class ImageFormat { unknown, png, jpeg };
-// Sniffs magic bytes: PNG "\x89PNG\r\n\x1a\n", JPEG "\xFF\xD8\xFF".
+// gif, bmp, webp and tiff are recognised only so that the error can name them.
+enum class ImageFormat { unknown, png, jpeg, gif, bmp, webp, tiff };
+// Sniffs magic bytes: PNG "\x89PNG\r\n\x1a\n", JPEG "\xFF\xD8\xFF", GIF "GIF8[79]a",
+// WebP "RIFF....WEBP", TIFF "II*\0"/"MM\0*", BMP "BM".
 ImageFormat detect_image_format(const uint8_t* data, size_t size);
 
 // PNG: palette, gray < 8 bit, 16 bit, tRNS and interlacing are normalised to
@@ -41,7 +43,9 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size);
 // samples keep their high byte (what PIL does for RGB(A)). Gamma/ICC are ignored.
 // JPEG: grayscale -> 1 channel, YCbCr/RGB -> 3 (libjpeg's default ISLOW DCT and
 // fancy upsampling, as PIL uses — pixels match Pillow 9.4 on Debian 12 byte for
-// byte, baseline and progressive); CMYK/YCCK are rejected.
+// byte, baseline and progressive); CMYK/YCCK -> 3 (RGB), converted as PIL's
+// open + convert("RGB") does (inverted Adobe CMYK). Other formats (GIF, BMP,
+// WebP, TIFF, ...) are refused with an error naming the format.
 Image decode_image_file(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
 Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors,
                           int64_t max_pixels = kDefaultMaxPixels);

@@ -39,8 +39,13 @@ std::array<int, 2> shorter_side_resize_size(int w, int h, int size) {
   const int shorter = std::min(w, h), longer = std::max(w, h);
   // Python: int(size * long / short) — exact integer product, true division in double, truncation.
   const double l = double(int64_t(size) * longer) / shorter;
-  if (l > 1e6) fail("shorter_side_resize_size: ", w, "x", h, " resized to shorter side ", size,
-                    " gives a longer side of ", l, " pixels");
+  // A very elongated image is a resize bomb: a 103-byte 1x4464 PNG at size 224 becomes 224x999936
+  // (690 MB, seconds of work) before the crop throws almost all of it away. The budget allows
+  // aspect ratios up to ~1:330 at 224 and keeps the intermediate image under 50 MB of RGB.
+  if (l * size > double(kMaxResizedPixels))
+    fail("image ", w, "x", h, " is too elongated: resizing its shorter side to ", size, " gives ",
+         (w <= h ? int64_t(size) : int64_t(l)), "x", (w <= h ? int64_t(l) : int64_t(size)), " = ",
+         int64_t(l * size), " pixels (limit ", kMaxResizedPixels, ")");
   const int new_long = int(l);
   return w <= h ? std::array<int, 2>{size, new_long} : std::array<int, 2>{new_long, size};
 }

@@ -48,7 +48,11 @@ struct PreprocessConfig {
 // pixels; throws naming the known presets otherwise.
 PreprocessConfig preprocess_preset(const std::string& name, int image_size = 224);
 
-// torchvision Resize(int size) output size for a w x h image: {new_w, new_h}.
+// Most pixels the shorter-side resize may produce; more elongated images are refused (2^24).
+constexpr int64_t kMaxResizedPixels = int64_t(1) << 24;
+
+// torchvision Resize(int size) output size for a w x h image: {new_w, new_h}. Throws if the result
+// would exceed kMaxResizedPixels (e.g. a 1x4464 image at size 224).
 std::array<int, 2> shorter_side_resize_size(int w, int h, int size);
 
 // torchvision CenterCrop((crop_h, crop_w)) on an 8-bit image (any channels):

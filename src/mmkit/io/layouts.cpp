@@ -5,6 +5,8 @@
 #include <regex>
 #include <sstream>
 
+#include "mmkit/io/checkpoint.h"
+
 namespace mmkit::io {
 
 namespace {
@@ -236,6 +238,10 @@ void bind_remapped(const Remapped& r, const std::vector<Parameter*>& params, con
     ++n;
   }
   if (n) fail(what, " does not match the model (", n, " problem", n > 1 ? "s" : "", "):", problems.str());
+  for (Parameter* p : params) {
+    const Tensor& t = r.tensors.at(p->name);
+    require_finite(t.f32(), size_t(t.numel()), r.source.at(p->name), t.shape(), what);
+  }
   for (Parameter* p : params) {
     p->value = r.tensors.at(p->name);
     p->trainable = false;

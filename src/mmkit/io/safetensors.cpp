@@ -131,8 +131,21 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   f.path_ = path;
   f.map_ = m;
   f.map_size_ = size;
-  const uint8_t* base = static_cast<const uint8_t*>(m);
+  f.parse(static_cast<const uint8_t*>(m), size);
+  return f;
+}
 
+SafetensorsFile SafetensorsFile::from_memory(const void* data, size_t size, const std::string& name) {
+  if (size < 8) fail(name, ": ", size, " bytes, shorter than the 8-byte header length");
+  SafetensorsFile f;
+  f.path_ = name;
+  f.parse(static_cast<const uint8_t*>(data), size);
+  return f;
+}
+
+void SafetensorsFile::parse(const uint8_t* base, size_t size) {
+  const std::string& path = path_;
+  SafetensorsFile& f = *this;
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | base[i];
   if (n > kMaxHeader) fail(path, ": header length ", n, " is absurd (> 100 MB); not a safetensors file?");
@@ -202,7 +215,6 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (static_cast<size_t>(expect) != data_size)
     fail(path, ": data buffer is ", data_size, " bytes but the tensors cover ", expect,
          " (truncated file or trailing bytes)");
-  return f;
 }
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept { *this = std::move(o); }

@@ -45,6 +45,9 @@ class SafetensorsFile {
   // Maps `path` (PROT_READ, MAP_PRIVATE) and validates the header completely; every problem throws
   // mmkit::Error with the path and what is wrong.
   static SafetensorsFile open(const std::string& path);
+  // Same validation over bytes already in memory (fuzzing, network payloads). Does not copy or
+  // own `data`: it must outlive the returned object. `name` stands in for the path in messages.
+  static SafetensorsFile from_memory(const void* data, size_t size, const std::string& name);
 
   SafetensorsFile(SafetensorsFile&& o) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&& o) noexcept;
@@ -61,9 +64,10 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   void unmap();
+  void parse(const uint8_t* base, size_t size);  // fills metadata_, tensors_, index_ or throws
 
   std::string path_;
-  void* map_ = nullptr;
+  void* map_ = nullptr;  // null for from_memory (nothing to unmap)
   size_t map_size_ = 0;
   std::map<std::string, std::string> metadata_;
   std::vector<TensorView> tensors_;

@@ -1,5 +1,6 @@
 #include "mmkit/models/clip.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
@@ -9,20 +10,23 @@
 namespace mmkit {
 
 void ClipConfig::validate() const {
-  auto pos = [](const char* n, int64_t v) {
+  // Upper bounds far above any real CLIP keep derived sizes free of int64 overflow (see VitConfig).
+  auto pos = [](const char* n, int64_t v, int64_t max) {
     MMKIT_CHECK(v > 0, "CLIP config: ", n, " must be positive, got ", v);
+    MMKIT_CHECK(v <= max, "CLIP config: ", n, " ", v, " is larger than the supported maximum ", max);
   };
-  pos("embed_dim", embed_dim);
-  pos("image_resolution", image_resolution);
-  pos("vision_patch_size", vision_patch_size);
-  pos("vision_width", vision_width);
-  pos("vision_layers", vision_layers);
-  pos("vision_heads", vision_heads);
-  pos("context_length", context_length);
-  pos("vocab_size", vocab_size);
-  pos("transformer_width", transformer_width);
-  pos("transformer_layers", transformer_layers);
-  pos("transformer_heads", transformer_heads);
+  pos("embed_dim", embed_dim, 1 << 20);
+  pos("image_resolution", image_resolution, 16384);
+  pos("vision_patch_size", vision_patch_size, 16384);
+  pos("vision_width", vision_width, 1 << 20);
+  pos("vision_layers", vision_layers, 4096);
+  pos("vision_heads", vision_heads, 1 << 20);
+  pos("context_length", context_length, 1 << 16);
+  pos("vocab_size", vocab_size, 1 << 24);
+  pos("transformer_width", transformer_width, 1 << 20);
+  pos("transformer_layers", transformer_layers, 4096);
+  pos("transformer_heads", transformer_heads, 1 << 20);
+  MMKIT_CHECK(eps > 0.f && std::isfinite(eps), "CLIP config: layer_norm_eps must be positive and finite, got ", eps);
   MMKIT_CHECK(image_resolution % vision_patch_size == 0, "CLIP config: image_resolution ",
               image_resolution, " is not a multiple of vision_patch_size ", vision_patch_size);
   MMKIT_CHECK(vision_width % vision_heads == 0, "CLIP config: vision_width ", vision_width,
@@ -79,6 +83,56 @@ ClipConfig ClipConfig::from_json(const std::string& text) {
   if (j.contains("activation")) {
     MMKIT_CHECK(j["activation"].is_string(), "CLIP config: 'activation' must be a string");
     c.activation = j["activation"].get<std::string>();
+  }
+  c.validate();
+  return c;
+}
+
+// Hugging Face config.json (CLIPConfig) -> ClipConfig. Absent fields take
+// transformers' defaults (CLIPTextConfig / CLIPVisionConfig), as it does.
+ClipConfig ClipConfig::from_hf_json(const std::string& text, const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail(path, " is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(j.is_object(), path, " is not a JSON object");
+  auto sub = [&](const char* k) {
+    if (!j.contains(k) || j[k].is_null()) return nlohmann::json::object();
+    MMKIT_CHECK(j[k].is_object(), path, ": '", k, "' must be an object");
+    return j[k];
+  };
+  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
+  auto str = [&](const nlohmann::json& o, const char* k, const char* d) -> std::string {
+    if (!o.contains(k)) return d;
+    MMKIT_CHECK(o[k].is_string(), path, ": field '", k, "' must be a string");
+    return o[k].get<std::string>();
+  };
+  auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
+    if (!o.contains(k)) return d;
+    MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
+    return o[k].get<int64_t>();
+  };
+  ClipConfig c;
+  c.embed_dim = num(j, "projection_dim", 512);
+  c.transformer_width = num(tc, "hidden_size", 512);
+  c.transformer_layers = num(tc, "num_hidden_layers", 12);
+  c.transformer_heads = num(tc, "num_attention_heads", 8);
+  c.context_length = num(tc, "max_position_embeddings", 77);
+  c.vocab_size = num(tc, "vocab_size", 49408);
+  c.vision_width = num(vc, "hidden_size", 768);
+  c.vision_layers = num(vc, "num_hidden_layers", 12);
+  c.vision_heads = num(vc, "num_attention_heads", 12);
+  c.image_resolution = num(vc, "image_size", 224);
+  c.vision_patch_size = num(vc, "patch_size", 32);
+  std::string act = str(vc, "hidden_act", "quick_gelu");
+  MMKIT_CHECK(act == str(tc, "hidden_act", "quick_gelu"), path,
+              ": different activations in the two towers are not supported");
+  c.activation = act;
+  if (vc.contains("layer_norm_eps")) {
+    MMKIT_CHECK(vc["layer_norm_eps"].is_number(), path, ": field 'layer_norm_eps' must be a number");
+    c.eps = vc["layer_norm_eps"].get<float>();
   }
   c.validate();
   return c;
@@ -149,43 +203,6 @@ nn::ParamList Clip::parameters() {
 
 namespace {
 
-// Hugging Face config.json (CLIPConfig) -> ClipConfig. Absent fields take
-// transformers' defaults (CLIPTextConfig / CLIPVisionConfig), as it does.
-ClipConfig config_from_hf(const std::string& text, const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    fail(path, " is not valid JSON: ", e.what());
-  }
-  auto sub = [&](const char* k) { return j.contains(k) && j[k].is_object() ? j[k] : nlohmann::json::object(); };
-  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
-  auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
-    if (!o.contains(k)) return d;
-    MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
-    return o[k].get<int64_t>();
-  };
-  ClipConfig c;
-  c.embed_dim = num(j, "projection_dim", 512);
-  c.transformer_width = num(tc, "hidden_size", 512);
-  c.transformer_layers = num(tc, "num_hidden_layers", 12);
-  c.transformer_heads = num(tc, "num_attention_heads", 8);
-  c.context_length = num(tc, "max_position_embeddings", 77);
-  c.vocab_size = num(tc, "vocab_size", 49408);
-  c.vision_width = num(vc, "hidden_size", 768);
-  c.vision_layers = num(vc, "num_hidden_layers", 12);
-  c.vision_heads = num(vc, "num_attention_heads", 12);
-  c.image_resolution = num(vc, "image_size", 224);
-  c.vision_patch_size = num(vc, "patch_size", 32);
-  std::string act = vc.value("hidden_act", std::string("quick_gelu"));
-  MMKIT_CHECK(act == tc.value("hidden_act", std::string("quick_gelu")), path,
-              ": different activations in the two towers are not supported");
-  c.activation = act;
-  if (vc.contains("layer_norm_eps")) c.eps = vc["layer_norm_eps"].get<float>();
-  c.validate();
-  return c;
-}
-
 std::string dir_of(const std::string& p) {
   size_t s = p.find_last_of('/');
   return s == std::string::npos ? "." : p.substr(0, s);
@@ -215,7 +232,7 @@ std::unique_ptr<Clip> load_clip(const std::string& path) {
       std::string text = io::read_text_file(cj);
       MMKIT_CHECK(!text.empty(), path, ": Hugging Face CLIP checkpoint without ", cj,
                   " (needed for the hyper-parameters; head counts cannot be inferred)");
-      cfg = config_from_hf(text, cj);
+      cfg = ClipConfig::from_hf_json(text, cj);
     }
     m->init(cfg, 0);
   }

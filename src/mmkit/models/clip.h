@@ -42,6 +42,9 @@ struct ClipConfig {
   // transformer_width, transformer_heads, transformer_layers[, activation]).
   // Head counts must be present: they cannot be inferred from tensor shapes.
   static ClipConfig from_json(const std::string& json);
+  // Hugging Face CLIPConfig (config.json with text_config / vision_config); absent fields take
+  // transformers' defaults. `where` names the file in messages. Validated.
+  static ClipConfig from_hf_json(const std::string& json, const std::string& where);
 };
 
 struct Clip {

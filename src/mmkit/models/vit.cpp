@@ -1,5 +1,6 @@
 #include "mmkit/models/vit.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
@@ -7,17 +8,20 @@
 namespace mmkit {
 
 void VitConfig::validate() const {
-  auto pos = [](const char* name, int64_t v) {
+  // Upper bounds far above any real ViT keep every derived size (patch grid, parameter shapes)
+  // free of int64 overflow, so a hostile config is refused here rather than in an allocation.
+  auto range = [](const char* name, int64_t v, int64_t max) {
     MMKIT_CHECK(v > 0, "ViT config: ", name, " must be positive, got ", v);
+    MMKIT_CHECK(v <= max, "ViT config: ", name, " ", v, " is larger than the supported maximum ", max);
   };
-  pos("image_size", image_size);
-  pos("patch_size", patch_size);
-  pos("channels", channels);
-  pos("dim", dim);
-  pos("depth", depth);
-  pos("heads", heads);
-  pos("mlp_dim", mlp_dim);
-  pos("num_classes", num_classes);
+  range("image_size", image_size, 16384);
+  range("patch_size", patch_size, 16384);
+  range("channels", channels, 1024);
+  range("dim", dim, 1 << 20);
+  range("depth", depth, 4096);
+  range("heads", heads, 1 << 20);
+  range("mlp_dim", mlp_dim, 1 << 22);
+  range("num_classes", num_classes, 1 << 24);
   MMKIT_CHECK(image_size % patch_size == 0, "ViT config: image_size ", image_size,
               " is not a multiple of patch_size ", patch_size);
   MMKIT_CHECK(dim % heads == 0, "ViT config: dim ", dim, " is not divisible by heads ", heads);
@@ -28,7 +32,10 @@ void VitConfig::validate() const {
   for (const auto* v : {&pixel_mean, &pixel_std})
     MMKIT_CHECK(v->empty() || int64_t(v->size()) == channels, "ViT config: pixel_mean/pixel_std need ",
                 channels, " values (one per channel), got ", v->size());
-  for (float s : pixel_std) MMKIT_CHECK(s > 0.f, "ViT config: pixel_std values must be positive");
+  for (float s : pixel_std)
+    MMKIT_CHECK(s > 0.f && std::isfinite(s), "ViT config: pixel_std values must be positive and finite");
+  for (float m : pixel_mean) MMKIT_CHECK(std::isfinite(m), "ViT config: pixel_mean values must be finite");
+  MMKIT_CHECK(eps > 0.f && std::isfinite(eps), "ViT config: layer_norm_eps must be positive and finite, got ", eps);
 }
 
 std::string VitConfig::to_json() const {
@@ -111,6 +118,48 @@ VitConfig VitConfig::from_json(const std::string& text) {
       dst.push_back(v.get<float>());
     }
   }
+  c.validate();
+  return c;
+}
+
+VitConfig VitConfig::from_hf_json(const std::string& text, const std::string& where, int64_t heads) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  MMKIT_CHECK(j.is_object(), where, " is not a JSON object");
+  auto num = [&](const char* k, int64_t d) {
+    if (!j.contains(k)) return d;
+    MMKIT_CHECK(j[k].is_number_integer(), where, ": '", k, "' must be an integer");
+    return j[k].get<int64_t>();
+  };
+  VitConfig c;
+  c.dim = num("hidden_size", 768);
+  c.depth = num("num_hidden_layers", 12);
+  c.heads = heads > 0 ? heads : num("num_attention_heads", 12);
+  c.mlp_dim = num("intermediate_size", 3072);
+  c.image_size = num("image_size", 224);
+  c.patch_size = num("patch_size", 16);
+  c.channels = num("num_channels", 3);
+  c.eps = 1e-12f;
+  if (j.contains("layer_norm_eps")) {
+    MMKIT_CHECK(j["layer_norm_eps"].is_number(), where, ": 'layer_norm_eps' must be a number");
+    c.eps = j["layer_norm_eps"].get<float>();
+  }
+  c.norm_first = true;
+  if (j.contains("id2label") && j["id2label"].is_object()) {
+    const nlohmann::json& labels = j["id2label"];
+    c.num_classes = int64_t(labels.size());
+    for (int64_t k = 0; k < c.num_classes; ++k) {
+      const std::string key = std::to_string(k);
+      if (!labels.contains(key)) {
+        c.class_names.push_back(key);
+        continue;
+      }
+      MMKIT_CHECK(labels[key].is_string(), where, ": id2label['", key, "'] must be a string");
+      c.class_names.push_back(labels[key].get<std::string>());
+    }
+  } else {
+    c.num_classes = num("num_labels", 2);
+  }
+  c.preprocess = "imagenet";
   c.validate();
   return c;
 }

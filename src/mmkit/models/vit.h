@@ -43,6 +43,10 @@ struct VitConfig {
   void validate() const;  // throws mmkit::Error naming the bad field
   std::string to_json() const;
   static VitConfig from_json(const std::string& json);  // strict about types, lenient about extras
+  // Hugging Face ViTConfig (config.json of ViTForImageClassification); absent fields take
+  // transformers' defaults. heads > 0 overrides num_attention_heads. `where` names the file in
+  // messages. Validated.
+  static VitConfig from_hf_json(const std::string& json, const std::string& where, int64_t heads = 0);
 };
 
 struct Vit {

@@ -248,32 +248,7 @@ VitConfig hf_vit_config(const std::string& path, int64_t heads) {
   std::string cj = (dir.empty() ? "." : dir) + "/config.json";
   std::string text = io::read_text_file(cj);
   MMKIT_CHECK(!text.empty(), path, ": Hugging Face ViT checkpoint without ", cj);
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  MMKIT_CHECK(j.is_object(), cj, " is not a JSON object");
-  auto num = [&](const char* k, int64_t d) {
-    if (!j.contains(k)) return d;
-    MMKIT_CHECK(j[k].is_number_integer(), cj, ": '", k, "' must be an integer");
-    return j[k].get<int64_t>();
-  };
-  VitConfig c;
-  c.dim = num("hidden_size", 768);
-  c.depth = num("num_hidden_layers", 12);
-  c.heads = heads > 0 ? heads : num("num_attention_heads", 12);
-  c.mlp_dim = num("intermediate_size", 3072);
-  c.image_size = num("image_size", 224);
-  c.patch_size = num("patch_size", 16);
-  c.channels = num("num_channels", 3);
-  c.eps = j.value("layer_norm_eps", 1e-12f);
-  c.norm_first = true;
-  if (j.contains("id2label") && j["id2label"].is_object()) {
-    c.num_classes = int64_t(j["id2label"].size());
-    for (int64_t k = 0; k < c.num_classes; ++k)
-      c.class_names.push_back(j["id2label"].value(std::to_string(k), std::to_string(k)));
-  } else {
-    c.num_classes = num("num_labels", 2);
-  }
-  c.preprocess = "imagenet";
-  return c;
+  return VitConfig::from_hf_json(text, cj, heads);
 }
 
 }  // namespace

@@ -1,0 +1,134 @@
+// CLIP training throughput (issue #4, acceptance 3): a ViT-B/32-sized CLIP at
+// batch 32, mmkit vs PyTorch side by side in one run.
+//
+//   build/clip_train_bench [--threads 2] [--batch 32] [--steps 3] [--warmup 1] [--no-torch]
+//
+// A step is what `mmkit train clip` does per batch (train::clip_train_step):
+// both towers forward, the symmetric contrastive loss, backward, gradient
+// clipping, AdamW, temperature clamp - on random pixels and random token rows
+// (start token, 20 random ids, end token), as bench/torch_clip_train.py does.
+// The PyTorch peer runs with Debian's default threading and at its best here
+// (OMP_WAIT_POLICY=passive, OpenBLAS free to pick its AVX-512 kernels).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "mmkit/core/parallel.h"
+#include "mmkit/ops/gemm.h"
+#include "mmkit/train/clip_trainer.h"
+
+using namespace mmkit;
+
+struct Stats {
+  double min_ms = 0, median_ms = 0;
+};
+
+static ClipConfig vit_b32() {
+  ClipConfig c;  // the defaults are OpenAI's ViT-B/32
+  return c;
+}
+
+static Stats run_mmkit(int batch, int warmup, int steps) {
+  Clip clip;
+  clip.init(vit_b32(), 0);
+  AdamWConfig ac;
+  ac.lr = 1e-5f;
+  ac.weight_decay = 0.1f;
+  AdamW opt(clip.parameters(), ac);
+  Rng rng(1);
+  const int64_t R = 224, T = 77, V = 49408;
+  Tensor x = Tensor::empty(Shape{batch, 3, R, R});
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+  Tensor ids = Tensor::zeros(Shape{batch, T}, DType::i32);
+  for (int b = 0; b < batch; ++b) {
+    int32_t* r = ids.ptr<int32_t>() + b * T;
+    r[0] = int32_t(V - 2);
+    for (int k = 1; k <= 20; ++k) r[k] = int32_t(1 + rng.randint(uint64_t(V - 3)));
+    r[21] = int32_t(V - 1);
+  }
+  Arena arena;
+  Graph g(arena);
+  g.training = true;
+  std::vector<double> ms;
+  for (int s = 0; s < warmup + steps; ++s) {
+    auto t0 = std::chrono::steady_clock::now();
+    float loss = train::clip_train_step(g, clip, opt, x, ids, 1e-5f, 1.0f);
+    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "mmkit step %d: %.0f ms, loss %.4f\n", s, dt, loss);
+    if (s >= warmup) ms.push_back(dt);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::fprintf(stderr, "mmkit arena: %.1f MB peak\n", arena.peak() / 1e6);
+  return {ms.front(), ms[ms.size() / 2]};
+}
+
+static bool run_torch(const std::string& env, int threads, int batch, int warmup, int steps, Stats* out) {
+  std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u MMKIT_KEEP_OMP_ENV " + env + " /usr/bin/python3 " +
+                    MMKIT_SOURCE_DIR_STR + "/bench/torch_clip_train.py --threads " + std::to_string(threads) +
+                    " --batch " + std::to_string(batch) + " --steps " + std::to_string(steps) + " --warmup " +
+                    std::to_string(warmup) + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return false;
+  char line[4096];
+  bool ok = false;
+  while (std::fgets(line, sizeof line, p)) {
+    const char* a = std::strstr(line, "\"step_ms_min\":");
+    const char* b = std::strstr(line, "\"step_ms_median\":");
+    if (a && b) {
+      out->min_ms = std::atof(a + 14);
+      out->median_ms = std::atof(b + 17);
+      ok = true;
+    }
+  }
+  return pclose(p) == 0 && ok;
+}
+
+int main(int argc, char** argv) {
+  mmkit::apply_default_wait_policy(argc, argv);
+  int threads = 2, steps = 3, warmup = 1, batch = 32;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (a == "--threads") threads = next();
+    else if (a == "--steps") steps = next();
+    else if (a == "--warmup") warmup = next();
+    else if (a == "--batch") batch = next();
+    else if (a == "--no-torch") torch = false;
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (steps < 1 || batch < 2) {
+    std::fprintf(stderr, "--steps must be >= 1 and --batch >= 2\n");
+    return 2;
+  }
+  set_num_threads(threads);
+  std::printf("CLIP ViT-B/32 training step (batch %d, %d threads, %d timed steps after %d warm-up, GEMM: %s)\n",
+              batch, threads, steps, warmup, ops::gemm_backend_name());
+  Stats m = run_mmkit(batch, warmup, steps);
+  std::printf("%-42s min %8.0f ms  median %8.0f ms  %6.2f pairs/s\n", "mmkit", m.min_ms, m.median_ms,
+              batch * 1000.0 / m.median_ms);
+  if (!torch) return 0;
+  struct Peer {
+    const char* name;
+    const char* env;
+  } peers[] = {{"pytorch (default threading)", ""},
+               {"pytorch (passive, OpenBLAS autodetect)",
+                "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive"}};
+  for (auto& p : peers) {
+    Stats t;
+    if (!run_torch(p.env, threads, batch, warmup, steps, &t)) {
+      std::printf("%-42s failed to run (is python3-torch installed?)\n", p.name);
+      continue;
+    }
+    std::printf("%-42s min %8.0f ms  median %8.0f ms  %6.2f pairs/s   mmkit speed-up x%.2f\n", p.name, t.min_ms,
+                t.median_ms, batch * 1000.0 / t.median_ms, t.median_ms / m.median_ms);
+  }
+  return 0;
+}

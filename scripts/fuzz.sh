@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/) with clang + ASan + UBSan and runs each for N seconds
+# (default 60), one after another, nice'd. Fails if any target crashes, leaks, hangs (> 30 s on one
+# input), exceeds 2 GB RSS, or lets an exception other than mmkit::Error escape.
+#   scripts/fuzz.sh [seconds]                 all targets
+#   FUZZ_TARGETS="image config" scripts/fuzz.sh 600
+# Grown corpora stay in build-fuzz/corpus/<target> (fuzz/corpus/<target> holds the committed seeds),
+# logs in build-fuzz/logs/, crashing inputs in build-fuzz/artifacts/ (reproduce:
+# build-fuzz/fuzz/fuzz_<target> <file>).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_TARGET="${1:-60}"
+TARGETS="${FUZZ_TARGETS:-safetensors config image tokenizer}"
+
+PACKAGES=(clang libclang-rt-14-dev libomp-dev)  # clang 14, its libFuzzer/sanitizer runtimes, OpenMP
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "fuzz: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DMMKIT_FUZZ=ON -DMMKIT_BUILD_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build-fuzz --target fuzz_all -j"$(nproc)"
+
+mkdir -p build-fuzz/logs build-fuzz/artifacts
+failed=()
+for t in $TARGETS; do
+  bin="build-fuzz/fuzz/fuzz_$t"
+  corpus="build-fuzz/corpus/$t"
+  mkdir -p "$corpus"
+  max_len=4096
+  [ "$t" = image ] && max_len=65536
+  log="build-fuzz/logs/$t.log"
+  echo "fuzz: $t for ${SECONDS_PER_TARGET}s (log $log)"
+  set +e
+  nice -n 10 "$bin" "$corpus" "fuzz/corpus/$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=30 \
+    -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
+    -artifact_prefix="build-fuzz/artifacts/$t-" > "$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
+  echo "fuzz: $t exit=$rc execs=${execs:-?} ${cov:-} ${corp:-}"
+  if [ "$rc" -ne 0 ]; then
+    failed+=("$t")
+    grep -E "ERROR|SUMMARY|runtime error|invariant|uncaught|Test unit written" "$log" | head -20 || true
+  fi
+done
+total=$(echo $TARGETS | wc -w)
+echo "fuzz: $((total - ${#failed[@]})) passed, ${#failed[@]} failed"
+if ((${#failed[@]})); then
+  echo "fuzz: FAILED: ${failed[*]} (inputs in build-fuzz/artifacts/)"
+  exit 1
+fi
