@@ -68,7 +68,8 @@ std::string encode_base64(const uint8_t* d, size_t n) {
 }
 
 Image decode_request_image(const uint8_t* data, size_t size, const RequestLimits& lim, const std::string& field) {
-  if (detect_image_format(data, size) == ImageFormat::unknown)
+  const ImageFormat f = detect_image_format(data, size);
+  if (f != ImageFormat::png && f != ImageFormat::jpeg)  // unknown, or recognised but not decoded (GIF, ...)
     api_fail(415, "unsupported_media_type", field, ": not a PNG or JPEG image (", size, " bytes)");
   try {
     return decode_image_memory(data, size, field, lim.max_image_pixels);
