@@ -9,6 +9,7 @@ PACKAGES=(
   libdnnl-dev libopenblas-openmp-dev      # GEMM backends (oneDNN is the default)
   libpng-dev libjpeg-dev zlib1g-dev       # image decode/encode, gzip IDX files
   nlohmann-json3-dev libcli11-dev         # JSON, command line
+  libcpp-httplib-dev libfaiss-dev         # mmkit serve (HTTP), image search index
   libgtest-dev                            # tests
   dataset-fashion-mnist                   # the main job's data set
 )

@@ -211,6 +211,17 @@ Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool norma
   return clip_embed_ids(*model_, tokenize(texts), normalize, batch);
 }
 
+Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    MMKIT_CHECK(int64_t(ids[i].size()) == model_->cfg.context_length, "token row ", i, ": got ", ids[i].size(),
+                " ids, expected ", model_->cfg.context_length);
+  return clip_embed_ids(*model_, ids, normalize, batch);
+}
+
+Tensor ClipRunner::embed_pixels(const float* pixels, int64_t n, bool normalize, int batch) {
+  return clip_embed_pixels(*model_, pixels, n, normalize, batch);
+}
+
 Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
   const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
   Tensor out = Tensor::empty(Shape{N, E});

@@ -34,6 +34,14 @@ class ClipRunner {
   // [N, E]; normalize = L2-normalise each row.
   Tensor embed_texts(const std::vector<std::string>& texts, bool normalize, int batch = 64);
   Tensor embed_images(const std::vector<Image>& images, bool normalize, int batch = 16);
+  // The same towers for callers that tokenize / preprocess themselves (the
+  // server does both on its request threads, so the forward thread only runs
+  // the model): ids are rows of context_length token ids (tokenize()'s
+  // output); pixels are n preprocessed images [n, 3, R, R] (preprocess()).
+  Tensor embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch = 64);
+  Tensor embed_pixels(const float* pixels, int64_t n, bool normalize, int batch = 16);
+  int64_t embed_dim() const { return model_->cfg.embed_dim; }
+  int64_t image_resolution() const { return model_->cfg.image_resolution; }
   // CLIP's prompt ensembling: each label's text embedding is the renormalised
   // mean of its normalised template embeddings ("{}" replaced by the label);
   // probs = softmax(exp(logit_scale) * cos(image, label)).

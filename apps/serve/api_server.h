@@ -1,0 +1,73 @@
+// The HTTP/JSON API and web page of `mmkit serve` (cpp-httplib). A thin layer:
+// request parsing and JSON shapes live here; models, batching, limits,
+// metrics and the index are the library's (mmkit/serve, mmkit/index).
+//
+//   mmkit::serve::ApiServer s(models, opts);
+//   int port = s.bind("127.0.0.1", 0);   // 0: an ephemeral port
+//   std::thread t([&] { s.run(); });  ...  s.stop(); t.join();
+//
+// Routes (JSON bodies, or multipart/form-data with "image" files and text fields):
+//   GET  /  /app.js  /style.css     the web page (compiled in)
+//   GET  /healthz                   what is loaded, limits
+//   GET  /metrics                   Prometheus text: requests by route/status, latency histograms, batches
+//   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}
+//   POST /v1/zero-shot              {"image": b64, "labels": [...], "templates": [...]}
+//   POST /v1/classify               {"image": b64, "top_k": 5}          (needs --classifier)
+//   POST /v1/vqa                    {"image": b64, "question": "..."}   (needs --vqa)
+//   POST /v1/caption                {"image": b64}                      (needs --caption)
+//   POST /v1/search                 {"text": "..."} or {"image": b64}, "k": 10   (needs --index)
+//   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
+// Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "mmkit/index/embedding_index.h"
+#include "mmkit/serve/clip_service.h"
+#include "mmkit/serve/metrics.h"
+#include "mmkit/serve/model_slots.h"
+#include "mmkit/serve/request_limits.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace mmkit::serve {
+
+struct ServerModels {
+  ClipService* clip = nullptr;             // required
+  std::string clip_name;                   // shown by /healthz
+  const index::EmbeddingIndex* index = nullptr;
+  ClassifyFn classify;
+  VqaFn vqa;
+  CaptionFn caption;
+};
+
+struct ServerOptions {
+  RequestLimits limits;
+  int http_threads = 64;  // connections served at once (keep-alive connections hold a thread)
+  int thumb_size = 160;   // longest side of /v1/thumb images
+};
+
+class ApiServer {
+ public:
+  ApiServer(ServerModels models, ServerOptions opt);
+  ~ApiServer();
+  // Binds host:port (port 0 = ephemeral); returns the port. Throws mmkit::Error if it cannot.
+  int bind(const std::string& host, int port);
+  void run();   // serves until stop()
+  void stop();
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  void routes();
+  nlohmann::json healthz() const;
+  std::string metrics_text();
+
+  ServerModels m_;
+  ServerOptions opt_;
+  Metrics metrics_;
+  std::unique_ptr<httplib::Server> http_;
+};
+
+}  // namespace mmkit::serve

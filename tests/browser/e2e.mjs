@@ -1,0 +1,118 @@
+// End-to-end test of the mmkit web page in a real browser: Debian's Chromium
+// driven by playwright-core. Needs a running `mmkit serve --index ...`.
+//
+//   node e2e.mjs --url http://127.0.0.1:PORT --image some_indexed.png [--screenshot out.png]
+//
+// Uploads the image, reads the zero-shot bars (or, when the server has no
+// tokenizer, checks that the page disables zero-shot and text search and says
+// why), runs "find similar images" and checks the image itself comes back
+// first, runs a text search when text is on, and saves a screenshot.
+// Prints "N passed, M failed" and exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+function arg(name, def) {
+  const i = process.argv.indexOf('--' + name);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+const url = arg('url');
+const image = arg('image');
+const screenshot = arg('screenshot', '');
+const labels = arg('labels', 'circle, square, stripe');
+const query = arg('query', 'a red circle');
+if (!url || !image) {
+  console.error('usage: node e2e.mjs --url URL --image FILE [--screenshot OUT.png]');
+  process.exit(2);
+}
+
+let passed = 0, failed = 0;
+function check(name, ok, detail = '') {
+  if (ok) passed++; else failed++;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ' — ' + detail : ''}`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'mmkit-chromium-'));
+// A fresh profile directory (--user-data-dir) per run, through Playwright's persistent context.
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 820 },
+});
+try {
+  const page = browser.pages()[0] || await browser.newPage();
+  const external = [];
+  page.on('request', (r) => { if (!r.url().startsWith(url)) external.push(r.url()); });
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+
+  await page.goto(url + '/');
+  await page.waitForFunction(() => !document.getElementById('status').textContent.includes('connecting'));
+  const health = await (await page.request.get(url + '/healthz')).json();
+  const status = await page.textContent('#status');
+  check('page shows the server status', status.includes(String(health.clip.embed_dim) + '-d'), status);
+  check('index is loaded', !!health.index && status.includes(`${health.index.size} images indexed`), status);
+
+  await page.setInputFiles('#file', image);
+  await page.waitForSelector('#preview:not([hidden])');
+  const natural = await page.$eval('#preview', (img) => img.naturalWidth);
+  check('uploaded image is previewed', natural > 0, `naturalWidth ${natural}`);
+
+  const text = !!health.clip.text;
+  if (text) {
+    await page.fill('#labels', labels);
+    await page.click('#zs-run');
+    await page.waitForSelector('#zs-result .bar');
+    const rows = await page.$$eval('#zs-result .bar', (bs) => bs.map((b) => [b.querySelector('.l').textContent, parseFloat(b.querySelector('.p').textContent)]));
+    const n = labels.split(',').filter((s) => s.trim()).length;
+    const sum = rows.reduce((a, r) => a + r[1], 0);
+    check('zero-shot draws one bar per label', rows.length === n, JSON.stringify(rows));
+    check('zero-shot probabilities sum to 100%', Math.abs(sum - 100) < 0.5, `sum ${sum.toFixed(2)}`);
+    // The bars are drawn: each fill's width is its probability of the track's.
+    const drawn = await page.$$eval('#zs-result .bar', (bs) => bs.map((b) =>
+      b.querySelector('.fill').getBoundingClientRect().width / b.querySelector('.track').getBoundingClientRect().width));
+    check('bar lengths match the probabilities', drawn.every((w, i) => Math.abs(100 * w - rows[i][1]) < 1.5),
+          JSON.stringify(drawn.map((w) => (100 * w).toFixed(1))));
+  } else {
+    check('zero-shot is disabled without a tokenizer', await page.isDisabled('#zs-run'));
+    check('the page says why', (await page.textContent('#zs-note')).includes('tokenizer'));
+    check('text search is disabled without a tokenizer', await page.isDisabled('#search-run'));
+  }
+  check('VQA controls hidden when no VQA model is loaded', health.vqa || await page.isHidden('#vqa-row'));
+  check('caption button hidden when no caption model is loaded', health.caption || await page.isHidden('#caption-run'));
+
+  await page.click('#similar');
+  await page.waitForSelector('#grid figure');
+  const hits = await page.$$eval('#grid figure', (fs) => fs.map((f) => ({ name: f.dataset.name, score: parseFloat(f.dataset.score) })));
+  check('search by image returns results', hits.length > 0, `${hits.length} results`);
+  check('the uploaded image is its own best match', hits[0].name === basename(image) && hits[0].score > 0.999,
+        JSON.stringify(hits[0]));
+  await page.waitForFunction(() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
+  check('thumbnails load', true);
+
+  if (text) {
+    await page.fill('#query', query);
+    await page.click('#search-run');
+    await page.waitForFunction((q) => document.getElementById('search-note').textContent.includes(q), query);
+    const n = await page.$$eval('#grid figure', (fs) => fs.length);
+    check('text search shows a thumbnail grid', n > 0, `${n} results`);
+    await page.waitForFunction(() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
+  }
+
+  if (screenshot) {
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`screenshot: ${screenshot}`);
+  }
+  check('no request left the server', external.length === 0, external.join(' '));
+  check('no script errors', pageErrors.length === 0, pageErrors.join(' | '));
+} catch (e) {
+  check('browser session', false, String(e));
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,341 @@
+// The HTTP API against an in-process server on an ephemeral loopback port,
+// with a tiny seeded CLIP: embeddings equal ClipRunner's for the same input,
+// limits give 4xx JSON errors naming the problem, absent models give 501,
+// concurrent requests each get their own result.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "api_server.h"
+#include "mmkit/serve/request_limits.h"
+#include "serve_fixtures.h"
+
+using namespace mmkit;
+using namespace mmkit::serve;
+using json = nlohmann::json;
+
+namespace {
+
+struct Env {
+  std::string dir, model;
+  std::vector<std::string> files;
+  std::unique_ptr<ClipRunner> ref;  // the offline path the server must agree with
+  std::unique_ptr<ClipService> clip;
+  std::unique_ptr<index::EmbeddingIndex> idx;
+  std::unique_ptr<ApiServer> server;
+  std::thread thread;
+  int port = 0;
+};
+
+Env* env = nullptr;
+
+std::string b64_file(const std::string& p) {
+  std::vector<uint8_t> png = encode_png(decode_image_file(p));
+  return encode_base64(png.data(), png.size());
+}
+
+std::string b64_png(const Image& im) {
+  std::vector<uint8_t> png = encode_png(im);
+  return encode_base64(png.data(), png.size());
+}
+
+class ServeHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    env = new Env;
+    env->dir = test::make_temp_dir("serve_http");
+    std::string images = env->dir + "/images";
+    ::mkdir(images.c_str(), 0755);
+    env->files = test::write_shape_images(images, 12);
+    env->model = test::write_tiny_clip(env->dir);
+    env->ref = std::make_unique<ClipRunner>(ClipRunner::open(env->model));  // tokenizer from the file
+    {
+      ClipRunner builder = ClipRunner::open(env->model);
+      index::BuildOptions o;
+      o.images_dir = images;
+      o.out_dir = env->dir + "/idx";
+      o.progress = false;
+      index::build_index(builder, o);
+    }
+    env->idx = index::EmbeddingIndex::open(env->dir + "/idx");
+    env->clip = std::make_unique<ClipService>(ClipRunner::open(env->model), BatcherOptions{8, 2, 256},
+                                              BatcherOptions{8, 2, 256});
+    ServerModels m;
+    m.clip = env->clip.get();
+    m.clip_name = "tiny";
+    m.index = env->idx.get();
+    // A stand-in VQA model: shows the route hands image and question to whatever is plugged in.
+    m.vqa = [](const Image& im, const std::string& q) {
+      return "w" + std::to_string(im.width) + " q:" + q;
+    };
+    ServerOptions so;
+    so.limits.max_body_bytes = 1 << 20;
+    so.limits.max_image_pixels = 100 * 100;
+    so.limits.max_text_bytes = 200;
+    so.limits.max_items = 8;
+    env->server = std::make_unique<ApiServer>(m, so);
+    env->port = env->server->bind("127.0.0.1", 0);
+    env->thread = std::thread([] { env->server->run(); });
+  }
+  static void TearDownTestSuite() {
+    env->server->stop();
+    env->thread.join();
+    delete env;
+    env = nullptr;
+  }
+
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", env->port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  json post(const std::string& path, const json& body, int want_status) {
+    auto c = client();
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    EXPECT_TRUE(r) << path << ": no response";
+    if (!r) return json();
+    EXPECT_EQ(r->status, want_status) << path << ": " << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+    return json::parse(r->body);
+  }
+  // An error response: status, code, and a message containing `needle`.
+  void expect_error(const httplib::Result& r, int status, const std::string& code, const std::string& needle) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << r->body;
+    json j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r->body;
+    EXPECT_EQ(j["error"]["code"], code) << r->body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
+  }
+};
+
+void expect_rows(const json& got, const Tensor& want, const std::string& what) {
+  const int64_t E = want.shape()[-1];
+  ASSERT_EQ(int64_t(got.size()), want.numel() / E) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    std::vector<float> row = got[i].get<std::vector<float>>();
+    ASSERT_EQ(int64_t(row.size()), E);
+    EXPECT_TRUE(test::close(what + " row " + std::to_string(i), Tensor::from_vector(Shape{1, E}, row),
+                            Tensor::from_vector(Shape{1, E}, std::vector<float>(want.f32() + int64_t(i) * E,
+                                                                                 want.f32() + int64_t(i + 1) * E)),
+                            1e-6f, 1e-5f));
+  }
+}
+
+}  // namespace
+
+TEST_F(ServeHttp, HealthzReportsWhatIsLoaded) {
+  auto c = client();
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["clip"]["embed_dim"], 32);
+  EXPECT_EQ(j["clip"]["text"], env->clip->has_text());
+  EXPECT_EQ(j["index"]["size"], 12);
+  EXPECT_EQ(j["vqa"], true);
+  EXPECT_EQ(j["caption"], false);
+  EXPECT_EQ(j["classify"], false);
+}
+
+TEST_F(ServeHttp, ThePageAndItsAssetsComeFromTheServer) {
+  auto c = client();
+  auto r = c.Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("<script src=\"/app.js\">"), std::string::npos);
+  EXPECT_EQ(r->body.find("http://"), std::string::npos) << "the page must not load external assets";
+  EXPECT_EQ(r->body.find("https://"), std::string::npos) << "the page must not load external assets";
+  for (const char* p : {"/app.js", "/style.css"}) {
+    auto a = c.Get(p);
+    ASSERT_TRUE(a) << p;
+    EXPECT_EQ(a->status, 200) << p;
+    EXPECT_GT(a->body.size(), 100u) << p;
+  }
+}
+
+TEST_F(ServeHttp, ImageEmbeddingsMatchClipRunner) {
+  std::vector<Image> imgs = {decode_image_file(env->files[0]), decode_image_file(env->files[5])};
+  json j = post("/v1/embeddings", {{"images", {b64_file(env->files[0]), b64_file(env->files[5])}}}, 200);
+  EXPECT_EQ(j["dim"], 32);
+  EXPECT_TRUE(j["text_embeddings"].empty());
+  expect_rows(j["image_embeddings"], env->ref->embed_images(imgs, true), "normalised");
+  json raw = post("/v1/embeddings", {{"image", b64_file(env->files[0])}, {"normalize", false}}, 200);
+  expect_rows(raw["image_embeddings"], env->ref->embed_images({imgs[0]}, false), "raw");
+}
+
+TEST_F(ServeHttp, MultipartUploadsGiveTheSameEmbeddings) {
+  std::string png;
+  {
+    std::vector<uint8_t> b = encode_png(decode_image_file(env->files[3]));
+    png.assign(b.begin(), b.end());
+  }
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"image", png, "x.png", "image/png"}, {"normalize", "true", "", ""}};
+  auto r = c.Post("/v1/embeddings", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  expect_rows(json::parse(r->body)["image_embeddings"], env->ref->embed_images({decode_image_file(env->files[3])}, true),
+              "multipart");
+}
+
+TEST_F(ServeHttp, TextEmbeddingsAndZeroShotMatchClipRunner) {
+  ASSERT_TRUE(env->clip->has_text()) << env->clip->text_error();
+  std::vector<std::string> texts = {"a photo of a cat.", "a red circle", "two green bars"};
+  json j = post("/v1/embeddings", {{"texts", texts}}, 200);
+  expect_rows(j["text_embeddings"], env->ref->embed_texts(texts, true), "texts");
+  std::vector<std::string> labels = {"circle", "square", "bar"};
+  Image img = decode_image_file(env->files[2]);
+  json z = post("/v1/zero-shot", {{"image", b64_file(env->files[2])}, {"labels", labels}}, 200);
+  ZeroShotResult want = env->ref->zero_shot({img}, labels, {});
+  ASSERT_EQ(z["probs"].size(), 3u);
+  for (size_t l = 0; l < 3; ++l) EXPECT_NEAR(z["probs"][l].get<double>(), want.probs[0][l], 1e-5) << l;
+  EXPECT_EQ(z["best"], want.best[0]);
+  // Labels as one comma-separated string, and cached label embeddings, give the same answer.
+  json z2 = post("/v1/zero-shot", {{"image", b64_file(env->files[2])}, {"labels", "circle, square,bar"}}, 200);
+  EXPECT_EQ(z2["probs"], z["probs"]);
+  json s = post("/v1/search", {{"text", "a red circle"}, {"k", 3}}, 200);
+  EXPECT_EQ(s["results"].size(), 3u);
+}
+
+TEST_F(ServeHttp, SearchByImageFindsTheImageItselfAndThumbnailsServe) {
+  json j = post("/v1/search", {{"image", b64_file(env->files[7])}, {"k", 4}}, 200);
+  ASSERT_EQ(j["results"].size(), 4u);
+  EXPECT_EQ(j["results"][0]["id"], 7);
+  EXPECT_EQ(j["results"][0]["name"], "img_00007.png");
+  EXPECT_NEAR(j["results"][0]["score"].get<double>(), 1.0, 1e-4);
+  auto c = client();
+  auto t = c.Get(j["results"][0]["thumb"].get<std::string>().c_str());
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->status, 200);
+  EXPECT_EQ(t->get_header_value("Content-Type"), "image/png");
+  Image thumb = decode_image_memory(reinterpret_cast<const uint8_t*>(t->body.data()), t->body.size(), "thumb");
+  EXPECT_EQ(thumb.width, 48);  // smaller than the thumbnail size: unchanged
+  expect_error(c.Get("/v1/thumb/12"), 404, "not_found", "12");
+  expect_error(c.Post("/v1/search", json{{"k", 3}}.dump(), "application/json"), 400, "bad_request", "exactly one query");
+  expect_error(c.Post("/v1/search", json{{"image", b64_file(env->files[0])}, {"k", 1000}}.dump(), "application/json"), 400,
+               "bad_request", "'k' = 1000");
+}
+
+TEST_F(ServeHttp, LimitsGiveClearJsonErrors) {
+  auto c = client();
+  // 413: body over max_body_bytes (1 MiB here), rejected before any parsing.
+  std::string big = "{\"images\": [\"" + std::string(2 << 20, 'A') + "\"]}";
+  expect_error(c.Post("/v1/embeddings", big, "application/json"), 413, "payload_too_large", "1048576");
+  // 413: image over max_image_pixels (100 x 100 here).
+  expect_error(c.Post("/v1/embeddings", json{{"images", {b64_png(Image(120, 100, 3))}}}.dump(), "application/json"), 413,
+               "image_too_large", "images[0]");
+  // 415: a body that is neither JSON nor multipart; an upload that is not PNG/JPEG.
+  expect_error(c.Post("/v1/embeddings", "hello", "text/plain"), 415, "unsupported_media_type", "text/plain");
+  expect_error(c.Post("/v1/embeddings", json{{"image", encode_base64(reinterpret_cast<const uint8_t*>("GIF89a..."), 9)}}.dump(),
+                      "application/json"),
+               415, "unsupported_media_type", "not a PNG or JPEG");
+  // 400s.
+  expect_error(c.Post("/v1/embeddings", "{\"images\": [", "application/json"), 400, "bad_json", "not valid JSON");
+  expect_error(c.Post("/v1/embeddings", "[1, 2]", "application/json"), 400, "bad_json", "JSON object");
+  expect_error(c.Post("/v1/embeddings", "{}", "application/json"), 400, "bad_request", "nothing to embed");
+  expect_error(c.Post("/v1/embeddings", json{{"images", {"!!!"}}}.dump(), "application/json"), 400, "bad_base64", "images[0]");
+  expect_error(c.Post("/v1/embeddings", json{{"images", {1, 2}}}.dump(), "application/json"), 400, "bad_request",
+               "images[0] must be a string");
+  expect_error(c.Post("/v1/embeddings", json{{"texts", {std::string(300, 'a')}}}.dump(), "application/json"), 400,
+               "text_too_long", "texts[0]: 300 bytes");
+  std::vector<std::string> many(9, b64_file(env->files[0]));
+  expect_error(c.Post("/v1/embeddings", json{{"images", many}}.dump(), "application/json"), 400, "too_many_items", "9");
+  expect_error(c.Post("/v1/zero-shot", json{{"image", b64_file(env->files[0])}}.dump(), "application/json"), 400,
+               "bad_request", "'labels' is required");
+  expect_error(c.Get("/v2/nothing"), 404, "not_found", "/v2/nothing");
+}
+
+TEST_F(ServeHttp, AbsentModelsAnswer501AndPluggedOnesAreCalled) {
+  auto c = client();
+  expect_error(c.Post("/v1/caption", json{{"image", b64_file(env->files[0])}}.dump(), "application/json"), 501,
+               "not_loaded", "--caption");
+  expect_error(c.Post("/v1/classify", json{{"image", b64_file(env->files[0])}}.dump(), "application/json"), 501,
+               "not_loaded", "--classifier");
+  json v = post("/v1/vqa", {{"image", b64_file(env->files[0])}, {"question", "what shape?"}}, 200);
+  EXPECT_EQ(v["answer"], "w48 q:what shape?");
+  expect_error(c.Post("/v1/vqa", json{{"image", b64_file(env->files[0])}}.dump(), "application/json"), 400, "bad_text",
+               "question");
+}
+
+TEST_F(ServeHttp, ConcurrentRequestsAreBatchedAndEachGetsItsOwnEmbedding) {
+  Tensor want = env->ref->embed_images(
+      [] {
+        std::vector<Image> v;
+        for (auto& f : env->files) v.push_back(decode_image_file(f));
+        return v;
+      }(),
+      true);
+  const int64_t before = env->clip->image_stats().items;
+  std::vector<std::string> b64;
+  for (auto& f : env->files) b64.push_back(b64_file(f));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 12; ++t)
+    ts.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", env->port);
+      c.set_read_timeout(60, 0);
+      for (int rep = 0; rep < 5; ++rep) {
+        size_t i = size_t((t + rep) % 12);
+        auto r = c.Post("/v1/embeddings", json{{"image", b64[i]}}.dump(), "application/json");
+        if (!r || r->status != 200) {
+          ++bad;
+          continue;
+        }
+        std::vector<float> got = json::parse(r->body)["image_embeddings"][0].get<std::vector<float>>();
+        for (int64_t e = 0; e < 32; ++e)
+          if (std::fabs(got[size_t(e)] - want.f32()[int64_t(i) * 32 + e]) > 1e-5f) {
+            ++bad;
+            break;
+          }
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  auto s = env->clip->image_stats();
+  EXPECT_EQ(s.items - before, 60);
+  EXPECT_LE(s.batch_sizes.size(), 9u);  // max_batch 8
+  // Metrics saw them.
+  auto c = client();
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("mmkit_requests_total{route=\"/v1/embeddings\",status=\"200\"}"), std::string::npos);
+  EXPECT_NE(m->body.find("mmkit_batches_total{tower=\"image\"}"), std::string::npos);
+}
+
+// A model file without a tokenizer (and none beside it): image routes work,
+// text routes answer 501 naming the missing tokenizer, /healthz says text is off.
+TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
+  std::string dir = test::make_temp_dir("serve_notok");
+  std::string model = test::write_tiny_clip(dir, 3, test::serve_clip_config(), /*with_tokenizer=*/false);
+  ClipService clip(ClipRunner::open(model), BatcherOptions{4, 1, 64}, BatcherOptions{4, 1, 64});
+  EXPECT_FALSE(clip.has_text());
+  ServerModels m;
+  m.clip = &clip;
+  ApiServer server(m, ServerOptions{});
+  const int port = server.bind("127.0.0.1", 0);
+  std::thread t([&] { server.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  auto h = c.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(json::parse(h->body)["clip"]["text"], false);
+  auto r = c.Post("/v1/embeddings", json{{"texts", {"a cat"}}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 501) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "no_text_model");
+  EXPECT_NE(r->body.find("tokenizer"), std::string::npos) << r->body;
+  auto z = c.Post("/v1/zero-shot", json{{"image", b64_png(test::shape_image(0))}, {"labels", "a,b"}}.dump(), "application/json");
+  ASSERT_TRUE(z);
+  EXPECT_EQ(z->status, 501) << z->body;
+  auto s = c.Post("/v1/search", json{{"text", "x"}}.dump(), "application/json");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, 501) << s->body;  // no index either
+  auto e = c.Post("/v1/embeddings", json{{"image", b64_png(test::shape_image(0))}}.dump(), "application/json");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 200) << e->body;
+  server.stop();
+  t.join();
+}
