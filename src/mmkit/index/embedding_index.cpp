@@ -200,6 +200,7 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
     std::remove(skip_p.c_str());
   }
   nlohmann::json info = {{"version", 1}, {"dim", E}, {"model_config", cfg}, {"images_dir", opt.images_dir},
+                         {"model", opt.model_path},
                          {"count", int64_t(items.size())}, {"complete", false}};
   write_text_atomic(info_p, info.dump(1));
 

@@ -53,6 +53,7 @@ struct BuildOptions {
   int decode_threads = 2;
   bool progress = true;
   int64_t limit = 0;      // > 0: stop after this many newly embedded images (tests interrupt builds with it)
+  std::string model_path; // recorded in info.json ("model") so searches can default to it
 };
 
 struct BuildResult {
