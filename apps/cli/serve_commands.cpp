@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <climits>
+#include <cstdlib>
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -118,7 +120,10 @@ struct IndexArgs {
 int run_index_build(const IndexArgs& a) {
   set_num_threads(a.threads);
   ClipRunner r = ClipRunner::open(a.model, a.vocab);
-  index::BuildResult res = index::build_index(r, a.o);
+  index::BuildOptions o = a.o;
+  char abs[PATH_MAX];
+  o.model_path = ::realpath(a.model.c_str(), abs) ? std::string(abs) : a.model;  // searches may run elsewhere
+  index::BuildResult res = index::build_index(r, o);
   for (auto& s : res.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
   std::printf("%s: %lld images indexed (%lld embedded now, %lld already done, %zu skipped now) kind %s%s\n",
               a.o.out_dir.c_str(), (long long)res.count, (long long)res.embedded, (long long)res.already_done,
@@ -137,7 +142,9 @@ int run_search(const SearchArgs& a) {
   set_num_threads(a.threads);
   MMKIT_CHECK(a.text.empty() != a.image.empty(), "give either a text query or --image FILE");
   auto idx = index::EmbeddingIndex::open(a.index);
-  ClipRunner r = ClipRunner::open(a.model, a.vocab);
+  const std::string model = a.model.empty() ? idx->info().value("model", std::string()) : a.model;
+  MMKIT_CHECK(!model.empty(), a.index, " does not record its model; pass --model");
+  ClipRunner r = ClipRunner::open(model, a.vocab);
   MMKIT_CHECK(r.embed_dim() == idx->dim(), "--model makes ", r.embed_dim(), "-d embeddings, the index holds ",
               idx->dim(), "-d ones");
   Tensor q = a.text.empty() ? r.embed_images({decode_image_file(a.image)}, true) : r.embed_texts({a.text}, true);
@@ -299,7 +306,7 @@ void add_serve_commands(Cli& c) {
   auto qa = std::make_shared<SearchArgs>();
   auto* se = c.app->add_subcommand("search", "top-K images of an index for a text or an image");
   se->add_option("--index", qa->index, "index directory")->required();
-  se->add_option("--model", qa->model, "the CLIP model the index was built with")->required();
+  se->add_option("--model", qa->model, "the CLIP model the index was built with (default: the one info.json records)");
   se->add_option("--vocab", qa->vocab, "CLIP tokenizer (default: beside the model)");
   se->add_option("--image", qa->image, "image query");
   se->add_option("text", qa->text, "text query");

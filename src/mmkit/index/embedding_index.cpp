@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -88,18 +90,20 @@ std::unique_ptr<faiss::Index> make_index(const std::string& kind, int64_t dim, i
   nlist = int(std::min<int64_t>(nlist, n));
   // FAISS wants ~39 training points per list; fewer works but warns.
   *used_nlist = nlist;
-  auto* quantizer = new faiss::IndexFlatIP(dim);
-  std::unique_ptr<faiss::IndexIVF> idx;
-  if (k == "ivf") {
-    idx = std::make_unique<faiss::IndexIVFFlat>(quantizer, dim, size_t(nlist), faiss::METRIC_INNER_PRODUCT);
-  } else {
+  if (k == "ivfpq") {
     if (pq_m <= 0) pq_m = int(dim / 8);
     MMKIT_CHECK(pq_m > 0 && dim % pq_m == 0, "--pq-m ", pq_m, " must divide the embedding dimension ", dim);
     MMKIT_CHECK(n >= 256, "ivfpq needs at least 256 images to train its 8-bit codebooks, got ", n);
     *used_m = pq_m;
-    idx = std::make_unique<faiss::IndexIVFPQ>(quantizer, dim, size_t(nlist), size_t(pq_m), 8,
-                                              faiss::METRIC_INNER_PRODUCT);
   }
+  auto quantizer = std::make_unique<faiss::IndexFlatIP>(dim);
+  std::unique_ptr<faiss::IndexIVF> idx;
+  if (k == "ivf")
+    idx = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), dim, size_t(nlist), faiss::METRIC_INNER_PRODUCT);
+  else
+    idx = std::make_unique<faiss::IndexIVFPQ>(quantizer.get(), dim, size_t(nlist), size_t(pq_m), 8,
+                                              faiss::METRIC_INNER_PRODUCT);
+  quantizer.release();  // owned by idx from here on
   idx->own_fields = true;
   idx->cp.seed = 1234;
   idx->cp.verbose = false;
@@ -200,10 +204,15 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
     std::remove(skip_p.c_str());
   }
   nlohmann::json info = {{"version", 1}, {"dim", E}, {"model_config", cfg}, {"images_dir", opt.images_dir},
+                         {"model", opt.model_path},
                          {"count", int64_t(items.size())}, {"complete", false}};
   write_text_atomic(info_p, info.dump(1));
 
-  std::vector<std::string> files = list_image_files(opt.images_dir);
+  // Absolute paths in items.tsv: the server and searches may run from another directory.
+  char abs[PATH_MAX];
+  MMKIT_CHECK(::realpath(opt.images_dir.c_str(), abs), "cannot open image folder ", opt.images_dir, ": ",
+              std::strerror(errno));
+  std::vector<std::string> files = list_image_files(abs);
   std::set<std::string> done = read_skipped(skip_p);
   for (auto& it : items) done.insert(it.path);
   std::vector<std::string> todo;

@@ -8,7 +8,7 @@
 //
 // Directory layout (all written by build_index):
 //   info.json        {"version", "dim", "count", "kind", "nlist", "pq_m", "model", "model_config", "images_dir"}
-//   items.tsv        id \t path \t width \t height   (row i = FAISS id i)
+//   items.tsv        id \t absolute path \t width \t height   (row i = FAISS id i)
 //   embeddings.f32   [count, dim] float32, row-aligned with items.tsv
 //   skipped.tsv      path \t reason, files that did not decode (not retried on resume)
 //   index.faiss      faiss::write_index of the kind chosen
@@ -53,6 +53,7 @@ struct BuildOptions {
   int decode_threads = 2;
   bool progress = true;
   int64_t limit = 0;      // > 0: stop after this many newly embedded images (tests interrupt builds with it)
+  std::string model_path; // recorded in info.json ("model") so searches can default to it
 };
 
 struct BuildResult {
