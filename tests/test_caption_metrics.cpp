@@ -140,7 +140,7 @@ TEST(CaptionMetrics, CiderDAveragesOverReferences) {
 TEST(CaptionMetrics, ObjectMentionsParse) {
   auto m = parse_object_mentions(T("a red circle at the top left and a blue square below it"));
   ASSERT_EQ(m.size(), 2u);
-  EXPECT_EQ(m[0], (SceneObject{"red", "circle"}));
+  EXPECT_EQ(m[0], (SceneObject{"red", "circle", -1, -1}));
   EXPECT_EQ(m[1], (SceneObject{"blue", "square"}));
   m = parse_object_mentions(T("the grey object is a square, the green one is round"));
   ASSERT_EQ(m.size(), 1u);  // "green ... round" names no shape

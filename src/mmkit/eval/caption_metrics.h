@@ -42,6 +42,8 @@
 #include <utility>
 #include <vector>
 
+#include "mmkit/data/caption_jsonl.h"
+
 namespace mmkit {
 
 using Tokens = std::vector<std::string>;
@@ -62,10 +64,7 @@ BleuScore corpus_bleu(const std::vector<Tokens>& candidates, const std::vector<s
 double cider_d(const std::vector<Tokens>& candidates, const std::vector<std::vector<Tokens>>& references,
                std::vector<double>* per_image = nullptr, double sigma = 6.0);
 
-struct SceneObject {
-  std::string color, shape;  // e.g. "red", "circle"
-  bool operator==(const SceneObject& o) const { return color == o.color && shape == o.shape; }
-};
+using data::SceneObject;  // (colour, shape), data/caption_jsonl.h
 
 // "grey" is read as "gray"; plural shapes as singular.
 std::vector<SceneObject> parse_object_mentions(const Tokens& caption);

@@ -3,11 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,31 +20,12 @@
 #include "mmkit/image/preprocess.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
+#include "mmkit/train/stop_signal.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::train {
 
 namespace {
-
-std::atomic<int> g_stop_signal{0};
-void on_signal(int sig) { g_stop_signal = sig; }
-
-// Installs SIGINT/SIGTERM handlers for the scope of a training run.
-struct SignalScope {
-  struct sigaction old_int {}, old_term {};
-  SignalScope() {
-    g_stop_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~SignalScope() {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-  }
-};
 
 void make_dirs(const std::string& dir) {
   std::string cur;
@@ -190,7 +169,7 @@ data::ImageSet limit(data::ImageSet s, int64_t n) {
 
 }  // namespace
 
-int last_stop_signal() { return g_stop_signal; }
+int last_stop_signal() { return stop_signal(); }
 
 void images_to_input(const Vit& vit, const data::ImageSet& set, const int64_t* idx, int64_t n,
                      float* out) {
@@ -453,7 +432,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
                  (long long)test.n, o.epochs, (long long)steps_per_epoch, o.batch, num_threads());
   }
 
-  SignalScope signals;
+  StopSignalScope signals;
   Arena arena;
   Graph g(arena);
   g.training = true;
@@ -524,14 +503,14 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
       std::snprintf(extra, sizeof extra, "loss %.4f acc %.3f lr %.2e", st.loss_sum / st.seen,
                     double(st.correct) / st.seen, lr);
       bar.update(st.batch_in_epoch * o.batch, extra);
-      bool stop = g_stop_signal != 0 || (o.max_steps > 0 && st.step >= o.max_steps);
+      bool stop = stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps);
       bool epoch_done = st.batch_in_epoch == steps_per_epoch;
       if (!epoch_done && (stop || (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0)))
         save_checkpoint(o.out_dir, vit, opt, st, o);
       if (stop && !epoch_done) {
         bar.finish("stopped");
         std::fprintf(log, "%s at step %lld; checkpoint saved in %s (continue with --resume)\n",
-                     g_stop_signal ? "interrupted" : "stopped", (long long)st.step, o.out_dir.c_str());
+                     stop_signal() ? "interrupted" : "stopped", (long long)st.step, o.out_dir.c_str());
         return st.history;
       }
     }
@@ -557,7 +536,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
     st.epoch_seconds = 0;
     save_checkpoint(o.out_dir, vit, opt, st, o);
     write_history(o.out_dir, st.history);
-    if (g_stop_signal != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
+    if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;
     }
