@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   mmkit::cli::add_vit_commands(c);
   mmkit::cli::add_clip_commands(c);
   mmkit::cli::add_vqa_commands(c);
+  mmkit::cli::add_caption_commands(c);
 
   try {
     app.parse(argc, argv);

@@ -41,5 +41,6 @@ std::string model_dir(const std::string& model);
 void add_vit_commands(Cli& c);
 void add_clip_commands(Cli& c);
 void add_vqa_commands(Cli& c);
+void add_caption_commands(Cli& c);
 
 }  // namespace mmkit::cli

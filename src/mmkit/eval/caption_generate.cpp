@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "mmkit/core/parallel.h"
 #include "mmkit/ops/activation.h"
 #include "mmkit/ops/attention.h"
 #include "mmkit/ops/elementwise.h"
@@ -19,6 +20,9 @@ namespace mmkit {
 namespace {
 
 const float* ptr(const Parameter& p) { return p.value.f32(); }
+
+// Rows x width^2 below which a decoding step runs on the calling thread.
+constexpr int64_t kParallelWork = int64_t(1) << 20;
 
 template <class V>
 float* grow(V& v, size_t n) {
@@ -131,6 +135,10 @@ void DecodeSession::step(const int32_t* tokens, float* logits, float* attn) {
 void DecodeSession::forward(int64_t Tq, int64_t past, const int32_t* tokens, float* logits, float* attn) {
   const CaptionDecoderConfig& c = d_.cfg;
   const int64_t R = rows(), N = R * Tq, D = D_, V = c.vocab_size;
+  // A step over a few rows is ~10^5-10^6 multiply-adds per layer: waking the
+  // pool for each of its ~15 kernels costs more than it saves
+  // (docs/BENCHMARKS.md, "Caption generation").
+  ScopedThreadLimit small(N * D * D < kParallelWork ? 1 : 0);
   float* x = grow(x_, size_t(N * D));
   ops::embedding_forward(ptr(d_.tok_embed.weight), tokens, x, N, V, D);
   const float* pos = ptr(d_.pos_embed.weight);
