@@ -9,6 +9,8 @@
 #include <functional>
 
 #include "mmkit/autograd/functions.h"
+#include "mmkit/core/parallel.h"
+#include "mmkit/ops/attention.h"
 #include "mmkit/eval/caption_generate.h"
 #include "mmkit/ops/softmax.h"
 #include "test_util.h"
@@ -251,4 +253,60 @@ TEST(CaptionGenerate, ExactTokenCountWithoutEosStop) {
   o.max_tokens = 5;
   o.beam = 0;
   EXPECT_THROW(generate(m, mem, o), Error);
+}
+
+// The gather form of the attention kernel equals the dense form when its
+// base pointers are the dense offsets, and reads shared keys/values (several
+// queries' rows pointing at one image) exactly as if they had been copied.
+TEST(CaptionGenerate, AttentionGatherMatchesDense) {
+  const int64_t B = 3, H = 2, dh = 16, D = H * dh;
+  for (bool causal : {false, true}) {
+    for (int64_t Tq : {1, 4}) {
+      const int64_t Tk = causal ? Tq + 3 : 6;
+      Rng rng(17);
+      std::vector<float> q(size_t(B * Tq * D)), k(size_t(B * Tk * D)), v(size_t(B * Tk * D));
+      for (auto* t : {&q, &k, &v})
+        for (auto& x : *t) x = rng.normal();
+      ops::AttentionDims d;
+      d.B = B;
+      d.H = H;
+      d.Tq = Tq;
+      d.Tk = Tk;
+      d.dh = dh;
+      d.ldq = d.ldk = d.ldv = D;
+      d.scale = 0.25f;
+      d.causal = causal;
+      std::vector<float> dense(size_t(B * Tq * D)), gathered(dense.size()), pd(size_t(B * H * Tq * Tk)), pg(pd.size());
+      ops::attention_forward(d, q.data(), k.data(), v.data(), nullptr, dense.data(), pd.data());
+      std::vector<const float*> kb, vb;
+      for (int64_t b = 0; b < B; ++b) {
+        kb.push_back(k.data() + b * Tk * D);
+        vb.push_back(v.data() + b * Tk * D);
+      }
+      ops::attention_forward_gather(d, q.data(), kb.data(), vb.data(), gathered.data(), pg.data());
+      EXPECT_EQ(dense, gathered);
+      EXPECT_EQ(pd, pg);
+      // Every row reads batch element 1's keys/values vs a dense copy of them.
+      std::vector<float> k1(k.size()), v1(v.size());
+      for (int64_t b = 0; b < B; ++b) {
+        std::copy(k.begin() + Tk * D, k.begin() + 2 * Tk * D, k1.begin() + b * Tk * D);
+        std::copy(v.begin() + Tk * D, v.begin() + 2 * Tk * D, v1.begin() + b * Tk * D);
+      }
+      ops::attention_forward(d, q.data(), k1.data(), v1.data(), nullptr, dense.data(), nullptr);
+      std::vector<const float*> shared_k(size_t(B), k.data() + Tk * D), shared_v(size_t(B), v.data() + Tk * D);
+      ops::attention_forward_gather(d, q.data(), shared_k.data(), shared_v.data(), gathered.data(), nullptr);
+      EXPECT_EQ(dense, gathered);
+    }
+  }
+}
+
+TEST(CaptionGenerate, ScopedThreadLimitRestores) {
+  const int before = num_threads();
+  {
+    ScopedThreadLimit one(1);
+    EXPECT_EQ(num_threads(), 1);
+    ScopedThreadLimit none(0);  // no change
+    EXPECT_EQ(num_threads(), 1);
+  }
+  EXPECT_EQ(num_threads(), before);
 }
