@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "mmkit/data/soc_captions.h"
@@ -155,6 +158,44 @@ TEST(TrainCaption, ResumeReproducesUninterruptedRun) {
   ASSERT_EQ(fa.metadata().at("vocab"), fb.metadata().at("vocab"));
   for (const auto& t : fa.tensors())
     EXPECT_TRUE(test::close(t.name, io::read_tensor_f32(fb, t.name), io::read_tensor_f32(fa, t.name), 1e-6f, 0));
+}
+
+// Ctrl-C during training: the run saves a checkpoint, exits 128 + SIGINT,
+// and --resume finishes it.
+TEST(TrainCaption, SigintSavesAndResumeFinishes) {
+  std::string dir = temp_dir("capint");
+  const std::string args = "train caption --data " + data_dir() + " --out " + dir +
+                           " --dim 32 --depth 1 --heads 2 --mlp-dim 64 --dec-dim 32 --dec-depth 1 --dec-heads 2"
+                           " --dec-mlp-dim 64 --batch 8 --val-images 4 --checkpoint-every 3 --threads 2";
+  const std::string cmd = std::string(MMKIT_BINARY_DIR) + "/mmkit " + args + " --epochs 40";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen((dir + "/log.txt").c_str(), "w", stderr);
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  while (!test::file_exists(dir + "/checkpoint.safetensors") &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(test::file_exists(dir + "/checkpoint.safetensors")) << "no checkpoint within 120 s";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT);
+  std::ifstream log(dir + "/log.txt");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("interrupted at step"), std::string::npos) << text;
+  io::SafetensorsFile ck = io::SafetensorsFile::open(dir + "/checkpoint.safetensors");
+  nlohmann::json st = nlohmann::json::parse(ck.metadata().at("train_state"));
+  EXPECT_GT(st["step"].get<int64_t>(), 0);
+  Result r = run_cli(args + " --epochs 2 --resume", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::ifstream hist(dir + "/history.json");
+  std::string h((std::istreambuf_iterator<char>(hist)), {});
+  EXPECT_NE(h.find("\"epoch\": 2"), std::string::npos) << h;
 }
 
 TEST(TrainCaptionErrors, ExistingRunMissingDataAndBadLines) {
