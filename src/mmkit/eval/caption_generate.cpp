@@ -439,6 +439,7 @@ std::vector<GeneratedCaption> beam_search(const CaptionDecoder& d, const ImageMe
   for (int64_t i = 0; i < N; ++i) {
     ImageState& im = st[size_t(i)];
     for (auto& h : im.alive) finish(im, h, false);  // only when max_tokens ended the search early
+    MMKIT_CHECK(!im.finished.empty(), "beam search: no hypothesis for image ", i);
     out[size_t(i)] = im.finished.front();
   }
   return out;
