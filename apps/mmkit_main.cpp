@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   mmkit::cli::add_clip_commands(c);
   mmkit::cli::add_clip_train_commands(c);
   mmkit::cli::add_serve_commands(c);
+  mmkit::cli::add_vqa_commands(c);
+  mmkit::cli::add_caption_commands(c);
 
   try {
     app.parse(argc, argv);

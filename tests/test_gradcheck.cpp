@@ -222,3 +222,26 @@ TEST(GradCheck, CloseDetectsMismatch) {
   EXPECT_FALSE(test::close("x", a, b, 1e-3f, 1e-3f));
   EXPECT_TRUE(test::close("x", a, a, 0.f, 0.f));
 }
+
+TEST(GradCheck, SoftCrossEntropy) {
+  // Soft targets: a normalised multi-answer row, a one-hot row, an unnormalised row, an all-zero row.
+  Tensor t = Tensor::zeros(Shape{4, 6});
+  float rows[4][6] = {{0.5f, 0.f, 0.25f, 0.25f, 0.f, 0.f},
+                      {0.f, 0.f, 0.f, 1.f, 0.f, 0.f},
+                      {0.f, 0.3f, 0.f, 0.f, 0.9f, 0.f},
+                      {0.f, 0.f, 0.f, 0.f, 0.f, 0.f}};
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 6; ++j) t.f32()[i * 6 + j] = rows[i][j];
+  gradcheck("soft_cross_entropy",
+            [&](Graph& g, const std::vector<Var>& v) { return ag::soft_cross_entropy(g, v[0], t); },
+            {randn({4, 6}, 5)});
+}
+
+TEST(GradCheck, GatherRows) {
+  // Repeated and skipped rows: the backward must scatter-add.
+  Tensor idx = Tensor::empty(Shape{5}, DType::i32);
+  int32_t v[5] = {2, 0, 2, 2, 1};
+  for (int i = 0; i < 5; ++i) idx.ptr<int32_t>()[i] = v[i];
+  gradcheck("gather_rows", [&](Graph& g, const std::vector<Var>& x) { return ag::gather_rows(g, x[0], idx); },
+            {randn({4, 3, 2}, 1)});
+}

@@ -42,5 +42,7 @@ void add_vit_commands(Cli& c);
 void add_clip_commands(Cli& c);
 void add_clip_train_commands(Cli& c);
 void add_serve_commands(Cli& c);  // serve, index build, search, init-clip, data shapes
+void add_vqa_commands(Cli& c);
+void add_caption_commands(Cli& c);
 
 }  // namespace mmkit::cli

@@ -18,7 +18,7 @@
 #include "mmkit/eval/retrieval.h"
 #include "mmkit/eval/zero_shot_eval.h"
 #include "mmkit/train/clip_trainer.h"
-#include "mmkit/train/run_dir.h"
+#include "mmkit/train/stop_signal.h"
 
 namespace mmkit::cli {
 namespace {

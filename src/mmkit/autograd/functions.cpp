@@ -12,12 +12,14 @@
 #include "mmkit/ops/dropout.h"
 #include "mmkit/ops/elementwise.h"
 #include "mmkit/ops/embedding.h"
+#include "mmkit/ops/gather_rows.h"
 #include "mmkit/ops/gemm.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
 #include "mmkit/ops/patch_embed.h"
 #include "mmkit/ops/pooling.h"
 #include "mmkit/ops/shape_ops.h"
+#include "mmkit/ops/soft_cross_entropy.h"
 #include "mmkit/ops/softmax.h"
 
 namespace mmkit::ag {
@@ -778,6 +780,73 @@ Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptio
     int64_t vals[12] = {d.B,   d.H,   d.Tq,  d.Tk,  d.dh,  d.ldq,
                         d.ldk, d.ldv, q.col, k.col, v.col, d.causal ? 1 : 0};
     for (int j = 0; j < 12; ++j) n.i[j] = vals[j];
+    g.add_node(n);
+  }
+  return r;
+}
+
+}  // namespace mmkit::ag
+
+// ------------------------------------------------- soft cross-entropy, gather rows
+
+namespace mmkit::ag {
+
+static void soft_cross_entropy_bw(Graph& g, const Node& n) {
+  const Tensor& probs = n.saved[0];
+  if (float* dl = g.grad_ptr(n.in[0]))
+    ops::soft_cross_entropy_backward(g.grad_ptr(n.out)[0], probs.f32(), n.saved[1].f32(), dl, probs.dim(0),
+                                     probs.dim(1));
+}
+
+Var soft_cross_entropy(Graph& g, Var logits, const Tensor& targets) {
+  const Shape s = g.shape(logits);
+  MMKIT_CHECK(s.n == 2, "soft_cross_entropy: logits must be [N, K], got ", s.str());
+  MMKIT_CHECK(targets.dtype() == DType::f32 && targets.shape() == s, "soft_cross_entropy: targets must be F32 ",
+              s.str(), ", got ", dtype_name(targets.dtype()), " ", targets.shape().str());
+  Tensor probs = g.alloc(s);
+  Tensor loss = g.alloc(Shape{1});
+  loss.f32()[0] = ops::soft_cross_entropy_forward(g.data(logits), targets.f32(), probs.f32(), s[0], s[1]);
+  bool rg = g.needs_grad({logits});
+  Var r = g.add_value(loss, rg);
+  if (rg) {
+    Node n;
+    n.backward = soft_cross_entropy_bw;
+    n.out = r.id;
+    n.in[0] = logits.id;
+    n.saved[0] = probs;
+    n.saved[1] = targets;
+    g.add_node(n);
+  }
+  return r;
+}
+
+static void gather_rows_bw(Graph& g, const Node& n) {
+  if (float* dx = g.grad_ptr(n.in[0]))
+    ops::gather_rows_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, n.i[0], n.i[1]);
+}
+
+Var gather_rows(Graph& g, Var x, const Tensor& index) {
+  const Shape s = g.shape(x);
+  MMKIT_CHECK(s.n >= 1 && index.dtype() == DType::i32 && index.shape().n == 1,
+              "gather_rows: index must be I32 [M], got ", dtype_name(index.dtype()), " ", index.shape().str());
+  const int64_t M = index.numel(), R = s[0] ? g.value(x).numel() / s[0] : 0;
+  for (int64_t m = 0; m < M; ++m)
+    MMKIT_CHECK(index.ptr<int32_t>()[m] >= 0 && index.ptr<int32_t>()[m] < s[0], "gather_rows: index ",
+                index.ptr<int32_t>()[m], " at ", m, " outside [0, ", s[0], ")");
+  Shape ys = s;
+  ys[0] = M;
+  Tensor y = g.alloc(ys);
+  ops::gather_rows_forward(g.data(x), index.ptr<int32_t>(), y.f32(), M, R);
+  bool rg = g.needs_grad({x});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = gather_rows_bw;
+    n.out = r.id;
+    n.in[0] = x.id;
+    n.saved[0] = index;
+    n.i[0] = M;
+    n.i[1] = R;
     g.add_node(n);
   }
   return r;

@@ -30,6 +30,9 @@ Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float label_smoot
 // [1] or [] = log inverse temperature -> scalar [1]. logits_out (optional)
 // receives the [B, B] scaled cosine similarities (for accuracy/recall).
 Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* logits_out = nullptr);
+// Mean over N of -sum_k targets[n,k] * log_softmax(logits[n])_k; targets F32 [N, K]
+// (soft target distributions, e.g. VQA soft scores); scalar [1].
+Var soft_cross_entropy(Graph& g, Var logits, const Tensor& targets);
 Var layernorm(Graph& g, Var x, Var w, Var b, float eps);  // over the last axis
 Var embedding(Graph& g, Var table, const Tensor& ids);    // table [V, D], ids I32 [...] -> [..., D]
 // images [B, C, H, W], W [D, C, p, p], b [D] (may be invalid) -> [B, (H/p)*(W/p), D]
@@ -42,6 +45,8 @@ Var mean_tokens(Graph& g, Var x);                   // [B, T, D] -> [B, D]
 Var select_token(Graph& g, Var x, int64_t t);       // [B, T, D] -> [B, D], same t per row
 Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
 Var dropout(Graph& g, Var x, float p);              // identity unless g.training
+// y[m] = x[index[m]] along the leading axis; index I32 [M]; backward scatter-adds.
+Var gather_rows(Graph& g, Var x, const Tensor& index);
 
 // Multi-head scaled-dot-product attention reading heads in place:
 // q from `q.var` [B, Tq, ldq] starting at column q.col (H*dh columns), etc.

@@ -29,6 +29,12 @@ void set_num_threads(int n) {
 
 int num_threads() { return omp_get_max_threads(); }
 
+ScopedThreadLimit::ScopedThreadLimit(int n) : saved_(omp_get_max_threads()) {
+  if (n > 0 && n < saved_) omp_set_num_threads(n);
+}
+
+ScopedThreadLimit::~ScopedThreadLimit() { omp_set_num_threads(saved_); }
+
 void apply_default_wait_policy(int argc, char** argv) {
   (void)argc;
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("MMKIT_KEEP_OMP_ENV"))

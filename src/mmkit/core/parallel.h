@@ -12,6 +12,22 @@ namespace mmkit {
 void set_num_threads(int n);
 int num_threads();
 
+// Runs the calling thread's OpenMP regions (and oneDNN's GEMMs, which follow
+// OpenMP's setting) on at most n threads until destruction; n <= 0 changes
+// nothing. For work too small to be worth waking the pool, e.g. one decoding
+// step of a caption (eval/caption_generate.cpp). OpenMP keeps this setting
+// per thread, so other threads are unaffected.
+class ScopedThreadLimit {
+ public:
+  explicit ScopedThreadLimit(int n);
+  ~ScopedThreadLimit();
+  ScopedThreadLimit(const ScopedThreadLimit&) = delete;
+  ScopedThreadLimit& operator=(const ScopedThreadLimit&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Programs call this first thing in main(). Unless the user chose an OpenMP
 // wait policy (OMP_WAIT_POLICY / GOMP_SPINCOUNT), it re-executes the program
 // with OMP_WAIT_POLICY=passive: libgomp's default (spin, then sleep) turns a

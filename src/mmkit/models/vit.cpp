@@ -21,7 +21,8 @@ void VitConfig::validate() const {
   range("depth", depth, 4096);
   range("heads", heads, 1 << 20);
   range("mlp_dim", mlp_dim, 1 << 22);
-  range("num_classes", num_classes, 1 << 24);
+  // 0 = encoder only (the captioner uses the patch tokens).
+  MMKIT_CHECK(num_classes >= 0 && num_classes <= (1 << 24), "ViT config: num_classes must be in 0..2^24 (0 = encoder only), got ", num_classes);
   MMKIT_CHECK(image_size % patch_size == 0, "ViT config: image_size ", image_size,
               " is not a multiple of patch_size ", patch_size);
   MMKIT_CHECK(dim % heads == 0, "ViT config: dim ", dim, " is not divisible by heads ", heads);
@@ -189,7 +190,7 @@ void Vit::init(const VitConfig& c, uint64_t seed) {
   for (int64_t i = 0; i < c.depth; ++i)
     layers[size_t(i)].init("encoder.layers." + std::to_string(i), lc, rng);
   if (c.norm_first) norm.init("norm", D, c.eps);
-  head.init("head", D, c.num_classes, true, rng);
+  if (c.num_classes > 0) head.init("head", D, c.num_classes, true, rng);
 }
 
 nn::ParamList Vit::parameters() {
@@ -199,11 +200,11 @@ nn::ParamList Vit::parameters() {
   p.push_back(&pos_embed);
   for (auto& l : layers) l.collect(p);
   if (cfg.norm_first) norm.collect(p);
-  head.collect(p);
+  if (cfg.num_classes > 0) head.collect(p);
   return p;
 }
 
-Var vit_forward(Graph& g, Vit& m, Var images) {
+Var vit_encode(Graph& g, Vit& m, Var images) {
   const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == m.cfg.channels && s[2] == m.cfg.image_size &&
                   s[3] == m.cfg.image_size,
@@ -216,6 +217,12 @@ Var vit_forward(Graph& g, Vit& m, Var images) {
   x = ag::add_broadcast(g, x, g.param(m.pos_embed));                 // + [1, P+1, D]
   x = ag::dropout(g, x, m.cfg.dropout);
   for (auto& layer : m.layers) x = nn::transformer_encoder_layer(g, layer, x);
+  return x;
+}
+
+Var vit_forward(Graph& g, Vit& m, Var images) {
+  MMKIT_CHECK(m.cfg.num_classes > 0, "ViT: this model has no classification head (num_classes 0)");
+  Var x = vit_encode(g, m, images);                                  // [B, P+1, D]
   Var c = ag::select_token(g, x, 0);                                 // [B, D]
   if (m.cfg.norm_first) c = nn::layer_norm(g, m.norm, c);
   return nn::linear(g, m.head, c);                                   // [B, K]

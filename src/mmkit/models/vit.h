@@ -27,7 +27,8 @@ namespace mmkit {
 
 struct VitConfig {
   int64_t image_size = 28, patch_size = 4, channels = 1;
-  int64_t dim = 64, depth = 4, heads = 4, mlp_dim = 256, num_classes = 10;
+  int64_t dim = 64, depth = 4, heads = 4, mlp_dim = 256;
+  int64_t num_classes = 10;  // 0: no head (an image encoder, see vit_encode)
   bool norm_first = false;  // post-norm is PyTorch's TransformerEncoderLayer default
   std::string activation = "gelu";
   float dropout = 0.f;
@@ -56,13 +57,17 @@ struct Vit {
   Parameter pos_embed;  // [1, P+1, D]
   std::vector<nn::TransformerEncoderLayer> layers;
   nn::LayerNorm norm;   // final norm, pre-norm variant only
-  nn::Linear head;      // [K, D]
+  nn::Linear head;      // [K, D], absent when num_classes == 0
 
   void init(const VitConfig& cfg, uint64_t seed);
   nn::ParamList parameters();
 };
 
-// images [B, C, H, W] -> logits [B, K]
+// images [B, C, H, W] -> logits [B, K] (needs num_classes > 0)
 Var vit_forward(Graph& g, Vit& m, Var images);
+// images [B, C, H, W] -> the encoder's output tokens [B, P+1, D] (class token
+// first), before the final `norm` of the pre-norm variant: the image encoder
+// of the captioner (models/captioner.h), which normalises every token.
+Var vit_encode(Graph& g, Vit& m, Var images);
 
 }  // namespace mmkit

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "mmkit/core/error.h"
 #include "mmkit/ops/softmax.h"
 
 namespace mmkit::ops {
@@ -93,11 +94,16 @@ static void mask_and_softmax(const AttentionDims& d, const uint8_t* pad, float* 
   }
 }
 
+// k_base/v_base (gather form) replace the dense batch offsets b*Tk*ld when
+// non-null. Small problems (one decoding step of one sequence) run on the
+// calling thread: waking the pool costs more than the work.
 template <int kDh>
 static void forward_impl(const AttentionDims& d, const float* q, const float* k, const float* v,
+                         const float* const* k_base, const float* const* v_base,
                          const uint8_t* key_pad, float* out, float* probs) {
   const int64_t D = d.H * d.dh, Tkp = pad16(d.Tk);
-#pragma omp parallel
+  const bool parallel = d.B * d.H * d.Tq * Tkp * d.dh >= (int64_t(1) << 15);
+#pragma omp parallel if (parallel)
   {
     static thread_local std::vector<float> kt_buf, s_buf;
     float* kt = scratch(kt_buf, size_t(d.dh * Tkp));
@@ -106,8 +112,8 @@ static void forward_impl(const AttentionDims& d, const float* q, const float* k,
     for (int64_t b = 0; b < d.B; ++b)
       for (int64_t h = 0; h < d.H; ++h) {
         const float* qb = q + b * d.Tq * d.ldq + h * d.dh;
-        const float* kb = k + b * d.Tk * d.ldk + h * d.dh;
-        const float* vb = v + b * d.Tk * d.ldv + h * d.dh;
+        const float* kb = (k_base ? k_base[b] : k + b * d.Tk * d.ldk) + h * d.dh;
+        const float* vb = (v_base ? v_base[b] : v + b * d.Tk * d.ldv) + h * d.dh;
         stage_transposed(kb, d.ldk, d.Tk, Tkp, d.dh, kt);
         for (int64_t i = 0; i < d.Tq; ++i)
           row_times_staged<kDh>(qb + i * d.ldq, kt, d.dh, Tkp, d.scale, Sp + i * Tkp);
@@ -196,7 +202,15 @@ struct Bwd {
 
 void attention_forward(const AttentionDims& d, const float* q, const float* k, const float* v,
                        const uint8_t* key_pad, float* out, float* probs) {
-  dispatch_dh<Fwd>(d.dh, d, q, k, v, key_pad, out, probs);
+  dispatch_dh<Fwd>(d.dh, d, q, k, v, static_cast<const float* const*>(nullptr),
+                   static_cast<const float* const*>(nullptr), key_pad, out, probs);
+}
+
+void attention_forward_gather(const AttentionDims& d, const float* q, const float* const* k_base,
+                              const float* const* v_base, float* out, float* probs) {
+  MMKIT_CHECK(k_base && v_base, "attention_forward_gather: null key/value base pointers");
+  dispatch_dh<Fwd>(d.dh, d, q, static_cast<const float*>(nullptr), static_cast<const float*>(nullptr),
+                   k_base, v_base, static_cast<const uint8_t*>(nullptr), out, probs);
 }
 
 void attention_backward(const AttentionDims& d, const float* q, const float* k, const float* v,

@@ -24,6 +24,8 @@
 #include "mmkit/models/clip_export.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/train/run_dir.h"
+#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::train {
@@ -198,11 +200,11 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
   MMKIT_CHECK(o.freeze.empty() || o.freeze == "image" || o.freeze == "text",
               "--freeze must be image or text, got '", o.freeze, "'");
   set_num_threads(o.threads);
-  make_output_dir(o.out_dir);
+  make_dirs(o.out_dir);
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
-  if (!o.resume && file_exists(ckpt))
+  if (!o.resume && path_exists(ckpt))
     fail(o.out_dir, " already holds a training run (checkpoint.safetensors); pass --resume to continue it or choose another --out");
-  const bool resumed = o.resume && file_exists(ckpt);
+  const bool resumed = o.resume && path_exists(ckpt);
 
   // ---- data
   const bool is_file = o.data.size() > 4 && (o.data.compare(o.data.size() - 6, 6, ".jsonl") == 0 ||
@@ -341,7 +343,7 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
     }
   };
 
-  StopSignals signals;
+  StopSignalScope signals;
   Arena arena;
   Graph g(arena);
   g.training = true;

@@ -3,11 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,6 +21,8 @@
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
 #include "mmkit/train/run_dir.h"
+#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::train {
@@ -257,7 +257,7 @@ Vit load_vit(const std::string& model_path, int64_t heads) {
   std::string path = model_path;
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
-  MMKIT_CHECK(file_exists(path), "model file ", path, " not found (train one with `mmkit train vit --out DIR`)");
+  MMKIT_CHECK(path_exists(path), "model file ", path, " not found (train one with `mmkit train vit --out DIR`)");
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
   io::Layout layout = io::detect_layout(*file);
   Vit vit;
@@ -293,9 +293,9 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
   MMKIT_CHECK(o.batch > 0 && o.batch <= 65536, "--batch must be in 1..65536, got ", o.batch);
   MMKIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number");
   set_num_threads(o.threads);
-  make_output_dir(o.out_dir);
+  make_dirs(o.out_dir);
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
-  if (!o.resume && file_exists(ckpt))
+  if (!o.resume && path_exists(ckpt))
     fail(o.out_dir, " already holds a training run (checkpoint.safetensors); pass --resume to continue it or choose another --out");
 
   data::ImageSet train = limit(data::load_fashion_mnist(o.data_dir, "train"), o.limit_train);
@@ -303,7 +303,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
 
   Vit vit;
   TrainState st;
-  bool resumed = o.resume && file_exists(ckpt);
+  bool resumed = o.resume && path_exists(ckpt);
   std::unique_ptr<io::SafetensorsFile> ck;
   VitConfig cfg = o.model;
   if (resumed) {
@@ -364,7 +364,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
                  (long long)test.n, o.epochs, (long long)steps_per_epoch, o.batch, num_threads());
   }
 
-  StopSignals signals;
+  StopSignalScope signals;
   Arena arena;
   Graph g(arena);
   g.training = true;

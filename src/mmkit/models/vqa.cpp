@@ -1,0 +1,297 @@
+#include "mmkit/models/vqa.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/io/checkpoint.h"
+
+namespace mmkit {
+
+void VqaConfig::validate() const {
+  auto pos = [](const char* name, int64_t v) {
+    MMKIT_CHECK(v > 0, "VQA config: ", name, " must be positive, got ", v);
+  };
+  pos("image_size", image_size);
+  pos("channels", channels);
+  pos("patch_size", patch_size);
+  pos("dim", dim);
+  pos("heads", heads);
+  pos("mlp_dim", mlp_dim);
+  pos("max_question_len", max_question_len);
+  MMKIT_CHECK(channels == 1 || channels == 3, "VQA config: channels must be 1 or 3, got ", channels);
+  MMKIT_CHECK(image_layers >= 0 && text_layers >= 0 && fusion_layers >= 0,
+              "VQA config: layer counts must be >= 0");
+  MMKIT_CHECK(image_size % patch_size == 0, "VQA config: image_size ", image_size,
+              " is not a multiple of patch_size ", patch_size);
+  if (stem_patch > 0) {
+    pos("stem_dim", stem_dim);
+    MMKIT_CHECK(patch_size % stem_patch == 0, "VQA config: patch_size ", patch_size,
+                " is not a multiple of stem_patch ", stem_patch);
+  }
+  MMKIT_CHECK(dim % heads == 0, "VQA config: dim ", dim, " is not divisible by heads ", heads);
+  MMKIT_CHECK(dropout >= 0.f && dropout < 1.f, "VQA config: dropout must be in [0, 1)");
+  MMKIT_CHECK(vocab.size() >= 3, "VQA config: the question vocabulary is empty");
+  MMKIT_CHECK(answers.size() >= 2, "VQA config: need at least 2 answers, got ", answers.size());
+}
+
+std::string VqaConfig::to_json() const {
+  nlohmann::json j;
+  j["model"] = "vqa";
+  j["image_size"] = image_size;
+  j["channels"] = channels;
+  j["patch_size"] = patch_size;
+  j["stem_patch"] = stem_patch;
+  j["stem_dim"] = stem_dim;
+  j["dim"] = dim;
+  j["heads"] = heads;
+  j["mlp_dim"] = mlp_dim;
+  j["image_layers"] = image_layers;
+  j["text_layers"] = text_layers;
+  j["fusion_layers"] = fusion_layers;
+  j["max_question_len"] = max_question_len;
+  j["norm_first"] = norm_first;
+  j["dropout"] = dropout;
+  j["layer_norm_eps"] = eps;
+  j["vocab"] = vocab;
+  j["answers"] = answers;
+  return j.dump();
+}
+
+VqaConfig VqaConfig::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("VQA config is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(j.is_object() && j.value("model", "") == "vqa", "config is not an mmkit VQA model's");
+  VqaConfig c;
+  auto get_int = [&](const char* k, int64_t& out) {
+    MMKIT_CHECK(j.contains(k), "VQA config: missing field '", k, "'");
+    MMKIT_CHECK(j[k].is_number_integer(), "VQA config: field '", k, "' must be an integer");
+    out = j[k].get<int64_t>();
+  };
+  get_int("image_size", c.image_size);
+  get_int("channels", c.channels);
+  get_int("patch_size", c.patch_size);
+  get_int("stem_patch", c.stem_patch);
+  get_int("stem_dim", c.stem_dim);
+  get_int("dim", c.dim);
+  get_int("heads", c.heads);
+  get_int("mlp_dim", c.mlp_dim);
+  get_int("image_layers", c.image_layers);
+  get_int("text_layers", c.text_layers);
+  get_int("fusion_layers", c.fusion_layers);
+  get_int("max_question_len", c.max_question_len);
+  MMKIT_CHECK(j.contains("norm_first") && j["norm_first"].is_boolean(), "VQA config: 'norm_first' must be a boolean");
+  c.norm_first = j["norm_first"];
+  if (j.contains("dropout")) c.dropout = j["dropout"].get<float>();
+  if (j.contains("layer_norm_eps")) c.eps = j["layer_norm_eps"].get<float>();
+  for (const char* k : {"vocab", "answers"}) {
+    MMKIT_CHECK(j.contains(k) && j[k].is_array(), "VQA config: '", k, "' must be an array of strings");
+    auto& dst = std::string(k) == "vocab" ? c.vocab : c.answers;
+    for (auto& s : j[k]) {
+      MMKIT_CHECK(s.is_string(), "VQA config: '", k, "' must be an array of strings");
+      dst.push_back(s.get<std::string>());
+    }
+  }
+  c.validate();
+  return c;
+}
+
+namespace {
+
+nn::EncoderLayerConfig layer_config(const VqaConfig& c) {
+  nn::EncoderLayerConfig lc;
+  lc.dim = c.dim;
+  lc.heads = c.heads;
+  lc.mlp_dim = c.mlp_dim;
+  lc.norm_first = c.norm_first;
+  lc.dropout = c.dropout;
+  lc.eps = c.eps;
+  return lc;
+}
+
+}  // namespace
+
+void Vqa::init(const VqaConfig& c, uint64_t seed) {
+  c.validate();
+  cfg = c;
+  tokenizer = text::WordTokenizer(c.vocab);
+  Rng rng(seed);
+  const int64_t D = c.dim, G = c.grid();
+  int64_t in_ch = c.channels, pe_patch = c.patch_size;
+  if (c.stem_patch > 0) {
+    stem.init("image.stem", c.channels, c.stem_dim, c.stem_patch, true, rng);
+    in_ch = c.stem_dim;
+    pe_patch = c.patch_size / c.stem_patch;
+  }
+  patch_embed.init("image.patch_embed", in_ch, D, pe_patch, true, rng);
+  row_embed.init("image.row_embed", Shape{G, D}, false);
+  col_embed.init("image.col_embed", Shape{G, D}, false);
+  nn::init_trunc_normal(row_embed, 0.02f, rng);
+  nn::init_trunc_normal(col_embed, 0.02f, rng);
+  image_layers.assign(size_t(c.image_layers), {});
+  for (int64_t i = 0; i < c.image_layers; ++i)
+    image_layers[size_t(i)].init("image.layers." + std::to_string(i), layer_config(c), rng);
+  word_embed.init("text.embed", int64_t(c.vocab.size()), D, 0.02f, rng);
+  text_pos_embed.init("text.pos_embed", Shape{c.max_question_len, D}, false);
+  nn::init_trunc_normal(text_pos_embed, 0.02f, rng);
+  text_layers.assign(size_t(c.text_layers), {});
+  for (int64_t i = 0; i < c.text_layers; ++i)
+    text_layers[size_t(i)].init("text.layers." + std::to_string(i), layer_config(c), rng);
+  nn::FusionConfig fc;
+  fc.dim = D;
+  fc.heads = c.heads;
+  fc.mlp_dim = c.mlp_dim;
+  fc.layers = c.fusion_layers;
+  fc.norm_first = c.norm_first;
+  fc.dropout = c.dropout;
+  fc.eps = c.eps;
+  fusion.init("fusion", fc, rng);
+  head_fc1.init("head.fc1", 2 * D, 2 * D, true, rng);
+  head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
+}
+
+nn::ParamList Vqa::parameters() {
+  nn::ParamList p;
+  if (cfg.stem_patch > 0) stem.collect(p);
+  patch_embed.collect(p);
+  p.push_back(&row_embed);
+  p.push_back(&col_embed);
+  for (auto& l : image_layers) l.collect(p);
+  word_embed.collect(p);
+  p.push_back(&text_pos_embed);
+  for (auto& l : text_layers) l.collect(p);
+  fusion.collect(p);
+  head_fc1.collect(p);
+  head_fc2.collect(p);
+  return p;
+}
+
+void vqa_image_to_input(const VqaConfig& cfg, const Image& src, float* out) {
+  MMKIT_CHECK(!src.empty(), "VQA: empty image");
+  Image img = cfg.channels == 3 ? (src.channels == 3 ? src : to_rgb(src)) : (src.channels == 1 ? src : to_gray(src));
+  if (img.width != cfg.image_size || img.height != cfg.image_size)
+    img = resize_bilinear(img, int(cfg.image_size), int(cfg.image_size));
+  const int64_t S = cfg.image_size, C = cfg.channels;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < S; ++y)
+      for (int64_t x = 0; x < S; ++x)
+        out[(c * S + y) * S + x] = img.at(int(x), int(y), int(c)) * (2.f / 255.f) - 1.f;
+}
+
+void vqa_encode_questions(const Vqa& m, const std::vector<std::string>& questions,
+                          const std::vector<int32_t>& image_index, VqaBatch* b) {
+  MMKIT_CHECK(questions.size() == image_index.size(), "VQA batch: ", questions.size(), " questions but ",
+              image_index.size(), " image indices");
+  std::vector<std::vector<int32_t>> ids;
+  size_t T = 1;
+  for (auto& q : questions) {
+    ids.push_back(m.tokenizer.encode(q, m.cfg.max_question_len));
+    T = std::max(T, ids.back().size());
+  }
+  const int64_t Bq = int64_t(questions.size());
+  b->tokens = Tensor::zeros(Shape{Bq, int64_t(T)}, DType::i32);
+  b->pad = Tensor::zeros(Shape{Bq, int64_t(T)}, DType::u8);
+  b->image_index = Tensor::empty(Shape{Bq}, DType::i32);
+  for (int64_t q = 0; q < Bq; ++q) {
+    for (size_t t = 0; t < T; ++t) {
+      const bool real = t < ids[size_t(q)].size();
+      b->tokens.ptr<int32_t>()[q * int64_t(T) + int64_t(t)] = real ? ids[size_t(q)][t] : text::WordTokenizer::kPad;
+      b->pad.ptr<uint8_t>()[q * int64_t(T) + int64_t(t)] = real ? 0 : 1;
+    }
+    b->image_index.ptr<int32_t>()[q] = image_index[size_t(q)];
+  }
+}
+
+VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images, const std::vector<int32_t>& image_index,
+                        const std::vector<std::string>& questions) {
+  VqaBatch b;
+  const int64_t S = m.cfg.image_size, C = m.cfg.channels, Bi = int64_t(images.size());
+  b.images = Tensor::empty(Shape{Bi, C, S, S});
+  for (int64_t i = 0; i < Bi; ++i) vqa_image_to_input(m.cfg, images[size_t(i)], b.images.f32() + i * C * S * S);
+  for (int32_t k : image_index)
+    MMKIT_CHECK(k >= 0 && k < Bi, "VQA batch: image index ", k, " outside [0, ", Bi, ")");
+  vqa_encode_questions(m, questions, image_index, &b);
+  return b;
+}
+
+Var vqa_encode_image(Graph& g, Vqa& m, Var images) {
+  const VqaConfig& c = m.cfg;
+  const Shape s = g.shape(images);
+  MMKIT_CHECK(s.n == 4 && s[1] == c.channels && s[2] == c.image_size && s[3] == c.image_size,
+              "VQA: expected images [B, ", c.channels, ", ", c.image_size, ", ", c.image_size, "], got ", s.str());
+  const int64_t B = s[0], G = c.grid(), D = c.dim;
+  Var x = images;
+  if (c.stem_patch > 0) {
+    const int64_t g1 = c.image_size / c.stem_patch;
+    Var h = ag::gelu(g, nn::patch_embedding(g, m.stem, x));   // [B, g1*g1, stem_dim]
+    h = ag::transpose(g, h, 1, 2);                             // [B, stem_dim, g1*g1]
+    x = ag::reshape(g, h, Shape{B, c.stem_dim, g1, g1});       // feature map for the next stage
+  }
+  Var t = nn::patch_embedding(g, m.patch_embed, x);            // [B, P, D]
+  // 2D positional embedding: token p = r*G + c gets row_embed[r] + col_embed[c].
+  Tensor rows = g.alloc(Shape{G * G}, DType::i32), cols = g.alloc(Shape{G * G}, DType::i32);
+  for (int64_t p = 0; p < G * G; ++p) {
+    rows.ptr<int32_t>()[p] = int32_t(p / G);
+    cols.ptr<int32_t>()[p] = int32_t(p % G);
+  }
+  Var pos = ag::add(g, ag::embedding(g, g.param(m.row_embed), rows), ag::embedding(g, g.param(m.col_embed), cols));
+  t = ag::add_broadcast(g, t, pos);                            // + [P, D]
+  (void)D;
+  for (auto& l : m.image_layers) t = nn::transformer_encoder_layer(g, l, t);
+  return t;
+}
+
+Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
+  const Shape ts = b.tokens.shape();
+  MMKIT_CHECK(ts.n == 2 && ts[1] >= 1 && ts[1] <= m.cfg.max_question_len, "VQA: tokens must be [Bq, T] with T <= ",
+              m.cfg.max_question_len, ", got ", ts.str());
+  const int64_t Bq = ts[0], T = ts[1];
+  Var img = vqa_encode_image(g, m, g.constant(b.images));     // [Bi, P, D]
+  if (b.image_index.defined()) img = ag::gather_rows(g, img, b.image_index);  // [Bq, P, D]
+  MMKIT_CHECK(g.shape(img)[0] == Bq, "VQA: ", g.shape(img)[0], " image rows for ", Bq, " questions");
+
+  Var txt = nn::embedding(g, m.word_embed, b.tokens);          // [Bq, T, D]
+  Tensor pos_ids = g.alloc(Shape{T}, DType::i32);
+  for (int64_t t = 0; t < T; ++t) pos_ids.ptr<int32_t>()[t] = int32_t(t);
+  txt = ag::add_broadcast(g, txt, ag::embedding(g, g.param(m.text_pos_embed), pos_ids));
+  nn::AttentionMasks masks;
+  masks.key_padding = &b.pad;
+  for (auto& l : m.text_layers) txt = nn::transformer_encoder_layer(g, l, txt, masks);
+
+  nn::FusionOut f = nn::multimodal_fusion(g, m.fusion, txt, img, &b.pad, probes ? &probes->fusion : nullptr);
+  Var pooled = ag::concat(g, {ag::select_token(g, f.text, 0), ag::mean_tokens(g, f.image)}, 1);  // [Bq, 2D]
+  Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
+  return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]
+}
+
+Vqa load_vqa(const std::string& model_path) {
+  std::string path = model_path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
+  MMKIT_CHECK(::stat(path.c_str(), &st) == 0, "model file ", path,
+              " not found (train one with `mmkit train vqa --data DIR --out DIR`)");
+  io::SafetensorsFile f = io::SafetensorsFile::open(path);
+  auto it = f.metadata().find("config");
+  MMKIT_CHECK(it != f.metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit VQA model");
+  VqaConfig cfg;
+  try {
+    cfg = VqaConfig::from_json(it->second);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  Vqa m;
+  m.init(cfg, 0);
+  io::LoadOptions lo;
+  lo.ignore_prefixes = {"optim."};
+  io::load_parameters(f, m.parameters(), lo);
+  return m;
+}
+
+}  // namespace mmkit

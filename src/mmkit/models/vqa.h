@@ -1,0 +1,106 @@
+// Visual question answering: ViT-style image encoder, transformer question
+// encoder, co-attention fusion (nn/multimodal_fusion.h), classifier over an
+// answer vocabulary.
+//
+//   mmkit::Vqa m;
+//   m.init(cfg, /*seed=*/0);                 // cfg.vocab / cfg.answers from the training data
+//   mmkit::VqaBatch b = mmkit::make_vqa_batch(m, images, {0, 0, 1}, {"What ...?", ...});
+//   Var logits = mmkit::vqa_forward(g, m, b);  // [Bq, K]
+//
+// Image encoder: images [Bi, C, S, S] -> optional conv stem (kernel = stride =
+// stem_patch, GELU) -> patch embedding (kernel = stride = patch_size /
+// stem_patch) -> + 2D positional embedding (row_embed[r] + col_embed[c]) ->
+// image_layers transformer layers -> tokens [Bi, P, D], P = (S/patch_size)^2.
+// Each image is encoded once; image_index [Bq] hands its tokens to every
+// question about it (ag::gather_rows).
+// Question encoder: <cls> + word ids [Bq, T] -> embed + pos_embed[0..T) ->
+// text_layers transformer layers with key padding -> [Bq, T, D].
+// Fusion: MultimodalFusion over (text, image). Pooled: the text stream's <cls>
+// token and the mean of the image stream, concatenated [Bq, 2D] ->
+// head.fc1 (2D -> 2D), GELU, head.fc2 (2D -> K).
+//
+// Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
+// image.row_embed [G, D], image.col_embed [G, D], image.layers.{i}.*,
+// text.embed [V, D], text.pos_embed [L, D], text.layers.{i}.*, fusion.*,
+// head.fc1.*, head.fc2.*. The config JSON (metadata "config") carries the
+// question vocabulary and the answer list, so a model file is self-contained.
+// Shape letters: Bi images, Bq questions, T words, P patches, G grid side, D width, K answers.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mmkit/image/image.h"
+#include "mmkit/nn/embedding.h"
+#include "mmkit/nn/multimodal_fusion.h"
+#include "mmkit/nn/patch_embedding.h"
+#include "mmkit/nn/transformer_encoder_layer.h"
+#include "mmkit/text/word_tokenizer.h"
+
+namespace mmkit {
+
+struct VqaConfig {
+  int64_t image_size = 75, channels = 3, patch_size = 15;
+  int64_t stem_patch = 5, stem_dim = 32;  // stem_patch 0: no stem (one linear patch embedding)
+  int64_t dim = 64, heads = 4, mlp_dim = 128;
+  int64_t image_layers = 1, text_layers = 1, fusion_layers = 2;
+  int64_t max_question_len = 32;  // tokens including <cls>
+  bool norm_first = true;         // pre-norm everywhere (image, text, fusion)
+  float dropout = 0.f;
+  float eps = 1e-5f;
+  std::vector<std::string> vocab;    // question words; [0] <pad>, [1] <cls>
+  std::vector<std::string> answers;  // answer vocabulary, index = class
+
+  int64_t grid() const { return image_size / patch_size; }
+  int64_t num_patches() const { return grid() * grid(); }
+  void validate() const;  // throws mmkit::Error naming the bad field
+  std::string to_json() const;
+  static VqaConfig from_json(const std::string& json);
+};
+
+struct Vqa {
+  VqaConfig cfg;
+  text::WordTokenizer tokenizer;
+  nn::PatchEmbedding stem, patch_embed;
+  Parameter row_embed, col_embed;  // [G, D]
+  std::vector<nn::TransformerEncoderLayer> image_layers, text_layers;
+  nn::Embedding word_embed;        // text.embed [V, D]
+  Parameter text_pos_embed;        // [L, D]
+  nn::MultimodalFusion fusion;
+  nn::Linear head_fc1, head_fc2;
+
+  void init(const VqaConfig& cfg, uint64_t seed);
+  nn::ParamList parameters();
+};
+
+// One forward's inputs (owned tensors).
+struct VqaBatch {
+  Tensor images;       // F32 [Bi, C, S, S], normalised
+  Tensor image_index;  // I32 [Bq]: question q asks about images[image_index[q]]
+  Tensor tokens;       // I32 [Bq, T], <cls> first, <pad> after the question
+  Tensor pad;          // U8 [Bq, T], 1 = padding
+};
+
+// Pixels (any size/channels; converted to RGB or gray as the model needs and
+// resized bilinearly to image_size when different) -> normalised CHW in out
+// (x/255 - 0.5) / 0.5.
+void vqa_image_to_input(const VqaConfig& cfg, const Image& img, float* out);
+// Tokenises (clear errors for empty questions and unknown words) and pads.
+void vqa_encode_questions(const Vqa& m, const std::vector<std::string>& questions,
+                          const std::vector<int32_t>& image_index, VqaBatch* b);
+VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images,
+                        const std::vector<int32_t>& image_index, const std::vector<std::string>& questions);
+
+// Attention maps of a forward, for inspection.
+struct VqaProbes {
+  nn::FusionProbes fusion;  // text->image per fusion layer [Bq, H, T, P]
+};
+
+// images [Bi, C, S, S] -> image tokens [Bi, P, D]
+Var vqa_encode_image(Graph& g, Vqa& m, Var images);
+// -> logits [Bq, K]
+Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes = nullptr);
+
+// Loads DIR/model.safetensors (or a .safetensors path) written by the trainer.
+Vqa load_vqa(const std::string& model_path);
+
+}  // namespace mmkit

@@ -1,0 +1,56 @@
+#include "mmkit/util/file_util.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "mmkit/core/error.h"
+
+namespace mmkit {
+
+bool path_exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string parent_dir(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+}
+
+void make_dirs(const std::string& dir) {
+  MMKIT_CHECK(!dir.empty(), "no directory given");
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      fail("cannot create directory ", dir, ": ", std::strerror(errno), " (at ", cur, ")");
+    if (i < dir.size()) cur += dir[i];
+  }
+  MMKIT_CHECK(is_directory(dir), dir, " exists and is not a directory");
+  MMKIT_CHECK(::access(dir.c_str(), W_OK) == 0, "directory ", dir, " is not writable");
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot create ", tmp, ": ", std::strerror(errno));
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = (std::fflush(f) == 0) && ok;
+  ok = (::fsync(::fileno(f)) == 0) && ok;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    std::remove(tmp.c_str());
+    fail("cannot write ", path, ": ", std::strerror(e));
+  }
+}
+
+}  // namespace mmkit

@@ -1,0 +1,235 @@
+// VQA building blocks: word tokenizer, answer vocabulary, soft scores, the
+// VQA accuracy metric (hand-computed cases), the JSONL reader's errors,
+// soft cross-entropy values, and the model's forward/batching invariants.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/core/error.h"
+#include "mmkit/data/vqa_jsonl.h"
+#include "mmkit/eval/vqa_accuracy.h"
+#include "mmkit/models/vqa.h"
+#include "mmkit/text/word_tokenizer.h"
+#include "test_util.h"
+
+using namespace mmkit;
+
+namespace {
+
+std::string temp_file(const std::string& content, const std::string& suffix = ".jsonl") {
+  char tmpl[] = "/tmp/mmkit_vqa_XXXXXX";
+  char* d = mkdtemp(tmpl);
+  std::string p = std::string(d) + "/data" + suffix;
+  std::ofstream(p) << content;
+  return p;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+TEST(WordTokenizer, BuildsVocabularyAndEncodes) {
+  auto tok = text::WordTokenizer::build({"What is the shape of the red object?", "Is the red object on the LEFT?"});
+  // "the" (3x) first, then "object"/"red"/"is" (2x) by spelling, then the rest.
+  ASSERT_GE(tok.size(), 5);
+  EXPECT_EQ(tok.vocab()[0], "<pad>");
+  EXPECT_EQ(tok.vocab()[1], "<cls>");
+  EXPECT_EQ(tok.vocab()[2], "the");
+  EXPECT_EQ(tok.vocab()[3], "is");
+  EXPECT_EQ(tok.vocab()[4], "object");
+  EXPECT_EQ(tok.size(), 2 + 9);  // what is the shape of red object on left
+  auto ids = tok.encode("  is THE red object?? ");
+  ASSERT_EQ(ids.size(), 5u);
+  EXPECT_EQ(ids[0], text::WordTokenizer::kCls);
+  EXPECT_EQ(tok.vocab()[size_t(ids[1])], "is");
+  EXPECT_EQ(tok.vocab()[size_t(ids[4])], "object");
+  EXPECT_EQ(text::WordTokenizer::words("don't stop-me now!"), (std::vector<std::string>{"don't", "stop", "me", "now"}));
+}
+
+TEST(WordTokenizer, ClearErrors) {
+  auto tok = text::WordTokenizer::build({"What is the shape of the red object?"});
+  std::string e = error_of([&] { tok.encode("What is the colour of the red object?"); });
+  EXPECT_NE(e.find("unknown word 'colour'"), std::string::npos) << e;
+  e = error_of([&] { tok.encode(""); });
+  EXPECT_NE(e.find("empty question"), std::string::npos) << e;
+  e = error_of([&] { tok.encode("  ?!  "); });
+  EXPECT_NE(e.find("empty question"), std::string::npos) << e;
+  e = error_of([&] { tok.encode("what is the shape", 3); });
+  EXPECT_NE(e.find("at most 2"), std::string::npos) << e;
+  e = error_of([&] { tok.encode("what \xff is"); });
+  EXPECT_NE(e.find("UTF-8"), std::string::npos) << e;
+  EXPECT_THROW(text::WordTokenizer({"<pad>", "<cls>", "a", "a"}), Error);
+  EXPECT_THROW(text::WordTokenizer({"a", "b"}), Error);
+}
+
+TEST(VqaAccuracy, HandComputed) {
+  // min(#matches / 3, 1) with 10 annotators.
+  std::vector<std::string> ten = {"2", "2", "2", "2", "3", "3", "two", "4", "2", "3"};
+  EXPECT_FLOAT_EQ(vqa_accuracy("2", ten), 1.f);        // 5 say "2"
+  EXPECT_FLOAT_EQ(vqa_accuracy("3", ten), 1.f);        // 3 say "3"
+  EXPECT_FLOAT_EQ(vqa_accuracy("two", ten), 1.f / 3);  // 1
+  EXPECT_FLOAT_EQ(vqa_accuracy("4", ten), 1.f / 3);
+  EXPECT_FLOAT_EQ(vqa_accuracy("5", ten), 0.f);
+  std::vector<std::string> five = {"yes", "yes", "no", "no", "no"};
+  EXPECT_FLOAT_EQ(vqa_accuracy("yes", five), 2.f / 3);
+  EXPECT_FLOAT_EQ(vqa_accuracy("no", five), 1.f);
+  // Fewer than 3 annotators: all of them must agree for full credit.
+  EXPECT_FLOAT_EQ(vqa_accuracy("circle", {"circle"}), 1.f);
+  EXPECT_FLOAT_EQ(vqa_accuracy("square", {"circle"}), 0.f);
+  EXPECT_FLOAT_EQ(vqa_accuracy("a", {"a", "b"}), 0.5f);
+  EXPECT_FLOAT_EQ(vqa_accuracy("a", {}), 0.f);
+}
+
+TEST(AnswerVocab, TopKAndSoftScores) {
+  std::vector<data::VqaExample> ex(3);
+  ex[0].answers = {"yes", "yes", "no"};
+  ex[1].answers = {"yes", "2"};
+  ex[2].answers = {"no", "3", "3", "3"};
+  AnswerVocab all = AnswerVocab::build(ex, 0);
+  EXPECT_EQ(all.answers(), (std::vector<std::string>{"3", "yes", "no", "2"}));  // 3x,3x by spelling, 2x, 1x
+  AnswerVocab top2 = AnswerVocab::build(ex, 2);
+  EXPECT_EQ(top2.answers(), (std::vector<std::string>{"3", "yes"}));
+  EXPECT_EQ(top2.index("no"), -1);
+  std::vector<float> s(2);
+  EXPECT_FLOAT_EQ(top2.soft_scores({"yes", "yes", "no"}, s.data()), 2.f / 3);
+  EXPECT_FLOAT_EQ(s[0], 0.f);
+  EXPECT_FLOAT_EQ(s[1], 2.f / 3);
+  EXPECT_FLOAT_EQ(top2.soft_scores({"no", "2"}, s.data()), 0.f);  // unanswerable within the vocabulary
+  EXPECT_THROW(AnswerVocab({"a", "a"}), Error);
+}
+
+TEST(SoftCrossEntropy, MatchesDirectComputation) {
+  Arena arena;
+  Graph g(arena);
+  Tensor z = Tensor::from_vector(Shape{2, 3}, {1.f, 2.f, 3.f, 0.5f, -1.f, 0.f});
+  Tensor t = Tensor::from_vector(Shape{2, 3}, {0.f, 0.25f, 0.75f, 1.f, 0.f, 0.f});
+  Var loss = ag::soft_cross_entropy(g, g.leaf(z), t);
+  auto lse = [](double a, double b, double c) { return std::log(std::exp(a) + std::exp(b) + std::exp(c)); };
+  double l0 = 0.25 * (lse(1, 2, 3) - 2) + 0.75 * (lse(1, 2, 3) - 3), l1 = lse(0.5, -1, 0) - 0.5;
+  EXPECT_NEAR(g.data(loss)[0], (l0 + l1) / 2, 1e-6);
+  // A one-hot target reduces to ordinary cross-entropy.
+  Tensor y = Tensor::empty(Shape{1}, DType::i32);
+  y.ptr<int32_t>()[0] = 0;
+  Tensor z1 = Tensor::from_vector(Shape{1, 3}, {0.5f, -1.f, 0.f});
+  Tensor t1 = Tensor::from_vector(Shape{1, 3}, {1.f, 0.f, 0.f});
+  EXPECT_NEAR(g.data(ag::soft_cross_entropy(g, g.constant(z1), t1))[0],
+              g.data(ag::cross_entropy(g, g.constant(z1), y))[0], 1e-6);
+  Tensor bad = Tensor::from_vector(Shape{2, 3}, {0.f, -1.f, 0.f, 1.f, 0.f, 0.f});
+  EXPECT_THROW(ag::soft_cross_entropy(g, g.constant(z), bad), Error);
+}
+
+TEST(VqaJsonl, ReadsAndResolvesPaths) {
+  std::string p = temp_file(
+      "{\"image\": \"images/a.png\", \"question\": \"Q1?\", \"answers\": [\"Yes \", \"no\"], \"type\": \"t\"}\n"
+      "\n"
+      "{\"image\": \"/abs/b.png\", \"question\": \"Q2?\", \"answers\": [\"2\"], \"relational\": true}\n");
+  auto ex = data::read_vqa_jsonl(p);
+  ASSERT_EQ(ex.size(), 2u);
+  EXPECT_EQ(ex[0].image, p.substr(0, p.rfind('/') + 1) + "images/a.png");
+  EXPECT_EQ(ex[0].answers, (std::vector<std::string>{"yes", "no"}));
+  EXPECT_EQ(ex[0].type, "t");
+  EXPECT_EQ(ex[1].image, "/abs/b.png");
+  EXPECT_TRUE(ex[1].relational);
+  auto idx = data::index_images({ex[0], ex[1], ex[0]});
+  EXPECT_EQ(idx.images.size(), 2u);
+  EXPECT_EQ(idx.of_example, (std::vector<int32_t>{0, 1, 0}));
+}
+
+TEST(VqaJsonl, BadLinesNameFileAndLine) {
+  struct Case {
+    std::string line, expect;
+  };
+  std::vector<Case> cases = {
+      {"{not json", "invalid JSON"},
+      {"[1, 2]", "expected a JSON object"},
+      {"{\"question\": \"q\", \"answers\": [\"a\"]}", "missing field 'image'"},
+      {"{\"image\": 3, \"question\": \"q\", \"answers\": [\"a\"]}", "field 'image' must be a string"},
+      {"{\"image\": \"a.png\", \"question\": \"q\"}", "missing field 'answers'"},
+      {"{\"image\": \"a.png\", \"question\": \"q\", \"answers\": []}", "field 'answers' is empty"},
+      {"{\"image\": \"a.png\", \"question\": \"q\", \"answers\": [1]}", "array of strings"},
+      {"{\"image\": \"a.png\", \"question\": \"q\", \"answers\": [\"  \"]}", "an answer is empty"},
+      {"{\"image\": \"a.png\", \"question\": \"q\", \"answers\": [\"a\"], \"relational\": 1}", "'relational' must be a boolean"},
+  };
+  const std::string good = "{\"image\": \"a.png\", \"question\": \"q\", \"answers\": [\"a\"]}\n";
+  for (auto& c : cases) {
+    std::string p = temp_file(good + good + c.line + "\n");
+    std::string e = error_of([&] { data::read_vqa_jsonl(p); });
+    EXPECT_NE(e.find(p + ":3: "), std::string::npos) << e;
+    EXPECT_NE(e.find(c.expect), std::string::npos) << e;
+  }
+  EXPECT_NE(error_of([] { data::read_vqa_jsonl("/nonexistent/x.jsonl"); }).find("cannot open"), std::string::npos);
+  std::string empty = temp_file("\n\n");
+  EXPECT_NE(error_of([&] { data::read_vqa_jsonl(empty); }).find("has no questions"), std::string::npos);
+}
+
+namespace {
+
+VqaConfig tiny_config() {
+  VqaConfig c;
+  c.image_size = 12;
+  c.patch_size = 6;
+  c.stem_patch = 3;
+  c.stem_dim = 4;
+  c.dim = 8;
+  c.heads = 2;
+  c.mlp_dim = 16;
+  c.vocab = text::WordTokenizer::build({"what shape is the red object", "is it left"}).vocab();
+  c.answers = {"circle", "square", "left"};
+  return c;
+}
+
+Image noise_image(int s, uint64_t seed) {
+  Image im(s, s, 3);
+  Rng r(seed);
+  for (auto& p : im.pixels) p = uint8_t(r.randint(256));
+  return im;
+}
+
+}  // namespace
+
+TEST(VqaModel, SharedImageEncodingEqualsPerQuestionAndPaddingIsInert) {
+  Vqa m;
+  m.init(tiny_config(), 3);
+  Image a = noise_image(12, 1), b = noise_image(12, 2);
+  // Two images, three questions (two about image 1), padded to the longest.
+  VqaBatch shared = make_vqa_batch(m, {a, b}, {1, 0, 1}, {"what shape is the red object", "is it left", "is it"});
+  VqaBatch alone = make_vqa_batch(m, {b}, {0}, {"is it"});
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  Var l1 = vqa_forward(g, m, shared);
+  Var l2 = vqa_forward(g, m, alone);
+  ASSERT_EQ(g.shape(l1), (Shape{3, 3}));
+  // Question 3 ("is it", padded to 7 tokens, image b via the index) equals the same question alone.
+  for (int k = 0; k < 3; ++k) EXPECT_NEAR(g.data(l1)[2 * 3 + k], g.data(l2)[k], 1e-5f);
+  // A different image changes the answer scores.
+  float diff = 0;
+  for (int k = 0; k < 3; ++k) diff += std::fabs(g.data(l1)[k] - g.data(l1)[2 * 3 + k]);
+  EXPECT_GT(diff, 0.f);
+}
+
+TEST(VqaModel, ConfigRoundTripAndErrors) {
+  VqaConfig c = tiny_config();
+  VqaConfig r = VqaConfig::from_json(c.to_json());
+  EXPECT_EQ(r.to_json(), c.to_json());
+  c.patch_size = 5;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("not a multiple of patch_size"), std::string::npos);
+  EXPECT_THROW(VqaConfig::from_json("{\"model\": \"vit\"}"), Error);
+  EXPECT_THROW(VqaConfig::from_json("nope"), Error);
+  Vqa m;
+  m.init(tiny_config(), 0);
+  EXPECT_NE(error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {"is it blue"}); }).find("unknown word 'blue'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {""}); }).find("empty question"),
+            std::string::npos);
+}
