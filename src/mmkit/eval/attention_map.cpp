@@ -21,6 +21,7 @@ void write_attention_map(const std::string& png_path, const Image& image, const 
   std::snprintf(title, sizeof title, "A: %s  (p = %.3f)", answer.c_str(), double(probability));
   c.text(gap, 12, "Q: " + question, 2, kBlack);
   c.text(gap, 38, title, 2, Rgb{180, 30, 30});
+  c.text(c.width() - gap, 38, "text->image attention, mean over heads and words", 1, kBlack, Align::right);
   for (int p = 0; p < panels; ++p) {
     const int x0 = gap + p * (pw + gap);
     const PatchAttention* att = p == 0 ? nullptr : &layers[size_t(p - 1)];
@@ -54,7 +55,7 @@ void write_attention_map(const std::string& png_path, const Image& image, const 
         c.fill_rect(x0, gy, pw, 1, Rgb{200, 200, 200});
       }
     c.rect_outline(x0 - 1, top - 1, pw + 2, ph + 2, 1, Rgb{120, 120, 120});
-    c.text(x0 + pw / 2, top + ph + 8, p == 0 ? "image" : "fusion layer " + std::to_string(p) + ": text->image",
+    c.text(x0 + pw / 2, top + ph + 8, p == 0 ? "image" : "fusion layer " + std::to_string(p),
            2, kBlack, Align::center);
   }
   write_png(png_path, c.image());

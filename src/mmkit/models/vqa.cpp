@@ -136,6 +136,9 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     pe_patch = c.patch_size / c.stem_patch;
   }
   patch_embed.init("image.patch_embed", in_ch, D, pe_patch, true, rng);
+  // Embedding scales: positions N(0, 0.5) and words N(0, 1) (nn.Embedding's default), not ViT's
+  // 0.02 — at 0.02 the position of an object was invisible next to its patch features and
+  // training never left chance even on "is the red object left" (docs/RESULTS.md).
   row_embed.init("image.row_embed", Shape{G, D}, false);
   col_embed.init("image.col_embed", Shape{G, D}, false);
   nn::init_trunc_normal(row_embed, 0.5f, rng);

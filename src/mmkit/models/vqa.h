@@ -7,7 +7,7 @@
 //   mmkit::VqaBatch b = mmkit::make_vqa_batch(m, images, {0, 0, 1}, {"What ...?", ...});
 //   Var logits = mmkit::vqa_forward(g, m, b);  // [Bq, K]
 //
-// Image encoder: images [Bi, C, S, S] -> optional conv stem (kernel = stride =
+// Image encoder: images [Bi, C+2, S, S] (RGB + CoordConv x/y channels) -> optional conv stem (kernel = stride =
 // stem_patch, GELU) -> patch embedding (kernel = stride = patch_size /
 // stem_patch) -> + 2D positional embedding (row_embed[r] + col_embed[c]) ->
 // image_layers transformer layers -> tokens [Bi, P, D], P = (S/patch_size)^2.
