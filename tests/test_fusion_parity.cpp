@@ -161,3 +161,28 @@ TEST(FusionParity, ProbesAndShapeErrors) {
   Tensor bad = Tensor::zeros(Shape{3, 9, 7});
   EXPECT_THROW(nn::multimodal_fusion(g, m, g.constant(t), g.constant(bad), nullptr), Error);
 }
+
+TEST(FusionParity, ZeroInitResidualStartsAsIdentity) {
+  // Pre-norm with zero-initialised residual branches: each stream is exactly its input
+  // through the final LayerNorm (whose weight is 1 and bias 0 at init).
+  nn::FusionConfig c;
+  c.dim = 8;
+  c.heads = 2;
+  c.mlp_dim = 16;
+  c.layers = 2;
+  c.norm_first = true;
+  c.zero_init_residual = true;
+  Rng rng(4);
+  nn::MultimodalFusion m;
+  m.init("", c, rng);
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  Tensor t = Tensor::empty(Shape{2, 3, 8}), v = Tensor::empty(Shape{2, 5, 8});
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = rng.normal();
+  for (int64_t i = 0; i < v.numel(); ++i) v.f32()[i] = rng.normal();
+  nn::FusionOut o = nn::multimodal_fusion(g, m, g.constant(t), g.constant(v), nullptr);
+  Var tn = nn::layer_norm(g, m.text_norm, g.constant(t)), vn = nn::layer_norm(g, m.image_norm, g.constant(v));
+  EXPECT_TRUE(test::close("text", g.value(o.text), g.value(tn), 1e-6f, 0));
+  EXPECT_TRUE(test::close("image", g.value(o.image), g.value(vn), 1e-6f, 0));
+}

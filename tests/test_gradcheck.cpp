@@ -245,3 +245,19 @@ TEST(GradCheck, GatherRows) {
   gradcheck("gather_rows", [&](Graph& g, const std::vector<Var>& x) { return ag::gather_rows(g, x[0], idx); },
             {randn({4, 3, 2}, 1)});
 }
+
+TEST(GradCheck, MaxTokens) {
+  // Row 0 pads its last token; distinct values keep the argmax away from ties within h.
+  Tensor pad = Tensor::zeros(Shape{2, 4}, DType::u8);
+  pad.ptr<uint8_t>()[3] = 1;
+  Tensor x = randn({2, 4, 3}, 1, 3.f);
+  gradcheck("max_tokens", [&](Graph& g, const std::vector<Var>& v) { return ag::max_tokens(g, v[0], &pad); }, {x},
+            {}, 1e-3f);
+  // The padded token never wins, even when it holds the largest value.
+  Arena arena;
+  Graph g(arena);
+  Tensor big = Tensor::zeros(Shape{2, 4, 3});
+  for (int d = 0; d < 3; ++d) big.f32()[3 * 3 + d] = 100.f;  // row 0, token 3 (padded)
+  Var y = ag::max_tokens(g, g.constant(big), &pad);
+  for (int d = 0; d < 3; ++d) EXPECT_EQ(g.data(y)[d], 0.f);
+}

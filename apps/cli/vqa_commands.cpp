@@ -1,9 +1,15 @@
-// `mmkit data sort-of-clevr`: the Sort-of-CLEVR visual question answering
-// data set (data/sort_of_clevr.h).
+// `mmkit data sort-of-clevr`, `mmkit train vqa`, `mmkit eval vqa`, `mmkit vqa`:
+// visual question answering with co-attention fusion (models/vqa.h) on
+// Sort-of-CLEVR (data/sort_of_clevr.h) or any VQA JSONL data.
 #include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "mmkit/core/parallel.h"
 #include "mmkit/data/sort_of_clevr.h"
+#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/train/vqa_trainer.h"
 
 namespace mmkit::cli {
 namespace {
@@ -15,9 +21,96 @@ int run_data_soc(const data::SortOfClevrOptions& o) {
   return 0;
 }
 
+struct TrainVqaArgs {
+  train::VqaTrainOptions o;
+  std::string norm = "post";  // measured better than pre-norm on a shortened run (docs/RESULTS.md)
+};
+
+int run_train_vqa(TrainVqaArgs& a) {
+  MMKIT_CHECK(a.norm == "pre" || a.norm == "post", "--norm must be pre or post, got '", a.norm, "'");
+  a.o.model.norm_first = a.norm == "pre";
+  auto hist = train::train_vqa(a.o);
+  if (int sig = train::last_vqa_stop_signal()) return 128 + sig;
+  if (!hist.empty())
+    std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %d epochs; model in "
+                "%s/model.safetensors\n",
+                hist.back().test_acc, hist.back().test_acc_non_relational, hist.back().test_acc_relational,
+                hist.back().epoch, a.o.out_dir.c_str());
+  return 0;
+}
+
+struct EvalVqaArgs {
+  std::string model, data, split = "test";
+  bool json = false;
+  int threads = 0;
+  int64_t limit = 0;
+};
+
+int run_eval_vqa(const EvalVqaArgs& a) {
+  set_num_threads(a.threads);
+  Vqa m = load_vqa(a.model);
+  std::string jsonl = a.data;
+  if (jsonl.size() < 6 || jsonl.compare(jsonl.size() - 6, 6, ".jsonl") != 0) jsonl += "/" + a.split + ".jsonl";
+  train::VqaDataset d = train::load_vqa_dataset(jsonl, a.limit, !a.json);
+  train::VqaEvalResult r = train::evaluate_vqa(m, d, 16, !a.json);
+  if (a.json) {
+    nlohmann::json types = nlohmann::json::object();
+    for (auto& [t, v] : r.per_type) types[t] = {{"questions", v.n}, {"accuracy", v.accuracy}};
+    nlohmann::json j = {{"data", jsonl},
+                        {"questions", r.n},
+                        {"accuracy", r.accuracy},
+                        {"loss", r.loss},
+                        {"non_relational", {{"questions", r.non_relational.n}, {"accuracy", r.non_relational.accuracy}}},
+                        {"relational", {{"questions", r.relational.n}, {"accuracy", r.relational.accuracy}}},
+                        {"per_type", types},
+                        {"seconds", r.seconds}};
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("%-16s %10s %10s\n", "question type", "questions", "accuracy");
+  for (auto& [t, v] : r.per_type)
+    std::printf("%-16s %10lld %9.2f%%\n", t.empty() ? "(untyped)" : t.c_str(), (long long)v.n, 100 * v.accuracy);
+  std::printf("%-16s %10lld %9.2f%%\n", "non-relational", (long long)r.non_relational.n, 100 * r.non_relational.accuracy);
+  std::printf("%-16s %10lld %9.2f%%\n", "relational", (long long)r.relational.n, 100 * r.relational.accuracy);
+  std::printf("%-16s %10lld %9.2f%%\n", "overall", (long long)r.n, 100 * r.accuracy);
+  std::printf("(VQA accuracy; %s; mean loss %.4f; %.1f s)\n", jsonl.c_str(), r.loss, r.seconds);
+  return 0;
+}
+
+struct AskArgs {
+  std::string model, image, question, attention_map;
+  bool json = false;
+  int threads = 0, top = 3;
+};
+
+int run_ask(const AskArgs& a) {
+  set_num_threads(a.threads);
+  Vqa m = load_vqa(a.model);
+  m.tokenizer.encode(a.question, m.cfg.max_question_len);  // question errors before reading the image
+  Image img = decode_image_file(a.image);
+  std::vector<PatchAttention> maps;
+  VqaAnswer ans = answer_question(m, img, a.question, a.attention_map.empty() ? nullptr : &maps, a.top);
+  if (!a.attention_map.empty()) write_attention_map(a.attention_map, img, maps, a.question, ans.answer, ans.probability);
+  if (a.json) {
+    nlohmann::json top = nlohmann::json::array();
+    for (auto& [s, p] : ans.top) top.push_back({{"answer", s}, {"probability", p}});
+    nlohmann::json j = {{"image", a.image}, {"question", a.question}, {"answer", ans.answer},
+                        {"probability", ans.probability}, {"top", top}};
+    if (!a.attention_map.empty()) j["attention_map"] = a.attention_map;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("%s\t(p = %.3f)\n", ans.answer.c_str(), double(ans.probability));
+    for (size_t i = 1; i < ans.top.size(); ++i)
+      std::printf("  %s\t%.3f\n", ans.top[i].first.c_str(), double(ans.top[i].second));
+    if (!a.attention_map.empty()) std::printf("attention map: %s\n", a.attention_map.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_vqa_commands(Cli& c) {
+  // ---- data sort-of-clevr
   auto da = std::make_shared<data::SortOfClevrOptions>();
   auto* ds = c.data->add_subcommand("sort-of-clevr",
                                     "generate Sort-of-CLEVR (PNG images + JSONL questions, train/test split)");
@@ -26,6 +119,69 @@ void add_vqa_commands(Cli& c) {
   ds->add_option("--test", da->test_images, "held-out test images")->capture_default_str();
   ds->add_option("--seed", da->seed)->capture_default_str();
   c.on(ds, da, run_data_soc);
+
+  // ---- train vqa
+  auto ta = std::make_shared<TrainVqaArgs>();
+  train::VqaTrainOptions& o = ta->o;
+  VqaConfig& mc = o.model;
+  auto* tv = c.train->add_subcommand("vqa", "train a VQA model (co-attention fusion) on VQA JSONL data");
+  tv->add_option("--data", o.data_dir, "directory with train.jsonl and test.jsonl (e.g. from `mmkit data sort-of-clevr`)")
+      ->required();
+  tv->add_option("--out", o.out_dir, "output directory (checkpoints, curves)")->required();
+  tv->add_option("--epochs", o.epochs)->capture_default_str();
+  tv->add_option("--images-per-batch", o.images_per_batch, "images per step, each with all its questions")
+      ->capture_default_str();
+  tv->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  tv->add_option("--min-lr", o.min_lr)->capture_default_str();
+  tv->add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  tv->add_option("--warmup-steps", o.warmup_steps, "linear warmup steps (-1: half an epoch)")->capture_default_str();
+  tv->add_option("--clip-grad", o.clip_grad, "max global gradient norm (0: off)")->capture_default_str();
+  tv->add_option("--top-k-answers", o.top_k_answers, "answer vocabulary: the K most frequent training answers")
+      ->capture_default_str();
+  tv->add_option("--seed", o.seed)->capture_default_str();
+  tv->add_option("--threads", o.threads, "0 = all cores")->capture_default_str();
+  tv->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
+  tv->add_flag("--resume", o.resume, "continue the run in --out from its last checkpoint");
+  tv->add_option("--patch", mc.patch_size, "image patch size (tokens = (image/patch)^2)")->capture_default_str();
+  tv->add_option("--stem-patch", mc.stem_patch, "conv stem kernel = stride (0: no stem)")->capture_default_str();
+  tv->add_option("--stem-dim", mc.stem_dim)->capture_default_str();
+  tv->add_option("--dim", mc.dim)->capture_default_str();
+  tv->add_option("--heads", mc.heads)->capture_default_str();
+  tv->add_option("--mlp-dim", mc.mlp_dim)->capture_default_str();
+  tv->add_option("--image-layers", mc.image_layers)->capture_default_str();
+  tv->add_option("--text-layers", mc.text_layers)->capture_default_str();
+  tv->add_option("--fusion-layers", mc.fusion_layers)->capture_default_str();
+  tv->add_option("--norm", ta->norm, "post (plain residual + LayerNorm; measured better here) or pre (pre-norm)")->capture_default_str();
+  tv->add_option("--dropout", mc.dropout)->capture_default_str();
+  bool* zi = &mc.fusion_zero_init;
+  tv->add_flag_callback("--no-zero-init", [zi] { *zi = false; }, "random-init fusion residual branches (default: zero)");
+  tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();
+  tv->add_option("--limit-test", o.limit_test, "use only the first N test images")->capture_default_str();
+  tv->add_option("--max-steps", o.max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();
+  c.on(tv, ta, run_train_vqa);
+
+  // ---- eval vqa
+  auto ea = std::make_shared<EvalVqaArgs>();
+  auto* ev = c.eval->add_subcommand("vqa", "VQA accuracy per question type");
+  ev->add_option("--model", ea->model, "model directory or .safetensors file")->required();
+  ev->add_option("--data", ea->data, "data directory (uses SPLIT.jsonl) or a .jsonl file")->required();
+  ev->add_option("--split", ea->split, "train or test")->capture_default_str();
+  ev->add_option("--limit", ea->limit, "only the first N images")->capture_default_str();
+  ev->add_flag("--json", ea->json, "print JSON");
+  ev->add_option("--threads", ea->threads)->capture_default_str();
+  c.on(ev, ea, run_eval_vqa);
+
+  // ---- vqa (ask one question)
+  auto aa = std::make_shared<AskArgs>();
+  auto* av = c.app->add_subcommand("vqa", "answer a question about an image");
+  av->add_option("--model", aa->model, "model directory or .safetensors file")->required();
+  av->add_option("--image", aa->image, "PNG or JPEG file")->required();
+  av->add_option("--question", aa->question, "the question, in words the model was trained on")->required();
+  av->add_option("--attention-map", aa->attention_map, "write a PNG of where the answer looked (text->image attention)");
+  av->add_option("--top", aa->top, "answers to list")->capture_default_str();
+  av->add_flag("--json", aa->json, "print JSON");
+  av->add_option("--threads", aa->threads)->capture_default_str();
+  c.on(av, aa, run_ask);
 }
 
 }  // namespace mmkit::cli

@@ -16,6 +16,7 @@
 #include "mmkit/ops/gemm.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
+#include "mmkit/ops/masked_max.h"
 #include "mmkit/ops/patch_embed.h"
 #include "mmkit/ops/pooling.h"
 #include "mmkit/ops/shape_ops.h"
@@ -847,6 +848,41 @@ Var gather_rows(Graph& g, Var x, const Tensor& index) {
     n.saved[0] = index;
     n.i[0] = M;
     n.i[1] = R;
+    g.add_node(n);
+  }
+  return r;
+}
+
+}  // namespace mmkit::ag
+
+namespace mmkit::ag {
+
+static void max_tokens_bw(Graph& g, const Node& n) {
+  if (float* dx = g.grad_ptr(n.in[0]))
+    ops::masked_max_tokens_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, n.i[0], n.i[1], n.i[2]);
+}
+
+Var max_tokens(Graph& g, Var x, const Tensor* pad) {
+  const Shape s = g.shape(x);
+  MMKIT_CHECK(s.n == 3, "max_tokens: expected [B, T, D], got ", s.str());
+  if (pad)
+    MMKIT_CHECK(pad->dtype() == DType::u8 && pad->numel() == s[0] * s[1], "max_tokens: padding mask must be U8 [",
+                s[0], ", ", s[1], "]");
+  Tensor y = g.alloc(Shape{s[0], s[2]});
+  Tensor arg = g.alloc(Shape{s[0], s[2]}, DType::i32);
+  ops::masked_max_tokens_forward(g.data(x), pad ? pad->ptr<uint8_t>() : nullptr, y.f32(), arg.ptr<int32_t>(), s[0],
+                                 s[1], s[2]);
+  bool rg = g.needs_grad({x});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = max_tokens_bw;
+    n.out = r.id;
+    n.in[0] = x.id;
+    n.saved[0] = arg;
+    n.i[0] = s[0];
+    n.i[1] = s[1];
+    n.i[2] = s[2];
     g.add_node(n);
   }
   return r;

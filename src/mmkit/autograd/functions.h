@@ -42,6 +42,8 @@ Var reshape(Graph& g, Var x, const Shape& s);
 Var transpose(Graph& g, Var x, int a, int b);
 Var broadcast_batch(Graph& g, Var x, int64_t B);    // [1, ...] -> [B, ...]
 Var mean_tokens(Graph& g, Var x);                   // [B, T, D] -> [B, D]
+// Max over the unpadded tokens (pad U8 [B, T], nonzero = skip; may be null): [B, T, D] -> [B, D].
+Var max_tokens(Graph& g, Var x, const Tensor* pad);
 Var select_token(Graph& g, Var x, int64_t t);       // [B, T, D] -> [B, D], same t per row
 Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
 Var dropout(Graph& g, Var x, float p);              // identity unless g.training

@@ -53,6 +53,7 @@ std::string VqaConfig::to_json() const {
   j["text_layers"] = text_layers;
   j["fusion_layers"] = fusion_layers;
   j["max_question_len"] = max_question_len;
+  j["coord_channels"] = coord_channels;
   j["norm_first"] = norm_first;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
@@ -89,6 +90,10 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   get_int("max_question_len", c.max_question_len);
   MMKIT_CHECK(j.contains("norm_first") && j["norm_first"].is_boolean(), "VQA config: 'norm_first' must be a boolean");
   c.norm_first = j["norm_first"];
+  if (j.contains("coord_channels")) {
+    MMKIT_CHECK(j["coord_channels"].is_boolean(), "VQA config: 'coord_channels' must be a boolean");
+    c.coord_channels = j["coord_channels"];
+  }
   if (j.contains("dropout")) c.dropout = j["dropout"].get<float>();
   if (j.contains("layer_norm_eps")) c.eps = j["layer_norm_eps"].get<float>();
   for (const char* k : {"vocab", "answers"}) {
@@ -124,23 +129,26 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   tokenizer = text::WordTokenizer(c.vocab);
   Rng rng(seed);
   const int64_t D = c.dim, G = c.grid();
-  int64_t in_ch = c.channels, pe_patch = c.patch_size;
+  int64_t in_ch = c.input_channels(), pe_patch = c.patch_size;
   if (c.stem_patch > 0) {
-    stem.init("image.stem", c.channels, c.stem_dim, c.stem_patch, true, rng);
+    stem.init("image.stem", in_ch, c.stem_dim, c.stem_patch, true, rng);
     in_ch = c.stem_dim;
     pe_patch = c.patch_size / c.stem_patch;
   }
   patch_embed.init("image.patch_embed", in_ch, D, pe_patch, true, rng);
+  // Embedding scales: positions N(0, 0.5) and words N(0, 1) (nn.Embedding's default), not ViT's
+  // 0.02 — at 0.02 the position of an object was invisible next to its patch features and
+  // training never left chance even on "is the red object left" (docs/RESULTS.md).
   row_embed.init("image.row_embed", Shape{G, D}, false);
   col_embed.init("image.col_embed", Shape{G, D}, false);
-  nn::init_trunc_normal(row_embed, 0.02f, rng);
-  nn::init_trunc_normal(col_embed, 0.02f, rng);
+  nn::init_trunc_normal(row_embed, 0.5f, rng);
+  nn::init_trunc_normal(col_embed, 0.5f, rng);
   image_layers.assign(size_t(c.image_layers), {});
   for (int64_t i = 0; i < c.image_layers; ++i)
     image_layers[size_t(i)].init("image.layers." + std::to_string(i), layer_config(c), rng);
-  word_embed.init("text.embed", int64_t(c.vocab.size()), D, 0.02f, rng);
+  word_embed.init("text.embed", int64_t(c.vocab.size()), D, 1.0f, rng);
   text_pos_embed.init("text.pos_embed", Shape{c.max_question_len, D}, false);
-  nn::init_trunc_normal(text_pos_embed, 0.02f, rng);
+  nn::init_trunc_normal(text_pos_embed, 0.5f, rng);
   text_layers.assign(size_t(c.text_layers), {});
   for (int64_t i = 0; i < c.text_layers; ++i)
     text_layers[size_t(i)].init("text.layers." + std::to_string(i), layer_config(c), rng);
@@ -150,10 +158,11 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   fc.mlp_dim = c.mlp_dim;
   fc.layers = c.fusion_layers;
   fc.norm_first = c.norm_first;
+  fc.zero_init_residual = c.fusion_zero_init;
   fc.dropout = c.dropout;
   fc.eps = c.eps;
   fusion.init("fusion", fc, rng);
-  head_fc1.init("head.fc1", 2 * D, 2 * D, true, rng);
+  head_fc1.init("head.fc1", 3 * D, 2 * D, true, rng);
   head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
 }
 
@@ -183,6 +192,12 @@ void vqa_image_to_input(const VqaConfig& cfg, const Image& src, float* out) {
     for (int64_t y = 0; y < S; ++y)
       for (int64_t x = 0; x < S; ++x)
         out[(c * S + y) * S + x] = img.at(int(x), int(y), int(c)) * (2.f / 255.f) - 1.f;
+  if (cfg.coord_channels)
+    for (int64_t y = 0; y < S; ++y)
+      for (int64_t x = 0; x < S; ++x) {
+        out[(C * S + y) * S + x] = (2.f * float(x) + 1.f) / float(S) - 1.f;        // pixel centre x in [-1, 1]
+        out[((C + 1) * S + y) * S + x] = (2.f * float(y) + 1.f) / float(S) - 1.f;  // and y
+      }
 }
 
 void vqa_encode_questions(const Vqa& m, const std::vector<std::string>& questions,
@@ -212,7 +227,7 @@ void vqa_encode_questions(const Vqa& m, const std::vector<std::string>& question
 VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images, const std::vector<int32_t>& image_index,
                         const std::vector<std::string>& questions) {
   VqaBatch b;
-  const int64_t S = m.cfg.image_size, C = m.cfg.channels, Bi = int64_t(images.size());
+  const int64_t S = m.cfg.image_size, C = m.cfg.input_channels(), Bi = int64_t(images.size());
   b.images = Tensor::empty(Shape{Bi, C, S, S});
   for (int64_t i = 0; i < Bi; ++i) vqa_image_to_input(m.cfg, images[size_t(i)], b.images.f32() + i * C * S * S);
   for (int32_t k : image_index)
@@ -224,8 +239,8 @@ VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images, const st
 Var vqa_encode_image(Graph& g, Vqa& m, Var images) {
   const VqaConfig& c = m.cfg;
   const Shape s = g.shape(images);
-  MMKIT_CHECK(s.n == 4 && s[1] == c.channels && s[2] == c.image_size && s[3] == c.image_size,
-              "VQA: expected images [B, ", c.channels, ", ", c.image_size, ", ", c.image_size, "], got ", s.str());
+  MMKIT_CHECK(s.n == 4 && s[1] == c.input_channels() && s[2] == c.image_size && s[3] == c.image_size,
+              "VQA: expected images [B, ", c.input_channels(), ", ", c.image_size, ", ", c.image_size, "], got ", s.str());
   const int64_t B = s[0], G = c.grid(), D = c.dim;
   Var x = images;
   if (c.stem_patch > 0) {
@@ -266,7 +281,13 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   for (auto& l : m.text_layers) txt = nn::transformer_encoder_layer(g, l, txt, masks);
 
   nn::FusionOut f = nn::multimodal_fusion(g, m.fusion, txt, img, &b.pad, probes ? &probes->fusion : nullptr);
-  Var pooled = ag::concat(g, {ag::select_token(g, f.text, 0), ag::mean_tokens(g, f.image)}, 1);  // [Bq, 2D]
+  // Text pooling: max over the question's tokens (padding excluded), so the few words that
+  // carry the question (a colour, a relation) reach the head at full strength; a mean (or the
+  // <cls> token) mixes them ~1/T with the words every question shares, which left training
+  // on a long plateau (docs/RESULTS.md).
+  Var t = ag::max_tokens(g, f.text, &b.pad);  // [Bq, D]
+  Var v = ag::mean_tokens(g, f.image);                             // [Bq, D]
+  Var pooled = ag::concat(g, {t, v, ag::mul(g, t, v)}, 1);                                     // [Bq, 3D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]
 }

@@ -7,7 +7,7 @@
 //   mmkit::VqaBatch b = mmkit::make_vqa_batch(m, images, {0, 0, 1}, {"What ...?", ...});
 //   Var logits = mmkit::vqa_forward(g, m, b);  // [Bq, K]
 //
-// Image encoder: images [Bi, C, S, S] -> optional conv stem (kernel = stride =
+// Image encoder: images [Bi, C+2, S, S] (RGB + CoordConv x/y channels) -> optional conv stem (kernel = stride =
 // stem_patch, GELU) -> patch embedding (kernel = stride = patch_size /
 // stem_patch) -> + 2D positional embedding (row_embed[r] + col_embed[c]) ->
 // image_layers transformer layers -> tokens [Bi, P, D], P = (S/patch_size)^2.
@@ -15,9 +15,10 @@
 // question about it (ag::gather_rows).
 // Question encoder: <cls> + word ids [Bq, T] -> embed + pos_embed[0..T) ->
 // text_layers transformer layers with key padding -> [Bq, T, D].
-// Fusion: MultimodalFusion over (text, image). Pooled: the text stream's <cls>
-// token and the mean of the image stream, concatenated [Bq, 2D] ->
-// head.fc1 (2D -> 2D), GELU, head.fc2 (2D -> K).
+// Fusion: MultimodalFusion over (text, image), residual branches zero-initialised.
+// Pooled: t = max over the text stream's unpadded tokens, v = mean of the image
+// stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
+// head.fc2 (2D -> K). (Why max, the product and zero-init: docs/RESULTS.md.)
 //
 // Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
 // image.row_embed [G, D], image.col_embed [G, D], image.layers.{i}.*,
@@ -44,13 +45,20 @@ struct VqaConfig {
   int64_t dim = 64, heads = 4, mlp_dim = 128;
   int64_t image_layers = 1, text_layers = 1, fusion_layers = 2;
   int64_t max_question_len = 32;  // tokens including <cls>
-  bool norm_first = true;         // pre-norm everywhere (image, text, fusion)
+  // CoordConv (Liu et al. 2018): two extra input channels holding each pixel's x and y in
+  // [-1, 1], so the first layer can form "colour AND position" features directly (additive
+  // position embeddings alone left training on a long plateau; docs/RESULTS.md).
+  bool coord_channels = true;
+  bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
+                                  // trained better in a shortened run (docs/RESULTS.md)
+  bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
   float dropout = 0.f;
   float eps = 1e-5f;
   std::vector<std::string> vocab;    // question words; [0] <pad>, [1] <cls>
   std::vector<std::string> answers;  // answer vocabulary, index = class
 
   int64_t grid() const { return image_size / patch_size; }
+  int64_t input_channels() const { return channels + (coord_channels ? 2 : 0); }
   int64_t num_patches() const { return grid() * grid(); }
   void validate() const;  // throws mmkit::Error naming the bad field
   std::string to_json() const;
@@ -74,7 +82,7 @@ struct Vqa {
 
 // One forward's inputs (owned tensors).
 struct VqaBatch {
-  Tensor images;       // F32 [Bi, C, S, S], normalised
+  Tensor images;       // F32 [Bi, C', S, S], normalised (C' = input_channels())
   Tensor image_index;  // I32 [Bq]: question q asks about images[image_index[q]]
   Tensor tokens;       // I32 [Bq, T], <cls> first, <pad> after the question
   Tensor pad;          // U8 [Bq, T], 1 = padding
@@ -82,7 +90,8 @@ struct VqaBatch {
 
 // Pixels (any size/channels; converted to RGB or gray as the model needs and
 // resized bilinearly to image_size when different) -> normalised CHW in out
-// (x/255 - 0.5) / 0.5.
+// (x/255 - 0.5) / 0.5, then the coordinate channels if configured; out holds
+// input_channels() * S * S floats.
 void vqa_image_to_input(const VqaConfig& cfg, const Image& img, float* out);
 // Tokenises (clear errors for empty questions and unknown words) and pads.
 void vqa_encode_questions(const Vqa& m, const std::vector<std::string>& questions,
@@ -95,7 +104,7 @@ struct VqaProbes {
   nn::FusionProbes fusion;  // text->image per fusion layer [Bq, H, T, P]
 };
 
-// images [Bi, C, S, S] -> image tokens [Bi, P, D]
+// images [Bi, C', S, S] -> image tokens [Bi, P, D]
 Var vqa_encode_image(Graph& g, Vqa& m, Var images);
 // -> logits [Bq, K]
 Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes = nullptr);

@@ -15,6 +15,16 @@ void FusionLayer::init(const std::string& p, const FusionConfig& c, Rng& rng) {
   image_norm1.init(join(p, "image_norm1"), c.dim, c.eps);
   image_norm2.init(join(p, "image_norm2"), c.dim, c.eps);
   image_norm3.init(join(p, "image_norm3"), c.dim, c.eps);
+  if (c.zero_init_residual) {
+    // Every residual branch starts as zero, so the stack starts as the identity and the
+    // model as late fusion of the two encoders (as Flamingo's zero-gated cross-attention,
+    // and zero-init residuals in ResNets); measured in docs/RESULTS.md.
+    for (auto* a : {&text_self, &image_self, &text_cross, &image_cross}) init_constant(a->o_proj.weight, 0.f);
+    for (Mlp* f : {&text_ff, &image_ff}) {
+      init_constant(f->fc2.weight, 0.f);
+      init_constant(f->fc2.bias, 0.f);
+    }
+  }
 }
 
 void FusionLayer::collect(ParamList& out) {

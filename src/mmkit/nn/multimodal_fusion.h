@@ -28,6 +28,7 @@ namespace mmkit::nn {
 struct FusionConfig {
   int64_t dim = 64, heads = 4, mlp_dim = 256, layers = 2;
   bool norm_first = true;
+  bool zero_init_residual = false;  // o_proj and fc2 weights start at 0 (the stack starts as identity)
   Activation act = Activation::gelu;
   float dropout = 0.f;
   float eps = 1e-5f;

@@ -1,0 +1,30 @@
+// Answering one question about one image with a trained VQA model.
+//
+//   mmkit::Vqa m = mmkit::load_vqa("runs/soc");
+//   std::vector<mmkit::PatchAttention> maps;
+//   auto a = mmkit::answer_question(m, mmkit::decode_image_file("scene.png"), "Is the red object on the left or on the right?", &maps);
+//   // a.answer == "left", a.probability, a.top (best answers first)
+//
+// Errors (mmkit::Error): empty question, unknown word (named), too many words.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mmkit/eval/vqa_attention_map.h"
+#include "mmkit/models/vqa.h"
+
+namespace mmkit {
+
+struct VqaAnswer {
+  std::string answer;
+  float probability = 0;
+  std::vector<std::pair<std::string, float>> top;  // up to top_k answers, most probable first
+};
+
+// maps (optional) receives the text->image attention of each fusion layer,
+// averaged over heads and words.
+VqaAnswer answer_question(Vqa& m, const Image& img, const std::string& question,
+                          std::vector<PatchAttention>* maps = nullptr, int top_k = 5);
+
+}  // namespace mmkit

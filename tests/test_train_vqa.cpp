@@ -1,0 +1,218 @@
+// VQA end to end on a small generated Sort-of-CLEVR: training writes its
+// artifacts, resuming reproduces the uninterrupted run, the model answers
+// through the library and the real `mmkit` binary (with an attention map),
+// and hostile inputs (unknown words, empty questions, undecodable images,
+// bad data) fail with clear messages (issue #5, acceptance 3).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "mmkit/data/sort_of_clevr.h"
+#include "mmkit/eval/vqa_accuracy.h"
+#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/train/vqa_trainer.h"
+#include "test_util.h"
+
+using namespace mmkit;
+
+namespace {
+
+std::string temp_dir(const std::string& tag) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "/tmp/mmkit_vqa_%s_%d_XXXXXX", tag.c_str(), int(getpid()));
+  char* d = mkdtemp(buf);
+  if (!d) throw std::runtime_error("mkdtemp failed");
+  return d;
+}
+
+// One small data set for the whole file.
+const std::string& soc_dir() {
+  static std::string dir = [] {
+    std::string d = temp_dir("data");
+    data::SortOfClevrOptions o;
+    o.out_dir = d;
+    o.train_images = 24;
+    o.test_images = 6;
+    o.seed = 3;
+    data::write_sort_of_clevr(o);
+    return d;
+  }();
+  return dir;
+}
+
+train::VqaTrainOptions tiny_options(const std::string& out) {
+  train::VqaTrainOptions o;
+  o.data_dir = soc_dir();
+  o.out_dir = out;
+  o.model.dim = 16;
+  o.model.heads = 2;
+  o.model.mlp_dim = 32;
+  o.model.stem_dim = 8;
+  o.model.fusion_layers = 1;
+  o.epochs = 2;
+  o.images_per_batch = 4;  // 6 steps per epoch
+  o.checkpoint_every = 2;
+  o.threads = 2;
+  return o;
+}
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run(const std::string& args, const std::string& dir) {
+  std::string cmd = "timeout 120 " + std::string(MMKIT_BINARY_DIR) + "/mmkit " + args + " > " + dir + "/out.txt 2> " +
+                    dir + "/err.txt";
+  int st = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    return std::string((std::istreambuf_iterator<char>(f)), {});
+  };
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 1000, slurp(dir + "/out.txt"), slurp(dir + "/err.txt")};
+}
+
+// A trained tiny model shared by the inference tests.
+const std::string& trained_model() {
+  static std::string dir = [] {
+    std::string d = temp_dir("model");
+    train::train_vqa(tiny_options(d));
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST(TrainVqa, WritesArtifactsAndEvaluatesPerType) {
+  const std::string& dir = trained_model();
+  for (const char* f : {"model.safetensors", "checkpoint.safetensors", "history.json", "training_curves.png"})
+    EXPECT_TRUE(test::file_exists(dir + "/" + f)) << f;
+  std::ifstream h(dir + "/history.json");
+  nlohmann::json hist = nlohmann::json::parse(h);
+  ASSERT_EQ(hist.size(), 2u);
+  EXPECT_TRUE(hist[1].contains("test_acc_relational"));
+  Vqa m = load_vqa(dir);
+  // The answer vocabulary is every distinct training answer (fewer than top_k), most frequent first.
+  train::VqaDataset tr = train::load_vqa_dataset(soc_dir() + "/train.jsonl");
+  EXPECT_EQ(m.cfg.answers, AnswerVocab::build(tr.examples, 0).answers());
+  EXPECT_GE(m.cfg.answers.size(), 10u);  // circle square left right top bottom and most counts
+  train::VqaDataset test = train::load_vqa_dataset(soc_dir() + "/test.jsonl");
+  EXPECT_EQ(test.images.size(), 6u);
+  train::VqaEvalResult r = train::evaluate_vqa(m, test);
+  EXPECT_EQ(r.n, 120);
+  EXPECT_EQ(r.relational.n + r.non_relational.n, 120);
+  int64_t typed = 0;
+  for (auto& [t, v] : r.per_type) typed += v.n;
+  EXPECT_EQ(typed, 120);
+  EXPECT_EQ(r.per_type.size(), 6u);
+  // The per-type numbers are consistent with the overall accuracy.
+  double weighted = 0;
+  for (auto& [t, v] : r.per_type) weighted += v.accuracy * double(v.n);
+  EXPECT_NEAR(weighted / 120, r.accuracy, 1e-9);
+  EXPECT_NEAR(r.accuracy, hist[1]["test_acc"].get<double>(), 1e-9);
+}
+
+TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
+  std::string a = temp_dir("full"), b = temp_dir("resumed");
+  auto ha = train::train_vqa(tiny_options(a));
+  auto ob = tiny_options(b);
+  ob.max_steps = 5;  // stop mid-epoch 1 (6 steps per epoch) with a checkpoint
+  train::train_vqa(ob);
+  ob.max_steps = 0;
+  ob.resume = true;
+  auto hb = train::train_vqa(ob);
+  ASSERT_EQ(ha.size(), hb.size());
+  for (size_t e = 0; e < ha.size(); ++e) {
+    EXPECT_NEAR(ha[e].train_loss, hb[e].train_loss, 1e-6) << "epoch " << e + 1;
+    EXPECT_NEAR(ha[e].test_acc, hb[e].test_acc, 1e-9) << "epoch " << e + 1;
+  }
+  io::SafetensorsFile fa = io::SafetensorsFile::open(a + "/model.safetensors");
+  io::SafetensorsFile fb = io::SafetensorsFile::open(b + "/model.safetensors");
+  for (const auto& t : fa.tensors())
+    EXPECT_TRUE(test::close(t.name, io::read_tensor_f32(fb, t.name), io::read_tensor_f32(fa, t.name), 1e-6f, 0));
+  // A finished run is not silently overwritten.
+  auto oc = tiny_options(a);
+  try {
+    train::train_vqa(oc);
+    ADD_FAILURE() << "training into an existing run did not fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+}
+
+TEST(VqaCli, AnswersWithAttentionMapAndEvalTable) {
+  std::string tmp = temp_dir("cli");
+  const std::string img = soc_dir() + "/images/test_00000.png";
+  Result r = run("vqa --model " + trained_model() + " --image " + img +
+                     " --question 'What is the shape of the red object?' --json --attention-map " + tmp + "/att.png",
+                 tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  const std::string ans = j["answer"];
+  EXPECT_TRUE(ans == "circle" || ans == "square" || ans == "left" || ans == "right" || ans == "top" ||
+              ans == "bottom" || (ans.size() == 1 && ans[0] >= '1' && ans[0] <= '6'))
+      << ans;
+  // The library gives the same answer and probability.
+  Vqa m = load_vqa(trained_model());
+  std::vector<PatchAttention> maps;
+  VqaAnswer a = answer_question(m, decode_image_file(img), "What is the shape of the red object?", &maps);
+  EXPECT_EQ(a.answer, ans);
+  EXPECT_NEAR(a.probability, j["probability"].get<float>(), 1e-5);
+  ASSERT_EQ(maps.size(), 1u);  // one fusion layer
+  EXPECT_EQ(maps[0].grid, 5);
+  double s = 0;
+  for (float v : maps[0].map) s += v;
+  EXPECT_NEAR(s, 1.0, 1e-4);  // averaged softmax rows
+  Image att = decode_image_file(tmp + "/att.png");
+  EXPECT_GT(att.width, 2 * 225);  // image panel + one layer panel, each scaled up
+
+  r = run("eval vqa --model " + trained_model() + " --data " + soc_dir() + " --json", tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json e = nlohmann::json::parse(r.out);
+  EXPECT_EQ(e["questions"], 120);
+  EXPECT_EQ(e["per_type"].size(), 6u);
+  r = run("eval vqa --model " + trained_model() + " --data " + soc_dir(), tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* row : {"closest", "count", "furthest", "horizontal", "shape", "vertical", "relational", "overall"})
+    EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
+}
+
+TEST(VqaCli, HostileInputsFailClearly) {
+  std::string tmp = temp_dir("errors");
+  const std::string model = trained_model(), img = soc_dir() + "/images/test_00000.png";
+  struct Case {
+    std::string args, expect;
+  };
+  std::ofstream(tmp + "/garbage.png") << "this is not an image";
+  std::ofstream(tmp + "/truncated.png") << std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+  std::ofstream(tmp + "/bad.jsonl") << "{\"image\": \"x.png\", \"question\": \"q\", \"answers\": [\"a\"]}\n{oops\n";
+  std::ofstream(tmp + "/missing_img.jsonl") << "{\"image\": \"nope.png\", \"question\": \"q\", \"answers\": [\"a\"]}\n";
+  std::vector<Case> cases = {
+      {"vqa --model " + model + " --image " + img + " --question 'What is the colour of the red object?'",
+       "unknown word 'colour'"},
+      {"vqa --model " + model + " --image " + img + " --question ''", "empty question"},
+      {"vqa --model " + model + " --image " + img + " --question ' ?? '", "empty question"},
+      {"vqa --model " + model + " --image " + tmp + "/garbage.png --question 'What is the shape of the red object?'",
+       "garbage.png"},
+      {"vqa --model " + model + " --image " + tmp + "/truncated.png --question 'What is the shape of the red object?'",
+       "truncated.png"},
+      {"vqa --model " + model + " --image " + tmp + "/none.png --question 'What is the shape of the red object?'",
+       "none.png"},
+      {"vqa --model " + tmp + " --image " + img + " --question 'What is the shape of the red object?'",
+       "not found"},
+      {"eval vqa --model " + model + " --data " + tmp + "/bad.jsonl", "bad.jsonl:2: invalid JSON"},
+      {"eval vqa --model " + model + " --data " + tmp + "/missing_img.jsonl", "nope.png"},
+      {"train vqa --data " + tmp + " --out " + tmp + "/run", "train.jsonl"},
+  };
+  for (auto& c : cases) {
+    Result r = run(c.args, tmp);
+    EXPECT_EQ(r.code, 1) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find("mmkit: error: "), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
+  }
+}
