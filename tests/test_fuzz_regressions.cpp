@@ -3,9 +3,13 @@
 // it gets now. docs/ROBUSTNESS.md lists the findings with the runs that produced them.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "mmkit/image/preprocess.h"
+#include "mmkit/io/layouts.h"
+#include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/models/vit.h"
 
@@ -78,4 +82,34 @@ TEST(FuzzRegressions, ElongatedImageResizeBomb) {
   // 1:300 is still fine (224x67200 = 15 Mpixels), in both orientations.
   EXPECT_EQ(shorter_side_resize_size(1, 300, 224), (std::array<int, 2>{224, 67200}));
   EXPECT_EQ(shorter_side_resize_size(300, 1, 224), (std::array<int, 2>{67200, 224}));
+}
+
+// Review of the layout tables while fuzzing fuzz_safetensors (whose 4 KB inputs cannot reach it):
+// a tensor named "vision_model.encoder.layers.<100000 digits>.self_attn.q_proj.weight" made
+// std::regex's recursive matcher overflow the stack in io::remap (segfault in `mmkit embed` /
+// `classify`). Names over kMaxTensorName bytes are now refused by the parser, and not written.
+TEST(FuzzRegressions, HugeTensorNameRefusedBeforeRegex) {
+  const std::string name = "vision_model.encoder.layers." + std::string(100000, '2') + ".self_attn.q_proj.weight";
+  const std::string header = "{\"" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(&bytes[0], &n, 8);
+  bytes += header + std::string(4, '\0');
+  expect_error(error_of([&] { io::SafetensorsFile::from_memory(bytes.data(), bytes.size(), "big.safetensors"); }),
+               "big.safetensors: tensor name of 100052 bytes (starting 'vision_model.encoder.layers.222222222222...') "
+               "is longer than the 1024-byte limit");
+  // The longest accepted name still goes through every layout table.
+  const std::string ok_name = "vision_model.encoder.layers." + std::string(1024 - 52, '2') + ".self_attn.q_proj.weight";
+  ASSERT_EQ(ok_name.size(), 1024u);
+  const std::string ok_header = "{\"" + ok_name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  std::string ok(8, '\0');
+  const uint64_t m = ok_header.size();
+  std::memcpy(&ok[0], &m, 8);
+  ok += ok_header + std::string(4, '\0');
+  auto f = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::from_memory(ok.data(), ok.size(), "ok"));
+  for (io::Layout l : {io::Layout::mmkit, io::Layout::hf_clip, io::Layout::torchvision_vit, io::Layout::hf_vit})
+    EXPECT_NO_THROW(io::remap(f, l));
+  float v = 1.f;
+  expect_error(error_of([&] { io::write_safetensors("/tmp/never_written.safetensors", {{name, DType::f32, {1}, &v}}); }),
+               "name longer than 1024 bytes");
 }

@@ -258,6 +258,10 @@ std::vector<Case> table() {
       model_case("shape_beyond_int64",
                  safetensors_bytes(R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]}})", 4),
                  {"tensor 'a'", "non-negative integers"}),
+      model_case("tensor_name_100k",
+                 safetensors_bytes("{\"vision_model.encoder.layers." + std::string(100000, '7') +
+                                       R"(.self_attn.q_proj.weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4),
+                 {"tensor name of 100052 bytes", "longer than the 1024-byte limit"}),
       model_case("unknown_dtype",
                  safetensors_bytes(R"({"a":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}})", 4),
                  {"tensor 'a'", "unknown dtype 'F99'"}),
@@ -328,7 +332,7 @@ TEST(HostileInputs, Table) {
     for (const char* bad : {"Sanitizer", "runtime error", "terminate called", "std::bad_alloc"})
       EXPECT_EQ(r.err.find(bad), std::string::npos) << c.name << ": " << r.err;
   }
-  EXPECT_EQ(n, 34);
+  EXPECT_EQ(n, 35);
 }
 
 // The library side of the text cases: a 1 MB text (too long for one command-line argument)

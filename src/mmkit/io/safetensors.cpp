@@ -173,6 +173,9 @@ void SafetensorsFile::parse(const uint8_t* base, size_t size) {
   const size_t data_size = size - 8 - n;
   std::vector<int64_t> begins;
   for (auto it = h.begin(); it != h.end(); ++it) {
+    if (it.key().size() > kMaxTensorName)
+      fail(path, ": tensor name of ", it.key().size(), " bytes (starting '", it.key().substr(0, 40),
+           "...') is longer than the ", kMaxTensorName, "-byte limit");
     if (it.key() == "__metadata__") {
       const ojson& md = it.value();
       if (md.is_null()) continue;
@@ -293,6 +296,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     const TensorToWrite& t = tensors[i];
     auto bad = [&](const auto&... m) { fail("write_safetensors ", path, ": tensor '", t.name, "': ", m...); };
     if (t.name.empty() || t.name == "__metadata__") bad("invalid tensor name");
+    if (t.name.size() > kMaxTensorName) bad("name longer than ", kMaxTensorName, " bytes (unreadable)");
     if (names[t.name]++) bad("duplicate tensor name");
     for (int64_t d : t.shape)
       if (d < 0) bad("negative dim in shape ", shape_str(t.shape));

@@ -15,7 +15,9 @@
 //   offsets are byte offsets relative to the start of the data buffer (file offset 8 + N).
 // The reader is as strict about layout as the reference implementation: tensors must tile the data
 // buffer without overlaps, gaps or trailing bytes, so a file that loads here loads in Python too.
-// Dtypes outside mmkit::DType (F64, BOOL, ...) are rejected.
+// Dtypes outside mmkit::DType (F64, BOOL, ...) are rejected, and so are tensor names longer than
+// kMaxTensorName bytes (real ones are < 100; the layout tables match names with std::regex, whose
+// recursive matcher overflows the stack on names of ~100 KB).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +28,8 @@
 #include "mmkit/core/dtype.h"
 
 namespace mmkit::io {
+
+constexpr size_t kMaxTensorName = 1024;
 
 // A tensor inside an open SafetensorsFile. `data` points into the read-only mapping and is valid
 // while the file object lives. Alignment of `data` is whatever the writer chose: our writer and the
