@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   mmkit::cli::add_vit_commands(c);
   mmkit::cli::add_clip_commands(c);
   mmkit::cli::add_clip_train_commands(c);
+  mmkit::cli::add_quantize_commands(c);
 
   try {
     app.parse(argc, argv);

@@ -41,5 +41,6 @@ std::string model_dir(const std::string& model);
 void add_vit_commands(Cli& c);
 void add_clip_commands(Cli& c);
 void add_clip_train_commands(Cli& c);
+void add_quantize_commands(Cli& c);
 
 }  // namespace mmkit::cli
