@@ -9,7 +9,8 @@
 // [N, T]) — the same inputs the other peers use (written by bench/torch_clip_bench.py --dump).
 // Session: intra-op threads = --threads, inter-op 1, sequential execution, all graph optimisations
 // (ORT_ENABLE_ALL); --spin 0 turns off intra-op spin-waiting (session.intra_op.allow_spinning).
-// Prints one JSON line per batch {"batch","reps","ms_min","ms_median"}, then one line with the
+// Prints one JSON line per batch {"batch","reps","ms_min","ms_median","cpu_ms_median" (process CPU
+// time per call: user + system of all threads)}, then one line with the
 // embeddings of the first call at the largest batch ({"embeddings": [[...], ...]}) for the parity check.
 'use strict';
 const fs = require('fs');
@@ -75,12 +76,16 @@ async function main() {
   for (const B of batches) {
     const x = new ort.Tensor(input.type, input.data.slice(0, B * per), [B, ...input.shape.slice(1)]);
     const reps = B > 8 ? o.repsLarge : o.reps;
-    const times = [];
+    const times = [], cpu = [];
     for (let r = 0; r < o.warmup + reps; ++r) {
-      const s = process.hrtime.bigint();
+      const s = process.hrtime.bigint(), c = process.cpuUsage();
       const out = await session.run({ [o.name]: x });
       const ms = Number(process.hrtime.bigint() - s) / 1e6;
-      if (r >= o.warmup) times.push(ms);
+      const cu = process.cpuUsage(c);
+      if (r >= o.warmup) {
+        times.push(ms);
+        cpu.push((cu.user + cu.system) / 1e3);
+      }
       if (r === 0 && B === bmax) {
         const e = out.embeddings, E = e.dims[1];
         dumped = [];
@@ -88,10 +93,12 @@ async function main() {
       }
     }
     times.sort((a, b) => a - b);
+    cpu.sort((a, b) => a - b);
     console.log(JSON.stringify({
       framework: 'onnxruntime', version: ort.env.versions ? ort.env.versions.common : undefined,
       batch: B, threads: o.threads, reps, ms_min: +times[0].toFixed(3),
-      ms_median: +times[Math.floor(times.length / 2)].toFixed(3), session_create_ms: +loadMs.toFixed(1),
+      ms_median: +times[Math.floor(times.length / 2)].toFixed(3),
+      cpu_ms_median: +cpu[Math.floor(cpu.length / 2)].toFixed(3), session_create_ms: +loadMs.toFixed(1),
       spin: o.spin,
     }));
   }
