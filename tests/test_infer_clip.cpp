@@ -315,3 +315,22 @@ TEST_F(ClipEngineTest, TokenIdsOutsideTheVocabularyAreRefused) {
   EXPECT_THROW(e->encode_text(ids.data(), 1, cfg_.context_length, out.data()), Error);
   EXPECT_THROW(e->encode_text(ids.data(), 1, cfg_.context_length + 1, out.data()), Error);
 }
+
+TEST_F(ClipEngineTest, QuantizeCommandWritesALoadableFile) {
+  const std::string out = dir_ + "/cli_int8.safetensors";
+  test::RunResult r = test::run_mmkit("quantize --model " + dir_ + "/clip.safetensors --to int8 --out " + out, dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto e = ClipEngine::open(out);
+  EXPECT_EQ(e->weight_format(), "int8");
+  auto ref = ClipEngine::open(dir_ + "/clip.safetensors");
+  auto a = run_images(*e), b = run_images(*ref);
+  for (int64_t i = 0; i < kImages; ++i)
+    EXPECT_GE(cosine(&a[size_t(i * cfg_.embed_dim)], &b[size_t(i * cfg_.embed_dim)], cfg_.embed_dim), 0.99);
+  // A format it does not know is refused by the command line, naming the choices.
+  r = test::run_mmkit("quantize --model " + dir_ + "/clip.safetensors --to int4 --out " + out, dir_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("int8"), std::string::npos) << r.err;
+  // A missing input is an error, not a crash.
+  r = test::run_mmkit("quantize --model " + dir_ + "/nope.safetensors --to f16 --out " + out, dir_);
+  EXPECT_EQ(r.code, 1) << r.err;
+}
