@@ -117,11 +117,13 @@ struct ClipEngine::Tensors {
     if (!b_name.empty()) s.bias = f32(b_name, {out});
     return s;
   }
-  // After packing: the mapped original is not needed in memory any more.
-  void release(const LinearSource& s) const {
-    if (!from_file || s.kind == WeightKind::f16) return;  // f16 is read at every call
-    size_t elt = s.kind == WeightKind::f32 ? 4 : s.kind == WeightKind::int8 ? 1 : 2;
-    file->release_pages(s.w, size_t(s.out * s.in) * elt);
+  // Once packed, the mapped original is not needed in memory any more (f16 is read at every call).
+  void set_release(LinearSource& s) const {
+    if (!from_file || s.kind == WeightKind::f16) return;
+    const size_t bytes = size_t(s.out * s.in) * (s.kind == WeightKind::f32 ? 4 : s.kind == WeightKind::int8 ? 1 : 2);
+    const io::SafetensorsFile* f = file;
+    const void* w = s.w;
+    s.release = [f, w, bytes] { f->release_pages(w, bytes); };
   }
 };
 
@@ -200,8 +202,8 @@ void ClipEngine::prepare_vision() {
     const auto& e = t.get("visual.conv1.weight", {W, 3, p, p});
     t.by_name["visual.conv1.weight#2d"] = {e.dtype, e.data, {W, 3 * p * p}, e.source};
     LinearSource s = t.linear("visual.conv1.weight#2d", "", W, 3 * p * p);
+    t.set_release(s);
     v->patch = std::make_unique<PackedLinear>(s, Epilogue::none);
-    t.release(s);
   }
   v->cls = t.f32("visual.class_embedding", {W});
   v->pos = t.f32("visual.positional_embedding", {P + 1, W});
@@ -215,9 +217,8 @@ void ClipEngine::prepare_vision() {
     const std::string b = "visual.transformer.resblocks." + std::to_string(i);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
       LinearSource s = t.linear(b + w, b + bias, out, in);
-      PackedLinear l(s, ep);
-      t.release(s);
-      return l;
+      t.set_release(s);
+      return PackedLinear(s, ep);
     };
     v->blocks.push_back({t.f32(b + ".ln_1.weight", {W}), t.f32(b + ".ln_1.bias", {W}),
                          t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),
@@ -257,9 +258,8 @@ void ClipEngine::prepare_text() {
     const std::string b = "transformer.resblocks." + std::to_string(i);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
       LinearSource s = t.linear(b + w, b + bias, out, in);
-      PackedLinear l(s, ep);
-      t.release(s);
-      return l;
+      t.set_release(s);
+      return PackedLinear(s, ep);
     };
     v->blocks.push_back({t.f32(b + ".ln_1.weight", {W}), t.f32(b + ".ln_1.bias", {W}),
                          t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),

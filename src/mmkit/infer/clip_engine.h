@@ -15,9 +15,10 @@
 //   f16 / bf16  every tensor F16 / BF16: Linears computed from them (bf16 natively, f16 converted
 //           per layer into one reused buffer); small tensors (LayerNorms, biases, embeddings
 //           other than the token table) widened to f32 at load
-// A tower is prepared on its first use (image-only work never packs the text tower). Packed
-// weights are copies, so the mapped pages of each packed tensor are released right after
-// (SafetensorsFile::release_pages): resident memory stays near one copy of the weights.
+// A tower is prepared on its first use (image-only work never touches the text tower). Its first
+// call reads the weights in place from the mapping (a one-shot `mmkit embed` copies no weights);
+// the second packs them (PackedLinear), and the mapped pages of each packed tensor are then released
+// (SafetensorsFile::release_pages), so resident memory stays near one copy of the weights.
 // One engine runs one call at a time (its buffers are shared); use one per thread.
 #pragma once
 #include <cstdint>

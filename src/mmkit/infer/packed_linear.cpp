@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <unordered_map>
 
 #include "mmkit/core/error.h"
@@ -112,11 +113,18 @@ const dnnl::engine& cpu_engine() {
 
 struct PackedLinear::Impl {
   dnnl::engine eng = cpu_engine();
-  dnnl::matmul prim;
-  dnnl::memory::desc w_md;  // weights as the primitive reads them
-  dnnl::memory packed;      // owned packed weights (f32, bf16, int8)
+  dnnl::memory::data_type src_dt = dnnl::memory::data_type::f32, dst_dt = dnnl::memory::data_type::f32,
+                          w_dt = dnnl::memory::data_type::f32;
+  dnnl::matmul plain;             // reads the weights where they are ([out, in] row-major = "ba")
+  dnnl::memory::desc plain_w_md;
+  bool has_plain = false;
+  dnnl::matmul packed_prim;       // reads `packed` (oneDNN's preferred blocked layout)
+  dnnl::memory::desc packed_w_md;
+  dnnl::memory packed;
   bool has_packed = false;
-  dnnl::memory::data_type src_dt = dnnl::memory::data_type::f32, dst_dt = dnnl::memory::data_type::f32;
+  int calls = 0;
+  std::function<void()> release;  // drops the source's pages once packed
+  std::string name;
 };
 
 namespace {
@@ -129,24 +137,13 @@ dnnl::stream& thread_stream(const dnnl::engine&) {
   return s;
 }
 
-}  // namespace
-
-PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
-    : impl_(std::make_unique<Impl>()), kind_(s.kind), ep_(ep), in_(s.in), out_(s.out), w_(s.w),
-      scale_(s.scale), bias_(s.bias) {
-  MMKIT_CHECK(s.w && s.in > 0 && s.out > 0, "PackedLinear ", s.name, ": no weights");
-  MMKIT_CHECK(s.kind != WeightKind::int8 || s.scale, "PackedLinear ", s.name, ": int8 weights need scales");
-  Impl& im = *impl_;
-  const dnnl::memory::dim M = DNNL_RUNTIME_DIM_VAL, K = s.in, N = s.out;
-  const bool int8 = s.kind == WeightKind::int8;
-  im.src_dt = int8 ? dt::s8 : s.kind == WeightKind::bf16 ? dt::bf16 : dt::f32;
-  const dt w_dt = im.src_dt;
-  im.dst_dt = int8 ? dt::s32 : dt::f32;
-  // f16 weights are converted per call into plain [out, in] scratch: the primitive reads them as
-  // they are ("ba" = K x N with N-major rows); every other kind is reordered once into "any".
-  const bool pack = s.kind != WeightKind::f16;
+// The matmul for weights in layout `wtag` (ba = as stored, any = oneDNN's choice), run-time M.
+dnnl::matmul::primitive_desc make_pd(const PackedLinear::Impl& im, int64_t K, int64_t N, bool bias, Epilogue ep,
+                                     tag wtag) {
+  const dnnl::memory::dim M = DNNL_RUNTIME_DIM_VAL;
+  const bool int8 = im.src_dt == dt::s8;
   dnnl::memory::desc src_md({M, K}, im.src_dt, tag::ab), dst_md({M, N}, im.dst_dt, tag::ab);
-  dnnl::memory::desc w_md({K, N}, w_dt, pack ? tag::any : tag::ba);
+  dnnl::memory::desc w_md({K, N}, im.w_dt, wtag);
   dnnl::primitive_attr attr;
   dnnl::post_ops po;
   if (!int8) {
@@ -155,35 +152,71 @@ PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
     if (ep == Epilogue::residual) po.append_sum(1.f);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd;
-  try {
-    if (!int8 && s.bias) {
-      dnnl::memory::desc b_md({1, N}, dt::f32, tag::ab);
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, im.eng);
-    } else {
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, im.eng);
-    }
-  } catch (const dnnl::error& e) {
-    fail("PackedLinear ", s.name, ": oneDNN has no ", weight_kind_name(s.kind), " matmul for [", K, " -> ", N,
-         "] on this CPU (", e.what(), ")");
+  if (!int8 && bias) {
+    dnnl::memory::desc b_md({1, N}, dt::f32, tag::ab);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, im.eng);
   }
-  im.prim = dnnl::matmul(pd);
-  im.w_md = pd.weights_desc();
-  if (pack) {
-    dnnl::memory::desc user({K, N}, w_dt, tag::ba);
-    dnnl::memory src_mem(user, im.eng, const_cast<void*>(s.w));
-    im.packed = dnnl::memory(im.w_md, im.eng);
-    dnnl::reorder(src_mem, im.packed).execute(thread_stream(im.eng), src_mem, im.packed);
-    thread_stream(im.eng).wait();
-    im.has_packed = true;
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, im.eng);
+}
+
+}  // namespace
+
+// Packing copies the weights into a layout oneDNN reads faster (~20% at 50 rows, level at 1600),
+// but the copy costs page faults and zeroing for the whole tower: deferred to the second call, so a
+// one-shot run (one image through `mmkit embed`) reads the mapped file in place and copies nothing.
+void PackedLinear::pack() const {
+  Impl& im = *impl_;
+  if (im.has_packed) return;
+  auto pd = make_pd(im, in_, out_, kind_ != WeightKind::int8 && bias_, ep_, tag::any);
+  im.packed_prim = dnnl::matmul(pd);
+  im.packed_w_md = pd.weights_desc();
+  dnnl::memory src_mem({{in_, out_}, im.w_dt, tag::ba}, im.eng, const_cast<void*>(w_));
+  im.packed = dnnl::memory(im.packed_w_md, im.eng);
+  dnnl::reorder(src_mem, im.packed).execute(thread_stream(im.eng), src_mem, im.packed);
+  thread_stream(im.eng).wait();
+  im.has_packed = true;
+  if (im.release) im.release();
+}
+
+PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
+    : impl_(std::make_unique<Impl>()), kind_(s.kind), ep_(ep), in_(s.in), out_(s.out), w_(s.w),
+      scale_(s.scale), bias_(s.bias) {
+  MMKIT_CHECK(s.w && s.in > 0 && s.out > 0, "PackedLinear ", s.name, ": no weights");
+  MMKIT_CHECK(s.kind != WeightKind::int8 || s.scale, "PackedLinear ", s.name, ": int8 weights need scales");
+  Impl& im = *impl_;
+  const bool int8 = s.kind == WeightKind::int8;
+  im.src_dt = int8 ? dt::s8 : s.kind == WeightKind::bf16 ? dt::bf16 : dt::f32;
+  im.w_dt = im.src_dt;  // f16 weights reach the GEMM widened to f32 (per call, see forward)
+  im.dst_dt = int8 ? dt::s32 : dt::f32;
+  im.release = s.release;
+  im.name = s.name;
+  try {
+    auto pd = make_pd(im, s.in, s.out, !int8 && s.bias, ep, tag::ba);
+    im.plain = dnnl::matmul(pd);
+    im.plain_w_md = pd.weights_desc();
+    im.has_plain = true;
+  } catch (const dnnl::error& e) {
+    // No in-place kernel for this type: f16 (widened into scratch) cannot do without one.
+    MMKIT_CHECK(s.kind != WeightKind::f16, "PackedLinear ", s.name, ": oneDNN has no f32 matmul for [", s.in,
+                " -> ", s.out, "] (", e.what(), ")");
+  }
+  if (!im.has_plain) {
+    try {
+      pack();
+    } catch (const dnnl::error& e) {
+      fail("PackedLinear ", s.name, ": oneDNN has no ", weight_kind_name(s.kind), " matmul for [", s.in, " -> ",
+           s.out, "] on this CPU (", e.what(), ")");
+    }
   }
 }
 
-size_t PackedLinear::packed_bytes() const { return impl_ && impl_->has_packed ? impl_->w_md.get_size() : 0; }
+size_t PackedLinear::packed_bytes() const {
+  return impl_ && impl_->has_packed ? impl_->packed_w_md.get_size() : 0;
+}
 
 void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s) const {
   if (M == 0) return;
-  const Impl& im = *impl_;
+  Impl& im = *impl_;
   const int64_t K = in_, N = out_;
   const void* src = x;
   if (kind_ == WeightKind::int8) {
@@ -197,7 +230,8 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
     for (int64_t i = 0; i < M * K; ++i) xh[i] = to_bf16(x[i]);
     src = xh;
   }
-  const void* w = im.has_packed ? nullptr : w_;
+  if (!im.has_packed && kind_ != WeightKind::f16 && im.calls++ >= 1) pack();
+  const void* w = w_;
   if (kind_ == WeightKind::f16) {
     float* wf = grow(s.wf, size_t(N * K));
     f16_to_f32_n(static_cast<const uint16_t*>(w_), wf, N * K);
@@ -207,11 +241,11 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
   dnnl::memory src_m({{M, K}, im.src_dt, tag::ab}, im.eng, const_cast<void*>(src));
   dnnl::memory dst_m({{M, N}, im.dst_dt, tag::ab}, im.eng, dst);
   std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_DST, dst_m}};
-  args[DNNL_ARG_WEIGHTS] = im.has_packed ? im.packed : dnnl::memory(im.w_md, im.eng, const_cast<void*>(w));
+  args[DNNL_ARG_WEIGHTS] = im.has_packed ? im.packed : dnnl::memory(im.plain_w_md, im.eng, const_cast<void*>(w));
   if (kind_ != WeightKind::int8 && bias_)
     args[DNNL_ARG_BIAS] = dnnl::memory({{1, N}, dt::f32, tag::ab}, im.eng, const_cast<float*>(bias_));
   dnnl::stream& st = thread_stream(im.eng);
-  im.prim.execute(st, args);
+  (im.has_packed ? im.packed_prim : im.plain).execute(st, args);
   st.wait();
   if (kind_ != WeightKind::int8) return;
   // y = act(acc * sx[m] * scale[n] + b[n])  (residual: y += acc * sx[m] * scale[n] + b[n])
@@ -250,6 +284,7 @@ PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
 }
 
 size_t PackedLinear::packed_bytes() const { return 0; }
+void PackedLinear::pack() const {}
 
 void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s) const {
   if (M == 0) return;

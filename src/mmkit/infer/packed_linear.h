@@ -11,12 +11,16 @@
 //         s8 x s8 -> s32 oneDNN matmul (VNNI), then y = acc * sx[m] * scale[n] + b[n] in one pass
 // Epilogues fused into the GEMM's output pass: GELU (erf), QuickGELU, or residual (y += result).
 // The matmul primitive is created once per layer with a run-time row count M, so any batch size
-// reuses it; no allocation per call except what oneDNN does internally.
+// reuses it; no allocation per call except what oneDNN does internally. The first call reads the
+// weights in place (a mapped file: nothing copied); from the second call on they are packed into
+// oneDNN's blocked layout (f32, bf16, int8; f16 is widened per call instead), after which
+// LinearSource::release drops the source's pages. forward() is not for concurrent use.
 //
 // Without oneDNN (MMKIT_BLAS=openblas) the same arithmetic runs through ops::gemm and a plain s32
 // loop (correct, not fast).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +43,7 @@ struct LinearSource {
   const float* bias = nullptr;
   int64_t out = 0, in = 0;
   std::string name;  // for messages
+  std::function<void()> release;  // optional: called once the weights are packed (source not needed in memory)
 };
 
 // Per-call scratch shared by all layers of a model (grows to the largest call, then reused).
@@ -64,9 +69,12 @@ class PackedLinear {
   int64_t out() const { return out_; }
   WeightKind kind() const { return kind_; }
   size_t packed_bytes() const;  // memory this layer holds beyond its source
+  // Reorders the weights into oneDNN's blocked layout now (forward does it on its second call).
+  void pack() const;
+
+  struct Impl;  // oneDNN state (public only so helpers in the .cpp can name it)
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
   WeightKind kind_ = WeightKind::f32;
   Epilogue ep_ = Epilogue::none;
