@@ -45,6 +45,34 @@ inline float act(Epilogue ep, float v) {
   return v;
 }
 
+// The int8 output pass, one instantiation per epilogue so the inner loop is branch-free and
+// vectorises: y[m, n] (=, or += for residual) act(acc[m, n] * sx[m] * ws[n] + b[n]).
+template <Epilogue kEp>
+[[maybe_unused]] void rescale_rows(const int32_t* acc, const float* sx, const float* ws, const float* b, float* y,
+                                   int64_t M, int64_t N) {
+#pragma omp parallel for if (M * N > kParallelMin)
+  for (int64_t m = 0; m < M; ++m) {
+    const int32_t* a = acc + m * N;
+    float* yr = y + m * N;
+    const float s = sx[m];
+    if (b) {
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) {
+        const float v = float(a[n]) * (s * ws[n]) + b[n];
+        if constexpr (kEp == Epilogue::residual) yr[n] += v;
+        else yr[n] = act(kEp, v);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) {
+        const float v = float(a[n]) * (s * ws[n]);
+        if constexpr (kEp == Epilogue::residual) yr[n] += v;
+        else yr[n] = act(kEp, v);
+      }
+    }
+  }
+}
+
 // f16 -> f32 for n values (the per-call weight conversion of f16 layers).
 void f16_to_f32_n(const uint16_t* h, float* f, int64_t n) {
 #pragma omp parallel for if (n > kParallelMin)
@@ -251,24 +279,11 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
   // y = act(acc * sx[m] * scale[n] + b[n])  (residual: y += acc * sx[m] * scale[n] + b[n])
   const int32_t* acc = s.acc.data();
   const float* xs = s.xs.data();
-  const float* ws = scale_;
-  const float* b = bias_;
-  const Epilogue ep = ep_;
-#pragma omp parallel for if (M * N > kParallelMin)
-  for (int64_t m = 0; m < M; ++m) {
-    const int32_t* a = acc + m * N;
-    float* yr = y + m * N;
-    const float sx = xs[m];
-    if (ep == Epilogue::residual) {
-#pragma omp simd
-      for (int64_t n = 0; n < N; ++n) yr[n] += float(a[n]) * sx * ws[n] + (b ? b[n] : 0.f);
-    } else if (ep == Epilogue::none) {
-#pragma omp simd
-      for (int64_t n = 0; n < N; ++n) yr[n] = float(a[n]) * sx * ws[n] + (b ? b[n] : 0.f);
-    } else {
-#pragma omp simd
-      for (int64_t n = 0; n < N; ++n) yr[n] = act(ep, float(a[n]) * sx * ws[n] + (b ? b[n] : 0.f));
-    }
+  switch (ep_) {
+    case Epilogue::none: rescale_rows<Epilogue::none>(acc, xs, scale_, bias_, y, M, N); break;
+    case Epilogue::gelu: rescale_rows<Epilogue::gelu>(acc, xs, scale_, bias_, y, M, N); break;
+    case Epilogue::quick_gelu: rescale_rows<Epilogue::quick_gelu>(acc, xs, scale_, bias_, y, M, N); break;
+    case Epilogue::residual: rescale_rows<Epilogue::residual>(acc, xs, scale_, bias_, y, M, N); break;
   }
 }
 
