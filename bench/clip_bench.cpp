@@ -705,6 +705,26 @@ int run(int argc, char** argv) {
            "call over all threads (user + system); ORT's and libgomp's spinning pool threads count in it. It is far "
            "less inflated than wall time when other jobs share the cores, so on a busy machine compare it at 1 thread. "
            "% f32 peak (CPU) = GFLOP per CPU-second over the fp32 GEMM's GFLOP per CPU-second in the same run.\n";
+  if (std::find(o.towers.begin(), o.towers.end(), "text") != o.towers.end() && !in.ids.empty()) {
+    // mmkit runs the text tower up to the batch's last end-of-text position (causal mask: later
+    // positions cannot change the pooled token); PyTorch and ORT run all T. GFLOP/s counts T for all.
+    const int64_t T = want.context_length;
+    std::string used;
+    for (int b : o.batches) {
+      int64_t tu = 1;
+      for (int i = 0; i < b; ++i) {
+        int64_t e = 0;
+        for (int64_t t = 1; t < T; ++t)
+          if (in.ids[size_t(i * T + t)] > in.ids[size_t(i * T + e)]) e = t;
+        tu = std::max(tu, e + 1);
+      }
+      used += fmt("%s%lld at batch %d", used.empty() ? "" : ", ", (long long)tu, b);
+    }
+    notes << "- Text inputs: seeded random token rows of 3-75 tokens plus start/end in a context of " << T
+          << ". mmkit's text tower stops at the batch's last end-of-text position (causal mask: later positions "
+             "cannot change the pooled token) — " << used << " positions of " << T
+          << "; PyTorch and ONNX Runtime run all " << T << ". GFLOP/s counts " << T << " positions for every runtime.\n";
+  }
   for (int th : o.threads)
     notes << fmt("- GEMM peaks measured in this run, %d thread(s): f32 %.0f GFLOP/s (%.0f per CPU-second), int8 %.0f "
                  "GOP/s (incl. per-row activation quantisation and rescaling), bf16 %.0f GFLOP/s\n", th, peaks[th].f32,

@@ -332,14 +332,26 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
               c.context_length);
   prepare_text();
   Tower& v = *text_;
-  const int64_t W = c.transformer_width, E = c.embed_dim, M = B * T, V = c.vocab_size;
-  float* x = grow(x_, size_t(M * W));
-  for (int64_t r = 0; r < M; ++r)
+  const int64_t W = c.transformer_width, E = c.embed_dim, V = c.vocab_size;
+  for (int64_t r = 0; r < B * T; ++r)
     MMKIT_CHECK(ids[r] >= 0 && ids[r] < V, "CLIP: token id ", ids[r], " at row ", r / T, ", position ", r % T,
                 " is outside the vocabulary [0, ", V, ")");
+  // Pooling reads the end-of-text token (the highest id of each row). Under the causal mask no
+  // token sees a later one, so positions after the last end-of-text of the batch cannot change the
+  // result: the tower runs on the first Tu <= T positions only ("a photo of a cat." is 7 of 77).
+  std::vector<int64_t>& eot = eot_;
+  eot.assign(size_t(B), 0);
+  int64_t Tu = 1;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 1; t < T; ++t)
+      if (ids[b * T + t] > ids[b * T + eot[size_t(b)]]) eot[size_t(b)] = t;
+    Tu = std::max(Tu, eot[size_t(b)] + 1);
+  }
+  const int64_t M = B * Tu;
+  float* x = grow(x_, size_t(M * W));
 #pragma omp parallel for if (M * W > (1 << 14))
   for (int64_t r = 0; r < M; ++r) {
-    const int64_t t = r % T, id = ids[r];
+    const int64_t b = r / Tu, t = r % Tu, id = ids[b * T + t];
     const float* pos = v.pos + t * W;
     float* xr = x + r * W;
     if (v.tok_dtype == DType::f32) {
@@ -352,15 +364,10 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
         xr[j] = (v.tok_dtype == DType::f16 ? io::f16_to_f32(e[j]) : io::bf16_to_f32(e[j])) + pos[j];
     }
   }
-  run_blocks(v, B, T, true);
-  // ln_final on the end-of-text rows (the highest id of each row), then the projection.
+  run_blocks(v, B, Tu, true);
+  // ln_final on the end-of-text rows, then the projection.
   float* pooled = grow(pooled_, size_t(2 * B * W));
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t best = 0;
-    for (int64_t t = 1; t < T; ++t)
-      if (ids[b * T + t] > ids[b * T + best]) best = t;
-    std::memcpy(pooled + b * W, x + (b * T + best) * W, size_t(W) * 4);
-  }
+  for (int64_t b = 0; b < B; ++b) std::memcpy(pooled + b * W, x + (b * Tu + eot[size_t(b)]) * W, size_t(W) * 4);
   ops::layernorm_forward(pooled, v.ln_out_w, v.ln_out_b, pooled + B * W, nullptr, nullptr, B, W, v.eps);
   ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
 }

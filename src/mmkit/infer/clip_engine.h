@@ -47,7 +47,8 @@ class ClipEngine {
 
   // images [B, 3, R, R] preprocessed -> out [B, E] (not normalised)
   void encode_image(const float* images, int64_t B, float* out);
-  // ids [B, T] (T <= context_length, pooled at argmax = end of text) -> out [B, E]
+  // ids [B, T] (T <= context_length, pooled at argmax = end of text) -> out [B, E]. Runs only the
+  // positions up to the batch's last end-of-text token (the causal mask makes the rest irrelevant).
   void encode_text(const int32_t* ids, int64_t B, int64_t T, float* out);
 
   // Bytes held in the activation buffers (grown to the largest call so far) and in packed weights.
@@ -71,6 +72,7 @@ class ClipEngine {
   std::unique_ptr<Tower> vision_, text_;
   LinearScratch scratch_;
   std::vector<float> x_, h_, qkv_, f_, stats_, pooled_;
+  std::vector<int64_t> eot_;
 };
 
 }  // namespace mmkit::infer
