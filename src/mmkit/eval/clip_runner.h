@@ -1,6 +1,7 @@
 // End-to-end CLIP inference: files/strings in, embeddings and zero-shot
 // probabilities out. Used by `mmkit embed`, `mmkit zero-shot` and the server.
-// Runs on infer::ClipEngine, so quantised files (`mmkit quantize`) work too.
+// Runs on infer::ClipEngine, so quantised files (`mmkit quantize`) work too. One call at a time:
+// the engine's activation buffers are shared, so use one runner per thread.
 //
 //   mmkit::ClipRunner r = mmkit::ClipRunner::open("model.safetensors", "bpe_simple_vocab_16e6.txt.gz");
 //   mmkit::Tensor e = r.embed_texts({"a photo of a cat."}, /*normalize=*/true);   // [1, E]
