@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   mmkit::cli::add_serve_commands(c);
   mmkit::cli::add_vqa_commands(c);
   mmkit::cli::add_caption_commands(c);
+  mmkit::cli::add_quantize_commands(c);
 
   try {
     app.parse(argc, argv);

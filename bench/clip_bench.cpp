@@ -1,28 +1,35 @@
-// CLIP ViT-B/32 encode_image, mmkit vs PyTorch side by side in one run (issue #3, acceptance 2).
+// CLIP ViT-B/32 inference: mmkit (f32, int8, bf16, f16 weights) vs PyTorch vs ONNX Runtime, side by
+// side in one run, image and text towers (issue #7; started as issue #3's encode_image benchmark).
 //
-//   build/clip_bench [--threads 2] [--batches 1,32] [--warmup 2] [--reps 20] [--reps-large 5]
-//                    [--startup-runs 3] [--dir /tmp/mmkit_bench] [--no-torch] [--no-startup]
-//                    [--no-mmkit-passive]
+//   build/clip_bench [--quick] [--towers image,text] [--batches 1,8,32] [--threads 1,2]
+//                    [--formats f32,int8,bf16,f16] [--warmup 2] [--reps 10] [--reps-large 3]
+//                    [--startup-runs 3] [--dir /tmp/mmkit_bench] [--no-torch] [--no-ort] [--no-startup]
+//                    [--no-write] [--doc docs/BENCHMARKS.md]
+//   --quick = --batches 1,32 --threads 2 --formats f32,int8 --reps 5 --reps-large 2 --startup-runs 2
 //
 // 1. Weights: bench/torch_clip_bench.py make-weights writes seeded random ViT-B/32 weights (OpenAI
-//    names, config in the metadata) to DIR/clip_vitb32.safetensors; reused while its config matches.
-// 2. PyTorch (bench/torch_clip_bench.py time): encode_image under no_grad at each batch with
-//    torch.set_num_threads(T), in three configurations: Debian's default threading,
-//    OMP_WAIT_POLICY=passive, and passive with OPENBLAS_CORETYPE unset (OpenBLAS then uses its AVX-512
-//    kernels; usually PyTorch's best here). Each run dumps its embeddings of one seeded N(0,1) batch;
-//    the first run's dump also holds the pixels mmkit uses.
-// 3. mmkit: clip_encode_image on the same pixels, T threads, grad recording off, in this process (the
-//    environment's OpenMP wait policy) and in a re-executed copy of this program (--worker) under
-//    OMP_WAIT_POLICY=passive. Its embeddings are compared with every PyTorch run's (cosine >= 0.9999
-//    per row, or the program exits 1).
-// 4. Start-to-first-embedding: wall time from fork to exit of `mmkit embed --model M --vocab V
-//    --image astronaut.png --json` vs `torch_clip_bench.py first-embedding` (import torch, load the
-//    same file, PIL preprocessing, encode), each in the same wait-policy variants; runs interleaved;
-//    peak RSS of each child from wait4().
-// Batches > 8 use --reps-large repetitions: one ViT-B/32 batch of 32 takes seconds.
-// GFLOP/s counts 2 x the multiply-adds of the vision tower (patchify, q/k/v, QK^T, PV, out-proj, MLP,
-// final projection); LayerNorm, softmax and activations are not counted. Ratios are against mmkit's
-// best configuration at the same batch; docs/BENCHMARKS.md reports each side's best.
+//    names, config in the metadata) to DIR/clip_vitb32.safetensors (reused while its config matches);
+//    infer::quantize_clip (= `mmkit quantize`) writes DIR/clip_vitb32_{int8,bf16,f16}.safetensors and
+//    bench/torch_clip_onnx.py exports DIR/clip_{image,text}.onnx from the same weights (each redone
+//    only when older than the weights).
+// 2. PyTorch (Debian python3-torch, bench/torch_clip_bench.py time --tower image|text): no_grad, in
+//    its best configuration here (OMP_WAIT_POLICY=passive, OPENBLAS_CORETYPE unset so OpenBLAS uses
+//    its AVX-512 kernels; docs/BENCHMARKS.md has the comparison of its threading settings). Its
+//    first run dumps the seeded inputs (N(0,1) images; token rows) and its embeddings, which every
+//    other runtime then uses.
+// 3. ONNX Runtime (npm onnxruntime-node, bench/ort/ort_clip_bench.js): intra-op threads T, all graph
+//    optimisations, default spin-waiting.
+// 4. mmkit: infer::ClipEngine in this process (set_num_threads(T)), one engine per weight format.
+// Batches > 8 use --reps-large repetitions. Every runtime prints min and median wall ms per call.
+// GFLOP/s counts 2 x the multiply-adds of the tower's GEMMs (patchify/q/k/v/QK^T/PV/out-proj/MLP/
+// projection); LayerNorm, softmax and activations are not counted. "% peak" is against the fp32
+// GEMM peak measured at the start of the run with the same thread count (oneDNN sgemm, the best of
+// three shapes); the int8 and bf16 GEMM peaks are printed beside it.
+// Checks (exit 1 if one fails): mmkit f32 rows within cosine 0.9999 of PyTorch's; int8 rows within
+// 0.995 of mmkit f32 (acceptance 2); the other formats are reported. Zero-shot top-1 agreement:
+// for each image of the input batch, the best-matching text of the text batch, int8 vs f32.
+// The table, the machine load (uptime before and after) and the command go into --doc between the
+// markers <!-- clip_bench:begin --> and <!-- clip_bench:end --> (unless --no-write).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,18 +38,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "mmkit/autograd/graph.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/core/rng.h"
+#include "mmkit/infer/clip_engine.h"
+#include "mmkit/infer/packed_linear.h"
+#include "mmkit/infer/quantize.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/ops/gemm.h"
@@ -192,7 +203,11 @@ void ensure_weights(const std::string& path, const std::string& check_path, cons
   nlohmann::json cfg = nlohmann::json::parse(want.to_json());
   cfg.erase("activation");  // the Python side only knows OpenAI's QuickGELU CLIP
   std::printf("weights: creating %s ...\n", path.c_str());
-  std::remove(check_path.c_str());  // PyTorch's embeddings of the old weights
+  // Everything derived from the old weights: PyTorch's dumps, quantised files, ONNX exports.
+  for (const char* f : {"_check_image.safetensors", "_check_text.safetensors", "_int8.safetensors", "_bf16.safetensors",
+                        "_f16.safetensors"})
+    std::remove((path.substr(0, path.size() - 12) + f).c_str());
+  std::remove(check_path.c_str());
   ChildResult r = run_child({kPython, kPeer, "make-weights", "--out", path, "--seed", "0",
                              "--config", cfg.dump()});
   MMKIT_CHECK(r.ok, "creating the benchmark weights failed: ", kPython, " ", kPeer,
@@ -212,368 +227,663 @@ double vision_gflop(const ClipConfig& c) {
   return 2 * (patch + double(c.vision_layers) * layer + W * E) / 1e9;
 }
 
-struct BatchResult {
-  int batch = 0, reps = 0;
-  Stats ms;
-  double arena_mb = 0;  // mmkit: peak of the forward's activation arena
-};
-
-// Times clip_encode_image on images[:B]; `first` receives the first call's embeddings [B, E].
-BatchResult time_mmkit(Clip& clip, const Tensor& images, int B, int warmup, int reps,
-                       std::vector<float>* first) {
-  const int64_t R = clip.cfg.image_resolution, E = clip.cfg.embed_dim;
-  Tensor x = Tensor::view(images.raw(), Shape{B, 3, R, R}, DType::f32);
-  Arena arena;
-  Graph g(arena);
-  g.grad_enabled = false;
-  std::vector<double> ms;
-  for (int r = 0; r < warmup + reps; ++r) {
-    auto t0 = Clock::now();
-    g.reset();
-    Var e = clip_encode_image(g, clip, g.constant(x));
-    double dt = seconds_since(t0) * 1e3;
-    if (r == 0 && first) first->assign(g.data(e), g.data(e) + B * E);
-    if (r >= warmup) ms.push_back(dt);
-  }
-  return {B, reps, stats_of(ms), arena.peak() / 1e6};
+// 2 x multiply-adds of the text tower for one row of context_length tokens (every runtime here
+// computes the full T x T scores under the causal mask).
+double text_gflop(const ClipConfig& c) {
+  const double N = double(c.context_length), W = double(c.transformer_width), E = double(c.embed_dim);
+  const double layer = N * 3 * W * W + 2 * N * N * W + N * W * W + 2 * N * W * 4 * W;
+  return 2 * (double(c.transformer_layers) * layer + W * E) / 1e9;
 }
 
-struct Agreement {
-  double min_cos = 1, max_abs = 0;
-  int worst_row = 0;
-};
-Agreement compare_rows(const float* a, const float* b, int64_t rows, int64_t E) {
-  Agreement r;
-  for (int64_t i = 0; i < rows; ++i) {
-    double ab = 0, aa = 0, bb = 0;
-    for (int64_t e = 0; e < E; ++e) {
-      ab += double(a[i * E + e]) * b[i * E + e];
-      aa += double(a[i * E + e]) * a[i * E + e];
-      bb += double(b[i * E + e]) * b[i * E + e];
-      r.max_abs = std::max(r.max_abs, double(std::fabs(a[i * E + e] - b[i * E + e])));
-    }
-    double c = ab / std::sqrt(aa * bb + 1e-300);
-    if (c < r.min_cos) r.min_cos = c, r.worst_row = int(i);
-  }
-  return r;
-}
-
-struct Peer {
-  std::string name;
-  std::map<int, BatchResult> res;
-  double peak_rss_mb = 0;
-  bool ok = false;
-  std::vector<float> emb;  // PyTorch peers: embeddings [max batch, E] of the shared input batch
-};
-
-std::vector<int> parse_batches(const std::string& s) {
+std::vector<int> parse_ints(const std::string& s, const char* what) {
   std::vector<int> v;
   std::stringstream ss(s);
   for (std::string t; std::getline(ss, t, ',');) {
     int b = std::atoi(t.c_str());
-    MMKIT_CHECK(b > 0, "--batches: expected positive integers separated by commas, got '", s, "'");
+    MMKIT_CHECK(b > 0, what, ": expected positive integers separated by commas, got '", s, "'");
     v.push_back(b);
   }
-  MMKIT_CHECK(!v.empty(), "--batches is empty");
+  MMKIT_CHECK(!v.empty(), what, " is empty");
   return v;
 }
 
-// images [bmax, 3, R, R] for mmkit: PyTorch's dumped input batch when there is one (then `torch_emb`
-// receives its embeddings [bmax, E]), else seeded N(0, 1) pixels of our own.
-Tensor load_inputs(const std::string& check, int bmax, int64_t R, int64_t E, std::vector<float>* torch_emb) {
-  Tensor images = Tensor::empty(Shape{bmax, 3, R, R});
-  torch_emb->clear();
-  if (!file_exists(check)) {
-    Rng rng(1);
-    for (int64_t i = 0; i < images.numel(); ++i) images.f32()[i] = rng.normal();
-    return images;
-  }
-  // Written by this run's first PyTorch peer, or by an earlier run on the same weights (the file is
-  // deleted whenever the weights are regenerated); it may hold more images than this run needs.
-  auto f = io::SafetensorsFile::open(check);
-  const io::TensorView& im = f.get("images");
-  const io::TensorView& em = f.get("embeddings");
-  MMKIT_CHECK(im.dtype == DType::f32 && im.shape.size() == 4 && im.shape[0] >= bmax && im.shape[1] == 3 &&
-                  im.shape[2] == R && im.shape[3] == R,
-              check, ": 'images' has shape ", Shape(im.shape).str(), ", expected [>=", bmax, ", 3, ", R,
-              ", ", R, "]");
-  MMKIT_CHECK(em.dtype == DType::f32 && em.shape == std::vector<int64_t>({im.shape[0], E}), check,
-              ": 'embeddings' has shape ", Shape(em.shape).str(), ", expected [", im.shape[0], ", ", E, "]");
-  std::memcpy(images.raw(), im.data, images.nbytes());
-  torch_emb->assign(static_cast<const float*>(em.data), static_cast<const float*>(em.data) + bmax * E);
-  return images;
+std::vector<std::string> parse_words(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) v.push_back(t);
+  return v;
 }
 
-void parse_batch_lines(const ChildResult& r, size_t want, Peer* p) {
-  for (auto& j : json_lines(r.out))
-    if (j.contains("batch") && j.contains("ms_min") && j.contains("ms_median") && j.contains("reps"))
-      p->res[j["batch"].get<int>()] = {j["batch"].get<int>(), j["reps"].get<int>(),
-                                       {j["ms_min"].get<double>(), j["ms_median"].get<double>()}};
-  p->ok = r.ok && p->res.size() == want;
-  p->peak_rss_mb = r.peak_rss_mb;
-  if (!p->ok) std::printf("  %s failed (exit status or output)\n", p->name.c_str());
+double cpu_seconds() {
+  timespec t;
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+std::string uptime_line() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return "load average " + a + ", " + b + ", " + c;
+}
+
+double load1() {
+  std::ifstream f("/proc/loadavg");
+  double a = 0;
+  f >> a;
+  return a;
 }
 
 struct Options {
-  int threads = 2, warmup = 2, reps = 20, reps_large = 5, startup_runs = 3;
-  std::string batches = "1,32", dir = "/tmp/mmkit_bench";
-  bool torch = true, startup = true, mmkit_passive = true;
-  bool worker = false;  // internal: time mmkit only, print JSON lines (run under another OMP policy)
+  std::vector<std::string> towers = {"image", "text"}, formats = {"f32", "int8", "bf16", "f16"};
+  std::vector<int> batches = {1, 8, 32}, threads = {1, 2};
+  int warmup = 2, reps = 10, reps_large = 3, startup_runs = 3;
+  std::string dir = "/tmp/mmkit_bench", doc = kSrc + "/docs/BENCHMARKS.md", command;
+  bool torch = true, ort = true, startup = true, write = true, quick = false;
 };
 
 Options parse_options(int argc, char** argv) {
   Options o;
+  for (int i = 0; i < argc; ++i) o.command += (i ? " " : "") + std::string(i ? argv[i] : "build/clip_bench");
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--quick") {
+      o.quick = true;
+      o.batches = {1, 32};
+      o.threads = {2};
+      o.formats = {"f32", "int8"};
+      o.reps = 5;
+      o.reps_large = 2;
+      o.startup_runs = 2;
+    }
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
       MMKIT_CHECK(i + 1 < argc, a, " needs a value");
       return argv[++i];
     };
-    if (a == "--threads") o.threads = std::atoi(next().c_str());
-    else if (a == "--batches") o.batches = next();
+    if (a == "--quick") continue;
+    else if (a == "--towers") o.towers = parse_words(next());
+    else if (a == "--formats") o.formats = parse_words(next());
+    else if (a == "--batches") o.batches = parse_ints(next(), "--batches");
+    else if (a == "--threads") o.threads = parse_ints(next(), "--threads");
     else if (a == "--warmup") o.warmup = std::atoi(next().c_str());
     else if (a == "--reps") o.reps = std::atoi(next().c_str());
     else if (a == "--reps-large") o.reps_large = std::atoi(next().c_str());
     else if (a == "--startup-runs") o.startup_runs = std::atoi(next().c_str());
     else if (a == "--dir") o.dir = next();
+    else if (a == "--doc") o.doc = next();
     else if (a == "--no-torch") o.torch = false;
+    else if (a == "--no-ort") o.ort = false;
     else if (a == "--no-startup") o.startup = false;
-    else if (a == "--no-mmkit-passive") o.mmkit_passive = false;
-    else if (a == "--worker") o.worker = true;
+    else if (a == "--no-write") o.write = false;
     else fail("unknown argument ", a, " (see the comment at the top of bench/clip_bench.cpp)");
   }
-  MMKIT_CHECK(o.threads >= 1 && o.warmup >= 1 && o.reps >= 1 && o.reps_large >= 1 && o.startup_runs >= 1,
-              "--threads, --warmup, --reps, --reps-large and --startup-runs must be >= 1");
+  MMKIT_CHECK(o.warmup >= 1 && o.reps >= 1 && o.reps_large >= 1 && o.startup_runs >= 1,
+              "--warmup, --reps, --reps-large and --startup-runs must be >= 1");
+  for (auto& t : o.towers) MMKIT_CHECK(t == "image" || t == "text", "--towers: image and/or text, got '", t, "'");
+  for (auto& f : o.formats)
+    MMKIT_CHECK(f == "f32" || f == "int8" || f == "bf16" || f == "f16", "--formats: f32, int8, bf16, f16; got '", f, "'");
+  MMKIT_CHECK(std::find(o.formats.begin(), o.formats.end(), "f32") != o.formats.end(),
+              "--formats must include f32 (the reference of the other formats)");
   return o;
 }
 
-// The OpenMP wait policy this process runs under, for the table's labels. core/parallel.cpp sets
-// GOMP_SPINCOUNT=3000000 from .preinit_array unless the user chose a policy.
-std::string own_policy(bool* set_by_mmkit) {
-  const char* w = std::getenv("OMP_WAIT_POLICY");
-  const char* s = std::getenv("GOMP_SPINCOUNT");
-  *set_by_mmkit = !w && s && std::strcmp(s, "3000000") == 0;
-  if (*set_by_mmkit) return "GOMP_SPINCOUNT=3000000, mmkit's default";
-  if (w) return std::string("OMP_WAIT_POLICY=") + w;
-  if (s) return std::string("GOMP_SPINCOUNT=") + s;
-  return "libgomp default";
+// One timed configuration: runtime x tower x threads x batch.
+struct Timing {
+  int reps = 0;
+  Stats ms;
+  double cpu_ms = 0;  // median process CPU time per call (all threads, user + system)
+};
+using Key = std::tuple<std::string, std::string, int, int>;  // runtime, tower, threads, batch
+
+// GEMM peaks with T threads: the best of three ViT-B/32 b32 shapes (M = 1600 tokens).
+struct Peaks {
+  double f32 = 0, int8 = 0, bf16 = 0;  // GFLOP (GOP) per wall second
+  double f32_cpu = 0;                  // GFLOP per CPU second (all threads), for the CPU-time columns
+};
+Peaks measure_peaks(int T) {
+  set_num_threads(T);
+  Peaks p;
+  Rng rng(3);
+  const int64_t M = 1600;
+  const int64_t shapes[3][2] = {{768, 2304}, {768, 3072}, {3072, 768}};
+  infer::LinearScratch s;
+  for (auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    std::vector<float> x(size_t(M * K)), w(size_t(N * K)), y(size_t(M * N));
+    for (auto& v : x) v = rng.normal();
+    for (auto& v : w) v = rng.normal() * 0.02f;
+    std::vector<int8_t> wq(w.size());
+    std::vector<float> ws(static_cast<size_t>(N));
+    infer::quantize_rows_s8(w.data(), N, K, wq.data(), ws.data());
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = io::f32_to_bf16(w[i]);
+    double cpu_best = 1e9;
+    auto best = [&](auto&& f) {
+      double b = 1e9;
+      cpu_best = 1e9;
+      for (int r = 0; r < 4; ++r) {
+        auto t0 = Clock::now();
+        const double c0 = cpu_seconds();
+        f();
+        if (r) b = std::min(b, seconds_since(t0)), cpu_best = std::min(cpu_best, cpu_seconds() - c0);
+      }
+      return 2.0 * M * N * K / b / 1e9;
+    };
+    p.f32 = std::max(p.f32, best([&] { ops::gemm(false, true, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, y.data(), N); }));
+    p.f32_cpu = std::max(p.f32_cpu, 2.0 * M * N * K / cpu_best / 1e9);
+    infer::PackedLinear q({infer::WeightKind::int8, wq.data(), ws.data(), nullptr, N, K, "peak", {}}, infer::Epilogue::none);
+    q.pack();
+    // The int8 figure includes quantising x per row and the s32 -> f32 rescaling pass, as inference does.
+    p.int8 = std::max(p.int8, best([&] { q.forward(x.data(), M, y.data(), s); }));
+    infer::PackedLinear b({infer::WeightKind::bf16, wb.data(), nullptr, nullptr, N, K, "peak", {}}, infer::Epilogue::none);
+    b.pack();
+    p.bf16 = std::max(p.bf16, best([&] { b.forward(x.data(), M, y.data(), s); }));
+  }
+  return p;
+}
+
+struct Inputs {
+  std::vector<float> images;  // [n, 3, R, R]
+  std::vector<int32_t> ids;   // [n, T]
+  std::vector<float> torch_img, torch_txt;  // PyTorch's embeddings of them [n, E]
+  int n_img = 0, n_txt = 0;
+};
+
+// Reads a dump of torch_clip_bench.py time --dump (inputs + embeddings).
+void read_dump(const std::string& path, const std::string& tower, const ClipConfig& c, int bmax, Inputs* in) {
+  auto f = io::SafetensorsFile::open(path);
+  const io::TensorView& em = f.get("embeddings");
+  MMKIT_CHECK(em.dtype == DType::f32 && em.shape.size() == 2 && em.shape[0] >= bmax && em.shape[1] == c.embed_dim,
+              path, ": 'embeddings' has shape ", Shape(em.shape).str());
+  std::vector<float> e = io::to_f32(em);
+  if (tower == "image") {
+    const io::TensorView& im = f.get("images");
+    const int64_t R = c.image_resolution;
+    MMKIT_CHECK(im.dtype == DType::f32 && im.shape == std::vector<int64_t>({em.shape[0], 3, R, R}), path,
+                ": 'images' has shape ", Shape(im.shape).str());
+    in->images = io::to_f32(im);
+    in->torch_img = e;
+    in->n_img = int(em.shape[0]);
+  } else {
+    const io::TensorView& id = f.get("ids");
+    MMKIT_CHECK(id.dtype == DType::i64 && id.shape == std::vector<int64_t>({em.shape[0], c.context_length}), path,
+                ": 'ids' has shape ", Shape(id.shape).str(), " ", dtype_name(id.dtype));
+    const int64_t* p = static_cast<const int64_t*>(id.data);
+    in->ids.assign(p, p + id.numel());
+    in->torch_txt = e;
+    in->n_txt = int(em.shape[0]);
+  }
+}
+
+// Seeded inputs of our own when PyTorch does not run.
+void own_inputs(const std::string& tower, const ClipConfig& c, int n, Inputs* in) {
+  Rng rng(1);
+  if (tower == "image") {
+    in->images.resize(size_t(n * 3 * c.image_resolution * c.image_resolution));
+    for (auto& v : in->images) v = rng.normal();
+    in->n_img = n;
+  } else {
+    const int64_t T = c.context_length, V = c.vocab_size;
+    in->ids.assign(size_t(n * T), 0);
+    for (int i = 0; i < n; ++i) {
+      int64_t len = 3 + rng.randint(T - 4);
+      in->ids[size_t(i * T)] = int32_t(V - 2);
+      for (int64_t t = 1; t < len; ++t) in->ids[size_t(i * T + t)] = int32_t(1 + rng.randint(V - 3));
+      in->ids[size_t(i * T + len)] = int32_t(V - 1);
+    }
+    in->n_txt = n;
+  }
+}
+
+struct CosStats {
+  double min_cos = 1;
+  int rows = 0;
+};
+CosStats cosines(const float* a, const float* b, int64_t rows, int64_t E) {
+  CosStats s;
+  s.rows = int(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      ab += double(a[i * E + e]) * b[i * E + e];
+      aa += double(a[i * E + e]) * a[i * E + e];
+      bb += double(b[i * E + e]) * b[i * E + e];
+    }
+    s.min_cos = std::min(s.min_cos, ab / std::sqrt(aa * bb + 1e-300));
+  }
+  return s;
+}
+
+// For each image row, the index of the text row with the highest cosine.
+std::vector<int> zero_shot_top1(const std::vector<float>& img, int ni, const std::vector<float>& txt, int nt, int64_t E) {
+  std::vector<int> best;
+  for (int i = 0; i < ni; ++i) {
+    int b = 0;
+    double bc = -2;
+    for (int t = 0; t < nt; ++t) {
+      double c = cosines(&img[size_t(i * E)], &txt[size_t(t * E)], 1, E).min_cos;
+      if (c > bc) bc = c, b = t;
+    }
+    best.push_back(b);
+  }
+  return best;
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
 }
 
 int run(int argc, char** argv) {
   const Options o = parse_options(argc, argv);
-  bool spin_set_by_mmkit = false;
-  const std::string policy = own_policy(&spin_set_by_mmkit);
-  // libgomp has read it already; children (PyTorch above all) must start from the user's environment.
-  if (spin_set_by_mmkit) ::unsetenv("GOMP_SPINCOUNT");
-  const std::vector<int> batches = parse_batches(o.batches);
-  const int bmax = *std::max_element(batches.begin(), batches.end());
+  const std::string load_before = uptime_line();
+  if (std::getenv("GOMP_SPINCOUNT")) ::unsetenv("GOMP_SPINCOUNT");  // children start from the user's environment
+  const int bmax = *std::max_element(o.batches.begin(), o.batches.end());
   auto reps_for = [&](int b) { return b > 8 ? o.reps_large : o.reps; };
   ::mkdir(o.dir.c_str(), 0755);
   const std::string weights = o.dir + "/clip_vitb32.safetensors";
-  const std::string check = o.dir + "/clip_vitb32_check.safetensors";
-  const std::string self = self_dir() + "/clip_bench";
-  set_num_threads(o.threads);
   const ClipConfig want = vit_b_32();
-  const double gflop = vision_gflop(want);
-
-  if (o.worker) {
-    std::unique_ptr<Clip> clip = load_clip(weights);
-    std::vector<float> unused;
-    Tensor images = load_inputs(check, bmax, want.image_resolution, want.embed_dim, &unused);
-    for (int b : batches) {
-      BatchResult r = time_mmkit(*clip, images, b, o.warmup, reps_for(b), nullptr);
-      std::printf("{\"batch\":%d,\"reps\":%d,\"ms_min\":%.3f,\"ms_median\":%.3f}\n", b, r.reps, r.ms.min,
-                  r.ms.median);
+  const std::map<std::string, double> gflop = {{"image", vision_gflop(want)}, {"text", text_gflop(want)}};
+  std::printf("CLIP ViT-B/32 inference benchmark: towers");
+  for (auto& t : o.towers) std::printf(" %s (%.2f GFLOP/item)", t.c_str(), gflop.at(t));
+  std::printf(", %s\n", load_before.c_str());
+  if (load1() >= 0.5)
+    std::printf("WARNING: the machine is busy (1-minute load %.2f >= 0.5): timings are not representative\n", load1());
+  ensure_weights(weights, o.dir + "/clip_vitb32_check.safetensors", want);
+  auto older = [&](const std::string& p) {
+    struct stat a, b;
+    return ::stat(p.c_str(), &a) != 0 || ::stat(weights.c_str(), &b) != 0 || a.st_mtime < b.st_mtime;
+  };
+  std::map<std::string, std::string> files = {{"f32", weights}};
+  for (auto& f : o.formats) {
+    if (f == "f32") continue;
+    files[f] = o.dir + "/clip_vitb32_" + f + ".safetensors";
+    if (older(files[f])) {
+      auto t0 = Clock::now();
+      infer::QuantizeReport r = infer::quantize_clip(weights, files[f], f);
+      std::printf("quantize %s: %.0f MB -> %.0f MB in %.1f s\n", f.c_str(), r.in_bytes / 1e6, r.out_bytes / 1e6,
+                  seconds_since(t0));
     }
-    return 0;
   }
-
-  std::printf("CLIP ViT-B/32 encode_image: %d threads, GEMM %s, vision tower %.2f GFLOP per image\n",
-              o.threads, ops::gemm_backend_name(), gflop);
-  ensure_weights(weights, check, want);
-  const std::vector<std::string> common = {"--batches", o.batches, "--threads", std::to_string(o.threads),
-                                           "--warmup", std::to_string(o.warmup), "--reps",
-                                           std::to_string(o.reps), "--reps-large", std::to_string(o.reps_large)};
-
-  // ---- PyTorch peers (first, so the first one's dump gives mmkit the same input pixels).
-  std::vector<Peer> torch_peers;
-  if (o.torch) {
-    const std::pair<const char*, Env> cfgs[] = {
-        {"pytorch (default threading)", {}},
-        {"pytorch (OMP_WAIT_POLICY=passive)", {{"OMP_WAIT_POLICY", "passive"}}},
-        {"pytorch (passive, OpenBLAS autodetect)", kTorchBest}};
-    std::remove(check.c_str());
-    for (const auto& c : cfgs) {
-      Peer p{c.first, {}, 0, false, {}};
-      // Every peer dumps its embeddings (all use the same seeded pixels), so each configuration's
-      // numbers are checked against mmkit; the first one's file also gives mmkit its input.
-      const std::string dump = torch_peers.empty() ? check : check + ".peer";
-      std::vector<std::string> cmd = {kPython, kPeer, "time", "--model", weights, "--seed", "1", "--dump", dump};
-      cmd.insert(cmd.end(), common.begin(), common.end());
-      std::printf("running %s ...\n", p.name.c_str());
-      parse_batch_lines(run_child(cmd, c.second), batches.size(), &p);
-      if (p.ok && file_exists(dump)) {
-        auto f = io::SafetensorsFile::open(dump);
-        p.emb = io::to_f32(f.get("embeddings"));
+  std::map<Key, Timing> T;
+  std::map<std::pair<std::string, std::string>, std::vector<float>> emb;  // (runtime, tower) -> [bmax, E]
+  Inputs in;
+  const std::string batches_s = [&] {
+    std::string s;
+    for (int b : o.batches) s += (s.empty() ? "" : ",") + std::to_string(b);
+    return s;
+  }();
+  auto parse_lines = [&](const std::string& runtime, const std::string& tower, int th, const ChildResult& r) {
+    bool ok = r.ok;
+    int got = 0;
+    for (auto& j : json_lines(r.out)) {
+      if (j.contains("batch") && j.contains("ms_median")) {
+        T[{runtime, tower, th, j["batch"].get<int>()}] = {j["reps"].get<int>(), {j["ms_min"].get<double>(), j["ms_median"].get<double>()},
+                                                          j.value("cpu_ms_median", 0.0)};
+        ++got;
       }
-      if (dump != check) std::remove(dump.c_str());
-      torch_peers.push_back(p);
+      if (j.contains("embeddings") && j["embeddings"].is_array()) {
+        std::vector<float> e;
+        for (auto& row : j["embeddings"])
+          for (auto& v : row) e.push_back(v.get<float>());
+        emb[{runtime, tower}] = e;
+      }
+    }
+    if (!ok || got != int(o.batches.size())) std::printf("  %s %s failed (exit status or output)\n", runtime.c_str(), tower.c_str());
+  };
+
+  // ---- PyTorch (first: its dump gives everyone the inputs)
+  for (const auto& tower : o.towers) {
+    const std::string dump = o.dir + "/clip_vitb32_check_" + tower + ".safetensors";
+    bool have = false;
+    if (o.torch)
+      for (int th : o.threads) {
+        std::vector<std::string> cmd = {kPython, kPeer, "time", "--model", weights, "--tower", tower, "--seed", "1",
+                                        "--batches", batches_s, "--threads", std::to_string(th), "--warmup",
+                                        std::to_string(o.warmup), "--reps", std::to_string(o.reps), "--reps-large",
+                                        std::to_string(o.reps_large)};
+        if (!have) cmd.insert(cmd.end(), {"--dump", dump});
+        std::printf("running pytorch %s, %d thread(s) ...\n", tower.c_str(), th);
+        std::fflush(stdout);
+        parse_lines("pytorch", tower, th, run_child(cmd, kTorchBest));
+        have = have || file_exists(dump);
+      }
+    if (file_exists(dump)) {
+      try {
+        read_dump(dump, tower, want, bmax, &in);
+        continue;
+      } catch (const Error& e) {
+        std::printf("  %s unusable (%s)\n", dump.c_str(), e.what());
+      }
+    }
+    own_inputs(tower, want, bmax, &in);
+  }
+
+  // ---- ONNX Runtime
+  const std::string ort_dir = kSrc + "/bench/ort";
+  if (o.ort) {
+    if (!file_exists(ort_dir + "/node_modules/onnxruntime-node")) {
+      std::printf("onnxruntime: %s/node_modules missing: run `npm install --ignore-scripts` there; skipped\n", ort_dir.c_str());
+    } else {
+      ChildResult ex = run_child({kPython, kSrc + "/bench/torch_clip_onnx.py", "--model", weights, "--out-dir", o.dir});
+      if (!ex.ok) std::printf("onnxruntime: ONNX export failed; skipped\n");
+      for (const auto& tower : o.towers) {
+        if (!ex.ok) break;
+        // The inputs the others use, as a safetensors file the node script reads.
+        const std::string input = o.dir + "/ort_input_" + tower + ".safetensors";
+        std::vector<int64_t> ids64(in.ids.begin(), in.ids.end());
+        if (tower == "image")
+          io::write_safetensors(input, {{"images", DType::f32, {in.n_img, 3, want.image_resolution, want.image_resolution}, in.images.data()}});
+        else
+          io::write_safetensors(input, {{"ids", DType::i64, {in.n_txt, want.context_length}, ids64.data()}});
+        for (int th : o.threads)
+          for (int spin : {1, 0}) {
+            // ORT's default spin-waits in its intra-op pool; without spinning it can be faster when
+            // other jobs share the cores. Both run; "vs ORT" is against the faster of the two.
+            const std::string rt = spin ? "onnxruntime" : "onnxruntime (no spin)";
+            if (!spin && th == 1) continue;  // one thread: no pool to spin
+            std::printf("running %s %s, %d thread(s) ...\n", rt.c_str(), tower.c_str(), th);
+            std::fflush(stdout);
+            parse_lines(rt, tower, th,
+                        run_child({"/usr/bin/node", ort_dir + "/ort_clip_bench.js", "--model", o.dir + "/clip_" + tower + ".onnx",
+                                   "--input", input, "--name", tower == "image" ? "images" : "ids", "--batches", batches_s,
+                                   "--threads", std::to_string(th), "--warmup", std::to_string(o.warmup), "--reps",
+                                   std::to_string(o.reps), "--reps-large", std::to_string(o.reps_large), "--spin",
+                                   std::to_string(spin)}));
+          }
+      }
     }
   }
 
-  // ---- mmkit, in this process (the environment's wait policy) and re-executed under passive waiting
-  std::vector<Peer> mm_peers;
-  auto t_load = Clock::now();
-  std::unique_ptr<Clip> clip = load_clip(weights);
-  const double load_s = seconds_since(t_load);
-  const int64_t E = clip->cfg.embed_dim;
-  std::vector<float> torch_emb;
-  Tensor images = load_inputs(check, bmax, clip->cfg.image_resolution, E, &torch_emb);
-  std::printf("running mmkit (%s) ... (load_clip %.0f ms)\n", policy.c_str(), load_s * 1e3);
-  Peer own{"mmkit (" + policy + ")", {}, 0, true, {}};
-  std::map<int, std::vector<float>> mm_emb;
-  for (int b : batches) own.res[b] = time_mmkit(*clip, images, b, o.warmup, reps_for(b), &mm_emb[b]);
-  struct rusage self_ru {};
-  ::getrusage(RUSAGE_SELF, &self_ru);
-  own.peak_rss_mb = self_ru.ru_maxrss / 1024.0;
-  mm_peers.push_back(own);
-  if (o.mmkit_passive && policy != "OMP_WAIT_POLICY=passive") {
-    Peer p{"mmkit (OMP_WAIT_POLICY=passive)", {}, 0, false, {}};
-    std::vector<std::string> cmd = {self, "--worker", "--dir", o.dir};
-    cmd.insert(cmd.end(), common.begin(), common.end());
-    std::printf("running %s ...\n", p.name.c_str());
-    parse_batch_lines(run_child(cmd, {{"OMP_WAIT_POLICY", "passive"}}), batches.size(), &p);
-    mm_peers.push_back(p);
+  // ---- mmkit
+  std::map<int, Peaks> peaks;
+  for (int th : o.threads) {
+    peaks[th] = measure_peaks(th);
+    std::printf("GEMM peak, %d thread(s): f32 %.0f GFLOP/s, int8 %.0f GOP/s, bf16 %.0f GFLOP/s (M=1600)\n", th,
+                peaks[th].f32, peaks[th].int8, peaks[th].bf16);
+  }
+  std::map<std::string, double> engine_mb;
+  for (const auto& f : o.formats) {
+    const std::string rt = "mmkit " + f;
+    auto t0 = Clock::now();
+    auto e = infer::ClipEngine::open(files[f]);
+    double open_ms = seconds_since(t0) * 1e3;
+    for (const auto& tower : o.towers) {
+      const int64_t E = want.embed_dim;
+      std::vector<float> out(size_t(bmax * E));
+      std::vector<int32_t> ids(in.ids.begin(), in.ids.end());
+      for (int th : o.threads) {
+        set_num_threads(th);
+        std::printf("running %s %s, %d thread(s) ...\n", rt.c_str(), tower.c_str(), th);
+        std::fflush(stdout);
+        for (int b : o.batches) {
+          std::vector<double> ms, cpu;
+          for (int r = 0; r < o.warmup + reps_for(b); ++r) {
+            auto t1 = Clock::now();
+            const double c1 = cpu_seconds();
+            if (tower == "image") e->encode_image(in.images.data(), b, out.data());
+            else e->encode_text(ids.data(), b, want.context_length, out.data());
+            double dt = seconds_since(t1) * 1e3, dc = (cpu_seconds() - c1) * 1e3;
+            if (r >= o.warmup) ms.push_back(dt), cpu.push_back(dc);
+            if (r == 0 && b == bmax) emb[{rt, tower}] = out;
+          }
+          T[{rt, tower, th, b}] = {reps_for(b), stats_of(ms), stats_of(cpu).median};
+        }
+      }
+    }
+    engine_mb[f] = (e->packed_weight_bytes() + e->workspace_bytes()) / 1e6;
+    std::printf("  %s: open %.0f ms, packed weights %.0f MB, activation buffers %.0f MB\n", rt.c_str(), open_ms,
+                e->packed_weight_bytes() / 1e6, e->workspace_bytes() / 1e6);
   }
 
-  // ---- table; ratios against mmkit's best configuration at that batch (lowest median)
-  auto best_of = [](const std::vector<Peer>& v, int b) {
-    const Peer* best = nullptr;
-    for (auto& p : v)
-      if (p.ok && (!best || p.res.at(b).ms.median < best->res.at(b).ms.median)) best = &p;
+  // ---- table
+  std::vector<std::string> runtimes;
+  for (auto& f : o.formats) runtimes.push_back("mmkit " + f);
+  runtimes.push_back("pytorch");
+  runtimes.push_back("onnxruntime");
+  runtimes.push_back("onnxruntime (no spin)");
+  // "vs ORT" compares with ORT's faster setting (spinning or not) at that tower/threads/batch.
+  auto ort_best = [&](const std::string& tower, int th, int b) -> const Timing* {
+    const Timing* best = nullptr;
+    for (const char* n : {"onnxruntime", "onnxruntime (no spin)"}) {
+      auto it = T.find({n, tower, th, b});
+      if (it != T.end() && (!best || it->second.ms.median < best->ms.median)) best = &it->second;
+    }
     return best;
   };
-  std::printf("\n%-6s %-45s %5s %9s %10s %9s %8s %10s\n", "batch", "", "reps", "min ms", "median ms",
-              "images/s", "GFLOP/s", "/ best mm");
-  for (int b : batches) {
-    const Peer* bm = best_of(mm_peers, b);
-    auto row = [&](const Peer& p) {
-      if (!p.ok) return;
-      const BatchResult& r = p.res.at(b);
-      std::printf("%-6d %-45s %5d %9.1f %10.1f %9.2f %8.1f", b, p.name.c_str(), r.reps, r.ms.min,
-                  r.ms.median, b * 1e3 / r.ms.median, b * gflop * 1e3 / r.ms.median);
-      if (bm) std::printf(" %9.2fx", r.ms.median / bm->res.at(b).ms.median);
-      std::printf("\n");
-    };
-    for (auto& p : mm_peers) row(p);
-    for (auto& p : torch_peers) row(p);
-  }
-  std::printf("(/ best mm = median / the best mmkit median at that batch: > 1 means slower than mmkit's best;\n"
-              " GFLOP/s = 2 x vision-tower multiply-adds / median)\n");
-  // Each side in its best configuration, as docs/BENCHMARKS.md reports it.
-  for (int b : batches) {
-    const Peer *bm = best_of(mm_peers, b), *bt = best_of(torch_peers, b);
-    if (bm && bt)
-      std::printf("batch %d, best vs best: %s %.1f ms, %s %.1f ms -> mmkit %.2fx faster\n", b,
-                  bm->name.c_str(), bm->res.at(b).ms.median, bt->name.c_str(), bt->res.at(b).ms.median,
-                  bt->res.at(b).ms.median / bm->res.at(b).ms.median);
-  }
-  std::printf("peak RSS:");
-  for (auto* v : {&mm_peers, &torch_peers})
-    for (auto& p : *v)
-      if (p.ok) std::printf(" %s %.0f MB;", p.name.c_str(), p.peak_rss_mb);
-  std::printf("\nmmkit activation arena peak:");
-  for (int b : batches) std::printf(" batch %d %.0f MB;", b, own.res[b].arena_mb);
-  std::printf("\n(mmkit: weights mmapped, only the vision tower is touched; inference keeps every activation\n"
-              " of the pass in the arena; load_clip first fills a full random model, ~605 MB, then binds the file)\n");
-
-  // ---- parity: same weights, same pixels.
-  bool parity_ok = true;
-  if (!torch_emb.empty()) {
-    std::printf("parity (same weights, same pixels; rows of the first encode_image call at each batch):\n");
-    std::vector<std::pair<std::string, const std::vector<float>*>> refs;
-    for (auto& p : torch_peers)
-      if (!p.emb.empty()) refs.push_back({p.name, &p.emb});
-    if (refs.empty()) refs.push_back({"pytorch (dump of an earlier run)", &torch_emb});
-    for (int b : batches)
-      for (auto& r : refs) {
-        if (r.second->size() < size_t(b * E)) continue;
-        Agreement a = compare_rows(mm_emb[b].data(), r.second->data(), b, E);
-        std::printf("  batch %-3d mmkit vs %-40s min cosine %.7f (row %d), max |diff| %.2e  %s\n", b,
-                    r.first.c_str(), a.min_cos, a.worst_row, a.max_abs, a.min_cos >= 0.9999 ? "ok" : "MISMATCH");
-        parity_ok = parity_ok && a.min_cos >= 0.9999;
+  std::ostringstream md;
+  md << "| tower | threads | batch | runtime | min ms | median ms | items/s | GFLOP/s | % f32 peak | vs PyTorch | vs ORT "
+        "| CPU ms | vs ORT (CPU) | % f32 peak (CPU) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::printf("\n%-6s %3s %5s %-21s %9s %10s %9s %8s %7s %9s %9s %9s %9s\n", "tower", "thr", "batch", "runtime", "min ms",
+              "median ms", "items/s", "GFLOP/s", "%peak", "vs torch", "vs ORT", "CPU ms", "ORT CPU");
+  for (const auto& tower : o.towers)
+    for (int th : o.threads)
+      for (int b : o.batches)
+        for (const auto& rt : runtimes) {
+          auto it = T.find({rt, tower, th, b});
+          if (it == T.end()) continue;
+          const Timing& t = it->second;
+          const double gf = b * gflop.at(tower) * 1e3 / t.ms.median;
+          const bool is_ort = rt.rfind("onnxruntime", 0) == 0;
+          auto peer_of = [&](const std::string& peer) -> const Timing* {
+            if (peer == "onnxruntime") return is_ort ? nullptr : ort_best(tower, th, b);
+            auto p = T.find({peer, tower, th, b});
+            return p == T.end() || rt == peer ? nullptr : &p->second;
+          };
+          auto ratio = [&](const std::string& peer) -> std::string {
+            const Timing* p = peer_of(peer);
+            return p ? fmt("%.2fx", p->ms.median / t.ms.median) : "";
+          };
+          auto cpu_ratio = [&](const std::string& peer) -> std::string {
+            const Timing* p = peer_of(peer);
+            if (!p || p->cpu_ms <= 0 || t.cpu_ms <= 0) return "";
+            return fmt("%.2fx", p->cpu_ms / t.cpu_ms);
+          };
+          std::printf("%-6s %3d %5d %-21s %9.1f %10.1f %9.2f %8.1f %6.0f%% %9s %9s %9.1f %9s\n", tower.c_str(), th, b,
+                      rt.c_str(), t.ms.min, t.ms.median, b * 1e3 / t.ms.median, gf, 100 * gf / peaks[th].f32,
+                      ratio("pytorch").c_str(), ratio("onnxruntime").c_str(), t.cpu_ms, cpu_ratio("onnxruntime").c_str());
+          md << "| " << tower << " | " << th << " | " << b << " | " << rt << " | " << fmt("%.1f", t.ms.min) << " | "
+             << fmt("%.1f", t.ms.median) << " | " << fmt("%.2f", b * 1e3 / t.ms.median) << " | " << fmt("%.1f", gf)
+             << " | " << fmt("%.0f%%", 100 * gf / peaks[th].f32) << " | " << ratio("pytorch") << " | "
+             << ratio("onnxruntime") << " | " << fmt("%.1f", t.cpu_ms) << " | " << cpu_ratio("onnxruntime") << " | "
+             << (t.cpu_ms > 0 ? fmt("%.0f%%", 100 * (b * gflop.at(tower) * 1e3 / t.cpu_ms) / peaks[th].f32_cpu) : "")
+             << " |\n";
+        }
+  std::printf("(vs X = X's median / this row's median: > 1 means this row is faster; %% f32 peak = GFLOP/s over the\n"
+              " measured fp32 GEMM peak at that thread count; CPU ms = median process CPU time per call, all threads,\n"
+              " which other jobs on the machine inflate far less than wall time; spinning pool threads count)\n");
+  std::ostringstream notes;
+  notes << "- vs X = X's median / this row's median (> 1: this row is faster); vs ORT uses ORT's faster setting (default "
+           "spin-waiting pool or allow_spinning=0) at that tower, thread count and batch. CPU ms = median process CPU time per "
+           "call over all threads (user + system); ORT's and libgomp's spinning pool threads count in it. It is far "
+           "less inflated than wall time when other jobs share the cores, so on a busy machine compare it at 1 thread. "
+           "% f32 peak (CPU) = GFLOP per CPU-second over the fp32 GEMM's GFLOP per CPU-second in the same run.\n";
+  if (std::find(o.towers.begin(), o.towers.end(), "text") != o.towers.end() && !in.ids.empty()) {
+    // mmkit runs the text tower up to the batch's last end-of-text position (causal mask: later
+    // positions cannot change the pooled token); PyTorch and ORT run all T. GFLOP/s counts T for all.
+    const int64_t T = want.context_length;
+    std::string used;
+    for (int b : o.batches) {
+      int64_t tu = 1;
+      for (int i = 0; i < b; ++i) {
+        int64_t e = 0;
+        for (int64_t t = 1; t < T; ++t)
+          if (in.ids[size_t(i * T + t)] > in.ids[size_t(i * T + e)]) e = t;
+        tu = std::max(tu, e + 1);
       }
-  } else {
-    std::printf("parity: skipped (no PyTorch run)\n");
+      used += fmt("%s%lld at batch %d", used.empty() ? "" : ", ", (long long)tu, b);
+    }
+    notes << "- Text inputs: seeded random token rows of 3-75 tokens plus start/end in a context of " << T
+          << ". mmkit's text tower stops at the batch's last end-of-text position (causal mask: later positions "
+             "cannot change the pooled token) — " << used << " positions of " << T
+          << "; PyTorch and ONNX Runtime run all " << T << ". GFLOP/s counts " << T << " positions for every runtime.\n";
+  }
+  for (int th : o.threads)
+    notes << fmt("- GEMM peaks measured in this run, %d thread(s): f32 %.0f GFLOP/s (%.0f per CPU-second), int8 %.0f "
+                 "GOP/s (incl. per-row activation quantisation and rescaling), bf16 %.0f GFLOP/s\n", th, peaks[th].f32,
+                 peaks[th].f32_cpu, peaks[th].int8, peaks[th].bf16);
+
+  // ---- thread scaling
+  if (std::find(o.threads.begin(), o.threads.end(), 1) != o.threads.end() &&
+      std::find(o.threads.begin(), o.threads.end(), 2) != o.threads.end())
+    for (const auto& tower : o.towers)
+      for (const auto& rt : runtimes) {
+        auto a = T.find({rt, tower, 1, bmax}), b = T.find({rt, tower, 2, bmax});
+        if (a == T.end() || b == T.end()) continue;
+        std::string line = fmt("1 -> 2 thread scaling, %s %s batch %d: %.2fx", rt.c_str(), tower.c_str(), bmax,
+                               a->second.ms.median / b->second.ms.median);
+        std::printf("%s\n", line.c_str());
+        notes << "- " << line << "\n";
+      }
+
+  // ---- agreement
+  bool ok = true;
+  const int64_t E = want.embed_dim;
+  for (const auto& tower : o.towers) {
+    const std::vector<float>& tref = tower == "image" ? in.torch_img : in.torch_txt;
+    auto f32 = emb.find({"mmkit f32", tower});
+    if (f32 == emb.end()) continue;
+    if (!tref.empty()) {
+      CosStats c = cosines(f32->second.data(), tref.data(), bmax, E);
+      std::string line = fmt("%s: mmkit f32 vs PyTorch, min cosine over %d rows %.7f", tower.c_str(), bmax, c.min_cos);
+      std::printf("%s %s\n", line.c_str(), c.min_cos >= 0.9999 ? "ok" : "MISMATCH (< 0.9999)");
+      notes << "- " << line << "\n";
+      ok = ok && c.min_cos >= 0.9999;
+      auto ortv = emb.find({"onnxruntime", tower});
+      if (ortv != emb.end() && ortv->second.size() >= size_t(bmax * E)) {
+        CosStats co = cosines(ortv->second.data(), tref.data(), bmax, E);
+        line = fmt("%s: onnxruntime vs PyTorch, min cosine %.7f", tower.c_str(), co.min_cos);
+        std::printf("%s\n", line.c_str());
+        notes << "- " << line << "\n";
+      }
+    }
+    for (const auto& f : o.formats) {
+      if (f == "f32") continue;
+      auto q = emb.find({"mmkit " + f, tower});
+      if (q == emb.end()) continue;
+      CosStats c = cosines(q->second.data(), f32->second.data(), bmax, E);
+      std::string line = fmt("%s: mmkit %s vs mmkit f32, min cosine over %d rows %.6f", tower.c_str(), f.c_str(), bmax, c.min_cos);
+      bool pass = f != "int8" || c.min_cos >= 0.995;
+      std::printf("%s %s\n", line.c_str(), pass ? "ok" : "TOO LOW (< 0.995)");
+      notes << "- " << line << "\n";
+      ok = ok && pass;
+    }
+  }
+  for (const auto& f : o.formats) {
+    auto i32 = emb.find({"mmkit f32", "image"}), t32 = emb.find({"mmkit f32", "text"});
+    auto iq = emb.find({"mmkit " + f, "image"}), tq = emb.find({"mmkit " + f, "text"});
+    if (f == "f32" || i32 == emb.end() || t32 == emb.end() || iq == emb.end() || tq == emb.end()) continue;
+    auto a = zero_shot_top1(i32->second, bmax, t32->second, bmax, E);
+    auto b = zero_shot_top1(iq->second, bmax, tq->second, bmax, E);
+    int agree = 0;
+    for (size_t i = 0; i < a.size(); ++i) agree += a[i] == b[i];
+    std::string line = fmt("zero-shot top-1 agreement, mmkit %s vs f32 (each of %d images against %d texts): %d/%d", f.c_str(),
+                           bmax, bmax, agree, bmax);
+    std::printf("%s\n", line.c_str());
+    notes << "- " << line << "\n";
   }
 
-  // ---- start-to-first-embedding; runs interleaved so machine noise spreads over all peers
-  if (o.startup) {
+  // ---- start to first embedding: process start, load (mmap), tokenizer, decode + preprocess, one
+  // encode_image; runs interleaved so machine noise spreads over all of them
+  std::ostringstream st_md;
+  if (o.startup && file_exists(kImage)) {
     struct Startup {
       std::string name;
       std::vector<std::string> cmd;
       Env env;
-      std::vector<double> wall, rss;
-      std::vector<float> emb;
+      std::vector<double> wall, rss, cpu;
+      size_t file_bytes = 0;
       bool ok = true;
     };
-    std::vector<std::string> cli = {self_dir() + "/mmkit", "embed", "--model", weights, "--vocab", kVocab,
-                                    "--image", kImage, "--json", "--threads", std::to_string(o.threads)};
+    const int th = o.threads.back();
     std::vector<Startup> st;
-    st.push_back({"mmkit embed (" + policy + ")", cli, {}, {}, {}, {}, true});
-    if (o.mmkit_passive && policy != "OMP_WAIT_POLICY=passive")
-      st.push_back({"mmkit embed (OMP_WAIT_POLICY=passive)", cli, {{"OMP_WAIT_POLICY", "passive"}}, {}, {}, {}, true});
-    if (o.torch) {
-      std::vector<std::string> py = {kPython, kPeer, "first-embedding", "--model", weights, "--image",
-                                     kImage, "--threads", std::to_string(o.threads)};
-      st.push_back({"pytorch (default threading)", py, {}, {}, {}, {}, true});
-      st.push_back({"pytorch (OMP_WAIT_POLICY=passive)", py, {{"OMP_WAIT_POLICY", "passive"}}, {}, {}, {}, true});
-      st.push_back({"pytorch (passive, OpenBLAS autodetect)", py, kTorchBest, {}, {}, {}, true});
-    }
-    std::printf("\nstart-to-first-embedding (%s, %d runs each) ...\n", kImage.c_str(), o.startup_runs);
-    for (int i = 0; i < o.startup_runs; ++i) {
+    auto fsize = [](const std::string& p) {
+      struct stat s;
+      return ::stat(p.c_str(), &s) == 0 ? size_t(s.st_size) : size_t(0);
+    };
+    for (const auto& f : o.formats)
+      st.push_back({"mmkit embed (" + f + ")",
+                    {self_dir() + "/mmkit", "embed", "--model", files[f], "--vocab", kVocab, "--image", kImage, "--json",
+                     "--threads", std::to_string(th)},
+                    {}, {}, {}, {}, fsize(files[f]), true});
+    if (o.torch)
+      st.push_back({"pytorch first-embedding",
+                    {kPython, kPeer, "first-embedding", "--model", weights, "--image", kImage, "--threads", std::to_string(th)},
+                    kTorchBest, {}, {}, {}, fsize(weights), true});
+    std::printf("\nstart-to-first-embedding (%s, %d threads, %d runs each) ...\n", kImage.c_str(), th, o.startup_runs);
+    for (int i = 0; i < o.startup_runs; ++i)
       for (auto& s : st) {
         if (!s.ok) continue;
-        ChildResult r = run_child(s.cmd, s.env);
-        auto js = json_lines(r.out);
-        if (!r.ok || js.empty()) {
+        // A forked child's peak RSS includes this (large) process's pages until its exec, so the
+        // peak comes from /usr/bin/time run in the child (itself small when it execs the command).
+        std::vector<std::string> cmd = s.cmd;
+        const std::string rss_file = o.dir + "/startup_rss.txt";
+        const bool timed = file_exists("/usr/bin/time");
+        if (timed) cmd.insert(cmd.begin(), {"/usr/bin/time", "-f", "%M %U %S", "-o", rss_file});
+        std::remove(rss_file.c_str());
+        ChildResult r = run_child(cmd, s.env);
+        if (!r.ok || json_lines(r.out).empty()) {
           s.ok = false;
           std::printf("  %s failed\n", s.name.c_str());
           continue;
         }
         s.wall.push_back(r.wall_s);
-        s.rss.push_back(r.peak_rss_mb);
-        const nlohmann::json& j = js.back();
-        if (j.contains("image_embeddings")) s.emb = j["image_embeddings"][0].get<std::vector<float>>();
-        if (j.contains("embedding")) s.emb = j["embedding"].get<std::vector<float>>();
+        double kb = 0, user = 0, sys = 0;
+        std::ifstream rf(rss_file);
+        if (timed && (rf >> kb >> user >> sys)) {
+          s.rss.push_back(kb / 1024.0);
+          s.cpu.push_back(user + sys);
+        } else {
+          s.rss.push_back(r.peak_rss_mb);  // upper bound (see above)
+          s.cpu.push_back(0);
+        }
       }
-    }
-    const Startup* best = nullptr;
-    for (auto& s : st)
-      if (s.ok && s.name.rfind("mmkit", 0) == 0 && (!best || stats_of(s.wall).median < stats_of(best->wall).median))
-        best = &s;
-    std::printf("%-45s %8s %9s %12s %10s\n", "", "min s", "median s", "peak RSS MB", "/ best mm");
+    st_md << "| command | min s | median s | median CPU s | peak RSS MB | weight file MB | RSS / file |\n"
+             "|---|---|---|---|---|---|---|\n";
+    std::printf("%-28s %8s %9s %8s %12s %9s %10s\n", "", "min s", "median s", "CPU s", "peak RSS MB", "file MB", "RSS/file");
     for (auto& s : st) {
       if (!s.ok) continue;
       Stats w = stats_of(s.wall);
-      std::printf("%-45s %8.2f %9.2f %12.0f", s.name.c_str(), w.min, w.median,
-                  *std::max_element(s.rss.begin(), s.rss.end()));
-      if (best) std::printf(" %9.2fx", w.median / stats_of(best->wall).median);
-      std::printf("\n");
+      double rss = *std::max_element(s.rss.begin(), s.rss.end()), mb = s.file_bytes / 1e6, cpu = stats_of(s.cpu).median;
+      std::printf("%-28s %8.3f %9.3f %8.2f %12.0f %9.0f %10.2f\n", s.name.c_str(), w.min, w.median, cpu, rss, mb, rss / mb);
+      st_md << "| " << s.name << " | " << fmt("%.3f", w.min) << " | " << fmt("%.3f", w.median) << " | " << fmt("%.2f", cpu)
+            << " | " << fmt("%.0f", rss) << " | " << fmt("%.0f", mb) << " | " << fmt("%.2f", rss / mb) << " |\n";
     }
-    std::printf("(wall time from fork to exit: process start, imports, weight loading, tokenizer (mmkit),\n"
-                " image decode + preprocessing, one encode_image; / best mm = median / best mmkit median)\n");
-    const Startup* py = nullptr;
-    for (auto& s : st)
-      if (s.ok && s.name.rfind("pytorch", 0) == 0 && !py) py = &s;
-    if (st[0].ok && py && st[0].emb.size() == py->emb.size() && !st[0].emb.empty()) {
-      Agreement a = compare_rows(st[0].emb.data(), py->emb.data(), 1, int64_t(st[0].emb.size()));
-      std::printf("astronaut.png embedding, mmkit CLI vs PyTorch (incl. each side's preprocessing): "
-                  "cosine %.7f, max |diff| %.2e\n", a.min_cos, a.max_abs);
-    }
+    std::printf("(wall time from fork to exit; CPU = user + system of the command; peak RSS as /usr/bin/time reports it)\n");
   }
-  if (!parity_ok) {
-    std::printf("FAILED: mmkit and PyTorch embeddings disagree\n");
+
+  const std::string load_after = uptime_line();
+  std::printf("\nmachine: before the run %s; after %s\n", load_before.c_str(), load_after.c_str());
+  if (o.write) {
+    std::ostringstream sec;
+    sec << "<!-- clip_bench:begin -->\n"
+        << "Command: `" << o.command << "` (" << (o.quick ? "quick mode" : "full run") << "), "
+        << "GEMM backend " << ops::gemm_backend_name() << ". Machine: " << load_before << " before the run, "
+        << load_after << " after" << (load1() >= 0.5 ? " (busy: other jobs shared the 2 cores, absolute times are "
+                                                       "inflated; ratios come from interleaved-in-time runs of the same "
+                                                       "load only approximately)" : "") << ".\n\n"
+        << md.str() << "\n" << notes.str();
+    if (!st_md.str().empty()) sec << "\nStart to first embedding (`mmkit embed --image astronaut.png` vs PyTorch's script):\n\n" << st_md.str();
+    sec << "<!-- clip_bench:end -->";
+    std::ifstream f(o.doc);
+    std::string doc((std::istreambuf_iterator<char>(f)), {});
+    size_t a = doc.find("<!-- clip_bench:begin -->"), b = doc.find("<!-- clip_bench:end -->");
+    if (a != std::string::npos && b != std::string::npos && b > a)
+      doc = doc.substr(0, a) + sec.str() + doc.substr(b + std::strlen("<!-- clip_bench:end -->"));
+    else
+      doc += "\n## CLIP inference: mmkit vs PyTorch vs ONNX Runtime (bench/clip_bench)\n\n" + sec.str() + "\n";
+    std::ofstream(o.doc) << doc;
+    std::printf("table written to %s\n", o.doc.c_str());
+  }
+  if (!ok) {
+    std::printf("FAILED: an agreement check failed (see above)\n");
     return 1;
   }
   return 0;
@@ -582,6 +892,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  apply_default_wait_policy(argc, argv);
   try {
     return run(argc, argv);
   } catch (const Error& e) {

@@ -2,7 +2,7 @@
 """PyTorch peer for the CLIP encode_image benchmark (bench/clip_bench.cpp launches it; usable alone).
 
     /usr/bin/python3 bench/torch_clip_bench.py make-weights --out W.safetensors [--seed 0] [--config JSON]
-    /usr/bin/python3 bench/torch_clip_bench.py time --model W.safetensors [--batches 1,32] [--threads 2]
+    /usr/bin/python3 bench/torch_clip_bench.py time --model W.safetensors [--tower image|text] [--batches 1,32] [--threads 2]
                       [--warmup 2] [--reps 20] [--reps-large 5] [--seed 1] [--dump CHECK.safetensors]
     /usr/bin/python3 bench/torch_clip_bench.py first-embedding --model W.safetensors --image F [--threads 2]
     OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_clip_bench.py time ...   # torch's best setting here
@@ -10,7 +10,9 @@
 make-weights: random CLIP weights (default ViT-B/32: embed 512, image 224, patch 32, vision width 768 x 12
   layers x 12 heads; text width 512 x 12 layers x 8 heads, context 77, vocab 49408), OpenAI tensor names,
   the config JSON in the safetensors metadata ("config"); written to a temporary name and renamed.
-time: encode_image under torch.no_grad() on images[:B] of one seeded N(0,1) batch [max B, 3, R, R]
+time: encode_image (--tower image) or encode_text (--tower text) under torch.no_grad() on inputs[:B]
+  of one seeded batch: images N(0,1) [max B, 3, R, R], or token rows [max B, T] (text_inputs below);
+  the rest of this paragraph says "images" for either. Images:
   (torch.Generator().manual_seed(seed), so clip_bench.cpp can read the same pixels from --dump). One JSON
   line per batch: {"batch":B,"ms_min":..,"ms_median":..,"reps":..,...}. --dump writes "images" [max B,3,R,R]
   and "embeddings" [max B, E] (from the first warm-up call at the largest batch) for the parity check.
@@ -77,31 +79,51 @@ def load_model(path):
     return model
 
 
+def text_inputs(config, n, seed):
+    """n seeded token rows [n, T]: <|startoftext|> (vocab-2), 3..T-2 random word ids, <|endoftext|>
+    (vocab-1, the highest id, where the text tower pools), zeros after."""
+    g = torch.Generator().manual_seed(seed)
+    T, V = config["context_length"], config["vocab_size"]
+    ids = torch.zeros(n, T, dtype=torch.long)
+    for i in range(n):
+        length = int(torch.randint(3, T - 1, (1,), generator=g))
+        ids[i, 0] = V - 2
+        ids[i, 1:length] = torch.randint(1, V - 2, (length - 1,), generator=g)
+        ids[i, length] = V - 1
+    return ids
+
+
 def time_encode(args):
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     batches = [int(b) for b in args.batches.split(",")]
     R = model.config["image_resolution"]
-    images = torch.randn(max(batches), 3, R, R, generator=torch.Generator().manual_seed(args.seed))
+    if args.tower == "image":
+        inputs = torch.randn(max(batches), 3, R, R, generator=torch.Generator().manual_seed(args.seed))
+        encode, input_name = model.encode_image, "images"
+    else:
+        inputs = text_inputs(model.config, max(batches), args.seed)
+        encode, input_name = model.encode_text, "ids"
     dumped = None
     with torch.no_grad():
         for B in batches:
-            x = images[:B].contiguous()
+            x = inputs[:B].contiguous()
             reps = args.reps_large if B > 8 else args.reps
-            times = []
+            times, cpu = [], []
             for r in range(args.warmup + reps):
-                t0 = time.perf_counter()
-                e = model.encode_image(x)
-                dt = time.perf_counter() - t0
+                t0, c0 = time.perf_counter(), time.process_time()
+                e = encode(x)
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
                 if r >= args.warmup:
                     times.append(dt)
+                    cpu.append(dc)
                 if r == 0 and B == max(batches):
                     dumped = e.clone()
             med = statistics.median(times)
             print(json.dumps({
-                "framework": "pytorch", "batch": B, "threads": args.threads, "reps": reps,
+                "framework": "pytorch", "tower": args.tower, "batch": B, "threads": args.threads, "reps": reps,
                 "ms_min": round(1e3 * min(times), 3), "ms_median": round(1e3 * med, 3),
-                "images_per_s": round(B / med, 2),
+                "images_per_s": round(B / med, 2), "cpu_ms_median": round(1e3 * statistics.median(cpu), 3),
                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                 "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", ""),
                 "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
@@ -110,7 +132,7 @@ def time_encode(args):
     if args.dump:
         from safetensors_py import save
         tmp = f"{args.dump}.tmp.{os.getpid()}"
-        save(tmp, {"images": images, "embeddings": dumped},
+        save(tmp, {input_name: inputs, "embeddings": dumped},
              metadata={"seed": str(args.seed), "model": os.path.abspath(args.model)})
         os.replace(tmp, args.dump)
 
@@ -146,6 +168,7 @@ def main():
     tm.add_argument("--reps-large", type=int, default=5)
     tm.add_argument("--seed", type=int, default=1)
     tm.add_argument("--dump", default=None)
+    tm.add_argument("--tower", choices=["image", "text"], default="image")
     fe = sub.add_parser("first-embedding")
     fe.add_argument("--model", required=True)
     fe.add_argument("--image", required=True)

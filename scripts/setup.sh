@@ -13,6 +13,12 @@ PACKAGES=(
   libgtest-dev                            # tests
   dataset-fashion-mnist                   # the main job's data set
 )
+# MMKIT_BENCH=1 scripts/setup.sh: also what bench/clip_bench's peers need (PyTorch, Node.js + npm for
+# ONNX Runtime, GNU time for peak RSS); onnxruntime-node comes from npm (ships its linux-x64 binding,
+# so --ignore-scripts is enough).
+if [ "${MMKIT_BENCH:-0}" = 1 ]; then
+  PACKAGES+=(python3-torch python3-numpy python3-pil nodejs npm time)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,6 +29,10 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${MMKIT_BENCH:-0}" = 1 ] && [ ! -d bench/ort/node_modules/onnxruntime-node ]; then
+  (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund)
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null

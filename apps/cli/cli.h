@@ -44,5 +44,6 @@ void add_clip_train_commands(Cli& c);
 void add_serve_commands(Cli& c);  // serve, index build, search, init-clip, data shapes
 void add_vqa_commands(Cli& c);
 void add_caption_commands(Cli& c);
+void add_quantize_commands(Cli& c);
 
 }  // namespace mmkit::cli

@@ -116,19 +116,24 @@ void l2_normalize_rows(Tensor& t) {
 ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vocab,
                             const std::string& preprocess) {
   ClipRunner r;
-  r.model_ = load_clip(model_path);
+  r.engine_ = infer::ClipEngine::open(model_path);
   r.vocab_ = vocab;
   r.model_path_ = model_path;
-  r.pre_ = preprocess_preset(preprocess, int(r.model_->cfg.image_resolution));
+  r.pre_ = preprocess_preset(preprocess, int(r.engine_->config().image_resolution));
   return r;
+}
+
+Clip& ClipRunner::model() {
+  if (!model_) model_ = load_clip(model_path_);
+  return *model_;
 }
 
 const text::ClipTokenizer& ClipRunner::tokenizer() const {
   if (!tok_) {
-    auto tok = open_tokenizer(vocab_, model_path_, model_->file.get());
+    auto tok = open_tokenizer(vocab_, model_path_, &engine_->file());
     // An id past the token embedding would read outside it; catch the mismatch by name here.
-    MMKIT_CHECK(tok->vocab_size() <= model_->cfg.vocab_size, model_path_, ": the tokenizer has ",
-                tok->vocab_size(), " tokens but the model's token embedding has ", model_->cfg.vocab_size,
+    MMKIT_CHECK(tok->vocab_size() <= config().vocab_size, model_path_, ": the tokenizer has ",
+                tok->vocab_size(), " tokens but the model's token embedding has ", config().vocab_size,
                 " rows (wrong --vocab for this model?)");
     tok_ = std::move(tok);
   }
@@ -139,7 +144,7 @@ std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::st
   std::vector<std::vector<int32_t>> out;
   if (texts.empty()) return out;
   const text::ClipTokenizer& tok = tokenizer();
-  for (const auto& t : texts) out.push_back(tok.encode_padded(t, int(model_->cfg.context_length)));
+  for (const auto& t : texts) out.push_back(tok.encode_padded(t, int(config().context_length)));
   return out;
 }
 
@@ -208,7 +213,18 @@ Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std:
 }
 
 Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool normalize, int batch) {
-  return clip_embed_ids(*model_, tokenize(texts), normalize, batch);
+  const auto ids = tokenize(texts);
+  const int64_t N = int64_t(ids.size()), E = config().embed_dim, T = config().context_length;
+  Tensor out = Tensor::empty(Shape{N, E});
+  std::vector<int32_t> flat;
+  for (int64_t i0 = 0; i0 < N; i0 += batch) {
+    const int64_t n = std::min<int64_t>(batch, N - i0);
+    flat.resize(size_t(n * T));
+    for (int64_t i = 0; i < n; ++i) std::memcpy(flat.data() + i * T, ids[size_t(i0 + i)].data(), size_t(T) * 4);
+    engine_->encode_text(flat.data(), n, T, out.f32() + i0 * E);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
 }
 
 Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
@@ -223,15 +239,14 @@ Tensor ClipRunner::embed_pixels(const float* pixels, int64_t n, bool normalize, 
 }
 
 Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {
-  const int64_t N = int64_t(images.size()), E = model_->cfg.embed_dim, R = model_->cfg.image_resolution;
+  const int64_t N = int64_t(images.size()), E = config().embed_dim, R = config().image_resolution;
   Tensor out = Tensor::empty(Shape{N, E});
   std::vector<float> x;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);
     x.resize(size_t(n * 3 * R * R));
     for (int64_t i = 0; i < n; ++i) preprocess_image(images[size_t(i0 + i)], pre_, x.data() + i * 3 * R * R);
-    Tensor e = clip_embed_pixels(*model_, x.data(), n, false, batch);
-    std::memcpy(out.f32() + i0 * E, e.f32(), size_t(n * E) * 4);
+    engine_->encode_image(x.data(), n, out.f32() + i0 * E);
   }
   if (normalize) l2_normalize_rows(out);
   return out;
@@ -240,10 +255,27 @@ Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize
 ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
                                      const std::vector<std::string>& labels,
                                      const std::vector<std::string>& templates_in) {
-  const int64_t L = int64_t(labels.size()), E = model_->cfg.embed_dim;
-  Tensor cls = clip_class_embeddings(*model_, tokenizer(), labels, templates_in);
+  MMKIT_CHECK(!labels.empty(), "zero-shot needs at least one label");
+  std::vector<std::string> templates = templates_in;
+  if (templates.empty()) templates.push_back("a photo of a {}.");
+  for (const auto& t : templates)
+    MMKIT_CHECK(t.find("{}") != std::string::npos, "template '", t, "' has no {} placeholder for the label");
+  const int64_t L = int64_t(labels.size()), E = config().embed_dim;
+  // Class embeddings as clip_class_embeddings: renormalised mean of normalised template embeddings.
+  Tensor cls = Tensor::zeros(Shape{L, E});
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<std::string> prompts;
+    for (const auto& t : templates) {
+      std::string p = t;
+      prompts.push_back(p.replace(p.find("{}"), 2, labels[size_t(l)]));
+    }
+    Tensor e = embed_texts(prompts, true);
+    for (int64_t k = 0; k < int64_t(prompts.size()); ++k)
+      for (int64_t j = 0; j < E; ++j) cls.f32()[l * E + j] += e.f32()[k * E + j];
+  }
+  l2_normalize_rows(cls);
   Tensor img = embed_images(images, true);
-  const float scale = std::exp(model_->logit_scale.value.f32()[0]);
+  const float scale = std::exp(engine_->logit_scale());
   ZeroShotResult r;
   for (int64_t i = 0; i < int64_t(images.size()); ++i) {
     std::vector<double> logits(static_cast<size_t>(L));

@@ -1,5 +1,7 @@
 // End-to-end CLIP inference: files/strings in, embeddings and zero-shot
 // probabilities out. Used by `mmkit embed`, `mmkit zero-shot` and the server.
+// Runs on infer::ClipEngine, so quantised files (`mmkit quantize`) work too. One call at a time:
+// the engine's activation buffers are shared, so use one runner per thread.
 //
 //   mmkit::ClipRunner r = mmkit::ClipRunner::open("model.safetensors", "bpe_simple_vocab_16e6.txt.gz");
 //   mmkit::Tensor e = r.embed_texts({"a photo of a cat."}, /*normalize=*/true);   // [1, E]
@@ -11,6 +13,7 @@
 
 #include "mmkit/image/image.h"
 #include "mmkit/image/preprocess.h"
+#include "mmkit/infer/clip_engine.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/text/clip_tokenizer.h"
@@ -48,13 +51,19 @@ class ClipRunner {
   ZeroShotResult zero_shot(const std::vector<Image>& images, const std::vector<std::string>& labels,
                            const std::vector<std::string>& templates);
 
-  Clip& model() { return *model_; }
+  const ClipConfig& config() const { return engine_->config(); }
+  // The inference engine every embed/zero-shot call above runs on (f32, int8, f16 or bf16 weights).
+  infer::ClipEngine& engine() { return *engine_; }
+  // The model as autograd parameters (training-side evaluation helpers such as zero_shot_accuracy),
+  // loaded with load_clip on first use: a second, f32 copy of the weights.
+  Clip& model();
   // Loaded on first use, so image-only work needs no vocabulary file. Throws
   // if its vocabulary is larger than the model's token embedding.
   const text::ClipTokenizer& tokenizer() const;
   const PreprocessConfig& preprocess() const { return pre_; }
 
  private:
+  std::unique_ptr<infer::ClipEngine> engine_;
   std::unique_ptr<Clip> model_;
   mutable std::unique_ptr<text::ClipTokenizer> tok_;
   std::string vocab_, model_path_;

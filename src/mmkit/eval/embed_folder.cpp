@@ -35,7 +35,7 @@ EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std:
   const bool npy = out.size() > 4 && out.compare(out.size() - 4, 4, ".npy") == 0;
   std::vector<std::string> files = list_image_files(dir);
   MMKIT_CHECK(!files.empty(), "no PNG or JPEG files in ", dir);
-  const int64_t E = r.model().cfg.embed_dim;
+  const int64_t E = r.config().embed_dim;
   EmbedFolderResult res;
   std::vector<float> all;
   std::vector<std::string> order;

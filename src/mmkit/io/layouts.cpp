@@ -92,6 +92,22 @@ Tensor as_f32(const std::shared_ptr<SafetensorsFile>& f, const TensorView& t) {
   return x;
 }
 
+// w[r, :] = q[r, :] * scale[r] for an I8 tensor q with its "<name>_scale" F32 [rows].
+Tensor dequantize_s8(const SafetensorsFile& f, const TensorView& t) {
+  const TensorView* s = f.find(t.name + "_scale");
+  MMKIT_CHECK(s, f.path(), ": int8 tensor '", t.name, "' has no '", t.name, "_scale' (per-row scales)");
+  MMKIT_CHECK(!t.shape.empty() && s->dtype == DType::f32 && s->shape == std::vector<int64_t>{t.shape[0]},
+              f.path(), ": '", s->name, "' must be F32 [", t.shape.empty() ? 0 : t.shape[0], "], got ",
+              dtype_name(s->dtype), " ", Shape(s->shape).str());
+  std::vector<float> sc = to_f32(*s);
+  Tensor out = Tensor::empty(Shape(t.shape));
+  const int64_t rows = t.shape[0], cols = rows ? t.numel() / rows : 0;
+  const int8_t* q = static_cast<const int8_t*>(t.data);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out.f32()[r * cols + c] = float(q[r * cols + c]) * sc[size_t(r)];
+  return out;
+}
+
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
 }
@@ -202,7 +218,13 @@ Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
       r.unused.push_back(t.name);
       continue;
     }
-    r.tensors[to] = as_f32(f, t);
+    // int8 files from `mmkit quantize`: "<w>" I8 [rows, ...] with "<w>_scale" F32 [rows]; the
+    // training/graph path gets the dequantised f32 weight (infer::ClipEngine computes in int8).
+    if (ends_with(t.name, "_scale")) {
+      const TensorView* base = f->find(t.name.substr(0, t.name.size() - 6));
+      if (base && base->dtype == DType::i8) continue;
+    }
+    r.tensors[to] = t.dtype == DType::i8 ? dequantize_s8(*f, t) : as_f32(f, t);
     r.source[to] = t.name;
   }
   pack_qkv(r);

@@ -385,6 +385,17 @@ uint32_t f32_bits(float f) {
 }
 }  // namespace
 
+void SafetensorsFile::release_pages(const void* p, size_t n) const {
+  if (!map_ || !p || n == 0) return;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(map_), hi = lo + map_size_;
+  uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + n;
+  if (a < lo || b > hi) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  a = (a + page - 1) / page * page;
+  b = b / page * page;
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;

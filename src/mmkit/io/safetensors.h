@@ -64,6 +64,12 @@ class SafetensorsFile {
   const TensorView* find(const std::string& name) const;                // nullptr if absent
   const TensorView& get(const std::string& name) const;                 // throws if absent
   const std::string& path() const { return path_; }
+  // Drops the resident pages of [p, p + n) (whole pages inside the range only) when the range lies
+  // in this file's mapping; a no-op otherwise (from_memory, foreign pointers). The data stays
+  // readable: the mapping is private and never written, so pages are read back from the file on
+  // the next access. Inference calls it after copying weights into a packed layout, so the copy
+  // and the mapped original are not both resident.
+  void release_pages(const void* p, size_t n) const;
 
  private:
   SafetensorsFile() = default;

@@ -81,6 +81,49 @@ static inline void weighted_rows(const float* w, int64_t ws, const float* rows, 
   }
 }
 
+// R query rows at once (forward): each staged key row or value row loaded from L1 feeds R
+// accumulators instead of one. Per element the sums run in the same order as the one-row
+// functions above, so the results are bit-identical.
+template <int kDh, int R>
+static inline void rows_times_staged(const float* x, int64_t ldx, const float* mt, int64_t Tkp, float a,
+                                     float* s, int64_t lds) {
+  for (int64_t j0 = 0; j0 < Tkp; j0 += 16) {
+    float acc[R][16] = {};
+    for (int64_t c = 0; c < kDh; ++c) {
+      const float* m = mt + c * Tkp + j0;
+      for (int r = 0; r < R; ++r) {
+        const float xc = x[r * ldx + c];
+#pragma omp simd
+        for (int j = 0; j < 16; ++j) acc[r][j] += xc * m[j];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+#pragma omp simd
+      for (int j = 0; j < 16; ++j) s[r * lds + j0 + j] = acc[r][j] * a;
+  }
+}
+
+template <int kDh, int R>
+static inline void weighted_rows_block(const float* w, int64_t ldw, const float* rows, int64_t ld, int64_t n,
+                                       float* out, int64_t ldo) {
+  float acc[R][kDh] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    const float* v = rows + j * ld;
+    for (int r = 0; r < R; ++r) {
+      const float wj = w[r * ldw + j];
+#pragma omp simd
+      for (int c = 0; c < kDh; ++c) acc[r][c] += wj * v[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int c = 0; c < kDh; ++c) out[r * ldo + c] = acc[r][c];
+}
+
+// Rows per block: as many as keep the accumulators in the 32 vector registers.
+template <int kDh>
+constexpr int kRowBlock = kDh == 0 ? 1 : kDh <= 64 ? 4 : 2;
+
 static void mask_and_softmax(const AttentionDims& d, const uint8_t* pad, float* S, int64_t ldS) {
   const float ninf = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < d.Tq; ++i) {
@@ -115,10 +158,19 @@ static void forward_impl(const AttentionDims& d, const float* q, const float* k,
         const float* kb = (k_base ? k_base[b] : k + b * d.Tk * d.ldk) + h * d.dh;
         const float* vb = (v_base ? v_base[b] : v + b * d.Tk * d.ldv) + h * d.dh;
         stage_transposed(kb, d.ldk, d.Tk, Tkp, d.dh, kt);
-        for (int64_t i = 0; i < d.Tq; ++i)
+        constexpr int R = kRowBlock<kDh>;
+        int64_t i = 0;
+        if constexpr (R > 1)
+          for (; i + R <= d.Tq; i += R)
+            rows_times_staged<kDh, R>(qb + i * d.ldq, d.ldq, kt, Tkp, d.scale, Sp + i * Tkp, Tkp);
+        for (; i < d.Tq; ++i)
           row_times_staged<kDh>(qb + i * d.ldq, kt, d.dh, Tkp, d.scale, Sp + i * Tkp);
         mask_and_softmax(d, key_pad ? key_pad + b * d.Tk : nullptr, Sp, Tkp);
-        for (int64_t i = 0; i < d.Tq; ++i)
+        i = 0;
+        if constexpr (R > 1)
+          for (; i + R <= d.Tq; i += R)
+            weighted_rows_block<kDh, R>(Sp + i * Tkp, Tkp, vb, d.ldv, d.Tk, out + (b * d.Tq + i) * D + h * d.dh, D);
+        for (; i < d.Tq; ++i)
           weighted_rows<kDh, false>(Sp + i * Tkp, 1, vb, d.ldv, d.Tk, d.dh,
                                     out + (b * d.Tq + i) * D + h * d.dh);
         if (probs) {

@@ -1,0 +1,391 @@
+#include "mmkit/infer/clip_engine.h"
+
+#include <cmath>
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+
+#include "mmkit/core/error.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/io/layouts.h"
+#include "mmkit/ops/attention.h"
+#include "mmkit/ops/gemm.h"
+#include "mmkit/ops/layernorm.h"
+#include "mmkit/ops/patch_embed.h"
+
+namespace mmkit::infer {
+
+namespace {
+
+template <class T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+// The model's tensors by OpenAI/mmkit name, whatever their dtype; small ones widened to f32 on request.
+struct ClipEngine::Tensors {
+  struct Entry {
+    DType dtype = DType::f32;
+    const void* data = nullptr;
+    std::vector<int64_t> shape;
+    std::string source;  // name in the file, for messages
+  };
+  std::map<std::string, Entry> by_name;
+  std::deque<std::vector<float>> owned;  // widened copies
+  std::string where;                     // file path for messages
+  const io::SafetensorsFile* file = nullptr;
+  bool from_file = false;                // entries point into `file`'s mapping
+
+  const Entry& get(const std::string& name, const std::vector<int64_t>& shape) const {
+    auto it = by_name.find(name);
+    MMKIT_CHECK(it != by_name.end(), where, ": missing tensor '", name, "' (expected ", Shape(shape).str(), ")");
+    MMKIT_CHECK(it->second.shape == shape, where, ": tensor '", it->second.source, "' has shape ",
+                Shape(it->second.shape).str(), ", expected ", Shape(shape).str());
+    return it->second;
+  }
+  // f32 view (F32 data, checked finite) or a widened copy (F16/BF16).
+  const float* f32(const std::string& name, const std::vector<int64_t>& shape) {
+    const Entry& e = get(name, shape);
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const float* p = nullptr;
+    if (e.dtype == DType::f32 && reinterpret_cast<uintptr_t>(e.data) % 4 == 0) {
+      p = static_cast<const float*>(e.data);
+    } else {
+      MMKIT_CHECK(e.dtype == DType::f32 || e.dtype == DType::f16 || e.dtype == DType::bf16, where,
+                  ": tensor '", e.source, "' has dtype ", dtype_name(e.dtype), ", expected F32, F16 or BF16");
+      io::TensorView v;
+      v.name = e.source;
+      v.dtype = e.dtype;
+      v.shape = e.shape;
+      v.data = e.data;
+      v.nbytes = size_t(n) * dtype_size(e.dtype);
+      owned.push_back(io::to_f32(v));
+      p = owned.back().data();
+    }
+    if (from_file) io::require_finite(p, size_t(n), e.source, Shape(shape), where);
+    return p;
+  }
+  // Refuses non-finite values in an F32/F16/BF16 entry of n values (I8 is always finite).
+  void check_finite(const Entry& e, int64_t n) const {
+    if (e.dtype == DType::f32) {
+      io::require_finite(static_cast<const float*>(e.data), size_t(n), e.source, Shape(e.shape), where);
+      return;
+    }
+    if (e.dtype != DType::f16 && e.dtype != DType::bf16) return;
+    const uint16_t mask = e.dtype == DType::f16 ? 0x7c00 : 0x7f80;  // exponent all ones: inf or NaN
+    const uint16_t* h = static_cast<const uint16_t*>(e.data);
+    int64_t bad = -1;
+#pragma omp parallel for reduction(max : bad) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i)
+      if ((h[i] & mask) == mask) bad = std::max(bad, i);
+    MMKIT_CHECK(bad < 0, where, ": tensor '", e.source, "' holds a non-finite value at element ", bad, " of ",
+                Shape(e.shape).str(), "; the checkpoint is corrupt");
+  }
+  // A Linear's weights [out, in] (+ bias [out] if bias_name is non-empty).
+  LinearSource linear(const std::string& w_name, const std::string& b_name, int64_t out, int64_t in) {
+    const Entry& w = get(w_name, {out, in});
+    LinearSource s;
+    s.name = w_name;
+    s.out = out;
+    s.in = in;
+    s.w = w.data;
+    switch (w.dtype) {
+      case DType::f32: {
+        s.kind = WeightKind::f32;
+        s.w = f32(w_name, {out, in});  // checks finiteness (and copies a misaligned tensor)
+        break;
+      }
+      case DType::f16: s.kind = WeightKind::f16; if (from_file) check_finite(w, out * in); break;
+      case DType::bf16: s.kind = WeightKind::bf16; if (from_file) check_finite(w, out * in); break;
+      case DType::i8: {
+        s.kind = WeightKind::int8;
+        const Entry& sc = get(w_name + "_scale", {out});
+        MMKIT_CHECK(sc.dtype == DType::f32, where, ": '", sc.source, "' must be F32, got ", dtype_name(sc.dtype));
+        s.scale = f32(w_name + "_scale", {out});
+        break;
+      }
+      default:
+        fail(where, ": tensor '", w.source, "' has dtype ", dtype_name(w.dtype), ", expected F32, F16, BF16 or I8");
+    }
+    MMKIT_CHECK(reinterpret_cast<uintptr_t>(s.w) % (s.kind == WeightKind::f32 ? 4 : s.kind == WeightKind::int8 ? 1 : 2) == 0,
+                where, ": tensor '", w.source, "' is not aligned to its element size");
+    if (!b_name.empty()) s.bias = f32(b_name, {out});
+    return s;
+  }
+  // Once packed, the mapped original is not needed in memory any more (f16 is read at every call).
+  void set_release(LinearSource& s) const {
+    if (!from_file || s.kind == WeightKind::f16) return;
+    const size_t bytes = size_t(s.out * s.in) * (s.kind == WeightKind::f32 ? 4 : s.kind == WeightKind::int8 ? 1 : 2);
+    const io::SafetensorsFile* f = file;
+    const void* w = s.w;
+    s.release = [f, w, bytes] { f->release_pages(w, bytes); };
+  }
+};
+
+struct ClipEngine::Tower {
+  struct Block {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    PackedLinear qkv, out, fc, proj;
+  };
+  int64_t width = 0, heads = 0;
+  float eps = 1e-5f;
+  std::vector<Block> blocks;
+  // vision
+  std::unique_ptr<PackedLinear> patch;  // conv1 as [W, 3 p p]
+  const float *cls = nullptr, *pos = nullptr, *ln_pre_w = nullptr, *ln_pre_b = nullptr;
+  // both: final LayerNorm (ln_post / ln_final) and projection [W, E]
+  const float *ln_out_w = nullptr, *ln_out_b = nullptr, *proj = nullptr;
+  // text
+  const void* tok = nullptr;  // token table [V, W], F32/F16/BF16
+  DType tok_dtype = DType::f32;
+};
+
+ClipEngine::~ClipEngine() = default;
+
+std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& path) {
+  std::unique_ptr<ClipEngine> e(new ClipEngine());
+  e->path_ = path;
+  e->file_ = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+  const auto& meta = e->file_->metadata();
+  auto q = meta.find("mmkit.quantization");
+  e->src_ = std::make_unique<Tensors>();
+  Tensors& t = *e->src_;
+  t.where = path;
+  t.file = e->file_.get();
+  const io::Layout layout = io::detect_layout(*e->file_);
+  bool all_f32 = true;
+  for (const auto& v : e->file_->tensors()) all_f32 = all_f32 && v.dtype == DType::f32;
+  if (q != meta.end() || (layout == io::Layout::openai_clip && all_f32)) {
+    // Read straight from the mapping: `mmkit quantize` output (always OpenAI names + config) or a
+    // plain f32 OpenAI checkpoint.
+    e->format_ = q != meta.end() ? q->second : "f32";
+    MMKIT_CHECK(e->format_ == "f32" || e->format_ == "int8" || e->format_ == "f16" || e->format_ == "bf16", path,
+                ": metadata 'mmkit.quantization' is '", e->format_, "', expected int8, f16 or bf16");
+    MMKIT_CHECK(layout == io::Layout::openai_clip, path, ": a quantised CLIP file must use OpenAI tensor names");
+    auto c = meta.find("config");
+    MMKIT_CHECK(c != meta.end(), path, ": no 'config' in the safetensors metadata");
+    e->cfg_ = ClipConfig::from_json(c->second);
+    for (const auto& v : e->file_->tensors()) t.by_name[v.name] = {v.dtype, v.data, v.shape, v.name};
+    t.from_file = true;
+  } else {
+    // Hugging Face layout or F16/BF16 without quantisation metadata: load_clip remaps (and widens).
+    e->clip_ = load_clip(path);
+    e->cfg_ = e->clip_->cfg;
+    e->format_ = "f32";
+    for (Parameter* p : e->clip_->parameters())
+      t.by_name[p->name] = {DType::f32, p->value.raw(), p->value.shape().vec(), p->name};
+  }
+  const auto& ls = t.get("logit_scale", {});
+  MMKIT_CHECK(ls.dtype == DType::f32 || ls.dtype == DType::f16 || ls.dtype == DType::bf16, path,
+              ": 'logit_scale' must be a float");
+  e->logit_scale_ = t.f32("logit_scale", {})[0];
+  return e;
+}
+
+void ClipEngine::prepare_vision() {
+  if (vision_) return;
+  Tensors& t = *src_;
+  const ClipConfig& c = cfg_;
+  auto v = std::make_unique<Tower>();
+  const int64_t W = c.vision_width, p = c.vision_patch_size, E = c.embed_dim;
+  const int64_t P = (c.image_resolution / p) * (c.image_resolution / p);
+  v->width = W;
+  v->heads = c.vision_heads;
+  v->eps = c.eps;
+  {
+    // conv1 [W, 3, p, p] is the GEMM matrix [W, 3 p p] (see ops/patch_embed.h); no bias.
+    const auto& e = t.get("visual.conv1.weight", {W, 3, p, p});
+    t.by_name["visual.conv1.weight#2d"] = {e.dtype, e.data, {W, 3 * p * p}, e.source};
+    LinearSource s = t.linear("visual.conv1.weight#2d", "", W, 3 * p * p);
+    t.set_release(s);
+    v->patch = std::make_unique<PackedLinear>(s, Epilogue::none);
+  }
+  v->cls = t.f32("visual.class_embedding", {W});
+  v->pos = t.f32("visual.positional_embedding", {P + 1, W});
+  v->ln_pre_w = t.f32("visual.ln_pre.weight", {W});
+  v->ln_pre_b = t.f32("visual.ln_pre.bias", {W});
+  v->ln_out_w = t.f32("visual.ln_post.weight", {W});
+  v->ln_out_b = t.f32("visual.ln_post.bias", {W});
+  v->proj = t.f32("visual.proj", {W, E});
+  const Epilogue act = c.activation == "gelu" ? Epilogue::gelu : Epilogue::quick_gelu;
+  for (int64_t i = 0; i < c.vision_layers; ++i) {
+    const std::string b = "visual.transformer.resblocks." + std::to_string(i);
+    auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
+      LinearSource s = t.linear(b + w, b + bias, out, in);
+      t.set_release(s);
+      return PackedLinear(s, ep);
+    };
+    v->blocks.push_back({t.f32(b + ".ln_1.weight", {W}), t.f32(b + ".ln_1.bias", {W}),
+                         t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),
+                         lin(".attn.in_proj_weight", ".attn.in_proj_bias", 3 * W, W, Epilogue::none),
+                         lin(".attn.out_proj.weight", ".attn.out_proj.bias", W, W, Epilogue::residual),
+                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", 4 * W, W, act),
+                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, 4 * W, Epilogue::residual)});
+  }
+  vision_ = std::move(v);
+}
+
+void ClipEngine::prepare_text() {
+  if (text_) return;
+  Tensors& t = *src_;
+  const ClipConfig& c = cfg_;
+  auto v = std::make_unique<Tower>();
+  const int64_t W = c.transformer_width, E = c.embed_dim;
+  v->width = W;
+  v->heads = c.transformer_heads;
+  v->eps = c.eps;
+  const auto& tok = t.get("token_embedding.weight", {c.vocab_size, W});
+  MMKIT_CHECK(tok.dtype == DType::f32 || tok.dtype == DType::f16 || tok.dtype == DType::bf16, t.where,
+              ": 'token_embedding.weight' must be F32, F16 or BF16, got ", dtype_name(tok.dtype));
+  MMKIT_CHECK(reinterpret_cast<uintptr_t>(tok.data) % dtype_size(tok.dtype) == 0, t.where,
+              ": 'token_embedding.weight' is not aligned to its element size");
+  v->tok = tok.data;
+  v->tok_dtype = tok.dtype;
+  // Rows are read (and half rows widened) on lookup; the table is checked once here, as every
+  // loader refuses non-finite weights.
+  if (t.from_file) t.check_finite(tok, c.vocab_size * W);
+  v->pos = t.f32("positional_embedding", {c.context_length, W});
+  v->ln_out_w = t.f32("ln_final.weight", {W});
+  v->ln_out_b = t.f32("ln_final.bias", {W});
+  v->proj = t.f32("text_projection", {W, E});
+  const Epilogue act = c.activation == "gelu" ? Epilogue::gelu : Epilogue::quick_gelu;
+  for (int64_t i = 0; i < c.transformer_layers; ++i) {
+    const std::string b = "transformer.resblocks." + std::to_string(i);
+    auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
+      LinearSource s = t.linear(b + w, b + bias, out, in);
+      t.set_release(s);
+      return PackedLinear(s, ep);
+    };
+    v->blocks.push_back({t.f32(b + ".ln_1.weight", {W}), t.f32(b + ".ln_1.bias", {W}),
+                         t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),
+                         lin(".attn.in_proj_weight", ".attn.in_proj_bias", 3 * W, W, Epilogue::none),
+                         lin(".attn.out_proj.weight", ".attn.out_proj.bias", W, W, Epilogue::residual),
+                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", 4 * W, W, act),
+                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, 4 * W, Epilogue::residual)});
+  }
+  text_ = std::move(v);
+}
+
+// Pre-LN residual blocks on x_ [B*T, W]:
+//   h = LN1(x); qkv = h Wqkv^T + b; h = attention(qkv); x += h Wo^T + bo;
+//   h = LN2(x); f = act(h Wfc^T + bfc); x += f Wproj^T + bproj
+void ClipEngine::run_blocks(Tower& t, int64_t B, int64_t T, bool causal) {
+  const int64_t M = B * T, W = t.width, H = t.heads, dh = W / H;
+  float* x = x_.data();
+  float* h = grow(h_, size_t(M * W));
+  float* qkv = grow(qkv_, size_t(M * 3 * W));
+  float* f = grow(f_, size_t(M * 4 * W));
+  ops::AttentionDims d{B, H, T, T, dh, 3 * W, 3 * W, 3 * W, 1.f / std::sqrt(float(dh)), causal};
+  for (auto& blk : t.blocks) {
+    ops::layernorm_forward(x, blk.ln1_w, blk.ln1_b, h, nullptr, nullptr, M, W, t.eps);
+    blk.qkv.forward(h, M, qkv, scratch_);
+    ops::attention_forward(d, qkv, qkv + W, qkv + 2 * W, nullptr, h, nullptr);
+    blk.out.forward(h, M, x, scratch_);
+    ops::layernorm_forward(x, blk.ln2_w, blk.ln2_b, h, nullptr, nullptr, M, W, t.eps);
+    blk.fc.forward(h, M, f, scratch_);
+    blk.proj.forward(f, M, x, scratch_);
+  }
+}
+
+void ClipEngine::encode_image(const float* images, int64_t B, float* out) {
+  if (B == 0) return;
+  prepare_vision();
+  Tower& v = *vision_;
+  const ClipConfig& c = cfg_;
+  const int64_t R = c.image_resolution, p = c.vision_patch_size, W = c.vision_width, E = c.embed_dim;
+  const int64_t P = (R / p) * (R / p), T = P + 1, M = B * T;
+  float* x = grow(x_, size_t(M * W));
+  // Patches [B*P, 3 p p] in the qkv buffer, their embeddings [B*P, W] in f.
+  float* cols = grow(qkv_, size_t(std::max(B * P * 3 * p * p, M * 3 * W)));
+  float* emb = grow(f_, size_t(std::max(B * P * W, M * 4 * W)));
+  ops::patchify(images, cols, B, 3, R, R, p);
+  v.patch->forward(cols, B * P, emb, scratch_);
+  // x[b, 0] = class embedding + pos[0]; x[b, 1 + i] = patch i + pos[1 + i]; then ln_pre.
+  float* h = grow(h_, size_t(M * W));
+#pragma omp parallel for if (M * W > (1 << 14))
+  for (int64_t r = 0; r < M; ++r) {
+    const int64_t b = r / T, i = r % T;
+    const float* src = i == 0 ? v.cls : emb + (b * P + i - 1) * W;
+    const float* pos = v.pos + i * W;
+    float* hr = h + r * W;
+#pragma omp simd
+    for (int64_t j = 0; j < W; ++j) hr[j] = src[j] + pos[j];
+  }
+  ops::layernorm_forward(h, v.ln_pre_w, v.ln_pre_b, x, nullptr, nullptr, M, W, v.eps);
+  run_blocks(v, B, T, false);
+  // ln_post on the class tokens, then the projection [W, E].
+  float* pooled = grow(pooled_, size_t(2 * B * W));
+  for (int64_t b = 0; b < B; ++b) std::memcpy(pooled + b * W, x + b * T * W, size_t(W) * 4);
+  ops::layernorm_forward(pooled, v.ln_out_w, v.ln_out_b, pooled + B * W, nullptr, nullptr, B, W, v.eps);
+  ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
+}
+
+void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* out) {
+  if (B == 0) return;
+  const ClipConfig& c = cfg_;
+  MMKIT_CHECK(T >= 1 && T <= c.context_length, "CLIP: token rows of length ", T, ", the model's context is ",
+              c.context_length);
+  prepare_text();
+  Tower& v = *text_;
+  const int64_t W = c.transformer_width, E = c.embed_dim, V = c.vocab_size;
+  for (int64_t r = 0; r < B * T; ++r)
+    MMKIT_CHECK(ids[r] >= 0 && ids[r] < V, "CLIP: token id ", ids[r], " at row ", r / T, ", position ", r % T,
+                " is outside the vocabulary [0, ", V, ")");
+  // Pooling reads the end-of-text token (the highest id of each row). Under the causal mask no
+  // token sees a later one, so positions after the last end-of-text of the batch cannot change the
+  // result: the tower runs on the first Tu <= T positions only ("a photo of a cat." is 7 of 77).
+  std::vector<int64_t>& eot = eot_;
+  eot.assign(size_t(B), 0);
+  int64_t Tu = 1;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 1; t < T; ++t)
+      if (ids[b * T + t] > ids[b * T + eot[size_t(b)]]) eot[size_t(b)] = t;
+    Tu = std::max(Tu, eot[size_t(b)] + 1);
+  }
+  const int64_t M = B * Tu;
+  float* x = grow(x_, size_t(M * W));
+#pragma omp parallel for if (M * W > (1 << 14))
+  for (int64_t r = 0; r < M; ++r) {
+    const int64_t b = r / Tu, t = r % Tu, id = ids[b * T + t];
+    const float* pos = v.pos + t * W;
+    float* xr = x + r * W;
+    if (v.tok_dtype == DType::f32) {
+      const float* e = static_cast<const float*>(v.tok) + id * W;
+#pragma omp simd
+      for (int64_t j = 0; j < W; ++j) xr[j] = e[j] + pos[j];
+    } else {
+      const uint16_t* e = static_cast<const uint16_t*>(v.tok) + id * W;
+      for (int64_t j = 0; j < W; ++j)
+        xr[j] = (v.tok_dtype == DType::f16 ? io::f16_to_f32(e[j]) : io::bf16_to_f32(e[j])) + pos[j];
+    }
+  }
+  run_blocks(v, B, Tu, true);
+  // ln_final on the end-of-text rows, then the projection.
+  float* pooled = grow(pooled_, size_t(2 * B * W));
+  for (int64_t b = 0; b < B; ++b) std::memcpy(pooled + b * W, x + (b * Tu + eot[size_t(b)]) * W, size_t(W) * 4);
+  ops::layernorm_forward(pooled, v.ln_out_w, v.ln_out_b, pooled + B * W, nullptr, nullptr, B, W, v.eps);
+  ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
+}
+
+size_t ClipEngine::workspace_bytes() const {
+  return 4 * (x_.size() + h_.size() + qkv_.size() + f_.size() + pooled_.size()) + scratch_.xq.size() +
+         4 * scratch_.xs.size() + 4 * scratch_.acc.size() + 2 * scratch_.xh.size() + 4 * scratch_.wf.size();
+}
+
+size_t ClipEngine::packed_weight_bytes() const {
+  size_t n = 0;
+  for (const Tower* t : {vision_.get(), text_.get()}) {
+    if (!t) continue;
+    if (t->patch) n += t->patch->packed_bytes();
+    for (const auto& b : t->blocks)
+      n += b.qkv.packed_bytes() + b.out.packed_bytes() + b.fc.packed_bytes() + b.proj.packed_bytes();
+  }
+  return n;
+}
+
+}  // namespace mmkit::infer
