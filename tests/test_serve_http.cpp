@@ -195,7 +195,10 @@ TEST_F(ServeHttp, TextEmbeddingsAndZeroShotMatchClipRunner) {
   EXPECT_EQ(z["best"], want.best[0]);
   // Labels as one comma-separated string, and cached label embeddings, give the same answer.
   json z2 = post("/v1/zero-shot", {{"image", b64_file(env->files[2])}, {"labels", "circle, square,bar"}}, 200);
-  EXPECT_EQ(z2["probs"], z["probs"]);
+  // Same answer; not bit-identical, since the engine packs its weights on the second call and the
+  // packed GEMM sums in another order.
+  ASSERT_EQ(z2["probs"].size(), 3u);
+  for (size_t l = 0; l < 3; ++l) EXPECT_NEAR(z2["probs"][l].get<double>(), z["probs"][l].get<double>(), 1e-6) << l;
   json s = post("/v1/search", {{"text", "a red circle"}, {"k", 3}}, 200);
   EXPECT_EQ(s["results"].size(), 3u);
 }

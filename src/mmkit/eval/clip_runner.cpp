@@ -1,5 +1,7 @@
 #include "mmkit/eval/clip_runner.h"
 
+#include <mutex>
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -229,13 +231,34 @@ Tensor ClipRunner::embed_texts(const std::vector<std::string>& texts, bool norma
 
 Tensor ClipRunner::embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch) {
   for (size_t i = 0; i < ids.size(); ++i)
-    MMKIT_CHECK(int64_t(ids[i].size()) == model_->cfg.context_length, "token row ", i, ": got ", ids[i].size(),
-                " ids, expected ", model_->cfg.context_length);
-  return clip_embed_ids(*model_, ids, normalize, batch);
+    MMKIT_CHECK(int64_t(ids[i].size()) == config().context_length, "token row ", i, ": got ", ids[i].size(),
+                " ids, expected ", config().context_length);
+  // The server's text and image batchers call these from two threads; the
+  // engine's buffers are shared, so its calls are serialised here.
+  std::lock_guard<std::mutex> lock(*engine_mu_);
+  const int64_t N = int64_t(ids.size()), E = config().embed_dim, T = config().context_length;
+  Tensor out = Tensor::empty(Shape{N, E});
+  std::vector<int32_t> flat;
+  for (int64_t i0 = 0; i0 < N; i0 += batch) {
+    const int64_t n = std::min<int64_t>(batch, N - i0);
+    flat.resize(size_t(n * T));
+    for (int64_t i = 0; i < n; ++i) std::memcpy(flat.data() + i * T, ids[size_t(i0 + i)].data(), size_t(T) * 4);
+    engine_->encode_text(flat.data(), n, T, out.f32() + i0 * E);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
 }
 
 Tensor ClipRunner::embed_pixels(const float* pixels, int64_t n, bool normalize, int batch) {
-  return clip_embed_pixels(*model_, pixels, n, normalize, batch);
+  std::lock_guard<std::mutex> lock(*engine_mu_);
+  const int64_t E = config().embed_dim, R = config().image_resolution;
+  Tensor out = Tensor::empty(Shape{n, E});
+  for (int64_t i0 = 0; i0 < n; i0 += batch) {
+    const int64_t m = std::min<int64_t>(batch, n - i0);
+    engine_->encode_image(pixels + i0 * 3 * R * R, m, out.f32() + i0 * E);
+  }
+  if (normalize) l2_normalize_rows(out);
+  return out;
 }
 
 Tensor ClipRunner::embed_images(const std::vector<Image>& images, bool normalize, int batch) {

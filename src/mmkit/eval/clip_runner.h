@@ -8,6 +8,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,8 @@ class ClipRunner {
   // output); pixels are n preprocessed images [n, 3, R, R] (preprocess()).
   Tensor embed_token_ids(const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch = 64);
   Tensor embed_pixels(const float* pixels, int64_t n, bool normalize, int batch = 16);
-  int64_t embed_dim() const { return model_->cfg.embed_dim; }
-  int64_t image_resolution() const { return model_->cfg.image_resolution; }
+  int64_t embed_dim() const { return config().embed_dim; }
+  int64_t image_resolution() const { return config().image_resolution; }
   // CLIP's prompt ensembling: each label's text embedding is the renormalised
   // mean of its normalised template embeddings ("{}" replaced by the label);
   // probs = softmax(exp(logit_scale) * cos(image, label)).
@@ -64,6 +65,7 @@ class ClipRunner {
 
  private:
   std::unique_ptr<infer::ClipEngine> engine_;
+  std::shared_ptr<std::mutex> engine_mu_ = std::make_shared<std::mutex>();  // embed_token_ids / embed_pixels
   std::unique_ptr<Clip> model_;
   mutable std::unique_ptr<text::ClipTokenizer> tok_;
   std::string vocab_, model_path_;
