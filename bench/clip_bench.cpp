@@ -490,6 +490,7 @@ std::string fmt(const char* f, ...) {
 int run(int argc, char** argv) {
   const Options o = parse_options(argc, argv);
   const std::string load_before = uptime_line();
+  const double load_at_start = load1();
   if (std::getenv("GOMP_SPINCOUNT")) ::unsetenv("GOMP_SPINCOUNT");  // children start from the user's environment
   const int bmax = *std::max_element(o.batches.begin(), o.batches.end());
   auto reps_for = [&](int b) { return b > 8 ? o.reps_large : o.reps; };
@@ -818,6 +819,10 @@ int run(int argc, char** argv) {
         if (a == T.end() || b == T.end()) continue;
         std::string line = fmt("1 -> 2 thread scaling, %s %s batch %d: %.2fx", rt.c_str(), tower.c_str(), bmax,
                                a->second.ms.median / b->second.ms.median);
+        // mmkit's spinning variant runs at 2 threads only: 1 thread has no pool to spin.
+        auto sp = T.find({rt + " (spin)", tower, 2, bmax});
+        if (sp != T.end())
+          line += fmt(" (to the spinning pool at 2 threads: %.2fx)", a->second.ms.median / sp->second.ms.median);
         std::printf("%s\n", line.c_str());
         notes << "- " << line << "\n";
       }
@@ -945,7 +950,7 @@ int run(int argc, char** argv) {
     sec << "<!-- clip_bench:begin -->\n"
         << "Command: `" << o.command << "` (" << (o.quick ? "quick mode" : "full run") << "), "
         << "GEMM backend " << ops::gemm_backend_name() << ". Machine: " << load_before << " before the run, "
-        << load_after << " after" << (load1() >= 0.5 ? " (busy: other jobs shared the 2 cores, absolute times are "
+        << load_after << " after (this run's own 2 threads included)" << (load_at_start >= 0.5 ? " (busy at the start: other jobs shared the 2 cores, absolute times are "
                                                        "inflated; ratios come from interleaved-in-time runs of the same "
                                                        "load only approximately)" : "") << ".\n\n"
         << md.str() << "\n" << notes.str();
