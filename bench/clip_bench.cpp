@@ -4,7 +4,7 @@
 //   build/clip_bench [--quick] [--towers image,text] [--batches 1,8,32] [--threads 1,2]
 //                    [--formats f32,int8,bf16,f16] [--warmup 2] [--reps 10] [--reps-large 3]
 //                    [--startup-runs 3] [--dir /tmp/mmkit_bench] [--no-torch] [--no-ort] [--no-startup]
-//                    [--no-write] [--doc docs/BENCHMARKS.md]
+//                    [--no-write] [--doc docs/BENCHMARKS.md] [--no-spin-variant]
 //   --quick = --batches 1,32 --threads 2 --formats f32,int8 --reps 5 --reps-large 2 --startup-runs 2
 //
 // 1. Weights: bench/torch_clip_bench.py make-weights writes seeded random ViT-B/32 weights (OpenAI
@@ -19,7 +19,10 @@
 //    other runtime then uses.
 // 3. ONNX Runtime (npm onnxruntime-node, bench/ort/ort_clip_bench.js): intra-op threads T, all graph
 //    optimisations, default spin-waiting.
-// 4. mmkit: infer::ClipEngine in this process (set_num_threads(T)), one engine per weight format.
+// 4. mmkit: infer::ClipEngine in this process (set_num_threads(T)), one engine per weight format,
+//    under mmkit's default OpenMP policy (passive); f32 and int8 also in a re-executed copy of this
+//    program (--worker) under libgomp's spinning default (GOMP_SPINCOUNT=300000), at 2+ threads:
+//    "mmkit f32 (spin)" — the counterpart of ORT's spinning pool.
 // Batches > 8 use --reps-large repetitions. Every runtime prints min and median wall ms per call.
 // GFLOP/s counts 2 x the multiply-adds of the tower's GEMMs (patchify/q/k/v/QK^T/PV/out-proj/MLP/
 // projection); LayerNorm, softmax and activations are not counted. "% peak" is against the fp32
@@ -280,7 +283,8 @@ struct Options {
   std::vector<int> batches = {1, 8, 32}, threads = {1, 2};
   int warmup = 2, reps = 10, reps_large = 3, startup_runs = 3;
   std::string dir = "/tmp/mmkit_bench", doc = kSrc + "/docs/BENCHMARKS.md", command;
-  bool torch = true, ort = true, startup = true, write = true, quick = false;
+  bool torch = true, ort = true, startup = true, write = true, quick = false, spin = true;
+  std::string worker;  // internal: time this mmkit format only (re-executed under another OpenMP policy)
 };
 
 Options parse_options(int argc, char** argv) {
@@ -317,6 +321,8 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--no-ort") o.ort = false;
     else if (a == "--no-startup") o.startup = false;
     else if (a == "--no-write") o.write = false;
+    else if (a == "--no-spin-variant") o.spin = false;
+    else if (a == "--worker") o.worker = next();
     else fail("unknown argument ", a, " (see the comment at the top of bench/clip_bench.cpp)");
   }
   MMKIT_CHECK(o.warmup >= 1 && o.reps >= 1 && o.reps_large >= 1 && o.startup_runs >= 1,
@@ -484,6 +490,7 @@ std::string fmt(const char* f, ...) {
 int run(int argc, char** argv) {
   const Options o = parse_options(argc, argv);
   const std::string load_before = uptime_line();
+  const double load_at_start = load1();
   if (std::getenv("GOMP_SPINCOUNT")) ::unsetenv("GOMP_SPINCOUNT");  // children start from the user's environment
   const int bmax = *std::max_element(o.batches.begin(), o.batches.end());
   auto reps_for = [&](int b) { return b > 8 ? o.reps_large : o.reps; };
@@ -491,12 +498,15 @@ int run(int argc, char** argv) {
   const std::string weights = o.dir + "/clip_vitb32.safetensors";
   const ClipConfig want = vit_b_32();
   const std::map<std::string, double> gflop = {{"image", vision_gflop(want)}, {"text", text_gflop(want)}};
-  std::printf("CLIP ViT-B/32 inference benchmark: towers");
-  for (auto& t : o.towers) std::printf(" %s (%.2f GFLOP/item)", t.c_str(), gflop.at(t));
-  std::printf(", %s\n", load_before.c_str());
-  if (load1() >= 0.5)
-    std::printf("WARNING: the machine is busy (1-minute load %.2f >= 0.5): timings are not representative\n", load1());
-  ensure_weights(weights, o.dir + "/clip_vitb32_check.safetensors", want);
+  const bool worker = !o.worker.empty();  // re-executed copy: only times mmkit (see "spinning" below)
+  if (!worker) {
+    std::printf("CLIP ViT-B/32 inference benchmark: towers");
+    for (auto& t : o.towers) std::printf(" %s (%.2f GFLOP/item)", t.c_str(), gflop.at(t));
+    std::printf(", %s\n", load_before.c_str());
+    if (load1() >= 0.5)
+      std::printf("WARNING: the machine is busy (1-minute load %.2f >= 0.5): timings are not representative\n", load1());
+    ensure_weights(weights, o.dir + "/clip_vitb32_check.safetensors", want);
+  }
   auto older = [&](const std::string& p) {
     struct stat a, b;
     return ::stat(p.c_str(), &a) != 0 || ::stat(weights.c_str(), &b) != 0 || a.st_mtime < b.st_mtime;
@@ -505,7 +515,7 @@ int run(int argc, char** argv) {
   for (auto& f : o.formats) {
     if (f == "f32") continue;
     files[f] = o.dir + "/clip_vitb32_" + f + ".safetensors";
-    if (older(files[f])) {
+    if (!worker && older(files[f])) {
       auto t0 = Clock::now();
       infer::QuantizeReport r = infer::quantize_clip(weights, files[f], f);
       std::printf("quantize %s: %.0f MB -> %.0f MB in %.1f s\n", f.c_str(), r.in_bytes / 1e6, r.out_bytes / 1e6,
@@ -543,7 +553,7 @@ int run(int argc, char** argv) {
   for (const auto& tower : o.towers) {
     const std::string dump = o.dir + "/clip_vitb32_check_" + tower + ".safetensors";
     bool have = false;
-    if (o.torch)
+    if (o.torch && !worker)
       for (int th : o.threads) {
         std::vector<std::string> cmd = {kPython, kPeer, "time", "--model", weights, "--tower", tower, "--seed", "1",
                                         "--batches", batches_s, "--threads", std::to_string(th), "--warmup",
@@ -568,7 +578,7 @@ int run(int argc, char** argv) {
 
   // ---- ONNX Runtime
   const std::string ort_dir = kSrc + "/bench/ort";
-  if (o.ort) {
+  if (o.ort && !worker) {
     if (!file_exists(ort_dir + "/node_modules/onnxruntime-node")) {
       std::printf("onnxruntime: %s/node_modules missing: run `npm install --ignore-scripts` there; skipped\n", ort_dir.c_str());
     } else {
@@ -603,49 +613,93 @@ int run(int argc, char** argv) {
   }
 
   // ---- mmkit
+  const std::string towers_s = [&] {
+    std::string r;
+    for (auto& t : o.towers) r += (r.empty() ? "" : ",") + t;
+    return r;
+  }();
+  auto time_engine = [&](infer::ClipEngine& e, const std::string& rt, const std::string& tower, int th) {
+    const int64_t E = want.embed_dim;
+    std::vector<float> out(size_t(bmax * E));
+    std::vector<int32_t> ids(in.ids.begin(), in.ids.end());
+    set_num_threads(th);
+    for (int b : o.batches) {
+      std::vector<double> ms, cpu;
+      for (int r = 0; r < o.warmup + reps_for(b); ++r) {
+        auto t1 = Clock::now();
+        const double c1 = cpu_seconds();
+        if (tower == "image") e.encode_image(in.images.data(), b, out.data());
+        else e.encode_text(ids.data(), b, want.context_length, out.data());
+        double dt = seconds_since(t1) * 1e3, dc = (cpu_seconds() - c1) * 1e3;
+        if (r >= o.warmup) ms.push_back(dt), cpu.push_back(dc);
+        if (r == 0 && b == bmax) emb[{rt, tower}] = out;
+      }
+      T[{rt, tower, th, b}] = {reps_for(b), stats_of(ms), stats_of(cpu).median};
+      if (worker)
+        std::printf("{\"tower\":\"%s\",\"threads\":%d,\"batch\":%d,\"reps\":%d,\"ms_min\":%.3f,\"ms_median\":%.3f,"
+                    "\"cpu_ms_median\":%.3f}\n", tower.c_str(), th, b, reps_for(b), stats_of(ms).min, stats_of(ms).median,
+                    stats_of(cpu).median);
+    }
+  };
+  if (worker) {
+    auto e = infer::ClipEngine::open(o.worker == "f32" ? weights : o.dir + "/clip_vitb32_" + o.worker + ".safetensors");
+    for (const auto& tower : o.towers)
+      for (int th : o.threads) time_engine(*e, "mmkit " + o.worker, tower, th);
+    return 0;
+  }
   std::map<int, Peaks> peaks;
   for (int th : o.threads) {
     peaks[th] = measure_peaks(th);
     std::printf("GEMM peak, %d thread(s): f32 %.0f GFLOP/s, int8 %.0f GOP/s, bf16 %.0f GFLOP/s (M=1600)\n", th,
                 peaks[th].f32, peaks[th].int8, peaks[th].bf16);
   }
-  std::map<std::string, double> engine_mb;
   for (const auto& f : o.formats) {
     const std::string rt = "mmkit " + f;
     auto t0 = Clock::now();
     auto e = infer::ClipEngine::open(files[f]);
     double open_ms = seconds_since(t0) * 1e3;
-    for (const auto& tower : o.towers) {
-      const int64_t E = want.embed_dim;
-      std::vector<float> out(size_t(bmax * E));
-      std::vector<int32_t> ids(in.ids.begin(), in.ids.end());
+    for (const auto& tower : o.towers)
       for (int th : o.threads) {
-        set_num_threads(th);
         std::printf("running %s %s, %d thread(s) ...\n", rt.c_str(), tower.c_str(), th);
         std::fflush(stdout);
-        for (int b : o.batches) {
-          std::vector<double> ms, cpu;
-          for (int r = 0; r < o.warmup + reps_for(b); ++r) {
-            auto t1 = Clock::now();
-            const double c1 = cpu_seconds();
-            if (tower == "image") e->encode_image(in.images.data(), b, out.data());
-            else e->encode_text(ids.data(), b, want.context_length, out.data());
-            double dt = seconds_since(t1) * 1e3, dc = (cpu_seconds() - c1) * 1e3;
-            if (r >= o.warmup) ms.push_back(dt), cpu.push_back(dc);
-            if (r == 0 && b == bmax) emb[{rt, tower}] = out;
-          }
-          T[{rt, tower, th, b}] = {reps_for(b), stats_of(ms), stats_of(cpu).median};
-        }
+        time_engine(*e, rt, tower, th);
       }
-    }
-    engine_mb[f] = (e->packed_weight_bytes() + e->workspace_bytes()) / 1e6;
     std::printf("  %s: open %.0f ms, packed weights %.0f MB, activation buffers %.0f MB\n", rt.c_str(), open_ms,
                 e->packed_weight_bytes() / 1e6, e->workspace_bytes() / 1e6);
   }
+  // mmkit's default OpenMP policy is passive (idle pool threads sleep at once: right on a shared
+  // machine); ORT spin-waits by default. The same engine under libgomp's spinning default
+  // (GOMP_SPINCOUNT=300000), in a re-executed copy of this program, is timed too (2+ threads).
+  if (o.spin)
+    for (const auto& f : o.formats) {
+      if (f != "f32" && f != "int8") continue;
+      std::vector<std::string> cmd = {self_dir() + "/clip_bench", "--worker", f, "--dir", o.dir, "--batches", batches_s,
+                                      "--warmup", std::to_string(o.warmup), "--reps", std::to_string(o.reps),
+                                      "--reps-large", std::to_string(o.reps_large), "--towers", towers_s};
+      std::string th_s;
+      for (int th : o.threads)
+        if (th > 1) th_s += (th_s.empty() ? "" : ",") + std::to_string(th);
+      if (th_s.empty()) continue;
+      cmd.insert(cmd.end(), {"--threads", th_s});
+      std::printf("running mmkit %s (spinning OpenMP pool), %s thread(s) ...\n", f.c_str(), th_s.c_str());
+      std::fflush(stdout);
+      ChildResult r = run_child(cmd, {{"OMP_WAIT_POLICY", ""}, {"GOMP_SPINCOUNT", "300000"}});
+      int got = 0;
+      for (auto& j : json_lines(r.out))
+        if (j.contains("tower") && j.contains("ms_median")) {
+          T[{"mmkit " + f + " (spin)", j["tower"].get<std::string>(), j["threads"].get<int>(), j["batch"].get<int>()}] = {
+              j["reps"].get<int>(), {j["ms_min"].get<double>(), j["ms_median"].get<double>()}, j["cpu_ms_median"].get<double>()};
+          ++got;
+        }
+      if (!r.ok || got == 0) std::printf("  mmkit %s (spin) failed\n", f.c_str());
+    }
 
   // ---- table
   std::vector<std::string> runtimes;
-  for (auto& f : o.formats) runtimes.push_back("mmkit " + f);
+  for (auto& f : o.formats) {
+    runtimes.push_back("mmkit " + f);
+    if (f == "f32" || f == "int8") runtimes.push_back("mmkit " + f + " (spin)");
+  }
   runtimes.push_back("pytorch");
   runtimes.push_back("onnxruntime");
   runtimes.push_back("onnxruntime (no spin)");
@@ -730,6 +784,32 @@ int run(int argc, char** argv) {
                  "GOP/s (incl. per-row activation quantisation and rescaling), bf16 %.0f GFLOP/s\n", th, peaks[th].f32,
                  peaks[th].f32_cpu, peaks[th].int8, peaks[th].bf16);
 
+  // ---- the acceptance ratios: each side in its faster OpenMP/spinning setting, image tower,
+  // the largest thread count of the run
+  {
+    const int th = o.threads.back();
+    auto best_of = [&](std::vector<std::string> names, int b) -> const Timing* {
+      const Timing* best = nullptr;
+      for (auto& n : names) {
+        auto it = T.find({n, "image", th, b});
+        if (it != T.end() && (!best || it->second.ms.median < best->ms.median)) best = &it->second;
+      }
+      return best;
+    };
+    for (const char* f : {"f32", "int8"})
+      for (int b : {o.batches.front(), bmax}) {
+        const Timing* m = best_of({std::string("mmkit ") + f, std::string("mmkit ") + f + " (spin)"}, b);
+        const Timing* ort = best_of({"onnxruntime", "onnxruntime (no spin)"}, b);
+        const Timing* pt = best_of({"pytorch"}, b);
+        if (!m) continue;
+        std::string line = fmt("acceptance view, encode_image %s batch %d, %d threads: mmkit %.1f ms", f, b, th, m->ms.median);
+        if (ort) line += fmt(", ONNX Runtime f32 %.1f ms (%.2fx)", ort->ms.median, ort->ms.median / m->ms.median);
+        if (pt) line += fmt(", PyTorch %.1f ms (%.2fx)", pt->ms.median, pt->ms.median / m->ms.median);
+        std::printf("%s\n", line.c_str());
+        notes << "- " << line << " (each at its faster spinning setting)\n";
+      }
+  }
+
   // ---- thread scaling
   if (std::find(o.threads.begin(), o.threads.end(), 1) != o.threads.end() &&
       std::find(o.threads.begin(), o.threads.end(), 2) != o.threads.end())
@@ -739,6 +819,10 @@ int run(int argc, char** argv) {
         if (a == T.end() || b == T.end()) continue;
         std::string line = fmt("1 -> 2 thread scaling, %s %s batch %d: %.2fx", rt.c_str(), tower.c_str(), bmax,
                                a->second.ms.median / b->second.ms.median);
+        // mmkit's spinning variant runs at 2 threads only: 1 thread has no pool to spin.
+        auto sp = T.find({rt + " (spin)", tower, 2, bmax});
+        if (sp != T.end())
+          line += fmt(" (to the spinning pool at 2 threads: %.2fx)", a->second.ms.median / sp->second.ms.median);
         std::printf("%s\n", line.c_str());
         notes << "- " << line << "\n";
       }
@@ -866,7 +950,7 @@ int run(int argc, char** argv) {
     sec << "<!-- clip_bench:begin -->\n"
         << "Command: `" << o.command << "` (" << (o.quick ? "quick mode" : "full run") << "), "
         << "GEMM backend " << ops::gemm_backend_name() << ". Machine: " << load_before << " before the run, "
-        << load_after << " after" << (load1() >= 0.5 ? " (busy: other jobs shared the 2 cores, absolute times are "
+        << load_after << " after (this run's own 2 threads included)" << (load_at_start >= 0.5 ? " (busy at the start: other jobs shared the 2 cores, absolute times are "
                                                        "inflated; ratios come from interleaved-in-time runs of the same "
                                                        "load only approximately)" : "") << ".\n\n"
         << md.str() << "\n" << notes.str();
