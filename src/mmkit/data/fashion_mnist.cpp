@@ -171,4 +171,12 @@ ImageSet load_fashion_mnist(const std::string& dir, const std::string& split) {
   return s;
 }
 
+ImageSet first_images(ImageSet s, int64_t n) {
+  if (n <= 0 || n >= s.n) return s;
+  s.n = n;
+  s.pixels.resize(size_t(n * s.image_size()));
+  s.labels.resize(size_t(n));
+  return s;
+}
+
 }  // namespace mmkit::data

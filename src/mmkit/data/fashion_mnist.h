@@ -40,6 +40,10 @@ constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 // label out of range, trailing bytes.
 ImageSet load_fashion_mnist(const std::string& dir, const std::string& split);
 
+// The first n images of `s` (all of them when n <= 0 or n >= s.n): the
+// --limit-train / --limit-test of the trainers.
+ImageSet first_images(ImageSet s, int64_t n);
+
 // T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot
 const std::vector<std::string>& fashion_mnist_classes();
 

@@ -13,18 +13,15 @@
 #include "mmkit/core/rng.h"
 #include "mmkit/image/image.h"
 #include "mmkit/text/utf8.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::data {
 
 namespace {
 
-std::string dir_of(const std::string& p) {
-  size_t s = p.find_last_of('/');
-  return s == std::string::npos ? "." : p.substr(0, s);
-}
-
+// base: parent_dir() of the caption file ("" or ending in '/').
 std::string resolve(const std::string& base, const std::string& p) {
-  return !p.empty() && p[0] == '/' ? p : base + "/" + p;
+  return !p.empty() && p[0] == '/' ? p : base + p;
 }
 
 // One CSV record starting at `pos` (may span lines inside quotes).
@@ -74,7 +71,7 @@ std::vector<ImageTextPair> read_image_text_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   MMKIT_CHECK(f, "cannot open caption file ", path);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const std::string base = dir_of(path);
+  const std::string base = parent_dir(path);
   std::vector<ImageTextPair> out;
   std::map<std::string, int64_t> ids;
   auto add = [&](const std::string& image, const std::string& caption, int64_t line) {

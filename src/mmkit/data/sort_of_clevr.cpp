@@ -14,6 +14,7 @@
 #include "mmkit/core/error.h"
 #include "mmkit/core/rng.h"
 #include "mmkit/util/progress.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::data {
 
@@ -60,21 +61,6 @@ int closest_index(const SocScene& s, int i, bool furthest) {
 }
 
 const char* shape_name(bool square) { return square ? "square" : "circle"; }
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot create ", tmp, ": ", std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (::fsync(::fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    fail("cannot write ", path, ": ", std::strerror(e));
-  }
-}
 
 void make_dir(const std::string& d) {
   if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)

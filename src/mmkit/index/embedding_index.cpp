@@ -20,16 +20,12 @@
 #include <thread>
 
 #include "mmkit/eval/embed_folder.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::index {
 
 namespace {
-
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 int64_t file_size(const std::string& p) {
   struct stat st;
@@ -44,20 +40,10 @@ std::string read_text(const std::string& p) {
   return ss.str();
 }
 
-void write_text_atomic(const std::string& p, const std::string& s) {
-  std::string tmp = p + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << s;
-    MMKIT_CHECK(f.good(), "cannot write ", tmp);
-  }
-  MMKIT_CHECK(std::rename(tmp.c_str(), p.c_str()) == 0, "cannot rename ", tmp, " to ", p);
-}
-
 // Skipped files: "path \t reason" lines; incomplete last line ignored.
 std::set<std::string> read_skipped(const std::string& p) {
   std::set<std::string> out;
-  if (!file_exists(p)) return out;
+  if (!path_exists(p)) return out;
   std::string s = read_text(p);
   size_t a = 0;
   for (size_t b; (b = s.find('\n', a)) != std::string::npos; a = b + 1) {
@@ -158,7 +144,7 @@ Decoded decode_range(const std::vector<std::string>& files, size_t i0, size_t i1
 
 std::vector<IndexItem> read_items(const std::string& path) {
   std::vector<IndexItem> out;
-  if (!file_exists(path)) return out;
+  if (!path_exists(path)) return out;
   std::string s = read_text(path);
   size_t a = 0;
   for (size_t b; (b = s.find('\n', a)) != std::string::npos; a = b + 1) {
@@ -178,14 +164,14 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   MMKIT_CHECK(!opt.out_dir.empty(), "index build needs an output directory");
   const int64_t E = runner.embed_dim(), R = runner.image_resolution();
   const std::string dir = opt.out_dir;
-  if (!file_exists(dir)) MMKIT_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create ", dir, ": ", std::strerror(errno));
+  if (!path_exists(dir)) MMKIT_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create ", dir, ": ", std::strerror(errno));
   const std::string items_p = dir + "/items.tsv", emb_p = dir + "/embeddings.f32", skip_p = dir + "/skipped.tsv",
                     info_p = dir + "/info.json", faiss_p = dir + "/index.faiss";
   nlohmann::json cfg = config_json(runner.model().cfg);
 
   // Resume: the model must be the same, and the tables are cut to their common complete rows.
   std::vector<IndexItem> items;
-  if (file_exists(info_p)) {
+  if (path_exists(info_p)) {
     nlohmann::json old = nlohmann::json::parse(read_text(info_p));
     MMKIT_CHECK(old.value("model_config", nlohmann::json()) == cfg, dir,
                 " holds an index built with a different model config; use a new --out directory");
@@ -301,7 +287,7 @@ std::unique_ptr<EmbeddingIndex> EmbeddingIndex::open(const std::string& dir) {
   auto x = std::unique_ptr<EmbeddingIndex>(new EmbeddingIndex());
   x->dir_ = dir;
   const std::string info_p = dir + "/info.json";
-  MMKIT_CHECK(file_exists(info_p), dir, " is not an index directory (no info.json); build one with mmkit index build");
+  MMKIT_CHECK(path_exists(info_p), dir, " is not an index directory (no info.json); build one with mmkit index build");
   try {
     x->info_ = nlohmann::json::parse(read_text(info_p));
   } catch (const nlohmann::json::exception& e) {
@@ -312,7 +298,7 @@ std::unique_ptr<EmbeddingIndex> EmbeddingIndex::open(const std::string& dir) {
   x->dim_ = x->info_.at("dim").get<int64_t>();
   x->items_ = read_items(dir + "/items.tsv");
   const std::string fp = dir + "/index.faiss";
-  MMKIT_CHECK(file_exists(fp), fp, " is missing");
+  MMKIT_CHECK(path_exists(fp), fp, " is missing");
   try {
     x->index_.reset(faiss::read_index(fp.c_str()));
   } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include "mmkit/image/image.h"
 #include "mmkit/image/to_tensor.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/train/run_dir.h"
 #include "mmkit/train/stop_signal.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/json_config.h"
@@ -225,12 +226,8 @@ TrainState state_from_json(const std::string& text, const std::string& path) {
 
 void save_checkpoint(const std::string& dir, Captioner& m, const text::CaptionVocab& vocab, AdamW& opt,
                      const TrainState& st, const CaptionTrainOptions& o) {
-  std::vector<io::NamedTensor> extra;
   const auto& ps = opt.params();
-  for (size_t k = 0; k < ps.size(); ++k) {
-    extra.push_back({"optim.exp_avg." + ps[k]->name, opt.exp_avg()[k]});
-    extra.push_back({"optim.exp_avg_sq." + ps[k]->name, opt.exp_avg_sq()[k]});
-  }
+  std::vector<io::NamedTensor> extra = optimizer_tensors(opt);
   const std::string cfg = m.cfg.to_json(), voc = vocab.to_json();
   io::save_parameters(dir + "/checkpoint.safetensors", ps,
                       {{"config", cfg}, {"vocab", voc}, {"train_state", state_json(st, o)},
@@ -419,19 +416,7 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
   ac.weight_decay = o.weight_decay;
   AdamW opt(params, ac);
   if (resumed) {
-    io::LoadOptions lo;
-    lo.ignore_prefixes = {"optim."};
-    io::load_parameters(*ck, params, lo);
-    for (size_t k = 0; k < params.size(); ++k) {
-      for (auto [prefix, buf] : {std::pair{"optim.exp_avg.", &opt.exp_avg()[k]},
-                                 std::pair{"optim.exp_avg_sq.", &opt.exp_avg_sq()[k]}}) {
-        Tensor t = io::read_tensor_f32(*ck, prefix + params[k]->name);
-        MMKIT_CHECK(t.shape() == buf->shape(), ckpt, ": optimizer state for ", params[k]->name, " has shape ",
-                    t.shape().str(), ", expected ", buf->shape().str());
-        std::memcpy(buf->raw(), t.raw(), t.nbytes());
-      }
-    }
-    opt.set_steps(st.step);
+    resume_from_checkpoint(*ck, params, opt, st.step);
     ck.reset();
     std::fprintf(log, "resuming %s at epoch %d, step %lld\n", o.out_dir.c_str(), st.epoch + 1, (long long)st.step);
   }

@@ -216,15 +216,8 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
     if (o.limit_train > 0 && o.limit_train < int64_t(pairs.size())) pairs.resize(size_t(o.limit_train));
   } else {
     std::string dir = o.data == "fashion-mnist" ? std::string(data::kFashionMnistDir) : o.data;
-    auto lim = [](data::ImageSet s, int64_t n) {
-      if (n <= 0 || n >= s.n) return s;
-      s.n = n;
-      s.pixels.resize(size_t(n * s.image_size()));
-      s.labels.resize(size_t(n));
-      return s;
-    };
-    train = lim(data::load_fashion_mnist(dir, "train"), o.limit_train);
-    test = lim(data::load_fashion_mnist(dir, "test"), o.limit_test);
+    train = data::first_images(data::load_fashion_mnist(dir, "train"), o.limit_train);
+    test = data::first_images(data::load_fashion_mnist(dir, "test"), o.limit_test);
   }
   const int64_t n_train = is_file ? int64_t(pairs.size()) : train.n;
 
@@ -275,10 +268,7 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
   ac.weight_decay = o.weight_decay;
   AdamW opt(params, ac);
   if (resumed) {
-    io::LoadOptions lo;
-    lo.ignore_prefixes = {"optim."};
-    io::load_parameters(*ck, params, lo);
-    load_optimizer_state(*ck, opt, st.step);
+    resume_from_checkpoint(*ck, params, opt, st.step);
     ck.reset();
     std::fprintf(log, "resuming %s at epoch %d, step %lld\n", o.out_dir.c_str(), st.epoch + 1, (long long)st.step);
   }

@@ -28,4 +28,12 @@ void load_optimizer_state(const io::SafetensorsFile& ck, AdamW& opt, int64_t ste
   opt.set_steps(steps);
 }
 
+void resume_from_checkpoint(const io::SafetensorsFile& ck, const std::vector<Parameter*>& params, AdamW& opt,
+                            int64_t steps) {
+  io::LoadOptions lo;
+  lo.ignore_prefixes = {"optim."};
+  io::load_parameters(ck, params, lo);
+  load_optimizer_state(ck, opt, steps);
+}
+
 }  // namespace mmkit::train

@@ -15,5 +15,9 @@ namespace mmkit::train {
 std::vector<io::NamedTensor> optimizer_tensors(AdamW& opt);
 // Restores them (shapes checked, messages name the checkpoint) and the step count.
 void load_optimizer_state(const io::SafetensorsFile& ck, AdamW& opt, int64_t steps);
+// --resume: the weights (every tensor but "optim.*", names and shapes
+// checked) and then the optimizer state, from a training checkpoint.
+void resume_from_checkpoint(const io::SafetensorsFile& ck, const std::vector<Parameter*>& params, AdamW& opt,
+                            int64_t steps);
 
 }  // namespace mmkit::train

@@ -125,14 +125,6 @@ void write_history(const std::string& dir, const std::vector<EpochRecord>& h) {
   if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, "ViT on Fashion-MNIST");
 }
 
-data::ImageSet limit(data::ImageSet s, int64_t n) {
-  if (n <= 0 || n >= s.n) return s;
-  s.n = n;
-  s.pixels.resize(size_t(n * s.image_size()));
-  s.labels.resize(size_t(n));
-  return s;
-}
-
 }  // namespace
 
 int last_stop_signal() { return stop_signal(); }
@@ -298,8 +290,8 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
   if (!o.resume && path_exists(ckpt))
     fail(o.out_dir, " already holds a training run (checkpoint.safetensors); pass --resume to continue it or choose another --out");
 
-  data::ImageSet train = limit(data::load_fashion_mnist(o.data_dir, "train"), o.limit_train);
-  data::ImageSet test = limit(data::load_fashion_mnist(o.data_dir, "test"), o.limit_test);
+  data::ImageSet train = data::first_images(data::load_fashion_mnist(o.data_dir, "train"), o.limit_train);
+  data::ImageSet test = data::first_images(data::load_fashion_mnist(o.data_dir, "test"), o.limit_test);
 
   Vit vit;
   TrainState st;
@@ -338,10 +330,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
   ac.weight_decay = o.weight_decay;
   AdamW opt(params, ac);
   if (resumed) {
-    io::LoadOptions lo;
-    lo.ignore_prefixes = {"optim."};
-    io::load_parameters(*ck, params, lo);
-    load_optimizer_state(*ck, opt, st.step);
+    resume_from_checkpoint(*ck, params, opt, st.step);
     ck.reset();
     std::fprintf(log, "resuming %s at epoch %d, step %lld\n", o.out_dir.c_str(), st.epoch + 1,
                  (long long)st.step);
