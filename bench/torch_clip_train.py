@@ -7,7 +7,7 @@ Model: OpenAI CLIP ViT-B/32 architecture (bench/torch_clip.py: image 224, patch 
 12 heads; text context 77, width 512, 12 layers, 8 heads, vocab 49408; embed 512; QuickGELU), random init.
 A step = zero_grad + both towers forward + CLIP's symmetric contrastive loss + backward + clip_grad_norm_(1.0)
 + AdamW (weight decay 0.1 on matrices) + logit_scale clamp: what `mmkit train clip` does per batch.
-Data: random N(0,1) pixels and random token rows (start token, 20 random ids, end token = highest id).
+Data: random N(0,1) pixels and random token rows (start token, --words random ids (20), end token = highest id).
 Prints one JSON line: {"framework":"pytorch","pairs_per_s":..,"step_ms_min":..,"step_ms_median":..,"cpu_ms_median":..}
 (cpu = process CPU time, all threads: comparable across runs on a busy machine).
 """
@@ -47,7 +47,10 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--words", type=int, default=20, help="random ids between start and end token (max 75)")
     args = ap.parse_args()
+    if not 1 <= args.words <= 75:
+        sys.exit("--words must be in [1, 75]")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build(VIT_B32, init_seed=0).train()
@@ -59,8 +62,8 @@ def main():
     pixels = torch.randn(B, 3, 224, 224)
     ids = torch.zeros(B, T, dtype=torch.long)
     ids[:, 0] = V - 2
-    ids[:, 1:21] = torch.randint(1, V - 2, (B, 20))
-    ids[:, 21] = V - 1
+    ids[:, 1:1 + args.words] = torch.randint(1, V - 2, (B, args.words))
+    ids[:, 1 + args.words] = V - 1
     labels = torch.arange(B)
     times, cpu = [], []
     for s in range(args.warmup + args.steps):

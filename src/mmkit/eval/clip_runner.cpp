@@ -172,11 +172,11 @@ Tensor clip_embed_ids(Clip& m, const std::vector<std::vector<int32_t>>& ids, boo
   return out;
 }
 
-Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch) {
+Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch, Arena* arena) {
   const int64_t E = m.cfg.embed_dim, R = m.cfg.image_resolution, per = 3 * R * R;
   Tensor out = Tensor::empty(Shape{N, E});
-  Arena arena;
-  Graph g(arena);
+  Arena local;
+  Graph g(arena ? *arena : local);
   g.grad_enabled = false;
   for (int64_t i0 = 0; i0 < N; i0 += batch) {
     int64_t n = std::min<int64_t>(batch, N - i0);

@@ -77,8 +77,10 @@ void l2_normalize_rows(Tensor& t);
 // The same computations on a model already in memory (training, evaluation):
 // ids: rows of exactly context_length tokens -> [N, E];
 Tensor clip_embed_ids(Clip& m, const std::vector<std::vector<int32_t>>& ids, bool normalize, int batch = 64);
-// x: N preprocessed images [N, 3, R, R] -> [N, E];
-Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch = 16);
+// x: N preprocessed images [N, 3, R, R] -> [N, E]. `arena` (optional) holds
+// the activations; a caller that embeds in several calls passes the same one,
+// so the memory is allocated (and page-faulted in) once, not per call.
+Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int batch = 16, Arena* arena = nullptr);
 // CLIP's prompt ensembling: label l's row is the renormalised mean of the
 // normalised embeddings of every template with "{}" = labels[l] -> [L, E].
 Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std::vector<std::string>& labels,

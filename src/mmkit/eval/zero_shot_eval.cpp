@@ -24,9 +24,10 @@ ZeroShotEval zero_shot_accuracy(Clip& m, const text::ClipTokenizer& tok, const f
   const int64_t chunk = 500;
   std::vector<float> S(size_t(chunk * K));
   int64_t top1 = 0, top5 = 0;
+  Arena arena;  // one for all chunks (a new one per chunk page-faults its memory in again)
   for (int64_t i0 = 0; i0 < N; i0 += chunk) {
     int64_t n = std::min(chunk, N - i0);
-    Tensor img = clip_embed_pixels(m, pixels + i0 * per, n, true, 250);
+    Tensor img = clip_embed_pixels(m, pixels + i0 * per, n, true, 250, &arena);
     ops::gemm(false, true, n, K, E, 1.f, img.f32(), E, cls.f32(), E, 0.f, S.data(), K);
     for (int64_t i = 0; i < n; ++i) {
       const float* s = S.data() + i * K;

@@ -61,7 +61,8 @@ class ClipEngine {
   struct Tensors;
   void prepare_vision();
   void prepare_text();
-  void run_blocks(Tower& t, int64_t B, int64_t T, bool causal);
+  void run_blocks(Tower& t, int64_t B, int64_t T, bool causal, size_t n_blocks);
+  float* run_last_block_cls(Tower& t, int64_t B, int64_t T);
 
   ClipConfig cfg_;
   std::string format_, path_;
@@ -71,7 +72,7 @@ class ClipEngine {
   std::unique_ptr<Tensors> src_;
   std::unique_ptr<Tower> vision_, text_;
   LinearScratch scratch_;
-  std::vector<float> x_, h_, qkv_, f_, stats_, pooled_;
+  std::vector<float> x_, h_, qkv_, f_, stats_, pooled_, cls_;
   std::vector<int64_t> eot_;
 };
 

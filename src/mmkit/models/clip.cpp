@@ -1,6 +1,8 @@
 #include "mmkit/models/clip.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
@@ -254,8 +256,11 @@ Var clip_encode_image(Graph& g, Clip& m, Var images) {
   x = ag::concat(g, {cls, x}, 1);                                           // [B, P+1, W]
   x = ag::add_broadcast(g, x, g.param(m.visual_positional));
   x = nn::layer_norm(g, m.ln_pre, x);
-  for (auto& blk : m.visual_blocks) x = nn::transformer_encoder_layer(g, blk, x);
-  Var pooled = nn::layer_norm(g, m.ln_post, ag::select_token(g, x, 0));    // [B, W]
+  // Only the class token leaves the last block (see transformer_encoder_layer_at).
+  MMKIT_CHECK(!m.visual_blocks.empty(), "CLIP: the image tower has no layers");
+  for (size_t i = 0; i + 1 < m.visual_blocks.size(); ++i) x = nn::transformer_encoder_layer(g, m.visual_blocks[i], x);
+  x = nn::transformer_encoder_layer_at(g, m.visual_blocks.back(), x, 0);   // [B, 1, W]
+  Var pooled = nn::layer_norm(g, m.ln_post, ag::reshape(g, x, Shape{B, W})); // [B, W]
   return ag::matmul(g, pooled, g.param(m.visual_proj));                    // [B, E]
 }
 
@@ -265,28 +270,47 @@ Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids) {
               "CLIP: token ids must be I32 [B, T<=", c.context_length, "], got ",
               ids.shape().str());
   const int64_t B = ids.dim(0), T = ids.dim(1), Wt = c.transformer_width;
-  Var x = nn::embedding(g, m.token_embedding, ids);                         // [B, T, Wt]
-  Var pos = g.param(m.text_positional);
-  if (T != c.context_length) {
-    // Shorter sequences use the first T positional rows (a view; inference only).
-    MMKIT_CHECK(!g.requires_grad(pos), "CLIP: training needs T == context_length (", c.context_length, ")");
-    pos = g.constant(Tensor::view(g.value(pos).raw(), Shape{T, Wt}, DType::f32));
-  }
-  x = ag::add_broadcast(g, x, pos);
-  nn::AttentionMasks masks;
-  masks.causal = true;
-  for (auto& blk : m.text_blocks) x = nn::transformer_encoder_layer(g, blk, x, masks);
-  x = nn::layer_norm(g, m.ln_final, x);
   // Pool at the end-of-text token: the highest id in each row.
   Tensor eot = g.alloc(Shape{B}, DType::i32);
+  int64_t Tu = 1;
   for (int64_t b = 0; b < B; ++b) {
     const int32_t* row = ids.ptr<int32_t>() + b * T;
     int32_t best = 0;
     for (int64_t t = 1; t < T; ++t)
       if (row[t] > row[best]) best = int32_t(t);
     eot.ptr<int32_t>()[b] = best;
+    Tu = std::max(Tu, int64_t(best) + 1);
   }
-  Var pooled = ag::select_token(g, x, eot);                                 // [B, Wt]
+  // Under the causal mask no position sees a later one, so positions after
+  // the batch's last end-of-text token cannot change any pooled output: the
+  // tower runs on the first Tu <= T positions only. Exact for the outputs
+  // and for every gradient (those positions' gradients are exactly zero);
+  // a batch of 20-token captions in CLIP's context of 77 costs 22/77 of the
+  // full text tower, forward and backward.
+  Tensor used = ids;
+  if (Tu < T) {
+    used = g.alloc(Shape{B, Tu}, DType::i32);
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(used.ptr<int32_t>() + b * Tu, ids.ptr<int32_t>() + b * T, size_t(Tu) * sizeof(int32_t));
+  }
+  Var x = nn::embedding(g, m.token_embedding, used);                        // [B, Tu, Wt]
+  Var pos = g.param(m.text_positional);
+  if (Tu != c.context_length) {
+    if (g.requires_grad(pos)) {
+      // The first Tu rows, with a gradient (scatter-added back into [context, Wt]).
+      Tensor rows = g.alloc(Shape{Tu}, DType::i32);
+      for (int64_t t = 0; t < Tu; ++t) rows.ptr<int32_t>()[t] = int32_t(t);
+      pos = ag::gather_rows(g, pos, rows);
+    } else {
+      pos = g.constant(Tensor::view(g.value(pos).raw(), Shape{Tu, Wt}, DType::f32));
+    }
+  }
+  x = ag::add_broadcast(g, x, pos);
+  nn::AttentionMasks masks;
+  masks.causal = true;
+  for (auto& blk : m.text_blocks) x = nn::transformer_encoder_layer(g, blk, x, masks);
+  // ln_final is per token: applying it to the pooled rows only is the same.
+  Var pooled = nn::layer_norm(g, m.ln_final, ag::select_token(g, x, eot));  // [B, Wt]
   return ag::matmul(g, pooled, g.param(m.text_projection));                // [B, E]
 }
 

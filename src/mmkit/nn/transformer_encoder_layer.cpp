@@ -1,5 +1,8 @@
 #include "mmkit/nn/transformer_encoder_layer.h"
 
+#include "mmkit/autograd/functions.h"
+#include "mmkit/core/error.h"
+
 namespace mmkit::nn {
 
 void TransformerEncoderLayer::init(const std::string& prefix, const EncoderLayerConfig& c,
@@ -32,6 +35,29 @@ Var transformer_encoder_layer(Graph& g, TransformerEncoderLayer& m, Var x,
   x = layer_norm(g, m.norm1, ag::add(g, x, ag::dropout(g, h, p)));
   h = mlp(g, m.ff, x);
   return layer_norm(g, m.norm2, ag::add(g, x, ag::dropout(g, h, p)));
+}
+
+Var transformer_encoder_layer_at(Graph& g, TransformerEncoderLayer& m, Var x, int64_t t,
+                                 const AttentionMasks& masks) {
+  const Shape s = g.shape(x);
+  MMKIT_CHECK(s.n == 3 && t >= 0 && t < s[1], "encoder layer: position ", t, " of ", s.str());
+  MMKIT_CHECK(!masks.causal || t == s[1] - 1, "encoder layer: a causal layer's single-row output must be its last "
+              "position, got ", t, " of ", s[1]);
+  const float p = m.cfg.dropout;
+  const Shape row{s[0], 1, s[2]};
+  auto at = [&](Var v) { return ag::reshape(g, ag::select_token(g, v, t), row); };  // [B, 1, D]
+  Var xt = at(x);
+  if (m.cfg.norm_first) {
+    Var hx = layer_norm(g, m.norm1, x);
+    Var h = multihead_attention(g, m.self_attn, at(hx), hx, hx, masks);
+    xt = ag::add(g, xt, ag::dropout(g, h, p));
+    h = mlp(g, m.ff, layer_norm(g, m.norm2, xt));
+    return ag::add(g, xt, ag::dropout(g, h, p));
+  }
+  Var h = multihead_attention(g, m.self_attn, xt, x, x, masks);
+  xt = layer_norm(g, m.norm1, ag::add(g, xt, ag::dropout(g, h, p)));
+  h = mlp(g, m.ff, xt);
+  return layer_norm(g, m.norm2, ag::add(g, xt, ag::dropout(g, h, p)));
 }
 
 }  // namespace mmkit::nn

@@ -43,4 +43,13 @@ struct TransformerEncoderLayer {
 Var transformer_encoder_layer(Graph& g, TransformerEncoderLayer& m, Var x,
                               const AttentionMasks& masks = {});
 
+// The same layer's output at one position t only: x [B, T, D] -> [B, 1, D].
+// For a last layer whose other positions are thrown away (CLIP's and ViT's
+// class-token pooling): keys and values still come from all T tokens, but the
+// query, attention row, out-projection and MLP run for one row per image, and
+// so do their backward passes. Equal to transformer_encoder_layer's row t.
+// With a causal mask only t = T - 1 is allowed.
+Var transformer_encoder_layer_at(Graph& g, TransformerEncoderLayer& m, Var x, int64_t t,
+                                 const AttentionMasks& masks = {});
+
 }  // namespace mmkit::nn

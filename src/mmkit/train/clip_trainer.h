@@ -69,6 +69,8 @@ struct ClipEpochRecord {
 // clipping (clip_grad <= 0: off), AdamW at `lr`, temperature clamped to
 // [0, ln 100]. pixels [B, 3, R, R], ids I32 [B, T]; logits (optional) gets
 // the [B, B] scaled similarities. Returns the loss (non-finite: no update).
+// The gradients must be zero on entry, and are zero again on return: AdamW's
+// constructor zeroes them and the step zeroes each one as it reads it.
 float clip_train_step(Graph& g, Clip& clip, AdamW& opt, const Tensor& pixels, const Tensor& ids, float lr,
                       float clip_grad, Tensor* logits = nullptr);
 
