@@ -19,6 +19,7 @@
 
 #include "mmkit/core/error.h"
 #include "mmkit/text/clip_tokenizer.h"
+#include "test_util.h"
 #include "mmkit/text/html_unescape.h"
 #include "mmkit/text/unicode.h"
 #include "mmkit/text/unicode_tables.h"
@@ -86,14 +87,6 @@ std::vector<std::pair<std::string, std::string>> read_merges(const std::string& 
     pos = eol + 1;
   }
   return out;
-}
-
-std::string temp_dir() {
-  std::string tmpl = std::string(::testing::TempDir()) + "mmkit_clip_tok_XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  EXPECT_TRUE(::mkdtemp(buf.data()) != nullptr);
-  return buf.data();
 }
 
 }  // namespace
@@ -368,7 +361,7 @@ TEST(ClipTokenizer, DecodeRoundTrip) {
 TEST(ClipTokenizer, HuggingFaceFilesGiveSameIds) {
   REQUIRE_TOKENIZER();
   auto merges = read_merges(kMerges);
-  std::string dir = temp_dir();
+  std::string dir = test::make_temp_dir("clip_tok");
   // Written twice: with the OpenAI ids (what HF ships), then with ids permuted, to check that the
   // loader takes ids from vocab.json rather than from the order of the merges.
   const int64_t n = tok.vocab_size();
@@ -412,7 +405,7 @@ TEST(ClipTokenizer, HuggingFaceFilesGiveSameIds) {
 
 TEST(ClipTokenizer, BadMergesFile) {
   EXPECT_THROW(ClipTokenizer::from_openai_merges("/nonexistent/bpe.txt.gz"), Error);
-  std::string dir = temp_dir();
+  std::string dir = test::make_temp_dir("clip_tok");
   std::string path = dir + "/bad.txt.gz";
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_TRUE(f != nullptr);

@@ -38,14 +38,6 @@ bool have_fmnist() {
 #define REQUIRE_FMNIST() \
   if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
-std::string temp_dir(const std::string& tag) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "/tmp/mmkit_clip_%s_%d_XXXXXX", tag.c_str(), int(getpid()));
-  char* d = mkdtemp(buf);
-  if (!d) throw std::runtime_error("mkdtemp failed");
-  return d;
-}
-
 std::string mmkit_bin() { return std::string(MMKIT_BINARY_DIR) + "/mmkit"; }
 
 int run(const std::string& cmd) {
@@ -217,7 +209,7 @@ TEST(ClipTrain, RetrievalRecallOnHandComputedCase) {
 }
 
 TEST(ClipTrain, CaptionFilesParseAndReportBadLines) {
-  std::string d = temp_dir("files");
+  std::string d = test::make_temp_dir("files");
   std::ofstream(d + "/a.jsonl") << "{\"image\": \"x.png\", \"caption\": \"a cat\"}\n\n"
                                 << "{\"image\": \"/abs/y.png\", \"captions\": [\"one\", \"two\"]}\n";
   auto p = data::read_image_text_file(d + "/a.jsonl");
@@ -266,7 +258,7 @@ TEST(ClipTrain, HeldOutTemplatesNeverOccurInTraining) {
 
 TEST(ClipTrain, LearnsFashionMnistZeroShot) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("learn");
+  std::string dir = test::make_temp_dir("learn");
   auto o = tiny_fmnist(dir);
   o.limit_train = 3200;
   o.limit_test = 500;
@@ -302,7 +294,7 @@ TEST(ClipTrain, SigkillThenResumeReproducesLossCurve) {
       " --embed-dim 32 --vision-width 32 --vision-layers 1 --vision-heads 2 --patch 7 --context 16"
       " --text-width 32 --text-layers 1 --text-heads 2 --bpe-merges 100 --batch 64 --limit-train 1280"
       " --limit-test 100 --epochs 2 --checkpoint-every 3 --threads 2";
-  std::string a = temp_dir("full"), b = temp_dir("kill");
+  std::string a = test::make_temp_dir("full"), b = test::make_temp_dir("kill");
   ASSERT_EQ(run(mmkit_bin() + " train clip --out " + a + args + " >/dev/null 2>&1"), 0);
   std::string cmd = mmkit_bin() + " train clip --out " + b + args;
   pid_t pid = fork();
@@ -341,7 +333,7 @@ TEST(ClipTrain, SigkillThenResumeReproducesLossCurve) {
 
 TEST(ClipTrain, FrozenImageTowerStaysFixed) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("frozen");
+  std::string dir = test::make_temp_dir("frozen");
   auto o = tiny_fmnist(dir);
   o.epochs = 1;
   o.freeze = "image";
@@ -363,7 +355,7 @@ TEST(ClipTrain, FrozenImageTowerStaysFixed) {
 
 TEST(ClipTrain, TrainsFromCaptionFileAndFineTunesHuggingFaceLayout) {
   // Generated images: coloured squares on white at different places, captions naming the colour.
-  std::string d = temp_dir("caps");
+  std::string d = test::make_temp_dir("caps");
   const char* colours[] = {"red", "green", "blue", "yellow"};
   const uint8_t rgb[4][3] = {{220, 30, 30}, {30, 200, 30}, {30, 30, 220}, {230, 220, 20}};
   std::ofstream jl(d + "/train.jsonl");

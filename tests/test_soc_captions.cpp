@@ -20,14 +20,6 @@ using namespace mmkit::data;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "/tmp/mmkit_test_%s_%d_XXXXXX", tag.c_str(), int(getpid()));
-  char* d = mkdtemp(buf);
-  if (!d) throw std::runtime_error("mkdtemp failed");
-  return d;
-}
-
 std::string np(const SocObject& o) {
   std::string c = kSocColors[o.color];
   return std::string(c == "orange" ? "an " : "a ") + c + (o.square ? " square" : " circle");
@@ -143,7 +135,7 @@ TEST(SocCaptions, DeterministicBySeedAndSmallVocabulary) {
 }
 
 TEST(SocCaptions, WriterOutputReadsBack) {
-  std::string dir = temp_dir("soccap");
+  std::string dir = test::make_temp_dir("soccap");
   SocCaptionOptions o;
   o.out_dir = dir;
   o.train_images = 6;
@@ -173,7 +165,7 @@ TEST(SocCaptions, WriterOutputReadsBack) {
 }
 
 TEST(CaptionJsonl, BothLineFormsMergePerImage) {
-  std::string dir = temp_dir("capjsonl");
+  std::string dir = test::make_temp_dir("capjsonl");
   std::ofstream(dir + "/d.jsonl") << R"({"image": "a.png", "caption": "one"})" "\n\n"
                                   << R"({"image": "b.png", "captions": ["x", "y"]})" "\n"
                                   << R"({"image": "a.png", "caption": "two", "objects": [{"color": "red", "shape": "circle"}]})" "\n"
@@ -190,7 +182,7 @@ TEST(CaptionJsonl, BothLineFormsMergePerImage) {
 }
 
 TEST(CaptionJsonl, BadLinesNameFileAndLine) {
-  std::string dir = temp_dir("capjsonl_bad");
+  std::string dir = test::make_temp_dir("capjsonl_bad");
   const std::pair<const char*, const char*> cases[] = {
       {"{\"image\": \"a.png\", \"caption\": \"ok\"}\n{not json", "d.jsonl:2: invalid JSON"},
       {"{\"caption\": \"x\"}", "d.jsonl:1: missing field 'image'"},

@@ -38,14 +38,6 @@ bool have_fmnist() {
   if (!have_fmnist())                                                                      \
   GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
-std::string temp_dir(const std::string& tag) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "/tmp/mmkit_test_%s_%d_XXXXXX", tag.c_str(), int(getpid()));
-  char* d = mkdtemp(buf);
-  if (!d) throw std::runtime_error("mkdtemp failed");
-  return d;
-}
-
 train::VitTrainOptions tiny_options(const std::string& out) {
   train::VitTrainOptions o;
   o.out_dir = out;
@@ -95,7 +87,7 @@ std::string mmkit_bin() { return std::string(MMKIT_BINARY_DIR) + "/mmkit"; }
 
 TEST(TrainVit, LearnsAndWritesArtifacts) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("learn");
+  std::string dir = test::make_temp_dir("learn");
   auto o = tiny_options(dir);
   o.limit_train = 3200;
   o.limit_test = 1000;
@@ -118,7 +110,7 @@ TEST(TrainVit, LearnsAndWritesArtifacts) {
 
 TEST(TrainVit, ResumeReproducesUninterruptedRun) {
   REQUIRE_FMNIST();
-  std::string a = temp_dir("full"), b = temp_dir("resumed");
+  std::string a = test::make_temp_dir("full"), b = test::make_temp_dir("resumed");
   auto ha = train::train_vit(tiny_options(a));
   auto ob = tiny_options(b);
   ob.max_steps = 7;  // stop mid-epoch 1 with a checkpoint
@@ -139,7 +131,7 @@ TEST(TrainVit, ResumeReproducesUninterruptedRun) {
 
 TEST(TrainVit, SigkillThenResumeFromLastCheckpoint) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("kill");
+  std::string dir = test::make_temp_dir("kill");
   std::string cmd = mmkit_bin() + " train vit --out " + dir +
                     " --dim 32 --depth 2 --heads 2 --mlp-dim 64 --patch 7 --batch 64 --limit-train 3200"
                     " --limit-test 200 --epochs 2 --checkpoint-every 2 --threads 2";
@@ -215,7 +207,7 @@ std::vector<std::string> tiny_train_args(const std::string& dir) {
 // and that checkpoint is newer than the last periodic one and loads.
 TEST(TrainVitFaults, SigintSavesAndExits130) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("sigint");
+  std::string dir = test::make_temp_dir("sigint");
   pid_t pid = spawn_mmkit(tiny_train_args(dir), dir + "/stderr.txt");
   ASSERT_GT(pid, 0);
   const std::string ckpt = dir + "/checkpoint.safetensors";
@@ -252,7 +244,7 @@ TEST(TrainVitFaults, SigintSavesAndExits130) {
 // file, and the previous checkpoint is byte-for-byte intact, loads, and resumes.
 TEST(TrainVitFaults, DiskFullKeepsPreviousCheckpoint) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("diskfull");
+  std::string dir = test::make_temp_dir("diskfull");
   auto o = tiny_options(dir);
   o.max_steps = 3;
   train::train_vit(o);  // checkpoint at step 3
@@ -288,7 +280,7 @@ TEST(TrainVitFaults, DiskFullKeepsPreviousCheckpoint) {
 }
 
 TEST(TrainVitErrors, MissingAndCorruptData) {
-  std::string dir = temp_dir("data");
+  std::string dir = test::make_temp_dir("data");
   auto o = tiny_options(dir + "/out");
   o.data_dir = dir + "/nowhere";
   EXPECT_NE(expect_error([&] { train::train_vit(o); }).find("dataset-fashion-mnist"), std::string::npos);
@@ -315,7 +307,7 @@ TEST(TrainVitErrors, MissingAndCorruptData) {
 
 TEST(TrainVitErrors, UnwritableOutputAndExistingRun) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("out");
+  std::string dir = test::make_temp_dir("out");
   std::ofstream(dir + "/file") << "x";
   auto o = tiny_options(dir + "/file/sub");  // parent is a regular file
   std::string m = expect_error([&] { train::train_vit(o); });
@@ -329,7 +321,7 @@ TEST(TrainVitErrors, UnwritableOutputAndExistingRun) {
 }
 
 TEST(TrainVitErrors, CheckpointNotMatchingTheModel) {
-  std::string dir = temp_dir("ckpt");
+  std::string dir = test::make_temp_dir("ckpt");
   // A model file whose config says dim 32 but whose tensors are dim 16.
   VitConfig small;
   small.image_size = 28;
@@ -356,7 +348,7 @@ TEST(TrainVitErrors, CheckpointNotMatchingTheModel) {
 
 TEST(TrainVit, ClassifyImageFilesMatchesEvaluation) {
   REQUIRE_FMNIST();
-  std::string dir = temp_dir("classify");
+  std::string dir = test::make_temp_dir("classify");
   auto o = tiny_options(dir);
   o.epochs = 1;
   train::train_vit(o);
