@@ -204,7 +204,10 @@ nn::ParamList Vit::parameters() {
   return p;
 }
 
-Var vit_encode(Graph& g, Vit& m, Var images) {
+namespace {
+
+// Patch embeddings + class token + positions (+ dropout): [B, P+1, D].
+Var vit_tokens(Graph& g, Vit& m, Var images) {
   const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == m.cfg.channels && s[2] == m.cfg.image_size &&
                   s[3] == m.cfg.image_size,
@@ -215,15 +218,30 @@ Var vit_encode(Graph& g, Vit& m, Var images) {
   Var cls = ag::broadcast_batch(g, g.param(m.cls_token), B);         // [B, 1, D]
   x = ag::concat(g, {cls, x}, 1);                                    // [B, P+1, D]
   x = ag::add_broadcast(g, x, g.param(m.pos_embed));                 // + [1, P+1, D]
-  x = ag::dropout(g, x, m.cfg.dropout);
+  return ag::dropout(g, x, m.cfg.dropout);
+}
+
+}  // namespace
+
+Var vit_encode(Graph& g, Vit& m, Var images) {
+  Var x = vit_tokens(g, m, images);
   for (auto& layer : m.layers) x = nn::transformer_encoder_layer(g, layer, x);
   return x;
 }
 
 Var vit_forward(Graph& g, Vit& m, Var images) {
   MMKIT_CHECK(m.cfg.num_classes > 0, "ViT: this model has no classification head (num_classes 0)");
-  Var x = vit_encode(g, m, images);                                  // [B, P+1, D]
-  Var c = ag::select_token(g, x, 0);                                 // [B, D]
+  Var x = vit_tokens(g, m, images);                                  // [B, P+1, D]
+  const int64_t B = g.shape(x)[0], D = g.shape(x)[2];
+  Var c;
+  if (m.layers.empty()) {
+    c = ag::select_token(g, x, 0);
+  } else {
+    // The head reads the class token only, so the last layer computes that
+    // row alone (keys/values still from every token): exact, forward and backward.
+    for (size_t i = 0; i + 1 < m.layers.size(); ++i) x = nn::transformer_encoder_layer(g, m.layers[i], x);
+    c = ag::reshape(g, nn::transformer_encoder_layer_at(g, m.layers.back(), x, 0), Shape{B, D});  // [B, D]
+  }
   if (m.cfg.norm_first) c = nn::layer_norm(g, m.norm, c);
   return nn::linear(g, m.head, c);                                   // [B, K]
 }
