@@ -10,6 +10,7 @@
 #include "mmkit/core/parallel.h"
 #include "mmkit/data/soc_captions.h"
 #include "mmkit/eval/attention_map.h"
+#include "mmkit/eval/caption_images.h"
 #include "mmkit/train/caption_trainer.h"
 #include "mmkit/train/stop_signal.h"
 #include "mmkit/util/file_util.h"
@@ -128,6 +129,7 @@ struct CaptionArgs {
   std::vector<std::string> files;
   int beam = 1;
   float length_penalty = 0.6f;
+  int64_t max_tokens = 0;
   bool json = false;
   int threads = 0;
 };
@@ -144,30 +146,32 @@ std::string numbered(const std::string& path, size_t i, size_t n) {
 int run_caption(const CaptionArgs& a) {
   set_num_threads(a.threads);
   train::CaptionModel m = train::load_captioner(a.model);
-  std::vector<Image> images;
-  for (auto& f : a.files) images.push_back(decode_image_file(f));
-  ImageMemory mem = encode_images(m.model, train::caption_input(m.model, images));
   GenerateOptions g;
   g.beam = a.beam;
   g.length_penalty = a.length_penalty;
+  g.max_tokens = a.max_tokens;
   g.attention = !a.attention_map.empty();
-  auto caps = generate(m.model, mem, g);
+  check_generate_options(m.model, g);  // option errors before reading the images
+  std::vector<Image> images;
+  for (auto& f : a.files) images.push_back(decode_image_file(f));
+  std::vector<ImageCaption> caps = caption_images(m, images, g);
   nlohmann::json arr = nlohmann::json::array();
   const VitConfig& v = m.model.cfg.vision;
   for (size_t i = 0; i < caps.size(); ++i) {
-    const std::string text = m.vocab.decode(caps[i].tokens);
+    const std::string& text = caps[i].text;
+    const GeneratedCaption& c = caps[i].gen;
     std::string png;
     if (!a.attention_map.empty()) {
       png = numbered(a.attention_map, i, caps.size());
       std::vector<std::string> words;
-      for (int32_t t : caps[i].tokens) words.push_back(m.vocab.word(t));
-      if (caps[i].finished) words.push_back("<eos>");
-      plot_caption_attention(png, images[i], words, caps[i].attention, int(v.image_size / v.patch_size), true,
+      for (int32_t t : c.tokens) words.push_back(m.vocab.word(t));
+      if (c.finished) words.push_back("<eos>");
+      plot_caption_attention(png, images[i], words, c.attention, int(v.image_size / v.patch_size), true,
                              a.files[i] + ": " + text);
     }
     if (a.json) {
-      nlohmann::json j = {{"image", a.files[i]}, {"caption", text}, {"log_prob", caps[i].log_prob},
-                          {"score", caps[i].score}, {"finished", caps[i].finished}};
+      nlohmann::json j = {{"image", a.files[i]}, {"caption", text}, {"log_prob", c.log_prob},
+                          {"score", c.score}, {"finished", c.finished}};
       if (!png.empty()) j["attention_map"] = png;
       arr.push_back(j);
     } else {
@@ -270,6 +274,8 @@ void add_caption_commands(Cli& c) {
   cc->add_option("images", ca->files, "PNG or JPEG files")->required();
   cc->add_option("--beam", ca->beam, "beam width (1: greedy)")->capture_default_str();
   cc->add_option("--length-penalty", ca->length_penalty, "GNMT length penalty alpha")->capture_default_str();
+  cc->add_option("--max-tokens", ca->max_tokens, "most generated tokens, EOS included (0: the model's max_len)")
+      ->capture_default_str();
   cc->add_option("--attention-map", ca->attention_map,
                  "PNG of the cross-attention per generated word (several images: NAME_0.png, NAME_1.png, ...)");
   cc->add_flag("--json", ca->json, "print JSON");

@@ -52,10 +52,6 @@ int run_serve(const ServeArgs& a) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  if (!a.vqa.empty())
-    fail("--vqa ", a.vqa, ": this build has no VQA model type yet; the /v1/vqa route answers 501 until one exists");
-  if (!a.caption.empty())
-    fail("--caption ", a.caption, ": this build has no captioning model type yet; /v1/caption answers 501 until one exists");
   set_num_threads(a.threads);
   serve::BatcherOptions bo;
   bo.max_batch = a.max_batch;
@@ -71,6 +67,17 @@ int run_serve(const ServeArgs& a) {
     MMKIT_CHECK(idx->dim() == clip.dim(), "--index ", a.index, " holds ", idx->dim(), "-d embeddings but --model makes ",
                 clip.dim(), "-d ones: build the index with the same model");
     m.index = idx.get();
+  }
+  // VQA and captioning forwards hold CLIP's engine mutex too: one forward at a time, each on every core.
+  std::unique_ptr<serve::VqaService> vqa;
+  if (!a.vqa.empty()) {
+    vqa = serve::VqaService::open(a.vqa, &clip.engine_mutex());
+    m.vqa = vqa.get();
+  }
+  std::unique_ptr<serve::CaptionService> cap;
+  if (!a.caption.empty()) {
+    cap = serve::CaptionService::open(a.caption, &clip.engine_mutex());
+    m.caption = cap.get();
   }
   std::shared_ptr<Vit> vit;
   if (!a.classifier.empty()) {
@@ -95,9 +102,10 @@ int run_serve(const ServeArgs& a) {
     std::ofstream(tmp) << port << "\n";
     std::rename(tmp.c_str(), a.port_file.c_str());
   }
-  std::printf("serving %s on http://%s:%d/ (text %s, index %s, batch <= %d, wait <= %.1f ms)\n", m.clip_name.c_str(),
-              a.host.c_str(), port, clip.has_text() ? "on" : "off",
-              idx ? (std::to_string(idx->size()) + " images").c_str() : "none", a.max_batch, a.max_wait_ms);
+  std::printf("serving %s on http://%s:%d/ (text %s, index %s, vqa %s, caption %s, batch <= %d, wait <= %.1f ms)\n",
+              m.clip_name.c_str(), a.host.c_str(), port, clip.has_text() ? "on" : "off",
+              idx ? (std::to_string(idx->size()) + " images").c_str() : "none", vqa ? vqa->name().c_str() : "none",
+              cap ? cap->name().c_str() : "none", a.max_batch, a.max_wait_ms);
   std::fflush(stdout);
   std::atomic<bool> done{false};
   std::thread waiter([&] {
@@ -267,11 +275,12 @@ int run_shapes(const ShapesArgs& a) {
 
 void add_serve_commands(Cli& c) {
   auto sa = std::make_shared<ServeArgs>();
-  auto* sv = c.app->add_subcommand("serve", "HTTP/JSON API and web page for CLIP (embeddings, zero-shot, search)");
+  auto* sv = c.app->add_subcommand("serve", "HTTP/JSON API and web page: CLIP (embeddings, zero-shot, search), VQA, captions");
   sv->add_option("--model", sa->model, "CLIP safetensors file")->required();
   sv->add_option("--vocab", sa->vocab, "CLIP tokenizer (default: beside the model); without one, text routes answer 501");
-  sv->add_option("--vqa", sa->vqa, "VQA model (/v1/vqa)");
-  sv->add_option("--caption", sa->caption, "captioning model (/v1/caption)");
+  sv->add_option("--vqa", sa->vqa, "VQA model directory or .safetensors, as `mmkit vqa --model` takes (/v1/vqa)");
+  sv->add_option("--caption", sa->caption,
+                 "captioning model directory or .safetensors, as `mmkit caption --model` takes (/v1/caption)");
   sv->add_option("--classifier", sa->classifier, "ViT classifier checkpoint (/v1/classify)");
   sv->add_option("--index", sa->index, "index directory from `mmkit index build` (/v1/search)");
   sv->add_option("--host", sa->host, "address to listen on (loopback by default)")->capture_default_str();
@@ -284,6 +293,7 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--max-body-mb", sa->max_body_mb, "largest request body")->capture_default_str();
   sv->add_option("--max-image-pixels", sa->limits.max_image_pixels, "largest image (width x height)")->capture_default_str();
   sv->add_option("--max-text-bytes", sa->limits.max_text_bytes, "longest text")->capture_default_str();
+  sv->add_option("--max-beam", sa->limits.max_beam, "widest beam /v1/caption accepts")->capture_default_str();
   c.on(sv, sa, run_serve);
 
   auto* ix = c.app->add_subcommand("index", "image search index over a folder");

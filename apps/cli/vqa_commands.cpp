@@ -86,7 +86,7 @@ struct AskArgs {
 int run_ask(const AskArgs& a) {
   set_num_threads(a.threads);
   Vqa m = load_vqa(a.model);
-  m.tokenizer.encode(a.question, m.cfg.max_question_len);  // question errors before reading the image
+  if (QuestionProblem p = check_question(m, a.question)) fail(p.message);  // before reading the image
   Image img = decode_image_file(a.image);
   std::vector<PatchAttention> maps;
   VqaAnswer ans = answer_question(m, img, a.question, a.attention_map.empty() ? nullptr : &maps, a.top);

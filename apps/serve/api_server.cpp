@@ -132,6 +132,26 @@ class Body {
     return v;
   }
 
+  double number(const std::string& k, double def, double lo, double hi) const {
+    double v = def;
+    if (multipart_) {
+      std::string s = str(k);
+      if (s.empty()) return def;
+      try {
+        size_t pos = 0;
+        v = std::stod(s, &pos);
+        if (pos != s.size()) throw std::invalid_argument("trailing");
+      } catch (const std::exception&) {
+        api_fail(400, "bad_request", "'", k, "' must be a number, got '", s, "'");
+      }
+    } else if (j_.contains(k) && !j_[k].is_null()) {
+      if (!j_[k].is_number()) api_fail(400, "bad_request", "'", k, "' must be a number");
+      v = j_[k].get<double>();
+    }
+    if (!(v >= lo && v <= hi)) api_fail(400, "bad_request", "'", k, "' = ", v, " is outside [", lo, ", ", hi, "]");
+    return v;
+  }
+
   bool boolean(const std::string& k, bool def) const {
     if (multipart_) {
       std::string s = str(k);
@@ -194,6 +214,28 @@ Image one_image(const Body& b) {
   return std::move(imgs[0]);
 }
 
+// 400 missing_field unless the body has `k` (before any decoding, so a
+// request missing a field costs nothing).
+void require(const Body& b, const std::string& k, const std::string& what) {
+  if (!b.has(k)) api_fail(400, "missing_field", "'", k, "' is required: ", what);
+}
+
+// The question's problems as 400s with their own codes (check_question names
+// the word / the counts), before the image is decoded.
+void check_vqa_question(const VqaService& vqa, const std::string& q, const RequestLimits& lim) {
+  if (q.find_first_not_of(" \t\r\n") == std::string::npos)
+    api_fail(400, "empty_question", "'question' is empty; ask something about the image");
+  check_text(q, lim, "question");
+  QuestionProblem p = vqa.check(q);
+  switch (p.kind) {
+    case QuestionProblem::none: return;
+    case QuestionProblem::empty: api_fail(400, "empty_question", p.message);
+    case QuestionProblem::unknown_word: api_fail(400, "unknown_word", p.message);
+    case QuestionProblem::too_long: api_fail(400, "question_too_long", p.message);
+    case QuestionProblem::bad_text: api_fail(400, "bad_text", p.message);
+  }
+}
+
 void need_text(const ClipService& clip, const char* what) {
   if (!clip.has_text())
     api_fail(501, "no_text_model", what, " needs the CLIP text tower's tokenizer, which is not loaded: ", clip.text_error());
@@ -244,15 +286,26 @@ nlohmann::json ApiServer::healthz() const {
               {"text", m_.clip->has_text()},
               {"text_error", m_.clip->text_error()}}},
             {"classify", bool(m_.classify)},
-            {"vqa", bool(m_.vqa)},
-            {"caption", bool(m_.caption)},
             {"limits",
              {{"max_body_bytes", opt_.limits.max_body_bytes},
               {"max_image_pixels", opt_.limits.max_image_pixels},
               {"max_text_bytes", opt_.limits.max_text_bytes},
               {"max_items", opt_.limits.max_items},
               {"max_labels", opt_.limits.max_labels},
-              {"max_k", opt_.limits.max_k}}}};
+              {"max_k", opt_.limits.max_k},
+              {"max_beam", opt_.limits.max_beam}}}};
+  // Loaded models: an object describing each, null when absent (its route answers 501).
+  j["vqa"] = m_.vqa ? json{{"model", m_.vqa->name()},
+                           {"answers", m_.vqa->num_answers()},
+                           {"words", int64_t(m_.vqa->config().vocab.size()) - 2},
+                           {"max_question_words", m_.vqa->config().max_question_len - 1},
+                           {"image_size", m_.vqa->config().image_size}}
+                    : json(nullptr);
+  j["caption"] = m_.caption ? json{{"model", m_.caption->name()},
+                                   {"words", m_.caption->vocab_size()},
+                                   {"max_tokens", m_.caption->max_len()},
+                                   {"image_size", m_.caption->config().vision.image_size}}
+                            : json(nullptr);
   j["index"] = m_.index ? json{{"size", m_.index->size()}, {"kind", m_.index->info().value("kind", "")}} : json(nullptr);
   return j;
 }
@@ -268,6 +321,11 @@ std::string ApiServer::metrics_text() {
   put("text", m_.clip->text_stats());
   put("image", m_.clip->image_stats());
   metrics_.set_gauge("mmkit_queue_length", double(m_.clip->queued()));
+  const std::pair<const char*, bool> loaded[] = {{"clip", true},           {"classify", bool(m_.classify)},
+                                                 {"vqa", m_.vqa != nullptr}, {"caption", m_.caption != nullptr},
+                                                 {"index", m_.index != nullptr}};
+  for (auto& [name, on] : loaded)
+    metrics_.set_gauge(std::string("mmkit_model_loaded{model=\"") + name + "\"}", on ? 1 : 0);
   return metrics_.prometheus();
 }
 
@@ -368,29 +426,36 @@ void ApiServer::routes() {
          }));
 
   s.Post("/v1/vqa", wrap("/v1/vqa", [this, &lim](const httplib::Request& req, httplib::Response& res) {
-           if (!m_.vqa) api_fail(501, "not_loaded", "no --vqa model loaded");
+           if (!m_.vqa) api_fail(501, "not_loaded", "no VQA model loaded (start the server with --vqa MODEL)");
            Body b(req, lim);
+           require(b, "question", "a question about the image, in words the model was trained on");
+           if (!b.has("image") && !b.has("images")) require(b, "image", "a PNG or JPEG (base64 in JSON, or a file)");
+           const std::string q = b.str("question");
+           check_vqa_question(*m_.vqa, q, lim);
+           const int64_t top_k = b.integer("top_k", 5, 1, m_.vqa->num_answers());
            Image img = one_image(b);
-           std::string q = b.str("question");
-           check_text(q, lim, "question");
-           std::string a;
-           {
-             std::lock_guard<std::mutex> l(m_.clip->engine_mutex());
-             a = m_.vqa(img, q);
-           }
-           send_json(res, 200, {{"question", q}, {"answer", a}});
+           VqaAnswer a = m_.vqa->answer(img, q, int(top_k));
+           json top = json::array();
+           for (auto& [ans, p] : a.top) top.push_back({{"answer", ans}, {"probability", p}});
+           send_json(res, 200, {{"model", m_.vqa->name()}, {"question", q}, {"answer", a.answer},
+                                {"probability", a.probability}, {"top", top}});
          }));
 
   s.Post("/v1/caption", wrap("/v1/caption", [this, &lim](const httplib::Request& req, httplib::Response& res) {
-           if (!m_.caption) api_fail(501, "not_loaded", "no --caption model loaded");
+           if (!m_.caption) api_fail(501, "not_loaded", "no captioning model loaded (start the server with --caption MODEL)");
            Body b(req, lim);
+           if (!b.has("image") && !b.has("images")) require(b, "image", "a PNG or JPEG (base64 in JSON, or a file)");
+           GenerateOptions g;
+           g.beam = int(b.integer("beam", 1, 1, lim.max_beam));
+           g.max_tokens = b.integer("max_tokens", m_.caption->max_len(), 1, m_.caption->max_len());
+           const double lp = b.number("length_penalty", 0.6, 0, 10);  // GenerateOptions' default
+           g.length_penalty = float(lp);
            Image img = one_image(b);
-           std::string c;
-           {
-             std::lock_guard<std::mutex> l(m_.clip->engine_mutex());
-             c = m_.caption(img);
-           }
-           send_json(res, 200, {{"caption", c}});
+           ImageCaption c = m_.caption->caption(img, g);
+           send_json(res, 200, {{"model", m_.caption->name()}, {"caption", c.text}, {"log_prob", c.gen.log_prob},
+                                {"score", c.gen.score}, {"finished", c.gen.finished},
+                                {"tokens", c.gen.tokens.size()}, {"beam", g.beam}, {"max_tokens", g.max_tokens},
+                                {"length_penalty", lp}});
          }));
 
   s.Post("/v1/search", wrap("/v1/search", [this, &lim](const httplib::Request& req, httplib::Response& res) {

@@ -13,8 +13,9 @@
 //   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}
 //   POST /v1/zero-shot              {"image": b64, "labels": [...], "templates": [...]}
 //   POST /v1/classify               {"image": b64, "top_k": 5}          (needs --classifier)
-//   POST /v1/vqa                    {"image": b64, "question": "..."}   (needs --vqa)
-//   POST /v1/caption                {"image": b64}                      (needs --caption)
+//   POST /v1/vqa                    {"image": b64, "question": "...", "top_k": 5}   (needs --vqa)
+//   POST /v1/caption                {"image": b64, "beam": 1, "max_tokens": N, "length_penalty": 0.6}
+//                                                                       (needs --caption)
 //   POST /v1/search                 {"text": "..."} or {"image": b64}, "k": 10   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
 // Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status.
@@ -23,10 +24,12 @@
 #include <string>
 
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/serve/caption_service.h"
 #include "mmkit/serve/clip_service.h"
 #include "mmkit/serve/metrics.h"
 #include "mmkit/serve/model_slots.h"
 #include "mmkit/serve/request_limits.h"
+#include "mmkit/serve/vqa_service.h"
 
 namespace httplib {
 class Server;
@@ -39,8 +42,8 @@ struct ServerModels {
   std::string clip_name;                   // shown by /healthz
   const index::EmbeddingIndex* index = nullptr;
   ClassifyFn classify;
-  VqaFn vqa;
-  CaptionFn caption;
+  VqaService* vqa = nullptr;          // /v1/vqa (501 not_loaded without)
+  CaptionService* caption = nullptr;  // /v1/caption (501 not_loaded without)
 };
 
 struct ServerOptions {

@@ -24,7 +24,7 @@ function updateButtons() {
   $('zs-note').hidden = text;
   $('zs-note').textContent = text ? '' : 'Zero-shot needs the text tower: this server has no tokenizer loaded.';
   $('similar').disabled = !imageB64 || !index;
-  $('caption-run').hidden = !h.caption;
+  $('caption-controls').hidden = !h.caption;
   $('caption-run').disabled = !imageB64 || !h.caption;
   $('vqa-row').hidden = !h.vqa;
   $('vqa-run').disabled = !imageB64 || !h.vqa;
@@ -40,7 +40,12 @@ async function loadHealth() {
     health = await r.json();
     const c = health.clip;
     $('status').textContent = `${c.model} · ${c.embed_dim}-d · text ${c.text ? 'on' : 'off'} · ` +
-      (health.index ? `${health.index.size} images indexed` : 'no index');
+      (health.index ? `${health.index.size} images indexed` : 'no index') +
+      (health.vqa ? ` · VQA ${health.vqa.model}` : '') + (health.caption ? ` · captions ${health.caption.model}` : '');
+    const beams = health.limits && health.limits.max_beam ? health.limits.max_beam : 1;
+    $('beam').innerHTML = '';
+    for (let b = 1; b <= beams; b++) $('beam').add(new Option(b === 1 ? '1 (greedy)' : String(b), String(b)));
+    $('beam').value = String(Math.min(3, beams));
   } catch (e) {
     $('status').textContent = 'server unreachable';
   }
@@ -59,14 +64,14 @@ function setImage(file) {
     $('zs-result').innerHTML = '';
     $('caption-result').textContent = '';
     $('vqa-result').textContent = '';
+    $('vqa-top').innerHTML = '';
     updateButtons();
     document.body.dataset.image = 'loaded';
   };
   reader.readAsDataURL(file);
 }
 
-function renderBars(labels, probs, best) {
-  const box = $('zs-result');
+function renderBars(labels, probs, best, box = $('zs-result')) {
   box.innerHTML = '';
   labels.forEach((l, i) => {
     const row = document.createElement('div');
@@ -122,11 +127,21 @@ $('search-run').addEventListener('click', () => run('search-run', async () => {
 }));
 $('query').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !$('search-run').disabled) $('search-run').click(); });
 $('caption-run').addEventListener('click', () => run('caption-run', async () => {
-  $('caption-result').textContent = (await api('/v1/caption', { image: imageB64 })).caption;
+  $('caption-result').textContent = '';
+  const r = await api('/v1/caption', { image: imageB64, beam: parseInt($('beam').value || '1', 10) });
+  $('caption-result').textContent = r.caption;
+  $('caption-result').title = `beam ${r.beam} · log P ${r.log_prob.toFixed(3)}` + (r.finished ? '' : ' · cut at max_tokens');
 }));
 $('vqa-run').addEventListener('click', () => run('vqa-run', async () => {
-  const r = await api('/v1/vqa', { image: imageB64, question: $('question').value });
-  $('vqa-result').textContent = r.answer;
+  $('vqa-result').textContent = '';
+  $('vqa-top').innerHTML = '';
+  const q = $('question').value.trim();
+  if (!q) throw new Error('type a question first');
+  const r = await api('/v1/vqa', { image: imageB64, question: q, top_k: 5 });
+  $('vqa-result').textContent = `${r.answer} (${(100 * r.probability).toFixed(1)}%)`;
+  $('vqa-result').dataset.answer = r.answer;
+  renderBars(r.top.map((t) => t.answer), r.top.map((t) => t.probability), 0, $('vqa-top'));
 }));
+$('question').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !$('vqa-run').disabled) $('vqa-run').click(); });
 
 loadHealth();

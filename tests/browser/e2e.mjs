@@ -2,14 +2,18 @@
 // driven by playwright-core. Needs a running `mmkit serve --index ...`.
 //
 //   node e2e.mjs --url http://127.0.0.1:PORT --image some_indexed.png [--screenshot out.png]
+//                [--question Q --expect-answer A] [--beam K --expect-caption C]
 //
 // Uploads the image, reads the zero-shot bars (or, when the server has no
 // tokenizer, checks that the page disables zero-shot and text search and says
-// why), runs "find similar images" and checks the image itself comes back
+// why), asks a question with an unknown word (the page shows the server's
+// error naming it) and then Q, reading the answer and its top-k bars (A: what
+// `mmkit vqa` answered), presses Caption with beam K (C: what `mmkit caption`
+// wrote), runs "find similar images" and checks the image itself comes back
 // first, runs a text search when text is on, and saves a screenshot.
 // Prints "N passed, M failed" and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -22,6 +26,10 @@ const image = arg('image');
 const screenshot = arg('screenshot', '');
 const labels = arg('labels', 'circle, square, stripe');
 const query = arg('query', 'a red circle');
+const question = arg('question', '');
+const expectAnswer = arg('expect-answer', '');
+const beam = arg('beam', '');
+const expectCaption = arg('expect-caption', '');
 if (!url || !image) {
   console.error('usage: node e2e.mjs --url URL --image FILE [--screenshot OUT.png]');
   process.exit(2);
@@ -81,8 +89,44 @@ try {
     check('the page says why', (await page.textContent('#zs-note')).includes('tokenizer'));
     check('text search is disabled without a tokenizer', await page.isDisabled('#search-run'));
   }
-  check('VQA controls hidden when no VQA model is loaded', health.vqa || await page.isHidden('#vqa-row'));
-  check('caption button hidden when no caption model is loaded', health.caption || await page.isHidden('#caption-run'));
+  check('VQA controls hidden when no VQA model is loaded', !!health.vqa || await page.isHidden('#vqa-row'));
+  check('caption button hidden when no caption model is loaded', !!health.caption || await page.isHidden('#caption-run'));
+  const imageB64 = readFileSync(image).toString('base64');
+
+  if (health.vqa && question) {
+    check('VQA controls shown', await page.isVisible('#vqa-row') && await page.isEnabled('#vqa-run'));
+    // A word the model never saw: the page shows the server's 400, naming the word.
+    await page.fill('#question', 'what is the colour of the zebra');
+    await page.click('#vqa-run');
+    await page.waitForSelector('#error:not([hidden])');
+    const err = await page.textContent('#error');
+    check('an unknown word is named in the error', err.includes("unknown word 'colour'"), err);
+    await page.fill('#question', question);
+    await page.press('#question', 'Enter');
+    await page.waitForFunction(() => !!document.getElementById('vqa-result').dataset.answer && document.getElementById('error').hidden);
+    const shown = await page.$eval('#vqa-result', (e) => e.dataset.answer);
+    const api = await (await page.request.post(url + '/v1/vqa', { data: { image: imageB64, question, top_k: 5 } })).json();
+    check('the page shows the API\'s answer', shown === api.answer, `page "${shown}", API "${api.answer}"`);
+    if (expectAnswer) check('the answer equals `mmkit vqa`', shown === expectAnswer, `page "${shown}", CLI "${expectAnswer}"`);
+    const top = await page.$$eval('#vqa-top .bar', (bs) => bs.map((b) => [b.querySelector('.l').textContent, parseFloat(b.querySelector('.p').textContent)]));
+    check('top answers drawn with their probabilities', top.length === api.top.length && top.every((t, i) =>
+      t[0] === api.top[i].answer && Math.abs(t[1] - 100 * api.top[i].probability) < 0.06), JSON.stringify(top));
+  } else {
+    check('no VQA model: skipped asking', !health.vqa, 'pass --question to test VQA');
+  }
+
+  if (health.caption) {
+    check('caption button shown', await page.isVisible('#caption-run') && await page.isEnabled('#caption-run'));
+    if (beam) await page.selectOption('#beam', beam);
+    await page.click('#caption-run');
+    await page.waitForFunction(() => document.getElementById('caption-result').textContent !== '' ||
+      !document.getElementById('error').hidden);
+    const cap = await page.textContent('#caption-result');
+    const used = parseInt(await page.inputValue('#beam'), 10);
+    const api = await (await page.request.post(url + '/v1/caption', { data: { image: imageB64, beam: used } })).json();
+    check('the page shows the API\'s caption', cap === api.caption && cap.length > 0, `page "${cap}", API "${api.caption}"`);
+    if (expectCaption) check('the caption equals `mmkit caption`', cap === expectCaption, `page "${cap}", CLI "${expectCaption}"`);
+  }
 
   await page.click('#similar');
   await page.waitForSelector('#grid figure');

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser end-to-end test (run by .ci/run after ctest): installs Chromium and
-# the node dependencies if missing, generates a tiny seeded CLIP and a folder
-# of images, builds an index, starts `mmkit serve` on a free loopback port,
+# the node dependencies if missing, generates a tiny seeded CLIP, a folder
+# of images and tiny VQA and caption models (a short training run on generated
+# Sort-of-CLEVR), builds an index, asks the CLI (`mmkit vqa`, `mmkit caption`)
+# what the page should show, starts `mmkit serve` on a free loopback port,
 # runs e2e.mjs against it and stops the server.
 #   tests/browser/run.sh [BUILD_DIR] [SCREENSHOT.png]
 set -euo pipefail
@@ -37,9 +39,24 @@ trap cleanup EXIT
 export MMKIT_PROGRESS=plain
 "$mmkit" init-clip --preset tiny --seed 0 --out "$work/clip.safetensors" > /dev/null
 "$mmkit" data shapes --n 60 --size 64 --out "$work/images" > /dev/null
+# Tiny VQA and caption models: one short epoch on a few generated Sort-of-CLEVR scenes.
+"$mmkit" data sort-of-clevr --out "$work/soc" --train 8 --test 2 --seed 3 > /dev/null 2>&1
+"$mmkit" train vqa --data "$work/soc" --out "$work/vqa" --epochs 1 --images-per-batch 4 --dim 16 --heads 2 \
+  --mlp-dim 32 --stem-dim 8 --fusion-layers 1 > /dev/null 2>&1
+"$mmkit" data soc-captions --out "$work/capdata" --train 16 --test 2 --seed 3 > /dev/null 2>&1
+"$mmkit" train caption --data "$work/capdata" --out "$work/cap" --epochs 1 --batch 8 --dim 32 --depth 1 --heads 2 \
+  --mlp-dim 64 --dec-dim 32 --dec-depth 1 --dec-heads 2 --dec-mlp-dim 64 --val-images 2 > /dev/null 2>&1
+# The uploaded image: a scene the first training question asks about, also in the index.
+image="$work/images/train_00000.png"
+cp "$work/soc/images/train_00000.png" "$image"
+json_field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s.split("\n")[0]);console.log(process.argv[1].split(".").reduce((o,k)=>o[k],j))})' "$1"; }
+question="$(json_field question < "$work/soc/train.jsonl")"
+# What the CLI says for the same image: the page must show the same.
+answer="$("$mmkit" vqa --model "$work/vqa" --image "$image" --question "$question" --json | json_field answer)"
+caption="$("$mmkit" caption --model "$work/cap" --beam 3 --json "$image" | json_field 0.caption)"
 "$mmkit" index build --model "$work/clip.safetensors" --images "$work/images" --out "$work/index" > /dev/null
-"$mmkit" serve --model "$work/clip.safetensors" --index "$work/index" --host 127.0.0.1 --port 0 \
-  --port-file "$work/port" > "$work/serve.log" 2>&1 &
+"$mmkit" serve --model "$work/clip.safetensors" --index "$work/index" --vqa "$work/vqa" --caption "$work/cap" \
+  --host 127.0.0.1 --port 0 --port-file "$work/port" > "$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do
   [ -s "$work/port" ] && break
@@ -48,6 +65,7 @@ for _ in $(seq 1 200); do
 done
 [ -s "$work/port" ] || { echo "browser test: server did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
 port="$(cat "$work/port")"
-args=(--url "http://127.0.0.1:$port" --image "$work/images/shape_000017.png")
+args=(--url "http://127.0.0.1:$port" --image "$image" --question "$question" --expect-answer "$answer"
+      --beam 3 --expect-caption "$caption")
 [ -n "$shot" ] && args+=(--screenshot "$shot")
 node "$here/e2e.mjs" "${args[@]}"

@@ -447,14 +447,18 @@ std::vector<GeneratedCaption> beam_search(const CaptionDecoder& d, const ImageMe
 
 }  // namespace
 
-std::vector<GeneratedCaption> generate(const Captioner& m, const ImageMemory& mem, const GenerateOptions& o) {
-  const CaptionDecoder& d = m.decoder;
+void check_generate_options(const Captioner& m, const GenerateOptions& o) {
+  const int64_t L = m.decoder.cfg.max_len;
   MMKIT_CHECK(o.beam >= 1 && o.beam <= 256, "beam width must be in 1..256, got ", o.beam);
   MMKIT_CHECK(std::isfinite(o.length_penalty) && o.length_penalty >= 0.f,
               "length penalty must be a non-negative number, got ", o.length_penalty);
-  int64_t max_tokens = o.max_tokens > 0 ? o.max_tokens : d.cfg.max_len;
-  MMKIT_CHECK(max_tokens <= d.cfg.max_len, "cannot generate ", max_tokens, " tokens: the model has ",
-              d.cfg.max_len, " positions");
+  MMKIT_CHECK(o.max_tokens <= L, "cannot generate ", o.max_tokens, " tokens: the model has ", L, " positions");
+}
+
+std::vector<GeneratedCaption> generate(const Captioner& m, const ImageMemory& mem, const GenerateOptions& o) {
+  const CaptionDecoder& d = m.decoder;
+  check_generate_options(m, o);
+  const int64_t max_tokens = o.max_tokens > 0 ? o.max_tokens : d.cfg.max_len;
   if (mem.n == 0) return {};
   return o.beam == 1 ? greedy(d, mem, o, max_tokens) : beam_search(d, mem, o, max_tokens);
 }

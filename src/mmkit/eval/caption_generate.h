@@ -70,6 +70,9 @@ ImageMemory encode_images(Captioner& m, const Tensor& pixels);
 void project_cross_kv(const CaptionDecoder& d, ImageMemory& mem);
 
 std::vector<GeneratedCaption> generate(const Captioner& m, const ImageMemory& mem, const GenerateOptions& o);
+// What generate() checks first (beam 1..256, finite length penalty >= 0,
+// max_tokens <= the model's max_len): throws mmkit::Error naming the value.
+void check_generate_options(const Captioner& m, const GenerateOptions& o);
 
 // The decoding state of R sequences (rows), each tied to an image of `mem`.
 // Every row has fed the same number of tokens (position()).

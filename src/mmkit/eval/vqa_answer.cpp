@@ -8,6 +8,35 @@
 
 namespace mmkit {
 
+QuestionProblem check_question(const Vqa& m, const std::string& question) {
+  QuestionProblem p;
+  try {
+    m.tokenizer.encode(question, m.cfg.max_question_len);
+    return p;
+  } catch (const Error& e) {
+    p.message = e.what();
+  }
+  std::vector<std::string> ws;
+  try {
+    ws = text::WordTokenizer::words(question);
+  } catch (const Error&) {
+    p.kind = QuestionProblem::bad_text;
+    return p;
+  }
+  if (ws.empty()) {
+    p.kind = QuestionProblem::empty;
+    return p;
+  }
+  for (auto& w : ws)
+    if (!m.tokenizer.contains(w)) {
+      p.kind = QuestionProblem::unknown_word;
+      p.word = w;
+      return p;
+    }
+  p.kind = QuestionProblem::too_long;
+  return p;
+}
+
 VqaAnswer answer_question(Vqa& m, const Image& img, const std::string& question, std::vector<PatchAttention>* maps,
                           int top_k) {
   VqaBatch b = make_vqa_batch(m, {img}, {0}, {question});  // tokenising first: word errors before compute

@@ -6,6 +6,8 @@
 //   // a.answer == "left", a.probability, a.top (best answers first)
 //
 // Errors (mmkit::Error): empty question, unknown word (named), too many words.
+// check_question reports the same problems without throwing, typed, so a
+// server can answer each with its own error code before decoding the image.
 #pragma once
 #include <string>
 #include <utility>
@@ -21,6 +23,16 @@ struct VqaAnswer {
   float probability = 0;
   std::vector<std::pair<std::string, float>> top;  // up to top_k answers, most probable first
 };
+
+// What stops a question from being asked of model m (checked before any compute).
+struct QuestionProblem {
+  enum Kind { none, empty, unknown_word, too_long, bad_text };
+  Kind kind = none;
+  std::string word;     // unknown_word: the first word the model does not know
+  std::string message;  // the error answer_question would throw, naming the word or the counts
+  explicit operator bool() const { return kind != none; }
+};
+QuestionProblem check_question(const Vqa& m, const std::string& question);
 
 // maps (optional) receives the text->image attention of each fusion layer,
 // averaged over heads and words.

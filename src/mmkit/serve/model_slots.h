@@ -1,7 +1,8 @@
-// Models the server can host next to CLIP, behind plain function types so the
-// server does not depend on how each model is built. An empty slot means "not
+// Models the server can host next to CLIP whose construction the server does
+// not know about, behind plain function types. An empty slot means "not
 // loaded": its route answers 501 {"error": {"code": "not_loaded", ...}} and
-// /healthz reports it false (the web page then hides its controls).
+// /healthz reports it false (the web page then hides its controls). VQA and
+// captioning are served through serve/vqa_service.h and serve/caption_service.h.
 #pragma once
 #include <functional>
 #include <string>
@@ -16,10 +17,6 @@ struct LabelProb {
   float prob = 0;
 };
 
-// Visual question answering: (image, question) -> answer text.
-using VqaFn = std::function<std::string(const Image&, const std::string& question)>;
-// Captioning: image -> caption text.
-using CaptionFn = std::function<std::string(const Image&)>;
 // Image classification with a trained classifier: image -> classes, most probable first.
 using ClassifyFn = std::function<std::vector<LabelProb>(const Image&)>;
 

@@ -21,6 +21,7 @@ struct RequestLimits {
   size_t max_items = 64;                // texts + images in one request
   size_t max_labels = 100;              // zero-shot labels
   int max_k = 100;                      // search results
+  int max_beam = 8;                     // /v1/caption beam width (cost grows with it)
 };
 
 // Standard base64 (RFC 4648, '=' padding optional, whitespace ignored); a

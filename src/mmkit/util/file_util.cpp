@@ -53,4 +53,15 @@ void write_text_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+std::string model_display_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t s = p.find_last_of('/');
+  if (s == std::string::npos) return p;
+  std::string base = p.substr(s + 1);
+  if (base != "model.safetensors" || s == 0) return base;
+  size_t s2 = p.find_last_of('/', s - 1);
+  return p.substr(s2 == std::string::npos ? 0 : s2 + 1);
+}
+
 }  // namespace mmkit

@@ -19,5 +19,8 @@ bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 // "a/b/c.jsonl" -> "a/b/" ("" for a bare file name): prefix for relative paths.
 std::string parent_dir(const std::string& path);
+// How a model given by path is named to users: "runs/soc/" -> "soc",
+// "runs/soc/model.safetensors" -> "soc/model.safetensors", "m.safetensors" -> itself.
+std::string model_display_name(const std::string& path);
 
 }  // namespace mmkit
