@@ -28,11 +28,9 @@
 #include "mmkit/serve/model_slots.h"
 #include "mmkit/serve/request_limits.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace mmkit::serve {
+
+class DeadlineHttpServer;
 
 struct ServerModels {
   ClipService* clip = nullptr;             // required
@@ -47,6 +45,7 @@ struct ServerOptions {
   RequestLimits limits;
   int http_threads = 64;  // connections served at once (keep-alive connections hold a thread)
   int thumb_size = 160;   // longest side of /v1/thumb images
+  double request_timeout_s = 30;  // a request's bytes must all arrive within this (slow clients: 408)
 };
 
 class ApiServer {
@@ -67,7 +66,7 @@ class ApiServer {
   ServerModels m_;
   ServerOptions opt_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<DeadlineHttpServer> http_;
 };
 
 }  // namespace mmkit::serve
