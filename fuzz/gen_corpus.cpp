@@ -11,14 +11,21 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <cstring>
+#include <array>
+#include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "mmkit/data/caption_jsonl.h"
+#include "mmkit/data/soc_captions.h"
+#include "mmkit/data/sort_of_clevr.h"
 #include "mmkit/image/image.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/models/vit.h"
+#include "mmkit/serve/request_limits.h"
 
 using namespace mmkit;
 
@@ -224,11 +231,98 @@ void text_seeds() {
   for (const char* t : texts) put("tokenizer", "text" + std::to_string(k++), t);
 }
 
+// ------------------------------------------------------------------------------ dataset files
+
+// The first `n` lines of a file.
+std::string head_lines(const std::string& path, int n) {
+  std::string all = slurp(path), out;
+  size_t pos = 0;
+  for (int i = 0; i < n && pos < all.size(); ++i) {
+    size_t nl = all.find('\n', pos);
+    nl = nl == std::string::npos ? all.size() : nl + 1;
+    out += all.substr(pos, nl - pos);
+    pos = nl;
+  }
+  return out;
+}
+
+void jsonl_seeds() {
+  // Byte 0 picks the reader in fuzz_jsonl.cpp: 0 VQA, 1 caption, 2 image-text JSONL, 3 image-text CSV.
+  auto seed = [&](const std::string& name, char sel, const std::string& text) { put("jsonl", name, std::string(1, sel) + text); };
+  const std::string tmp = g_root + "/.tmp_data";
+  ::mkdir(tmp.c_str(), 0755);  // the writers create only their own folder
+  data::SortOfClevrOptions so;
+  so.out_dir = tmp + "/soc";
+  so.train_images = 2;
+  so.test_images = 1;
+  data::write_sort_of_clevr(so);
+  seed("vqa_sort_of_clevr", 0, head_lines(so.out_dir + "/train.jsonl", 4));
+  seed("vqa_generic", 0,
+       "{\"image\": \"/abs/a.jpg\", \"question\": \"What colour?\", \"answers\": [\"Red \", \"red\"]}\n\n"
+       "{\"image\": \"b.png\", \"question\": \"\", \"answers\": [\"no\"], \"type\": \"yes/no\", \"relational\": false}\n");
+  data::SocCaptionOptions co;
+  co.out_dir = tmp + "/cap";
+  co.train_images = 2;
+  co.test_images = 1;
+  co.captions_per_image = 2;
+  data::write_soc_captions(co);
+  seed("caption_soc", 1, head_lines(co.out_dir + "/train.jsonl", 2));
+  data::CaptionExample e{"images/x.png", {"a cat", "one cat"}, {{"red", "circle", 3, 4}, {"blue", "square", -1, -1}}};
+  seed("caption_forms", 1,
+       data::caption_example_json(e) + "\n" + nlohmann::json{{"image", "images/x.png"}, {"caption", "a third"}}.dump() + "\n");
+  seed("image_text_jsonl", 2,
+       nlohmann::json{{"image", "a.jpg"}, {"caption", "a cat"}}.dump() + "\n" +
+           nlohmann::json{{"image", "/b.png"}, {"captions", {"x", "caf\u00e9"}}}.dump() + "\n");
+  seed("image_text_csv", 3, "\xEF\xBB\xBFid,image,caption\n1,a.jpg,a cat\n2,\"b,c.png\",\"a \"\"quoted\"\"\nline\"\r\n\n");
+  std::system(("rm -rf '" + tmp + "'").c_str());
+}
+
+// ------------------------------------------------------------------------------ HTTP requests
+
+std::string http_post(const std::string& path, const std::string& type, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string multipart(const std::vector<std::array<std::string, 3>>& parts) {  // name, filename, content
+  std::string b;
+  for (auto& [name, file, content] : parts) {
+    b += "--XyZ\r\nContent-Disposition: form-data; name=\"" + name + "\"";
+    if (!file.empty()) b += "; filename=\"" + file + "\"\r\nContent-Type: image/png";
+    b += "\r\n\r\n" + content + "\r\n";
+  }
+  return b + "--XyZ--\r\n";
+}
+
+void http_seeds() {
+  const std::string png = str(encode_png(pattern(4, 3, 3)));
+  const std::string b64 = serve::encode_base64(reinterpret_cast<const uint8_t*>(png.data()), png.size());
+  const std::string json = "application/json", form = "multipart/form-data; boundary=XyZ";
+  auto seed = [&](const std::string& name, const std::string& bytes) { put("http_request", name, bytes); };
+  seed("embeddings_texts", http_post("/v1/embeddings", json, R"({"texts": ["a cat", "two dogs"], "normalize": false})"));
+  seed("embeddings_image", http_post("/v1/embeddings", json, "{\"images\": [\"" + b64 + "\"], \"text\": \"x\"}"));
+  seed("embeddings_data_url", http_post("/v1/embeddings", "application/json; charset=utf-8",
+                                        "{\"image\": \"data:image/png;base64," + b64 + "\"}"));
+  seed("embeddings_multipart", http_post("/v1/embeddings", form,
+                                         multipart({{"images", "a.png", png}, {"texts", "", "a cat"}, {"normalize", "0"}})));
+  seed("zero_shot", http_post("/v1/zero-shot", json,
+                              "{\"image\": \"" + b64 + R"(", "labels": "cat, dog", "templates": ["a photo of a {}."]})"));
+  seed("zero_shot_multipart", http_post("/v1/zero-shot", form, multipart({{"image", "", png}, {"labels", "", "cat,dog"}})));
+  seed("classify", http_post("/v1/classify", form, multipart({{"image", "x.png", png}, {"top_k", "", "3"}})));
+  seed("vqa", http_post("/v1/vqa", json, "{\"image\": \"" + b64 + R"(", "question": "What shape?"})"));
+  seed("caption", http_post("/v1/caption", form, multipart({{"image", "x.png", png}})));
+  seed("search_text", http_post("/v1/search", json, R"({"text": "a red circle", "k": 5})"));
+  seed("search_chunked", "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"text\"\r\nb\r\n: \"a cat\"}\r\n0\r\n\r\n");
+  seed("no_content_type", "POST /v1/embeddings HTTP/1.1\r\nContent-Length: 16\r\n\r\n{\"texts\": \"ab\"}");
+  seed("get_healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR  (writes OUT_DIR/{safetensors,config,image,tokenizer}/)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT_DIR  (writes OUT_DIR/{safetensors,config,image,tokenizer,jsonl,http_request}/)\n", argv[0]);
     return 2;
   }
   g_root = argv[1];
@@ -236,5 +330,7 @@ int main(int argc, char** argv) {
   config_seeds();
   image_seeds();
   text_seeds();
+  jsonl_seeds();
+  http_seeds();
   return 0;
 }

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS="${FUZZ_TARGETS:-safetensors config image tokenizer}"
+TARGETS="${FUZZ_TARGETS:-safetensors config image tokenizer jsonl http_request}"
 
 PACKAGES=(clang libclang-rt-14-dev libomp-dev)  # clang 14, its libFuzzer/sanitizer runtimes, OpenMP
 missing=()
@@ -36,6 +36,7 @@ for t in $TARGETS; do
   mkdir -p "$corpus"
   max_len=4096
   [ "$t" = image ] && max_len=65536
+  [ "$t" = http_request ] && max_len=16384  # multipart bodies with a small image
   log="build-fuzz/logs/$t.log"
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s (log $log)"
   set +e

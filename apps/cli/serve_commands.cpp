@@ -38,6 +38,7 @@ struct ServeArgs {
   double max_wait_ms = 5;
   serve::RequestLimits limits;
   double max_body_mb = 32;
+  double request_timeout_s = 30;
 };
 
 volatile std::sig_atomic_t g_stop_signal = 0;
@@ -95,6 +96,7 @@ int run_serve(const ServeArgs& a) {
   so.limits = a.limits;
   so.limits.max_body_bytes = size_t(a.max_body_mb * (1 << 20));
   so.http_threads = a.http_threads;
+  so.request_timeout_s = a.request_timeout_s;
   serve::ApiServer server(m, so);
   const int port = server.bind(a.host, a.port);
   if (!a.port_file.empty()) {
@@ -289,6 +291,8 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--max-batch", sa->max_batch, "largest batch of the dynamic batcher")->capture_default_str();
   sv->add_option("--max-wait-ms", sa->max_wait_ms, "longest a request waits for its batch to fill")->capture_default_str();
   sv->add_option("--http-threads", sa->http_threads, "connections served at once")->capture_default_str();
+  sv->add_option("--request-timeout", sa->request_timeout_s,
+                 "seconds a request's bytes may take to arrive (slower clients get 408)")->capture_default_str();
   sv->add_option("--threads", sa->threads, "OpenMP threads per forward (0: all cores)")->capture_default_str();
   sv->add_option("--max-body-mb", sa->max_body_mb, "largest request body")->capture_default_str();
   sv->add_option("--max-image-pixels", sa->limits.max_image_pixels, "largest image (width x height)")->capture_default_str();

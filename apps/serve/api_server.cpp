@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "mmkit/serve/api_error.h"
+#include "deadline_http_server.h"
+#include "request_adapter.h"
 #include "web_assets.h"
 
 namespace mmkit::serve {
@@ -18,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(json_text(j), "application/json");  // error messages may quote invalid UTF-8
 }
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& msg) {
@@ -26,180 +28,9 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
 }
 
 // A request body, JSON or multipart/form-data, with typed accessors that fail
-// with 400s naming the field.
-class Body {
- public:
-  Body(const httplib::Request& req, const RequestLimits& lim) : lim_(lim) {
-    const std::string ct = req.get_header_value("Content-Type");
-    if (req.is_multipart_form_data()) {
-      multipart_ = true;
-      for (auto& [name, f] : req.files) {
-        if (!f.filename.empty() || name == "image" || name == "images")
-          files_.emplace_back(name, f.content);
-        else
-          fields_.emplace_back(name, f.content);
-      }
-      return;
-    }
-    if (ct.rfind("application/json", 0) != 0 && !(ct.empty() && !req.body.empty() && req.body[0] == '{'))
-      api_fail(415, "unsupported_media_type", "Content-Type '", ct,
-               "': send application/json or multipart/form-data");
-    if (req.body.empty()) api_fail(400, "bad_request", "empty request body; expected a JSON object");
-    try {
-      j_ = json::parse(req.body);
-    } catch (const json::exception& e) {
-      api_fail(400, "bad_json", "request body is not valid JSON: ", e.what());
-    }
-    if (!j_.is_object()) api_fail(400, "bad_json", "request body must be a JSON object, got ", j_.type_name());
-  }
-
-  bool has(const std::string& k) const {
-    if (multipart_) {
-      for (auto& f : fields_)
-        if (f.first == k) return true;
-      for (auto& f : files_)
-        if (f.first == k) return true;
-      return false;
-    }
-    return j_.contains(k) && !j_[k].is_null();
-  }
-
-  // Strings under `k` (a string or an array of strings; multipart: every field named k).
-  std::vector<std::string> strings(const std::string& k) const {
-    std::vector<std::string> out;
-    if (multipart_) {
-      for (auto& f : fields_)
-        if (f.first == k) out.push_back(f.second);
-      return out;
-    }
-    if (!j_.contains(k) || j_[k].is_null()) return out;
-    const json& v = j_[k];
-    if (v.is_string()) return {v.get<std::string>()};
-    if (!v.is_array()) api_fail(400, "bad_request", "'", k, "' must be a string or an array of strings");
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (!v[i].is_string()) api_fail(400, "bad_request", k, "[", i, "] must be a string, got ", v[i].type_name());
-      out.push_back(v[i].get<std::string>());
-    }
-    return out;
-  }
-
-  // A list given as a JSON array or as one comma-separated string ("cat, dog").
-  std::vector<std::string> list(const std::string& k) const {
-    std::vector<std::string> raw = strings(k), out;
-    const bool split = multipart_ || (j_.contains(k) && j_[k].is_string());
-    for (auto& s : raw) {
-      if (!split) {
-        out.push_back(s);
-        continue;
-      }
-      size_t a = 0;
-      while (a <= s.size()) {
-        size_t b = s.find(',', a);
-        if (b == std::string::npos) b = s.size();
-        std::string part = s.substr(a, b - a);
-        part.erase(0, part.find_first_not_of(" \t\r\n"));
-        part.erase(part.find_last_not_of(" \t\r\n") + 1);
-        if (!part.empty()) out.push_back(part);
-        a = b + 1;
-      }
-    }
-    return out;
-  }
-
-  std::string str(const std::string& k) const {
-    auto v = strings(k);
-    if (v.size() > 1) api_fail(400, "bad_request", "'", k, "' must be a single string");
-    return v.empty() ? std::string() : v[0];
-  }
-
-  int64_t integer(const std::string& k, int64_t def, int64_t lo, int64_t hi) const {
-    int64_t v = def;
-    if (multipart_) {
-      std::string s = str(k);
-      if (s.empty()) return def;
-      try {
-        size_t pos = 0;
-        v = std::stoll(s, &pos);
-        if (pos != s.size()) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        api_fail(400, "bad_request", "'", k, "' must be an integer, got '", s, "'");
-      }
-    } else if (j_.contains(k) && !j_[k].is_null()) {
-      if (!j_[k].is_number_integer()) api_fail(400, "bad_request", "'", k, "' must be an integer");
-      v = j_[k].get<int64_t>();
-    }
-    if (v < lo || v > hi) api_fail(400, "bad_request", "'", k, "' = ", v, " is outside [", lo, ", ", hi, "]");
-    return v;
-  }
-
-  double number(const std::string& k, double def, double lo, double hi) const {
-    double v = def;
-    if (multipart_) {
-      std::string s = str(k);
-      if (s.empty()) return def;
-      try {
-        size_t pos = 0;
-        v = std::stod(s, &pos);
-        if (pos != s.size()) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        api_fail(400, "bad_request", "'", k, "' must be a number, got '", s, "'");
-      }
-    } else if (j_.contains(k) && !j_[k].is_null()) {
-      if (!j_[k].is_number()) api_fail(400, "bad_request", "'", k, "' must be a number");
-      v = j_[k].get<double>();
-    }
-    if (!(v >= lo && v <= hi)) api_fail(400, "bad_request", "'", k, "' = ", v, " is outside [", lo, ", ", hi, "]");
-    return v;
-  }
-
-  bool boolean(const std::string& k, bool def) const {
-    if (multipart_) {
-      std::string s = str(k);
-      if (s.empty()) return def;
-      if (s == "true" || s == "1") return true;
-      if (s == "false" || s == "0") return false;
-      api_fail(400, "bad_request", "'", k, "' must be true or false, got '", s, "'");
-    }
-    if (!j_.contains(k) || j_[k].is_null()) return def;
-    if (!j_[k].is_boolean()) api_fail(400, "bad_request", "'", k, "' must be true or false");
-    return j_[k].get<bool>();
-  }
-
-  // Images under "image"/"images": base64 strings in JSON, files in multipart.
-  std::vector<Image> images() const {
-    std::vector<Image> out;
-    int i = 0;
-    if (multipart_) {
-      for (auto& [name, bytes] : files_) {
-        if (name != "image" && name != "images") continue;
-        std::string field = name + "[" + std::to_string(i++) + "]";
-        out.push_back(decode_request_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), lim_, field));
-      }
-      return out;
-    }
-    for (const char* k : {"image", "images"}) {
-      std::vector<std::string> b64 = strings(k);
-      for (size_t n = 0; n < b64.size(); ++n) {
-        std::string field = std::string(k) + (std::string(k) == "images" ? "[" + std::to_string(n) + "]" : "");
-        std::vector<uint8_t> bytes = decode_base64(b64[n], field);
-        out.push_back(decode_request_image(bytes.data(), bytes.size(), lim_, field));
-      }
-    }
-    return out;
-  }
-
-  std::vector<std::string> texts(const char* a, const char* b) const {
-    std::vector<std::string> out = strings(a), more = strings(b);
-    out.insert(out.end(), more.begin(), more.end());
-    for (size_t i = 0; i < out.size(); ++i) check_text(out[i], lim_, std::string(a) + "[" + std::to_string(i) + "]");
-    return out;
-  }
-
- private:
-  const RequestLimits& lim_;
-  bool multipart_ = false;
-  json j_;
-  std::vector<std::pair<std::string, std::string>> fields_, files_;
+// with 400s naming the field (mmkit/serve/request_body.h; fuzzed by fuzz/fuzz_http_request.cpp).
+struct Body : RequestBody {
+  Body(const httplib::Request& req, const RequestLimits& lim) : RequestBody(request_body(req, lim)) {}
 };
 
 json rows_json(const std::vector<Embedding>& es) {
@@ -249,7 +80,7 @@ std::string base_name(const std::string& p) {
 }  // namespace
 
 ApiServer::ApiServer(ServerModels models, ServerOptions opt)
-    : m_(std::move(models)), opt_(opt), http_(std::make_unique<httplib::Server>()) {
+    : m_(std::move(models)), opt_(opt), http_(std::make_unique<DeadlineHttpServer>(opt.request_timeout_s)) {
   MMKIT_CHECK(m_.clip, "the server needs a CLIP model");
   const int n = std::max(1, opt_.http_threads);
   http_->new_task_queue = [n] { return new httplib::ThreadPool(size_t(n)); };
@@ -270,10 +101,10 @@ int ApiServer::bind(const std::string& host, int port) {
   return p;
 }
 
-void ApiServer::run() { http_->listen_after_bind(); }
+void ApiServer::run() { http_->serve(); }
 
 void ApiServer::stop() {
-  if (http_) http_->stop();
+  if (http_) http_->shutdown();
 }
 
 nlohmann::json ApiServer::healthz() const {
@@ -512,13 +343,20 @@ void ApiServer::routes() {
   // the limit): JSON like every other error.
   s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 413)
+    if (DeadlineHttpServer::request_timed_out()) {  // httplib's 400 for a request cut by its deadline
+      res.status = 408;
+      res.set_content(request_timeout_json(opt_.request_timeout_s), "application/json");
+    } else if (res.status == 413 || DeadlineHttpServer::request_too_large())
       send_error(res, 413, "payload_too_large",
                  "request body is larger than the limit of " + std::to_string(opt_.limits.max_body_bytes) + " bytes");
     else if (res.status == 404)
       send_error(res, 404, "not_found", "no route " + req.method + " " + req.path);
     else
-      send_error(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+      send_error(res, res.status, "http_error",
+                 "HTTP " + std::to_string(res.status) +
+                     (res.status == 400 ? ": malformed request (request line, headers or body framing)" : ""));
+    // Not a route's answer: the request could not be read, so neither can what follows it.
+    if (res.status == 400 || res.status == 408 || res.status == 413) res.set_header("Connection", "close");
     metrics_.observe("other", res.status, 0);
   });
 }

@@ -31,11 +31,9 @@
 #include "mmkit/serve/request_limits.h"
 #include "mmkit/serve/vqa_service.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace mmkit::serve {
+
+class DeadlineHttpServer;
 
 struct ServerModels {
   ClipService* clip = nullptr;             // required
@@ -50,6 +48,7 @@ struct ServerOptions {
   RequestLimits limits;
   int http_threads = 64;  // connections served at once (keep-alive connections hold a thread)
   int thumb_size = 160;   // longest side of /v1/thumb images
+  double request_timeout_s = 30;  // a request's bytes must all arrive within this (slow clients: 408)
 };
 
 class ApiServer {
@@ -70,7 +69,7 @@ class ApiServer {
   ServerModels m_;
   ServerOptions opt_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<DeadlineHttpServer> http_;
 };
 
 }  // namespace mmkit::serve

@@ -2,7 +2,9 @@
 
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <unordered_map>
 
 #include "mmkit/core/error.h"
@@ -37,8 +39,15 @@ std::vector<SceneObject> parse_objects(const nlohmann::json& j, const std::funct
 }  // namespace
 
 std::vector<CaptionExample> read_caption_jsonl(const std::string& path) {
-  std::ifstream f(path);
+  std::ifstream f(path, std::ios::binary);
   MMKIT_CHECK(f.good(), "cannot open caption data ", path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  MMKIT_CHECK(!f.bad(), "error reading ", path);
+  return parse_caption_jsonl(text, path);
+}
+
+std::vector<CaptionExample> parse_caption_jsonl(const std::string& text, const std::string& path) {
+  std::istringstream f(text);
   const std::string dir = parent_dir(path);
   std::vector<CaptionExample> out;
   std::unordered_map<std::string, size_t> by_image;
@@ -91,7 +100,6 @@ std::vector<CaptionExample> read_caption_jsonl(const std::string& path) {
       }
     }
   }
-  MMKIT_CHECK(!f.bad(), "error reading ", path);
   MMKIT_CHECK(!out.empty(), "caption data ", path, " has no captions");
   return out;
 }

@@ -26,6 +26,9 @@ struct CaptionExample {
 };
 
 std::vector<CaptionExample> read_caption_jsonl(const std::string& path);
+// The same from memory: `text` is the file's content, `path` names it in
+// errors and resolves relative image paths (fuzz/fuzz_jsonl.cpp).
+std::vector<CaptionExample> parse_caption_jsonl(const std::string& text, const std::string& path);
 
 // One line in the multi-reference form (image path as given).
 std::string caption_example_json(const CaptionExample& e);

@@ -71,6 +71,10 @@ std::vector<ImageTextPair> read_image_text_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   MMKIT_CHECK(f, "cannot open caption file ", path);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return parse_image_text(text, path);
+}
+
+std::vector<ImageTextPair> parse_image_text(const std::string& text, const std::string& path) {
   const std::string base = parent_dir(path);
   std::vector<ImageTextPair> out;
   std::map<std::string, int64_t> ids;

@@ -30,6 +30,10 @@ struct ImageTextPair {
 // Throws mmkit::Error naming file:line for malformed lines, missing fields,
 // invalid UTF-8 or an empty collection. Does not open the images.
 std::vector<ImageTextPair> read_image_text_file(const std::string& path);
+// The same from memory: `text` is the file's content; `path` picks the format
+// (".csv" suffix: CSV, else JSONL), names it in errors and resolves relative
+// image paths (fuzz/fuzz_jsonl.cpp).
+std::vector<ImageTextPair> parse_image_text(const std::string& text, const std::string& path);
 
 // Decodes images[idx] with `workers` threads, preprocesses (resize, center
 // crop, normalise), optionally flips horizontally (per image, from the seed),

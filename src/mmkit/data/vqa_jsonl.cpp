@@ -2,7 +2,9 @@
 
 #include <cctype>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <unordered_map>
 
 #include "mmkit/core/error.h"
@@ -25,8 +27,15 @@ std::string normalize_answer(const std::string& a) {
 }
 
 std::vector<VqaExample> read_vqa_jsonl(const std::string& path) {
-  std::ifstream f(path);
+  std::ifstream f(path, std::ios::binary);
   MMKIT_CHECK(f.good(), "cannot open VQA data ", path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  MMKIT_CHECK(!f.bad(), "error reading ", path);
+  return parse_vqa_jsonl(text, path);
+}
+
+std::vector<VqaExample> parse_vqa_jsonl(const std::string& text, const std::string& path) {
+  std::istringstream f(text);
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   std::vector<VqaExample> out;
@@ -71,7 +80,6 @@ std::vector<VqaExample> read_vqa_jsonl(const std::string& path) {
     }
     out.push_back(std::move(ex));
   }
-  MMKIT_CHECK(!f.bad(), "error reading ", path);
   MMKIT_CHECK(!out.empty(), "VQA data ", path, " has no questions");
   return out;
 }

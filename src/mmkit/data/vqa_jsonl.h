@@ -20,6 +20,9 @@ struct VqaExample {
 };
 
 std::vector<VqaExample> read_vqa_jsonl(const std::string& path);
+// The same from memory: `text` is the file's content, `path` names it in
+// errors and resolves relative image paths (fuzz/fuzz_jsonl.cpp).
+std::vector<VqaExample> parse_vqa_jsonl(const std::string& text, const std::string& path);
 
 // Lower-case ASCII, trim, collapse inner whitespace runs to one space.
 std::string normalize_answer(const std::string& a);
