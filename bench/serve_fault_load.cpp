@@ -19,8 +19,9 @@
 //    embeddings must have cosine >= --min-cosine with the offline ones. --slow-clients threads
 //    send requests one header byte per 50 ms or stall their body, and must be cut with 408.
 //    Every second /healthz must answer ok and the process must be alive.
-// 5. RSS of the server (VmRSS, /proc/PID/status) after --warmup seconds and at the end; growth
-//    must stay under --max-rss-growth. Then SIGTERM: the server must exit 0.
+// 5. RSS of the server (VmRSS, /proc/PID/status) after --warmup seconds and at the end, each with
+//    the load paused and the server idle for 0.5 s; growth must stay under --max-rss-growth.
+//    Then SIGTERM: the server must exit 0.
 // Prints requests per kind and a PASS/FAIL verdict; exit status 0 only on PASS.
 #include <httplib.h>
 #include <signal.h>
@@ -217,6 +218,17 @@ int main(int argc, char** argv) {
   };
   const auto t0 = Clock::now();
   auto running = [&] { return secs(t0, Clock::now()) < duration; };
+  // The RSS samples that are compared are taken with the load paused: requests in flight hold
+  // multi-MB buffers (2 MB bodies, 1 MB texts, decoded images) that swing RSS by ~30% from one
+  // instant to the next, which would drown a leak's trend in noise.
+  std::atomic<bool> paused{false};
+  std::atomic<int> idle{0};
+  auto pause_point = [&] {
+    if (!paused) return;
+    ++idle;
+    while (paused && running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --idle;
+  };
   std::vector<std::thread> ts;
   for (int w = 0; w < concurrency; ++w)
     ts.emplace_back([&, w] {
@@ -226,6 +238,7 @@ int main(int argc, char** argv) {
       c.set_keep_alive(true);
       c.set_read_timeout(120, 0);
       while (running()) {
+        pause_point();
         if (u(rng) < bad_fraction) {
           const hostile::HostileRequest& k = kinds[size_t(rng() % kinds.size())];
           hostile::HttpReply r = hostile::raw_http(port, k.bytes);
@@ -283,6 +296,7 @@ int main(int argc, char** argv) {
         return std::string(b);
       }() + " s limit";
       for (int n = s; running(); ++n) {
+        pause_point();
         const bool headers = n % 2 == 0;
         hostile::HttpReply r = headers ? hostile::raw_http(port, req, 50, 60)
                                        : hostile::raw_http(port, req, 0, 60, req.size() - 10);
@@ -309,7 +323,14 @@ int main(int argc, char** argv) {
     if (h.status != 200 || h.json().value("status", "") != "ok") ++health_failures;
     const long rss = proc_kb(g_server, "VmRSS:");
     rss_max = std::max(rss_max, rss);
-    if (rss_warm < 0 && t >= warmup) rss_warm = rss;
+    if (rss_warm < 0 && t >= warmup) {  // pause, let the server go idle, sample, resume
+      paused = true;
+      const int workers = concurrency + slow_clients;
+      while (idle < workers && running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      rss_warm = proc_kb(g_server, "VmRSS:");
+      paused = false;
+    }
     int64_t n = 0;
     {
       std::lock_guard<std::mutex> l(mu);
@@ -325,7 +346,10 @@ int main(int argc, char** argv) {
   hostile::HttpReply h = alive_end ? hostile::raw_http(port, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 0, 30)
                                    : hostile::HttpReply{};
   const bool healthy_end = h.status == 200 && h.json().value("status", "") == "ok";
-  if (alive_end) rss_end = proc_kb(g_server, "VmRSS:");
+  if (alive_end) {  // workers joined: idle as at the warm-up sample
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    rss_end = proc_kb(g_server, "VmRSS:");
+  }
   const double growth = rss_warm > 0 && rss_end > 0 ? double(rss_end - rss_warm) / double(rss_warm) : 1e9;
   int exit_status = -1;
   if (alive_end) {
@@ -350,8 +374,8 @@ int main(int argc, char** argv) {
               "expected\n",
               (long long)good, (long long)good_ok, worst_cos, (long long)transport_errors, (long long)bad,
               (long long)bad_ok);
-  std::printf("server: alive at the end %s, /healthz %s (%lld checks, %lld failed), RSS %ld kB after warm-up, %ld kB at "
-              "the end (%+.1f%%, max %ld kB), SIGTERM exit %d\n",
+  std::printf("server: alive at the end %s, /healthz %s (%lld checks, %lld failed), RSS (idle) %ld kB after warm-up, %ld kB "
+              "at the end (%+.1f%%; max under load %ld kB), SIGTERM exit %d\n",
               alive_end ? "yes" : "NO", healthy_end ? "ok" : "NOT ok", (long long)health_checks,
               (long long)health_failures, rss_warm, rss_end, growth * 100, rss_max, exit_status);
   const bool pass = alive_end && healthy_end && health_failures == 0 && good > 0 && good_ok == good && bad > 0 &&

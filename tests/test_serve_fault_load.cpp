@@ -1,10 +1,11 @@
 // A short run of the fault load (bench/serve_fault_load.cpp, issue #9 acceptance 4; the recorded
 // 5-minute run is in docs/ROBUSTNESS.md): a real `mmkit serve` on loopback with a tiny seeded
-// CLIP, 15 s of mixed load with 30% hostile requests and a slow client. Passes only if every good
+// CLIP, 20 s of mixed load with 30% hostile requests and a slow client. Passes only if every good
 // response matched the offline embeddings, every bad one got its expected 4xx JSON error, the
-// server stayed alive and healthy, its RSS grew < 10% after warm-up, and it exited 0 on SIGTERM.
+// server stayed alive and healthy, its idle RSS grew < 10% after an 8-s warm-up, and it exited 0
+// on SIGTERM.
 // Under ASan the RSS criterion is not meaningful (the allocator's quarantine keeps freed memory
-// by design), so it is relaxed there and only there.
+// by design), so it is relaxed there.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -24,8 +25,8 @@
 TEST(ServeFaultLoad, ShortMixedLoadKeepsGoodAnswersCorrect) {
   const std::string dir = mmkit::test::make_temp_dir("fault_load"), bin = MMKIT_BINARY_DIR;
   if (!mmkit::test::file_exists(bin + "/serve_fault_load")) GTEST_SKIP() << "build/serve_fault_load not built";
-  std::string cmd = "timeout 600 " + bin + "/serve_fault_load --duration 15 --warmup 5 --concurrency 3 --mmkit " + bin +
-                    "/mmkit --out " + dir + "/result.json";
+  std::string cmd = "timeout 600 " + bin + "/serve_fault_load --duration 20 --warmup 8 --concurrency 3" +
+                    " --mmkit " + bin + "/mmkit --out " + dir + "/result.json";
 #ifdef MMKIT_TEST_ASAN
   cmd += " --max-rss-growth 100";
 #endif

@@ -1,6 +1,7 @@
 // `mmkit serve`, `mmkit index build`, `mmkit search`, `mmkit init-clip`,
 // `mmkit data shapes`: serving CLIP over HTTP, image search over a folder,
 // and the small generated models and images the tests and benchmarks use.
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -45,6 +46,11 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 int run_serve(const ServeArgs& a) {
+  // Request buffers of up to tens of MB (bodies, base64, decoded images) come and go on many HTTP
+  // threads. glibc raises its mmap threshold to the size of each mmapped block freed, after
+  // which such buffers live in the per-thread arenas and stay resident when freed: idle RSS grew
+  // 32% over a 5-minute mixed load (docs/ROBUSTNESS.md). A fixed threshold keeps them mmapped.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // SIGINT/SIGTERM set a flag that a watcher thread turns into a clean stop
   // (whichever thread the kernel delivers the signal to).
   struct sigaction sa {};

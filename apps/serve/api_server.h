@@ -19,6 +19,8 @@
 //   POST /v1/search                 {"text": "..."} or {"image": b64}, "k": 10   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
 // Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status.
+// Connections: DeadlineHttpServer (a request must arrive within request_timeout_s: 408),
+// request bodies: RequestBody (mmkit/serve/request_body.h).
 #pragma once
 #include <memory>
 #include <string>
