@@ -42,37 +42,19 @@
 #include "mmkit/eval/clip_runner.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/util/progress.h"
+#include "load_client_util.h"
 
 using namespace mmkit;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+using mmkit::bench::proc_kb;
+using mmkit::bench::self_dir;
+using mmkit::bench::test_image;
+
 namespace {
 
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-std::string self_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string p(buf, size_t(std::max<ssize_t>(n, 0)));
-  return p.substr(0, p.find_last_of('/'));
-}
-
-long proc_kb(pid_t pid, const char* field) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field) + 1);
-  return -1;
-}
-
-Image test_image(int i, int size) {
-  Rng rng(77 + uint64_t(i));
-  auto u8 = [&](int lo, int hi) { return uint8_t(lo + int(rng.uniform() * float(hi - lo))); };
-  Canvas c(size, size, Rgb{u8(150, 255), u8(150, 255), u8(150, 255)});
-  c.disc(size * (0.3 + 0.4 * rng.uniform()), size * (0.3 + 0.4 * rng.uniform()), size * 0.2, Rgb{u8(0, 255), 40, u8(0, 255)});
-  c.fill_rect(int(size * rng.uniform() * 0.5), int(size * 0.6), size / 4, size / 4, Rgb{20, u8(0, 255), 60});
-  return c.image();
-}
 
 std::string text_of(int i) {
   static const char* w[] = {"red", "green", "blue", "circle", "square", "bar", "photo", "dark", "cat", "two"};
