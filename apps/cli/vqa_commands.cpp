@@ -155,6 +155,11 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--dropout", mc.dropout)->capture_default_str();
   bool* zi = &mc.fusion_zero_init;
   tv->add_flag_callback("--no-zero-init", [zi] { *zi = false; }, "random-init fusion residual branches (default: zero)");
+  bool* film = &mc.film;
+  tv->add_flag_callback("--no-film", [film] { *film = false; },
+                        "no FiLM conditioning of the conv stem on the question (default: FiLM)");
+  tv->add_option("--image-pool", mc.image_pool, "pooling of the fused image tokens for the head: max or mean")
+      ->capture_default_str();
   tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();
   tv->add_option("--limit-test", o.limit_test, "use only the first N test images")->capture_default_str();
   tv->add_option("--max-steps", o.max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();

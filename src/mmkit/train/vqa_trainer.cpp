@@ -351,13 +351,13 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
     for (Parameter* p : params) n_params += p->value.numel();
     std::fprintf(log,
                  "VQA: %lldx%lld images, patch %lld (stem %lld), %lld tokens; dim %lld, heads %lld, mlp %lld; "
-                 "layers image %lld, text %lld, fusion %lld (%s); %zu words, %zu answers; %lld parameters\n"
+                 "layers image %lld, text %lld, fusion %lld (%s)%s; %zu words, %zu answers; %lld parameters\n"
                  "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld test images "
                  "(%zu questions); %d epochs x %lld steps of %d images; %d threads\n",
                  (long long)cfg.image_size, (long long)cfg.image_size, (long long)cfg.patch_size,
                  (long long)cfg.stem_patch, (long long)cfg.num_patches(), (long long)cfg.dim, (long long)cfg.heads,
                  (long long)cfg.mlp_dim, (long long)cfg.image_layers, (long long)cfg.text_layers,
-                 (long long)cfg.fusion_layers, cfg.norm_first ? "pre-norm" : "post-norm", cfg.vocab.size() - 2,
+                 (long long)cfg.fusion_layers, cfg.norm_first ? "pre-norm" : "post-norm", cfg.film ? ", FiLM stem" : "", cfg.vocab.size() - 2,
                  cfg.answers.size(), (long long)n_params, (long long)n_img, train.examples.size(),
                  (long long)unanswerable, (long long)test.images.size(), test.examples.size(), o.epochs,
                  (long long)steps_per_epoch, o.images_per_batch, num_threads());
