@@ -32,7 +32,8 @@ void VqaConfig::validate() const {
     MMKIT_CHECK(patch_size % stem_patch == 0, "VQA config: patch_size ", patch_size,
                 " is not a multiple of stem_patch ", stem_patch);
   }
-  MMKIT_CHECK(image_pool == "max" || image_pool == "mean", "VQA config: image_pool must be max or mean, got '",
+  MMKIT_CHECK(image_pool == "max" || image_pool == "mean" || image_pool == "flatten",
+              "VQA config: image_pool must be max, mean or flatten, got '",
               image_pool, "'");
   MMKIT_CHECK(!film || stem_patch > 0, "VQA config: film needs a conv stem (stem_patch > 0), got stem_patch ",
               stem_patch);
@@ -180,6 +181,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   fusion.init("fusion", fc, rng);
   head_fc1.init("head.fc1", 3 * D, 2 * D, true, rng);
   head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
+  if (c.image_pool == "flatten") image_flat.init("head.image_flat", c.num_patches() * D, D, true, rng);
   if (c.film) {
     // PyTorch Linear init: gamma, beta ~ +-0.6 for a unit-scale question vector, so every
     // question modulates the stem from the first step (zero init would start unconditioned).
@@ -201,6 +203,7 @@ nn::ParamList Vqa::parameters() {
   fusion.collect(p);
   head_fc1.collect(p);
   head_fc2.collect(p);
+  if (cfg.image_pool == "flatten") image_flat.collect(p);
   if (cfg.film) {
     film_gamma.collect(p);
     film_beta.collect(p);
@@ -344,7 +347,11 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   // <cls> token) mixes them ~1/T with the words every question shares, which left training
   // on a long plateau (docs/RESULTS.md).
   Var t = ag::max_tokens(g, f.text, &b.pad);  // [Bq, D]
-  Var v = m.cfg.image_pool == "max" ? ag::max_tokens(g, f.image, nullptr) : ag::mean_tokens(g, f.image);  // [Bq, D]
+  Var v;  // [Bq, D]
+  if (m.cfg.image_pool == "flatten")
+    v = nn::linear(g, m.image_flat, ag::reshape(g, f.image, Shape{Bq, m.cfg.num_patches() * m.cfg.dim}));
+  else
+    v = m.cfg.image_pool == "max" ? ag::max_tokens(g, f.image, nullptr) : ag::mean_tokens(g, f.image);
   Var pooled = ag::concat(g, {t, v, ag::mul(g, t, v)}, 1);                                     // [Bq, 3D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]

@@ -59,7 +59,10 @@ struct VqaConfig {
   // (docs/RESULTS.md). Needs stem_patch > 0. Stored as "film"; absent in older files = false.
   bool film = true;
   // Pooling of the fused image stream for the head: "max" (as FiLM's classifier: "is there an
-  // object with this feature anywhere") or "mean". Absent in older files = "mean".
+  // object with this feature anywhere"), "mean", or "flatten": the P tokens in grid order,
+  // concatenated [P*D] -> head.image_flat (Linear P*D -> D), so the head reads *where* a
+  // feature is with position-specific weights (the paper's CNN+MLP readout). Absent in older
+  // files = "mean".
   std::string image_pool = "max";
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
@@ -87,6 +90,7 @@ struct Vqa {
   Parameter text_pos_embed;        // [L, D]
   nn::MultimodalFusion fusion;
   nn::Linear head_fc1, head_fc2;
+  nn::Linear image_flat;             // head.image_flat [D, P*D] (image_pool "flatten" only)
   nn::Linear film_gamma, film_beta;  // image.film_{gamma,beta}: [stem_dim, D] (cfg.film only)
 
   void init(const VqaConfig& cfg, uint64_t seed);
