@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/core/error.h"
@@ -232,4 +233,77 @@ TEST(VqaModel, ConfigRoundTripAndErrors) {
             std::string::npos);
   EXPECT_NE(error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {""}); }).find("empty question"),
             std::string::npos);
+}
+
+TEST(VqaModel, FilmConditionsTheImageOnTheQuestionAndOldConfigsHaveNone) {
+  VqaConfig c = tiny_config();
+  ASSERT_TRUE(c.film);
+  Vqa m;
+  m.init(c, 5);
+  Image a = noise_image(12, 1);
+  // The same image under two questions: with FiLM its image tokens differ per question.
+  VqaBatch b = make_vqa_batch(m, {a}, {0, 0}, {"what shape is the red object", "is it left"});
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  Var q = ag::max_tokens(g, nn::embedding(g, m.word_embed, b.tokens), &b.pad);  // any [2, D] question vectors
+  Var img = vqa_encode_image(g, m, g.constant(b.images), q, &b.image_index);
+  ASSERT_EQ(g.shape(img), (Shape{2, c.num_patches(), c.dim}));
+  const int64_t n = c.num_patches() * c.dim;
+  float diff = 0;
+  for (int64_t i = 0; i < n; ++i) diff += std::fabs(g.data(img)[i] - g.data(img)[n + i]);
+  EXPECT_GT(diff, 1e-3f);
+  // Without the question a FiLM encoder refuses to run.
+  EXPECT_NE(error_of([&] { vqa_encode_image(g, m, g.constant(b.images)); }).find("needs the question"),
+            std::string::npos);
+  // A config written before FiLM existed (no "film" field) loads as film = false.
+  nlohmann::json j = nlohmann::json::parse(c.to_json());
+  j.erase("film");
+  j.erase("image_pool");
+  EXPECT_FALSE(VqaConfig::from_json(j.dump()).film);
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).image_pool, "mean");
+  c.film = false;
+  EXPECT_EQ(VqaConfig::from_json(c.to_json()).to_json(), c.to_json());
+  c.film = true;
+  c.stem_patch = 0;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("film needs a conv stem"), std::string::npos);
+}
+
+// Finite differences of the whole model's loss with respect to the FiLM weights (the path
+// question -> gamma/beta -> stem -> ... -> logits), against the autograd gradient.
+TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
+  Vqa m;
+  m.init(tiny_config(), 7);
+  VqaBatch b = make_vqa_batch(m, {noise_image(12, 3), noise_image(12, 4)}, {0, 1, 1},
+                              {"what shape is the red object", "is it left", "what is left"});
+  Tensor targets = Tensor::zeros(Shape{3, 3});
+  targets.f32()[0 * 3 + 1] = targets.f32()[1 * 3 + 2] = targets.f32()[2 * 3 + 0] = 1.f;
+  auto loss_of = [&]() {
+    Arena arena;
+    Graph g(arena);
+    g.grad_enabled = false;
+    return double(g.data(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets))[0]);
+  };
+  for (Parameter* p : {&m.film_gamma.weight, &m.film_beta.weight, &m.film_gamma.bias}) {
+    p->alloc_grad();
+    std::fill(p->grad.f32(), p->grad.f32() + p->grad.numel(), 0.f);
+    {
+      Arena arena;
+      Graph g(arena);
+      g.backward(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets));
+    }
+    Tensor analytic = p->grad.clone(), numeric = Tensor::empty(p->value.shape());
+    const float h = 1e-2f;
+    for (int64_t i = 0; i < p->value.numel(); ++i) {
+      const float orig = p->value.f32()[i];
+      p->value.f32()[i] = orig + h;
+      const double lp = loss_of();
+      p->value.f32()[i] = orig - h;
+      const double lm = loss_of();
+      p->value.f32()[i] = orig;
+      numeric.f32()[i] = float((lp - lm) / (2.0 * h));
+    }
+    ASSERT_GT(test::max_abs(numeric), 1e-5f) << p->name << ": the loss does not depend on it";
+    EXPECT_TRUE(test::close(p->name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
+  }
 }

@@ -32,6 +32,11 @@ void VqaConfig::validate() const {
     MMKIT_CHECK(patch_size % stem_patch == 0, "VQA config: patch_size ", patch_size,
                 " is not a multiple of stem_patch ", stem_patch);
   }
+  MMKIT_CHECK(image_pool == "max" || image_pool == "mean" || image_pool == "flatten",
+              "VQA config: image_pool must be max, mean or flatten, got '",
+              image_pool, "'");
+  MMKIT_CHECK(!film || stem_patch > 0, "VQA config: film needs a conv stem (stem_patch > 0), got stem_patch ",
+              stem_patch);
   MMKIT_CHECK(dim % heads == 0, "VQA config: dim ", dim, " is not divisible by heads ", heads);
   MMKIT_CHECK(dropout >= 0.f && dropout < 1.f, "VQA config: dropout must be in [0, 1)");
   MMKIT_CHECK(vocab.size() >= 3, "VQA config: the question vocabulary is empty");
@@ -55,6 +60,8 @@ std::string VqaConfig::to_json() const {
   j["max_question_len"] = max_question_len;
   j["coord_channels"] = coord_channels;
   j["norm_first"] = norm_first;
+  j["film"] = film;
+  j["image_pool"] = image_pool;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -93,6 +100,16 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   if (j.contains("coord_channels")) {
     MMKIT_CHECK(j["coord_channels"].is_boolean(), "VQA config: 'coord_channels' must be a boolean");
     c.coord_channels = j["coord_channels"];
+  }
+  c.film = false;  // models written before FiLM existed have none
+  if (j.contains("film")) {
+    MMKIT_CHECK(j["film"].is_boolean(), "VQA config: 'film' must be a boolean");
+    c.film = j["film"];
+  }
+  c.image_pool = "mean";  // likewise
+  if (j.contains("image_pool")) {
+    MMKIT_CHECK(j["image_pool"].is_string(), "VQA config: 'image_pool' must be a string");
+    c.image_pool = j["image_pool"].get<std::string>();
   }
   if (j.contains("dropout")) c.dropout = j["dropout"].get<float>();
   if (j.contains("layer_norm_eps")) c.eps = j["layer_norm_eps"].get<float>();
@@ -164,6 +181,13 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   fusion.init("fusion", fc, rng);
   head_fc1.init("head.fc1", 3 * D, 2 * D, true, rng);
   head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
+  if (c.image_pool == "flatten") image_flat.init("head.image_flat", c.num_patches() * D, D, true, rng);
+  if (c.film) {
+    // PyTorch Linear init: gamma, beta ~ +-0.6 for a unit-scale question vector, so every
+    // question modulates the stem from the first step (zero init would start unconditioned).
+    film_gamma.init("image.film_gamma", D, c.stem_dim, true, rng);
+    film_beta.init("image.film_beta", D, c.stem_dim, true, rng);
+  }
 }
 
 nn::ParamList Vqa::parameters() {
@@ -179,6 +203,11 @@ nn::ParamList Vqa::parameters() {
   fusion.collect(p);
   head_fc1.collect(p);
   head_fc2.collect(p);
+  if (cfg.image_pool == "flatten") image_flat.collect(p);
+  if (cfg.film) {
+    film_gamma.collect(p);
+    film_beta.collect(p);
+  }
   return p;
 }
 
@@ -236,16 +265,39 @@ VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images, const st
   return b;
 }
 
-Var vqa_encode_image(Graph& g, Vqa& m, Var images) {
+namespace {
+
+// [B, C] -> [B, N, C]: row b repeated N times (gather_rows, whose backward sums the copies).
+Var repeat_tokens(Graph& g, Var x, int64_t N) {
+  const Shape s = g.shape(x);
+  Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
+  for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
+  return ag::reshape(g, ag::gather_rows(g, x, idx), Shape{s[0], N, s[1]});
+}
+
+}  // namespace
+
+Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* image_index) {
   const VqaConfig& c = m.cfg;
   const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == c.input_channels() && s[2] == c.image_size && s[3] == c.image_size,
               "VQA: expected images [B, ", c.input_channels(), ", ", c.image_size, ", ", c.image_size, "], got ", s.str());
-  const int64_t B = s[0], G = c.grid(), D = c.dim;
+  MMKIT_CHECK(!c.film || (question.valid() && image_index), "VQA: a FiLM model's image encoder needs the question");
+  int64_t B = s[0];
+  const int64_t G = c.grid();
   Var x = images;
   if (c.stem_patch > 0) {
     const int64_t g1 = c.image_size / c.stem_patch;
-    Var h = ag::gelu(g, nn::patch_embedding(g, m.stem, x));   // [B, g1*g1, stem_dim]
+    Var h = nn::patch_embedding(g, m.stem, x);                 // [Bi, g1*g1, stem_dim]
+    if (c.film) {
+      // Per question from here on: stem features of its image, scaled and shifted by the question.
+      h = ag::gather_rows(g, h, *image_index);                 // [Bq, g1*g1, stem_dim]
+      B = g.shape(h)[0];
+      Var gamma = repeat_tokens(g, nn::linear(g, m.film_gamma, question), g1 * g1);  // [Bq, g1*g1, stem_dim]
+      Var beta = repeat_tokens(g, nn::linear(g, m.film_beta, question), g1 * g1);
+      h = ag::add(g, h, ag::add(g, ag::mul(g, h, gamma), beta));  // h * (1 + gamma) + beta
+    }
+    h = ag::gelu(g, h);
     h = ag::transpose(g, h, 1, 2);                             // [B, stem_dim, g1*g1]
     x = ag::reshape(g, h, Shape{B, c.stem_dim, g1, g1});       // feature map for the next stage
   }
@@ -258,7 +310,6 @@ Var vqa_encode_image(Graph& g, Vqa& m, Var images) {
   }
   Var pos = ag::add(g, ag::embedding(g, g.param(m.row_embed), rows), ag::embedding(g, g.param(m.col_embed), cols));
   t = ag::add_broadcast(g, t, pos);                            // + [P, D]
-  (void)D;
   for (auto& l : m.image_layers) t = nn::transformer_encoder_layer(g, l, t);
   return t;
 }
@@ -268,10 +319,6 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   MMKIT_CHECK(ts.n == 2 && ts[1] >= 1 && ts[1] <= m.cfg.max_question_len, "VQA: tokens must be [Bq, T] with T <= ",
               m.cfg.max_question_len, ", got ", ts.str());
   const int64_t Bq = ts[0], T = ts[1];
-  Var img = vqa_encode_image(g, m, g.constant(b.images));     // [Bi, P, D]
-  if (b.image_index.defined()) img = ag::gather_rows(g, img, b.image_index);  // [Bq, P, D]
-  MMKIT_CHECK(g.shape(img)[0] == Bq, "VQA: ", g.shape(img)[0], " image rows for ", Bq, " questions");
-
   Var txt = nn::embedding(g, m.word_embed, b.tokens);          // [Bq, T, D]
   Tensor pos_ids = g.alloc(Shape{T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) pos_ids.ptr<int32_t>()[t] = int32_t(t);
@@ -280,13 +327,31 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   masks.key_padding = &b.pad;
   for (auto& l : m.text_layers) txt = nn::transformer_encoder_layer(g, l, txt, masks);
 
+  Var img;
+  if (m.cfg.film) {
+    Tensor index = b.image_index;
+    if (!index.defined()) {  // one image per question, in order
+      index = g.alloc(Shape{Bq}, DType::i32);
+      for (int64_t q = 0; q < Bq; ++q) index.ptr<int32_t>()[q] = int32_t(q);
+    }
+    img = vqa_encode_image(g, m, g.constant(b.images), ag::max_tokens(g, txt, &b.pad), &index);  // [Bq, P, D]
+  } else {
+    img = vqa_encode_image(g, m, g.constant(b.images));        // [Bi, P, D]
+    if (b.image_index.defined()) img = ag::gather_rows(g, img, b.image_index);  // [Bq, P, D]
+  }
+  MMKIT_CHECK(g.shape(img)[0] == Bq, "VQA: ", g.shape(img)[0], " image rows for ", Bq, " questions");
+
   nn::FusionOut f = nn::multimodal_fusion(g, m.fusion, txt, img, &b.pad, probes ? &probes->fusion : nullptr);
   // Text pooling: max over the question's tokens (padding excluded), so the few words that
   // carry the question (a colour, a relation) reach the head at full strength; a mean (or the
   // <cls> token) mixes them ~1/T with the words every question shares, which left training
   // on a long plateau (docs/RESULTS.md).
   Var t = ag::max_tokens(g, f.text, &b.pad);  // [Bq, D]
-  Var v = ag::mean_tokens(g, f.image);                             // [Bq, D]
+  Var v;  // [Bq, D]
+  if (m.cfg.image_pool == "flatten")
+    v = nn::linear(g, m.image_flat, ag::reshape(g, f.image, Shape{Bq, m.cfg.num_patches() * m.cfg.dim}));
+  else
+    v = m.cfg.image_pool == "max" ? ag::max_tokens(g, f.image, nullptr) : ag::mean_tokens(g, f.image);
   Var pooled = ag::concat(g, {t, v, ag::mul(g, t, v)}, 1);                                     // [Bq, 3D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]

@@ -15,9 +15,11 @@
 // question about it (ag::gather_rows).
 // Question encoder: <cls> + word ids [Bq, T] -> embed + pos_embed[0..T) ->
 // text_layers transformer layers with key padding -> [Bq, T, D].
+// With cfg.film the question is encoded first and modulates the stem (see VqaConfig::film), so
+// the image encoder after the stem runs per question ([Bq, P, D]).
 // Fusion: MultimodalFusion over (text, image), residual branches zero-initialised.
-// Pooled: t = max over the text stream's unpadded tokens, v = mean of the image
-// stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
+// Pooled: t = max over the text stream's unpadded tokens, v = max (or mean, cfg.image_pool)
+// of the image stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
 // head.fc2 (2D -> K). (Why max, the product and zero-init: docs/RESULTS.md.)
 //
 // Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
@@ -49,6 +51,19 @@ struct VqaConfig {
   // [-1, 1], so the first layer can form "colour AND position" features directly (additive
   // position embeddings alone left training on a long plateau; docs/RESULTS.md).
   bool coord_channels = true;
+  // FiLM (Perez et al. 2018): the pooled question (max over the text encoder's tokens) sets a
+  // per-channel scale and shift of the conv stem's output, before its GELU, for each question:
+  //   h = GELU(s * (1 + gamma(q)) + beta(q)),  s = stem(image) [P1, stem_dim].
+  // The image encoder then runs per question (its features already select the asked-about
+  // colour), which gives the colour-word <-> object binding a first-order gradient signal
+  // (docs/RESULTS.md). Needs stem_patch > 0. Stored as "film"; absent in older files = false.
+  bool film = true;
+  // Pooling of the fused image stream for the head: "max" (as FiLM's classifier: "is there an
+  // object with this feature anywhere"), "mean", or "flatten": the P tokens in grid order,
+  // concatenated [P*D] -> head.image_flat (Linear P*D -> D), so the head reads *where* a
+  // feature is with position-specific weights (the paper's CNN+MLP readout). Absent in older
+  // files = "mean".
+  std::string image_pool = "max";
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
@@ -75,6 +90,8 @@ struct Vqa {
   Parameter text_pos_embed;        // [L, D]
   nn::MultimodalFusion fusion;
   nn::Linear head_fc1, head_fc2;
+  nn::Linear image_flat;             // head.image_flat [D, P*D] (image_pool "flatten" only)
+  nn::Linear film_gamma, film_beta;  // image.film_{gamma,beta}: [stem_dim, D] (cfg.film only)
 
   void init(const VqaConfig& cfg, uint64_t seed);
   nn::ParamList parameters();
@@ -104,8 +121,9 @@ struct VqaProbes {
   nn::FusionProbes fusion;  // text->image per fusion layer [Bq, H, T, P]
 };
 
-// images [Bi, C', S, S] -> image tokens [Bi, P, D]
-Var vqa_encode_image(Graph& g, Vqa& m, Var images);
+// images [Bi, C', S, S] -> image tokens [Bi, P, D]. With cfg.film, question [Bq, D] (the
+// pooled question) and image_index [Bq] must be given and the result is [Bq, P, D].
+Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question = {}, const Tensor* image_index = nullptr);
 // -> logits [Bq, K]
 Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes = nullptr);
 

@@ -75,7 +75,7 @@ struct BatchBuilder {
 
   // Returns the example indices in batch order.
   std::vector<int64_t> build(const std::vector<int64_t>& image_ids, bool drop_unanswerable, VqaBatch* b,
-                             Tensor* targets) {
+                             Tensor* targets, bool skip_relational = false) {
     const VqaConfig& c = m.cfg;
     const int64_t S = c.image_size, C = c.input_channels(), K = answers.size();
     std::vector<int64_t> ex;
@@ -84,6 +84,7 @@ struct BatchBuilder {
     for (size_t i = 0; i < image_ids.size(); ++i)
       for (int64_t e : d.questions_of[size_t(image_ids[i])]) {
         if (drop_unanswerable && answers.soft_scores(d.examples[size_t(e)].answers, row.data()) <= 0.f) continue;
+        if (skip_relational && d.examples[size_t(e)].relational) continue;
         ex.push_back(e);
         img_of.push_back(int32_t(i));
       }
@@ -159,7 +160,8 @@ std::string state_json(const TrainState& s, const VqaTrainOptions& o) {
   for (auto& r : s.history) j["history"].push_back(record_json(r));
   j["options"] = {{"epochs", o.epochs}, {"images_per_batch", o.images_per_batch}, {"lr", o.lr},
                   {"min_lr", o.min_lr}, {"weight_decay", o.weight_decay},         {"clip_grad", o.clip_grad},
-                  {"seed", o.seed},     {"top_k_answers", o.top_k_answers},       {"limit_train", o.limit_train}};
+                  {"seed", o.seed},     {"top_k_answers", o.top_k_answers},       {"limit_train", o.limit_train},
+                  {"non_relational_epochs", o.non_relational_epochs}};
   return j.dump();
 }
 
@@ -351,13 +353,13 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
     for (Parameter* p : params) n_params += p->value.numel();
     std::fprintf(log,
                  "VQA: %lldx%lld images, patch %lld (stem %lld), %lld tokens; dim %lld, heads %lld, mlp %lld; "
-                 "layers image %lld, text %lld, fusion %lld (%s); %zu words, %zu answers; %lld parameters\n"
+                 "layers image %lld, text %lld, fusion %lld (%s)%s; %zu words, %zu answers; %lld parameters\n"
                  "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld test images "
                  "(%zu questions); %d epochs x %lld steps of %d images; %d threads\n",
                  (long long)cfg.image_size, (long long)cfg.image_size, (long long)cfg.patch_size,
                  (long long)cfg.stem_patch, (long long)cfg.num_patches(), (long long)cfg.dim, (long long)cfg.heads,
                  (long long)cfg.mlp_dim, (long long)cfg.image_layers, (long long)cfg.text_layers,
-                 (long long)cfg.fusion_layers, cfg.norm_first ? "pre-norm" : "post-norm", cfg.vocab.size() - 2,
+                 (long long)cfg.fusion_layers, cfg.norm_first ? "pre-norm" : "post-norm", cfg.film ? ", FiLM stem" : "", cfg.vocab.size() - 2,
                  cfg.answers.size(), (long long)n_params, (long long)n_img, train.examples.size(),
                  (long long)unanswerable, (long long)test.images.size(), test.examples.size(), o.epochs,
                  (long long)steps_per_epoch, o.images_per_batch, num_threads());
@@ -382,7 +384,7 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
     auto t_epoch = std::chrono::steady_clock::now();
     const double seconds_before = st.epoch_seconds;
     while (batcher.next(&idx)) {
-      std::vector<int64_t> ex = bb.build(idx, true, &b, &targets);
+      std::vector<int64_t> ex = bb.build(idx, true, &b, &targets, epoch < o.non_relational_epochs);
       float lr = warmup_cosine_lr(st.step, warmup, total_steps, o.lr, o.min_lr);
       if (!ex.empty()) {
         g.reset();

@@ -52,6 +52,9 @@ struct VqaTrainOptions {
   int64_t limit_train = 0;       // > 0: only the first N training images
   int64_t limit_test = 0;
   int64_t max_steps = 0;         // > 0: stop after this global step
+  // Curriculum: the first N epochs train on the non-relational questions only (examples with
+  // "relational": true are skipped), the rest on all questions.
+  int non_relational_epochs = 0;
 };
 
 // A JSONL data set with its images decoded (in parallel) and grouped.
