@@ -37,26 +37,15 @@ void AdamW::step(float lr, float grad_scale, bool zero_grads) {
     const float decay = p->decay ? 1.f - lr * cfg_.weight_decay : 1.f;
     const int64_t n = p->value.numel();
     const float eps = cfg_.eps;
-    // Two copies of the loop so the common case has no per-element branch.
-    if (zero_grads) {
+    // zero_grads is loop-invariant: one loop serves the fused and the plain step.
 #pragma omp parallel for simd if (n > (1 << 16))
-      for (int64_t i = 0; i < n; ++i) {
-        const float gi = g[i] * grad_scale;
-        g[i] = 0.f;
-        m[i] = b1 * m[i] + (1.f - b1) * gi;
-        v[i] = b2 * v[i] + (1.f - b2) * gi * gi;
-        const float denom = std::sqrt(v[i]) * inv_sqrt_bc2 + eps;
-        w[i] = w[i] * decay - step_size * m[i] / denom;
-      }
-    } else {
-#pragma omp parallel for simd if (n > (1 << 16))
-      for (int64_t i = 0; i < n; ++i) {
-        const float gi = g[i] * grad_scale;
-        m[i] = b1 * m[i] + (1.f - b1) * gi;
-        v[i] = b2 * v[i] + (1.f - b2) * gi * gi;
-        const float denom = std::sqrt(v[i]) * inv_sqrt_bc2 + eps;
-        w[i] = w[i] * decay - step_size * m[i] / denom;
-      }
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = g[i] * grad_scale;
+      if (zero_grads) g[i] = 0.f;
+      m[i] = b1 * m[i] + (1.f - b1) * gi;
+      v[i] = b2 * v[i] + (1.f - b2) * gi * gi;
+      const float denom = std::sqrt(v[i]) * inv_sqrt_bc2 + eps;
+      w[i] = w[i] * decay - step_size * m[i] / denom;
     }
   }
 }
