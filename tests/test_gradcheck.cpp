@@ -6,6 +6,8 @@
 // gradient's scale plus a small absolute term.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "mmkit/autograd/functions.h"
@@ -99,6 +101,54 @@ TEST(GradCheck, Activations) {
             {randn({4, 8}, 1, 2.f)});
   gradcheck("quick_gelu", [](Graph& g, const std::vector<Var>& v) { return ag::quick_gelu(g, v[0]); },
             {randn({4, 8}, 2, 2.f)});
+}
+
+// Values k + offset for integers k in [-3, 3]: sums of up to three such tensors (offsets chosen so
+// the fractional parts add to 0.63) stay >= 0.37 away from ReLU's kink at 0, far beyond the
+// finite-difference step.
+static Tensor off_grid(const Shape& s, uint64_t seed, float offset) {
+  Rng r(seed);
+  Tensor t = Tensor::empty(s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = float(int(r.uniform() * 7.f) - 3) + offset;
+  return t;
+}
+
+TEST(GradCheck, Relu) {
+  gradcheck("relu", [](Graph& g, const std::vector<Var>& v) { return ag::relu(g, v[0]); },
+            {off_grid({4, 8}, 1, 0.37f)});
+  // Fused linear + ReLU; the pre-activations of these seeds are >= 0.05 away from 0 (checked below).
+  std::vector<Tensor> in = {randn({2, 3, 5}, 7), randn({6, 5}, 8), randn({6}, 9)};
+  {
+    Arena arena;
+    Graph g(arena);
+    Var pre = ag::linear(g, g.constant(in[0]), g.constant(in[1]), g.constant(in[2]));
+    float closest = 1e9f;
+    for (int64_t i = 0; i < g.value(pre).numel(); ++i) closest = std::min(closest, std::fabs(g.data(pre)[i]));
+    ASSERT_GT(closest, 0.05f) << "pick another seed: a pre-activation is near the kink";
+  }
+  gradcheck("linear_relu", [](Graph& g, const std::vector<Var>& v) { return ag::linear_relu(g, v[0], v[1], v[2]); },
+            in, {}, 1e-3f);
+}
+
+TEST(GradCheck, RelationPairs) {
+  // a [2, 3, 4], c [2, 3, 4], q [2, 4]: every pair sum a_i + c_j + q is (integer + 0.63).
+  gradcheck("relation_pairs",
+            [](Graph& g, const std::vector<Var>& v) { return ag::relation_pairs(g, v[0], v[1], v[2]); },
+            {off_grid({2, 3, 4}, 1, 0.13f), off_grid({2, 3, 4}, 2, 0.21f), off_grid({2, 4}, 3, 0.29f)});
+  gradcheck("relation_pairs without q",
+            [](Graph& g, const std::vector<Var>& v) { return ag::relation_pairs(g, v[0], v[1], Var{}); },
+            {off_grid({2, 3, 4}, 4, 0.13f), off_grid({2, 3, 4}, 5, 0.5f)});
+}
+
+TEST(GradCheck, ReshapeGradientAliasing) {
+  // reshape's backward hands its gradient buffer to the input when that has none yet; the input's
+  // other consumers (before and after the reshape) must still add to it.
+  gradcheck("reshape aliasing", [](Graph& g, const std::vector<Var>& v) {
+    Var before = ag::scale(g, v[0], 3.f);                                   // consumer created first
+    Var r = ag::reshape(g, ag::reshape(g, v[0], Shape{6, 4}), Shape{2, 12});  // chained reshapes
+    Var after = ag::gelu(g, v[0]);                                           // consumer created last
+    return ag::add(g, ag::mul(g, ag::reshape(g, before, Shape{2, 12}), r), ag::reshape(g, after, Shape{2, 12}));
+  }, {randn({2, 3, 4}, 1)});
 }
 
 TEST(GradCheck, SoftmaxFamily) {

@@ -307,3 +307,60 @@ TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
     EXPECT_TRUE(test::close(p->name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
   }
 }
+
+// With relation_dim > 0 a relation network over the fused image tokens joins the head's input:
+// stored in the config (older files: none), its output changes the answers, and its gradient
+// through the whole model matches finite differences (its internals are checked against PyTorch
+// in test_relation_parity.cpp).
+TEST(VqaModel, RelationNetworkJoinsTheHead) {
+  VqaConfig c = tiny_config();
+  c.relation_dim = 6;
+  c.relation_layers = 2;
+  VqaConfig r = VqaConfig::from_json(c.to_json());
+  EXPECT_EQ(r.relation_dim, 6);
+  EXPECT_EQ(r.relation_layers, 2);
+  nlohmann::json j = nlohmann::json::parse(c.to_json());
+  j.erase("relation_dim");
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).relation_dim, 0);
+  VqaConfig bad = c;
+  bad.relation_layers = 0;
+  EXPECT_NE(error_of([&] { bad.validate(); }).find("relation_layers must be >= 1"), std::string::npos);
+
+  Vqa m;
+  m.init(c, 9);
+  EXPECT_EQ(m.head_fc1.in_features(), 4 * c.dim);
+  bool has_relation = false;
+  for (Parameter* p : m.parameters()) has_relation |= p->name == "relation.g.1.weight";
+  EXPECT_TRUE(has_relation);
+  VqaBatch b = make_vqa_batch(m, {noise_image(12, 5), noise_image(12, 6)}, {0, 1, 1},
+                              {"what shape is the red object", "is it left", "what is left"});
+  Tensor targets = Tensor::zeros(Shape{3, 3});
+  targets.f32()[0 * 3 + 0] = targets.f32()[1 * 3 + 1] = targets.f32()[2 * 3 + 2] = 1.f;
+  auto loss_of = [&]() {
+    Arena arena;
+    Graph g(arena);
+    g.grad_enabled = false;
+    return double(g.data(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets))[0]);
+  };
+  Parameter& w = m.relation.out.weight;
+  w.alloc_grad();
+  std::fill(w.grad.f32(), w.grad.f32() + w.grad.numel(), 0.f);
+  {
+    Arena arena;
+    Graph g(arena);
+    g.backward(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets));
+  }
+  Tensor analytic = w.grad.clone(), numeric = Tensor::empty(w.value.shape());
+  const float h = 1e-2f;
+  for (int64_t i = 0; i < w.value.numel(); ++i) {
+    const float orig = w.value.f32()[i];
+    w.value.f32()[i] = orig + h;
+    const double lp = loss_of();
+    w.value.f32()[i] = orig - h;
+    const double lm = loss_of();
+    w.value.f32()[i] = orig;
+    numeric.f32()[i] = float((lp - lm) / (2.0 * h));
+  }
+  ASSERT_GT(test::max_abs(numeric), 1e-5f) << "the loss does not depend on the relation network";
+  EXPECT_TRUE(test::close(w.name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
+}

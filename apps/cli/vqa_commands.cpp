@@ -169,6 +169,11 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--non-relational-epochs", o.non_relational_epochs,
                  "curriculum: the first N epochs train on non-relational questions only")
       ->capture_default_str();
+  tv->add_option("--relation-dim", mc.relation_dim,
+                 "width of a relation network over the fused image tokens (0: none)")
+      ->capture_default_str();
+  tv->add_option("--relation-layers", mc.relation_layers, "layers of the relation network's pair MLP")
+      ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();

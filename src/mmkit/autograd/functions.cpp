@@ -16,6 +16,7 @@
 #include "mmkit/ops/gemm.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
+#include "mmkit/ops/relation_pairs.h"
 #include "mmkit/ops/masked_max.h"
 #include "mmkit/ops/patch_embed.h"
 #include "mmkit/ops/pooling.h"
@@ -85,6 +86,24 @@ Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64
 }
 
 Var linear(Graph& g, Var x, Var W, Var b) { return linear_rows(g, x, W, b, 0, -1); }
+
+// relu(linear): the ReLU is applied in place on the linear's output, and the backward masks the
+// output's gradient in place (its buffer is not needed after this node), then runs linear's.
+static void linear_relu_bw(Graph& g, const Node& n) {
+  const Tensor y = g.value(Var{n.out});
+  ops::relu_mask_inplace(y.f32(), g.grad_ptr(n.out), y.numel());
+  linear_bw(g, n);
+}
+
+Var linear_relu(Graph& g, Var x, Var W, Var b) {
+  Var r = linear(g, x, W, b);
+  ops::relu_inplace(g.data(r), g.value(r).numel());
+  if (g.needs_grad({x, W, b})) {
+    Node& n = g.last_node();
+    n.backward = linear_relu_bw;
+  }
+  return r;
+}
 
 // ---------------------------------------------------------------- matmul
 static void matmul_bw(Graph& g, const Node& n) {
@@ -261,6 +280,7 @@ Var gelu(Graph& g, Var x) { return unary<ops::gelu_forward, ops::gelu_backward>(
 Var quick_gelu(Graph& g, Var x) {
   return unary<ops::quick_gelu_forward, ops::quick_gelu_backward>(g, x);
 }
+Var relu(Graph& g, Var x) { return unary<ops::relu_forward, ops::relu_backward>(g, x); }
 
 // ---------------------------------------------------------------- softmax family
 static void softmax_bw(Graph& g, const Node& n) {
@@ -546,12 +566,14 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
 }
 
 static void reshape_bw(Graph& g, const Node& n) {
+  if (g.alias_grad(n.in[0], n.out)) return;  // same elements, same order: no copy
   if (float* dx = g.grad_ptr(n.in[0]))
     ops::axpy(1.f, g.grad_ptr(n.out), dx, g.value(Var{n.out}).numel());
 }
 
 Var reshape(Graph& g, Var x, const Shape& s) {
-  // Shares x's data; the gradient is copied back (cheap, keeps buffers simple).
+  // Shares x's data; in the backward x takes over the gradient buffer when it has none yet,
+  // else the gradient is added to x's.
   Tensor y = g.value(x).reshape(s);
   bool rg = g.needs_grad({x});
   Var r = g.add_value(y, rg);
@@ -883,6 +905,42 @@ Var max_tokens(Graph& g, Var x, const Tensor* pad) {
     n.i[0] = s[0];
     n.i[1] = s[1];
     n.i[2] = s[2];
+    g.add_node(n);
+  }
+  return r;
+}
+
+}  // namespace mmkit::ag
+
+namespace mmkit::ag {
+
+// Node: in = {a, c, q}, i = {B, P, H}; the backward reads the ReLU mask from the output.
+static void relation_pairs_bw(Graph& g, const Node& n) {
+  ops::relation_pairs_backward(g.grad_ptr(n.out), g.data(Var{n.out}), g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]),
+                               n.in[2] >= 0 ? g.grad_ptr(n.in[2]) : nullptr, n.i[0], n.i[1], n.i[2]);
+}
+
+Var relation_pairs(Graph& g, Var a, Var c, Var q) {
+  const Shape as = g.shape(a), cs = g.shape(c);
+  MMKIT_CHECK(as.n == 3 && cs == as, "relation_pairs: expected a and c [B, P, H] of one shape, got ", as.str(),
+              " and ", cs.str());
+  if (q.valid())
+    MMKIT_CHECK(g.shape(q) == Shape({as[0], as[2]}), "relation_pairs: q must be [", as[0], ", ", as[2], "], got ",
+                g.shape(q).str());
+  Tensor y = g.alloc(Shape{as[0], as[1], as[1], as[2]});
+  ops::relation_pairs_forward(g.data(a), g.data(c), q.valid() ? g.data(q) : nullptr, y.f32(), as[0], as[1], as[2]);
+  bool rg = q.valid() ? g.needs_grad({a, c, q}) : g.needs_grad({a, c});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = relation_pairs_bw;
+    n.out = r.id;
+    n.in[0] = a.id;
+    n.in[1] = c.id;
+    n.in[2] = q.valid() ? q.id : -1;
+    n.i[0] = as[0];
+    n.i[1] = as[1];
+    n.i[2] = as[2];
     g.add_node(n);
   }
   return r;

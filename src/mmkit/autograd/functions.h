@@ -14,6 +14,7 @@ Var linear(Graph& g, Var x, Var W, Var b);
 // bias elements [bias0, bias0 + rows) of b (bias0 < 0: bias0 = row0).
 Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0 = -1);
 // y[..., M] = a[..., K] @ b[K, M]  (b not transposed: CLIP's proj matrices)
+Var linear_relu(Graph& g, Var x, Var W, Var b);    // relu(linear(x, W, b)), fused
 Var matmul(Graph& g, Var a, Var b);
 Var add(Graph& g, Var a, Var b);                    // same shapes
 Var add_broadcast(Graph& g, Var x, Var b);          // b's shape = trailing dims of x
@@ -21,6 +22,7 @@ Var mul(Graph& g, Var a, Var b);                    // same shapes
 Var scale(Graph& g, Var x, float s);
 Var gelu(Graph& g, Var x);                          // erf form
 Var quick_gelu(Graph& g, Var x);                    // x * sigmoid(1.702 x)
+Var relu(Graph& g, Var x);
 Var softmax(Graph& g, Var x);                       // last axis
 Var log_softmax(Graph& g, Var x);                   // last axis
 // Mean cross-entropy of logits [N, K] vs targets (I32 [N]); scalar [1].
@@ -49,6 +51,9 @@ Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
 Var dropout(Graph& g, Var x, float p);              // identity unless g.training
 // y[m] = x[index[m]] along the leading axis; index I32 [M]; backward scatter-adds.
 Var gather_rows(Graph& g, Var x, const Tensor& index);
+// Relation-network pairs (ops/relation_pairs.h): relu(a[b,i] + c[b,j] + q[b]) for a, c [B, P, H],
+// q [B, H] or invalid -> [B, P, P, H].
+Var relation_pairs(Graph& g, Var a, Var c, Var q);
 
 // Multi-head scaled-dot-product attention reading heads in place:
 // q from `q.var` [B, Tq, ldq] starting at column q.col (H*dh columns), etc.

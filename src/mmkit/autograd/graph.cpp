@@ -46,6 +46,15 @@ float* Graph::grad_ptr(int id) {
   return s.grad.f32();
 }
 
+bool Graph::alias_grad(int in, int out) {
+  if (in < 0 || out < 0) return false;
+  Slot& si = slots_[in];
+  Slot& so = slots_[out];
+  if (!si.requires_grad || si.grad.defined() || si.param || !so.grad.defined()) return false;
+  si.grad = so.grad.reshape(si.value.shape());  // shared: out's gradient stays readable
+  return true;
+}
+
 Tensor Graph::grad(Var v) {
   grad_ptr(v.id);
   return slots_[v.id].grad;

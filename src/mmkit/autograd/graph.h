@@ -59,6 +59,11 @@ class Graph {
   // does not need a gradient.
   float* grad_ptr(int id);
   Tensor grad(Var v);
+  // For shape-only ops (reshape) in a backward: when `in` needs a gradient and has no buffer yet,
+  // it takes over `out`'s (same element count) instead of a zeroed buffer plus a copy; returns
+  // false when nothing changed. The two share the buffer from then on, so `out`'s gradient also
+  // shows what later nodes add to `in`'s (only matters when inspecting intermediates).
+  bool alias_grad(int in, int out);
 
   void backward(Var loss);
   // Backward from a non-scalar output with upstream gradient `seed` (same shape).
@@ -69,6 +74,7 @@ class Graph {
   Tensor alloc(const Shape& s, DType t = DType::f32) { return arena_->tensor(s, t); }
   Var add_value(const Tensor& t, bool requires_grad);
   void add_node(const Node& n) { nodes_.push_back(n); }
+  Node& last_node() { return nodes_.back(); }  // for ops that extend another op's node
   bool needs_grad(std::initializer_list<Var> inputs) const;
 
   // Gradient recording can be switched off for inference: no nodes are kept.

@@ -37,6 +37,9 @@ void VqaConfig::validate() const {
               image_pool, "'");
   MMKIT_CHECK(!film || stem_patch > 0, "VQA config: film needs a conv stem (stem_patch > 0), got stem_patch ",
               stem_patch);
+  MMKIT_CHECK(relation_dim >= 0, "VQA config: relation_dim must be >= 0, got ", relation_dim);
+  MMKIT_CHECK(relation_dim == 0 || relation_layers >= 1, "VQA config: relation_layers must be >= 1, got ",
+              relation_layers);
   MMKIT_CHECK(dim % heads == 0, "VQA config: dim ", dim, " is not divisible by heads ", heads);
   MMKIT_CHECK(dropout >= 0.f && dropout < 1.f, "VQA config: dropout must be in [0, 1)");
   MMKIT_CHECK(vocab.size() >= 3, "VQA config: the question vocabulary is empty");
@@ -62,6 +65,8 @@ std::string VqaConfig::to_json() const {
   j["norm_first"] = norm_first;
   j["film"] = film;
   j["image_pool"] = image_pool;
+  j["relation_dim"] = relation_dim;
+  j["relation_layers"] = relation_layers;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -111,6 +116,9 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
     MMKIT_CHECK(j["image_pool"].is_string(), "VQA config: 'image_pool' must be a string");
     c.image_pool = j["image_pool"].get<std::string>();
   }
+  c.relation_dim = 0;  // likewise
+  if (j.contains("relation_dim")) get_int("relation_dim", c.relation_dim);
+  if (j.contains("relation_layers")) get_int("relation_layers", c.relation_layers);
   if (j.contains("dropout")) c.dropout = j["dropout"].get<float>();
   if (j.contains("layer_norm_eps")) c.eps = j["layer_norm_eps"].get<float>();
   for (const char* k : {"vocab", "answers"}) {
@@ -179,7 +187,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   fc.dropout = c.dropout;
   fc.eps = c.eps;
   fusion.init("fusion", fc, rng);
-  head_fc1.init("head.fc1", 3 * D, 2 * D, true, rng);
+  head_fc1.init("head.fc1", (c.relation_dim > 0 ? 4 : 3) * D, 2 * D, true, rng);
   head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
   if (c.image_pool == "flatten") image_flat.init("head.image_flat", c.num_patches() * D, D, true, rng);
   if (c.film) {
@@ -187,6 +195,15 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     // question modulates the stem from the first step (zero init would start unconditioned).
     film_gamma.init("image.film_gamma", D, c.stem_dim, true, rng);
     film_beta.init("image.film_beta", D, c.stem_dim, true, rng);
+  }
+  if (c.relation_dim > 0) {
+    nn::RelationConfig rc;
+    rc.dim = D;
+    rc.cond_dim = D;
+    rc.hidden = c.relation_dim;
+    rc.layers = c.relation_layers;
+    rc.out_dim = D;
+    relation.init("relation", rc, rng);
   }
 }
 
@@ -208,6 +225,7 @@ nn::ParamList Vqa::parameters() {
     film_gamma.collect(p);
     film_beta.collect(p);
   }
+  if (cfg.relation_dim > 0) relation.collect(p);
   return p;
 }
 
@@ -352,7 +370,9 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
     v = nn::linear(g, m.image_flat, ag::reshape(g, f.image, Shape{Bq, m.cfg.num_patches() * m.cfg.dim}));
   else
     v = m.cfg.image_pool == "max" ? ag::max_tokens(g, f.image, nullptr) : ag::mean_tokens(g, f.image);
-  Var pooled = ag::concat(g, {t, v, ag::mul(g, t, v)}, 1);                                     // [Bq, 3D]
+  std::vector<Var> parts = {t, v, ag::mul(g, t, v)};
+  if (m.cfg.relation_dim > 0) parts.push_back(nn::relation_network(g, m.relation, f.image, t));  // + [Bq, D]
+  Var pooled = ag::concat(g, parts, 1);                                                        // [Bq, 3D or 4D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]
 }

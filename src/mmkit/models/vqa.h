@@ -20,12 +20,13 @@
 // Fusion: MultimodalFusion over (text, image), residual branches zero-initialised.
 // Pooled: t = max over the text stream's unpadded tokens, v = max (or mean, cfg.image_pool)
 // of the image stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
-// head.fc2 (2D -> K). (Why max, the product and zero-init: docs/RESULTS.md.)
+// head.fc2 (2D -> K). With cfg.relation_dim > 0 a relation network over the fused image tokens,
+// conditioned on t, adds r [Bq, D]: [t, v, t*v, r] [Bq, 4D] -> head.fc1 (4D -> 2D). (Why max, the product and zero-init: docs/RESULTS.md.)
 //
 // Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
 // image.row_embed [G, D], image.col_embed [G, D], image.layers.{i}.*,
 // text.embed [V, D], text.pos_embed [L, D], text.layers.{i}.*, fusion.*,
-// head.fc1.*, head.fc2.*. The config JSON (metadata "config") carries the
+// head.fc1.*, head.fc2.*, relation.* (nn/relation_network.h). The config JSON (metadata "config") carries the
 // question vocabulary and the answer list, so a model file is self-contained.
 // Shape letters: Bi images, Bq questions, T words, P patches, G grid side, D width, K answers.
 #pragma once
@@ -36,6 +37,7 @@
 #include "mmkit/nn/embedding.h"
 #include "mmkit/nn/multimodal_fusion.h"
 #include "mmkit/nn/patch_embedding.h"
+#include "mmkit/nn/relation_network.h"
 #include "mmkit/nn/transformer_encoder_layer.h"
 #include "mmkit/text/word_tokenizer.h"
 
@@ -64,6 +66,12 @@ struct VqaConfig {
   // feature is with position-specific weights (the paper's CNN+MLP readout). Absent in older
   // files = "mean".
   std::string image_pool = "max";
+  // Relation network (nn/relation_network.h) over the fused image tokens, conditioned on the
+  // pooled question; its output [Bq, D] joins the head's input ([t, v, t*v, r], 4D). The
+  // co-attention stack alone stalled at ~69% on Sort-of-CLEVR's relational questions; the paper's
+  // RN reached 94% (docs/RESULTS.md). relation_dim = width H of g (0: no relation network),
+  // relation_layers = layers of g. Absent in older files = 0.
+  int64_t relation_dim = 0, relation_layers = 3;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
@@ -92,6 +100,7 @@ struct Vqa {
   nn::Linear head_fc1, head_fc2;
   nn::Linear image_flat;             // head.image_flat [D, P*D] (image_pool "flatten" only)
   nn::Linear film_gamma, film_beta;  // image.film_{gamma,beta}: [stem_dim, D] (cfg.film only)
+  nn::RelationNetwork relation;      // relation.* (cfg.relation_dim > 0 only)
 
   void init(const VqaConfig& cfg, uint64_t seed);
   nn::ParamList parameters();

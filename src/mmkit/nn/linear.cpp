@@ -23,4 +23,8 @@ Var linear(Graph& g, Linear& m, Var x) {
   return ag::linear(g, x, g.param(m.weight), m.has_bias ? g.param(m.bias) : Var{});
 }
 
+Var linear_relu(Graph& g, Linear& m, Var x) {
+  return ag::linear_relu(g, x, g.param(m.weight), m.has_bias ? g.param(m.bias) : Var{});
+}
+
 }  // namespace mmkit::nn

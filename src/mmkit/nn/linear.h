@@ -18,5 +18,6 @@ struct Linear {
 };
 
 Var linear(Graph& g, Linear& m, Var x);
+Var linear_relu(Graph& g, Linear& m, Var x);  // relu(linear(x)), fused (ag::linear_relu)
 
 }  // namespace mmkit::nn

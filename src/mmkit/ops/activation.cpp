@@ -40,6 +40,26 @@ void quick_gelu_backward(const float* dy, const float* x, float* dx, int64_t n) 
   }
 }
 
+void relu_forward(const float* x, float* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+void relu_backward(const float* dy, const float* x, float* dx, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
+}
+
+void relu_inplace(float* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] : 0.f;
+}
+
+void relu_mask_inplace(const float* y, float* dy, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dy[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
 void bias_gelu_forward(const float* x, const float* b, float* pre, float* y, int64_t outer,
                        int64_t inner) {
 #pragma omp parallel for if (outer * inner > kParallelMin)

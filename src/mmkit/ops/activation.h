@@ -1,6 +1,7 @@
 // Activations, element-wise over n values.
 //   gelu:       x * Phi(x) with the exact erf form (PyTorch's default "gelu")
 //   quick_gelu: x * sigmoid(1.702 x)  (OpenAI CLIP)
+//   relu:       max(x, 0); its derivative at 0 is taken as 0, as PyTorch does
 // Backward kernels accumulate dx += dy * f'(x).
 #pragma once
 #include <cstdint>
@@ -11,6 +12,10 @@ void gelu_forward(const float* x, float* y, int64_t n);
 void gelu_backward(const float* dy, const float* x, float* dx, int64_t n);
 void quick_gelu_forward(const float* x, float* y, int64_t n);
 void quick_gelu_backward(const float* dy, const float* x, float* dx, int64_t n);
+void relu_forward(const float* x, float* y, int64_t n);
+void relu_backward(const float* dy, const float* x, float* dx, int64_t n);  // dx += x > 0 ? dy : 0
+void relu_inplace(float* y, int64_t n);
+void relu_mask_inplace(const float* y, float* dy, int64_t n);  // dy = y > 0 ? dy : 0 (y = relu output)
 
 // Fused y[o,i] = act(x[o,i] + b[i]) for the MLP's first linear; `pre` (may be
 // null) receives x + b, which the backward needs.

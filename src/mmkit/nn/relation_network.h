@@ -1,0 +1,48 @@
+// Relation network (Santoro et al. 2017, "A simple neural network module for relational
+// reasoning") over a set of tokens, conditioned on one vector per row:
+//   RN(O, q) = out( mean_{i,j} g(o_i, o_j, q) )
+// g is an MLP with `layers` ReLU layers of width H applied to every ordered pair (i, j),
+// including i == j; its first layer is split by input (ops/relation_pairs.h), so only layers
+// 2..L run on the P*P pairs. The paper sums over pairs; the mean only rescales, and keeps the
+// output's scale independent of P.
+//
+// Shapes: tokens O [B, P, D], cond q [B, Dq] -> [B, out_dim]. Cost per row: P*P*(L-1)*H*H
+// multiply-adds (25 tokens, H 128, L 3: 20 M).
+//
+// Checkpoint names (prefix p): p.g.0.left {weight [H, D], bias [H]}, p.g.0.right.weight [H, D],
+// p.g.0.cond.weight [H, Dq], p.g.{k}.{weight [H, H], bias [H]} for k = 1..L-1,
+// p.out.{weight [out_dim, H], bias}. Together left/right/cond are the paper's first linear over
+// the concatenation [o_i, o_j, q] (one bias), and are initialised as that layer would be in
+// PyTorch: U(+-1/sqrt(2D + Dq)).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/nn/linear.h"
+#include "mmkit/nn/module.h"
+
+namespace mmkit::nn {
+
+struct RelationConfig {
+  int64_t dim = 0;       // D, token width
+  int64_t cond_dim = 0;  // Dq, width of the conditioning vector (0: unconditioned)
+  int64_t hidden = 128;  // H
+  int64_t layers = 3;    // L >= 1 layers of g
+  int64_t out_dim = 0;
+};
+
+struct RelationNetwork {
+  RelationConfig cfg;
+  Linear left, right, cond;   // first layer of g, split by input
+  std::vector<Linear> g;      // layers 2..L: [H, H]
+  Linear out;                 // [out_dim, H]
+
+  void init(const std::string& prefix, const RelationConfig& cfg, Rng& rng);
+  void collect(ParamList& out);
+};
+
+// tokens [B, P, D], cond [B, Dq] (invalid Var when cfg.cond_dim == 0) -> [B, out_dim].
+Var relation_network(Graph& g, RelationNetwork& m, Var tokens, Var cond);
+
+}  // namespace mmkit::nn

@@ -1,0 +1,95 @@
+// The relation network (nn/relation_network.h) against PyTorch's direct form: g as an MLP on
+// the concatenation [o_i, o_j, q] of every ordered pair (tests/fixtures/relation.safetensors from
+// tools/fixtures/gen_relation_fixture.py). Output and every gradient within 1e-4 of each
+// tensor's scale, so the split first layer computes the paper's function.
+#include <gtest/gtest.h>
+
+#include "mmkit/autograd/functions.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/nn/relation_network.h"
+#include "test_util.h"
+
+using namespace mmkit;
+
+namespace {
+
+constexpr float kTol = 1e-4f;
+
+::testing::AssertionResult close_scaled(const std::string& what, const Tensor& got, const Tensor& want) {
+  return test::close(what, got, want, kTol * test::max_abs(want), kTol);
+}
+
+void check_group(const std::string& group, const nn::RelationConfig& c) {
+  auto f = io::SafetensorsFile::open(test::fixture("relation.safetensors"));
+  Rng rng(3);
+  nn::RelationNetwork m;
+  m.init("", c, rng);
+  nn::ParamList params;
+  m.collect(params);
+  for (Parameter* p : params) p->name = group + p->name;
+  io::LoadOptions lo;
+  lo.allow_unexpected = true;
+  io::load_parameters(f, params, lo);  // fails if a parameter is missing or has another shape
+  for (Parameter* p : params) {
+    p->name = p->name.substr(group.size());
+    p->alloc_grad();
+    p->grad.zero();
+  }
+  Arena arena;
+  Graph g(arena);
+  Var tokens = g.leaf(io::read_tensor_f32(f, group + "tokens"));
+  Var cond = c.cond_dim > 0 ? g.leaf(io::read_tensor_f32(f, group + "cond")) : Var{};
+  Var out = nn::relation_network(g, m, tokens, cond);
+  EXPECT_TRUE(close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
+  g.backward(out, io::read_tensor_f32(f, group + "g"));
+  EXPECT_TRUE(close_scaled(group + "grad.tokens", g.grad(tokens), io::read_tensor_f32(f, group + "grad.tokens")));
+  if (c.cond_dim > 0) {
+    EXPECT_TRUE(close_scaled(group + "grad.cond", g.grad(cond), io::read_tensor_f32(f, group + "grad.cond")));
+  }
+  for (Parameter* p : params)
+    EXPECT_TRUE(close_scaled(group + "grad." + p->name, p->grad, io::read_tensor_f32(f, group + "grad." + p->name)));
+}
+
+}  // namespace
+
+TEST(RelationParity, ConditionedThreeLayers) {
+  nn::RelationConfig c;
+  c.dim = 6;
+  c.cond_dim = 4;
+  c.hidden = 8;
+  c.layers = 3;
+  c.out_dim = 7;
+  check_group("rn.", c);
+}
+
+TEST(RelationParity, UnconditionedOneLayer) {
+  nn::RelationConfig c;
+  c.dim = 6;
+  c.cond_dim = 0;
+  c.hidden = 8;
+  c.layers = 1;
+  c.out_dim = 5;
+  check_group("rn1.", c);
+}
+
+TEST(RelationParity, RejectsWrongShapes) {
+  nn::RelationConfig c;
+  c.dim = 6;
+  c.cond_dim = 4;
+  c.hidden = 8;
+  c.out_dim = 3;
+  Rng rng(1);
+  nn::RelationNetwork m;
+  m.init("relation", c, rng);
+  Arena arena;
+  Graph g(arena);
+  Var bad_tokens = g.constant(Tensor::zeros(Shape{2, 5, 7}));
+  Var cond = g.constant(Tensor::zeros(Shape{2, 4}));
+  EXPECT_THROW(nn::relation_network(g, m, bad_tokens, cond), Error);
+  Var tokens = g.constant(Tensor::zeros(Shape{2, 5, 6}));
+  EXPECT_THROW(nn::relation_network(g, m, tokens, g.constant(Tensor::zeros(Shape{3, 4}))), Error);
+  EXPECT_THROW(nn::relation_network(g, m, tokens, Var{}), Error);
+  nn::RelationConfig bad = c;
+  bad.layers = 0;
+  EXPECT_THROW(m.init("relation", bad, rng), Error);
+}
