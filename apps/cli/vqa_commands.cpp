@@ -174,6 +174,12 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_option("--relation-layers", mc.relation_layers, "layers of the relation network's pair MLP")
       ->capture_default_str();
+  tv->add_option("--relation-heads", mc.relation_heads,
+                 "attention pooling heads over the relation network's pairs (0: mean only)")
+      ->capture_default_str();
+  bool* rcoords = &mc.relation_coords;
+  tv->add_flag_callback("--no-relation-coords", [rcoords] { *rcoords = false; },
+                        "do not append cell coordinates to the relation network's tokens");
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();

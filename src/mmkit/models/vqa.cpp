@@ -40,6 +40,8 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(relation_dim >= 0, "VQA config: relation_dim must be >= 0, got ", relation_dim);
   MMKIT_CHECK(relation_dim == 0 || relation_layers >= 1, "VQA config: relation_layers must be >= 1, got ",
               relation_layers);
+  MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
+              "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
   MMKIT_CHECK(dim % heads == 0, "VQA config: dim ", dim, " is not divisible by heads ", heads);
   MMKIT_CHECK(dropout >= 0.f && dropout < 1.f, "VQA config: dropout must be in [0, 1)");
   MMKIT_CHECK(vocab.size() >= 3, "VQA config: the question vocabulary is empty");
@@ -67,6 +69,8 @@ std::string VqaConfig::to_json() const {
   j["image_pool"] = image_pool;
   j["relation_dim"] = relation_dim;
   j["relation_layers"] = relation_layers;
+  j["relation_coords"] = relation_coords;
+  j["relation_heads"] = relation_heads;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -119,6 +123,13 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   c.relation_dim = 0;  // likewise
   if (j.contains("relation_dim")) get_int("relation_dim", c.relation_dim);
   if (j.contains("relation_layers")) get_int("relation_layers", c.relation_layers);
+  c.relation_heads = 0;
+  if (j.contains("relation_heads")) get_int("relation_heads", c.relation_heads);
+  c.relation_coords = false;
+  if (j.contains("relation_coords")) {
+    MMKIT_CHECK(j["relation_coords"].is_boolean(), "VQA config: 'relation_coords' must be a boolean");
+    c.relation_coords = j["relation_coords"];
+  }
   if (j.contains("dropout")) c.dropout = j["dropout"].get<float>();
   if (j.contains("layer_norm_eps")) c.eps = j["layer_norm_eps"].get<float>();
   for (const char* k : {"vocab", "answers"}) {
@@ -198,11 +209,12 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   }
   if (c.relation_dim > 0) {
     nn::RelationConfig rc;
-    rc.dim = D;
+    rc.dim = D + (c.relation_coords ? 2 : 0);
     rc.cond_dim = D;
     rc.hidden = c.relation_dim;
     rc.layers = c.relation_layers;
     rc.out_dim = D;
+    rc.attention_heads = c.relation_heads;
     relation.init("relation", rc, rng);
   }
 }
@@ -371,7 +383,19 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   else
     v = m.cfg.image_pool == "max" ? ag::max_tokens(g, f.image, nullptr) : ag::mean_tokens(g, f.image);
   std::vector<Var> parts = {t, v, ag::mul(g, t, v)};
-  if (m.cfg.relation_dim > 0) parts.push_back(nn::relation_network(g, m.relation, f.image, t));  // + [Bq, D]
+  if (m.cfg.relation_dim > 0) {
+    Var objects = f.image;  // [Bq, P, D]
+    if (m.cfg.relation_coords) {
+      const int64_t G = m.cfg.grid(), P = G * G;
+      Tensor xy = g.alloc(Shape{1, P, 2});
+      for (int64_t p = 0; p < P; ++p) {
+        xy.f32()[2 * p] = (2.f * float(p % G) + 1.f) / float(G) - 1.f;      // cell centre x
+        xy.f32()[2 * p + 1] = (2.f * float(p / G) + 1.f) / float(G) - 1.f;  // and y
+      }
+      objects = ag::concat(g, {objects, ag::broadcast_batch(g, g.constant(xy), Bq)}, 2);  // [Bq, P, D + 2]
+    }
+    parts.push_back(nn::relation_network(g, m.relation, objects, t));  // + [Bq, D]
+  }
   Var pooled = ag::concat(g, parts, 1);                                                        // [Bq, 3D or 4D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]

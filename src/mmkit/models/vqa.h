@@ -21,7 +21,8 @@
 // Pooled: t = max over the text stream's unpadded tokens, v = max (or mean, cfg.image_pool)
 // of the image stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
 // head.fc2 (2D -> K). With cfg.relation_dim > 0 a relation network over the fused image tokens,
-// conditioned on t, adds r [Bq, D]: [t, v, t*v, r] [Bq, 4D] -> head.fc1 (4D -> 2D). (Why max, the product and zero-init: docs/RESULTS.md.)
+// conditioned on t, adds r [Bq, D]: [t, v, t*v, r] [Bq, 4D] -> head.fc1 (4D -> 2D). Its
+// tokens are the fused image tokens with their cell coordinates appended (cfg.relation_coords). (Why max, the product and zero-init: docs/RESULTS.md.)
 //
 // Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
 // image.row_embed [G, D], image.col_embed [G, D], image.layers.{i}.*,
@@ -72,6 +73,12 @@ struct VqaConfig {
   // RN reached 94% (docs/RESULTS.md). relation_dim = width H of g (0: no relation network),
   // relation_layers = layers of g. Absent in older files = 0.
   int64_t relation_dim = 0, relation_layers = 3;
+  int64_t relation_heads = 4;  // attention pooling over the pairs (RelationConfig::attention_heads);
+                               // absent in older files = 0 (mean only)
+  // Each token's grid cell centre (x, y) in [-1, 1] appended to its features for the relation
+  // network, as the paper tags its objects with coordinates: distances are then a function g
+  // can form directly. Absent in older files = false.
+  bool relation_coords = true;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)

@@ -8,6 +8,9 @@ void RelationNetwork::init(const std::string& prefix, const RelationConfig& c, R
   MMKIT_CHECK(c.dim > 0 && c.hidden > 0 && c.out_dim > 0 && c.layers >= 1 && c.cond_dim >= 0,
               "relation network: dim, hidden, out_dim must be positive and layers >= 1, got dim ", c.dim, ", hidden ",
               c.hidden, ", out_dim ", c.out_dim, ", layers ", c.layers);
+  MMKIT_CHECK(c.attention_heads == 0 || (c.attention_heads > 0 && c.cond_dim > 0 && c.hidden % c.attention_heads == 0),
+              "relation network: attention pooling needs a conditioning vector and hidden (", c.hidden,
+              ") divisible by attention_heads (", c.attention_heads, ")");
   cfg = c;
   const std::string g0 = join(prefix, "g.0");
   left.init(join(g0, "left"), c.dim, c.hidden, true, rng);
@@ -22,7 +25,11 @@ void RelationNetwork::init(const std::string& prefix, const RelationConfig& c, R
   g.assign(size_t(c.layers - 1), {});
   for (int64_t k = 1; k < c.layers; ++k)
     g[size_t(k - 1)].init(join(prefix, ("g." + std::to_string(k)).c_str()), c.hidden, c.hidden, true, rng);
-  out.init(join(prefix, "out"), c.hidden, c.out_dim, true, rng);
+  if (c.attention_heads > 0) {
+    query.init(join(prefix, "pool.query"), c.cond_dim, c.hidden, true, rng);
+    key.init(join(prefix, "pool.key"), c.hidden, c.hidden, true, rng);
+  }
+  out.init(join(prefix, "out"), c.attention_heads > 0 ? 2 * c.hidden : c.hidden, c.out_dim, true, rng);
 }
 
 void RelationNetwork::collect(ParamList& p) {
@@ -30,6 +37,10 @@ void RelationNetwork::collect(ParamList& p) {
   right.collect(p);
   if (cfg.cond_dim > 0) cond.collect(p);
   for (auto& l : g) l.collect(p);
+  if (cfg.attention_heads > 0) {
+    query.collect(p);
+    key.collect(p);
+  }
   out.collect(p);
 }
 
@@ -49,7 +60,16 @@ Var relation_network(Graph& gr, RelationNetwork& m, Var tokens, Var cond) {
   Var h = ag::relation_pairs(gr, a, c, q);                          // [B, P, P, H]
   h = ag::reshape(gr, h, Shape{B * P * P, H});
   for (auto& l : m.g) h = linear_relu(gr, l, h);                   // [B*P*P, H]
-  Var pooled = ag::mean_tokens(gr, ag::reshape(gr, h, Shape{B, P * P, H}));  // [B, H]
+  h = ag::reshape(gr, h, Shape{B, P * P, H});
+  Var pooled = ag::mean_tokens(gr, h);                              // [B, H]
+  if (m.cfg.attention_heads > 0) {
+    Var qv = ag::reshape(gr, linear(gr, m.query, cond), Shape{B, 1, H});  // [B, 1, H]
+    Var kv = linear(gr, m.key, h);                                        // [B, P*P, H]
+    ag::AttnOptions ao;
+    ao.heads = m.cfg.attention_heads;
+    Var att = ag::attention(gr, {qv, 0}, {kv, 0}, {h, 0}, H, ao);        // [B, 1, H]
+    pooled = ag::concat(gr, {pooled, ag::reshape(gr, att, Shape{B, H})}, 1);  // [B, 2H]
+  }
   return linear(gr, m.out, pooled);                                 // [B, out_dim]
 }
 
