@@ -135,6 +135,12 @@ TEST(GradCheck, RelationPairs) {
   gradcheck("relation_pairs",
             [](Graph& g, const std::vector<Var>& v) { return ag::relation_pairs(g, v[0], v[1], v[2]); },
             {off_grid({2, 3, 4}, 1, 0.13f), off_grid({2, 3, 4}, 2, 0.21f), off_grid({2, 4}, 3, 0.29f)});
+  gradcheck("relation_pairs with e",
+            [](Graph& g, const std::vector<Var>& v) { return ag::relation_pairs(g, v[0], v[1], v[2], v[3]); },
+            {off_grid({2, 3, 4}, 6, 0.13f), off_grid({2, 3, 4}, 7, 0.21f), off_grid({2, 4}, 8, 0.29f),
+             off_grid({2, 3, 3, 4}, 9, 0.f)});
+  gradcheck("pair_sqdiff", [](Graph& g, const std::vector<Var>& v) { return ag::pair_sqdiff(g, v[0]); },
+            {randn({2, 4, 3}, 10)});
   gradcheck("relation_pairs without q",
             [](Graph& g, const std::vector<Var>& v) { return ag::relation_pairs(g, v[0], v[1], Var{}); },
             {off_grid({2, 3, 4}, 4, 0.13f), off_grid({2, 3, 4}, 5, 0.5f)});

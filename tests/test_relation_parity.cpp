@@ -91,6 +91,18 @@ TEST(RelationParity, AttentionPooling) {
   check_group("rna.", c);
 }
 
+TEST(RelationParity, GeometryAndAttentionPooling) {
+  nn::RelationConfig c;
+  c.dim = 6;
+  c.cond_dim = 4;
+  c.hidden = 8;
+  c.layers = 3;
+  c.out_dim = 7;
+  c.attention_heads = 2;
+  c.geometry = 3;
+  check_group("rng.", c);
+}
+
 TEST(RelationParity, RejectsWrongShapes) {
   nn::RelationConfig c;
   c.dim = 6;

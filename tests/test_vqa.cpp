@@ -314,14 +314,16 @@ TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
 // in test_relation_parity.cpp).
 TEST(VqaModel, RelationNetworkJoinsTheHead) {
   VqaConfig c = tiny_config();
-  c.relation_dim = 6;
+  c.relation_dim = 16;  // wide enough that some ReLU of g is active for these random inputs
   c.relation_layers = 2;
   c.relation_heads = 2;
+  c.relation_geometry = 3;
   VqaConfig r = VqaConfig::from_json(c.to_json());
-  EXPECT_EQ(r.relation_dim, 6);
+  EXPECT_EQ(r.relation_dim, 16);
   EXPECT_EQ(r.relation_layers, 2);
   EXPECT_TRUE(r.relation_coords);
   EXPECT_EQ(r.relation_heads, c.relation_heads);
+  EXPECT_EQ(r.relation_geometry, 3);
   nlohmann::json j = nlohmann::json::parse(c.to_json());
   j.erase("relation_dim");
   j.erase("relation_coords");

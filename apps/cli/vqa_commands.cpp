@@ -177,6 +177,9 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--relation-heads", mc.relation_heads,
                  "attention pooling heads over the relation network's pairs (0: mean only)")
       ->capture_default_str();
+  tv->add_option("--relation-geometry", mc.relation_geometry,
+                 "learned projections whose pairwise squared differences enter the relation network (0: none)")
+      ->capture_default_str();
   bool* rcoords = &mc.relation_coords;
   tv->add_flag_callback("--no-relation-coords", [rcoords] { *rcoords = false; },
                         "do not append cell coordinates to the relation network's tokens");

@@ -914,22 +914,25 @@ Var max_tokens(Graph& g, Var x, const Tensor* pad) {
 
 namespace mmkit::ag {
 
-// Node: in = {a, c, q}, i = {B, P, H}; the backward reads the ReLU mask from the output.
+// Node: in = {a, c, q, e}, i = {B, P, H}; the backward reads the ReLU mask from the output.
 static void relation_pairs_bw(Graph& g, const Node& n) {
   ops::relation_pairs_backward(g.grad_ptr(n.out), g.data(Var{n.out}), g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]),
-                               n.in[2] >= 0 ? g.grad_ptr(n.in[2]) : nullptr, n.i[0], n.i[1], n.i[2]);
+                               g.grad_ptr(n.in[2]), g.grad_ptr(n.in[3]), n.i[0], n.i[1], n.i[2]);
 }
 
-Var relation_pairs(Graph& g, Var a, Var c, Var q) {
+Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e) {
   const Shape as = g.shape(a), cs = g.shape(c);
   MMKIT_CHECK(as.n == 3 && cs == as, "relation_pairs: expected a and c [B, P, H] of one shape, got ", as.str(),
               " and ", cs.str());
   if (q.valid())
     MMKIT_CHECK(g.shape(q) == Shape({as[0], as[2]}), "relation_pairs: q must be [", as[0], ", ", as[2], "], got ",
                 g.shape(q).str());
-  Tensor y = g.alloc(Shape{as[0], as[1], as[1], as[2]});
-  ops::relation_pairs_forward(g.data(a), g.data(c), q.valid() ? g.data(q) : nullptr, y.f32(), as[0], as[1], as[2]);
-  bool rg = q.valid() ? g.needs_grad({a, c, q}) : g.needs_grad({a, c});
+  const Shape ys{as[0], as[1], as[1], as[2]};
+  if (e.valid()) MMKIT_CHECK(g.shape(e) == ys, "relation_pairs: e must be ", ys.str(), ", got ", g.shape(e).str());
+  Tensor y = g.alloc(ys);
+  ops::relation_pairs_forward(g.data(a), g.data(c), q.valid() ? g.data(q) : nullptr, e.valid() ? g.data(e) : nullptr,
+                              y.f32(), as[0], as[1], as[2]);
+  bool rg = g.needs_grad({a, c, q, e});
   Var r = g.add_value(y, rg);
   if (rg) {
     Node n;
@@ -938,9 +941,35 @@ Var relation_pairs(Graph& g, Var a, Var c, Var q) {
     n.in[0] = a.id;
     n.in[1] = c.id;
     n.in[2] = q.valid() ? q.id : -1;
+    n.in[3] = e.valid() ? e.id : -1;
     n.i[0] = as[0];
     n.i[1] = as[1];
     n.i[2] = as[2];
+    g.add_node(n);
+  }
+  return r;
+}
+
+static void pair_sqdiff_bw(Graph& g, const Node& n) {
+  if (float* dp = g.grad_ptr(n.in[0]))
+    ops::pair_sqdiff_backward(g.grad_ptr(n.out), g.data(Var{n.in[0]}), dp, n.i[0], n.i[1], n.i[2]);
+}
+
+Var pair_sqdiff(Graph& g, Var p) {
+  const Shape s = g.shape(p);
+  MMKIT_CHECK(s.n == 3, "pair_sqdiff: expected p [B, P, K], got ", s.str());
+  Tensor d = g.alloc(Shape{s[0], s[1], s[1], s[2]});
+  ops::pair_sqdiff_forward(g.data(p), d.f32(), s[0], s[1], s[2]);
+  bool rg = g.needs_grad({p});
+  Var r = g.add_value(d, rg);
+  if (rg) {
+    Node n;
+    n.backward = pair_sqdiff_bw;
+    n.out = r.id;
+    n.in[0] = p.id;
+    n.i[0] = s[0];
+    n.i[1] = s[1];
+    n.i[2] = s[2];
     g.add_node(n);
   }
   return r;

@@ -51,9 +51,11 @@ Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
 Var dropout(Graph& g, Var x, float p);              // identity unless g.training
 // y[m] = x[index[m]] along the leading axis; index I32 [M]; backward scatter-adds.
 Var gather_rows(Graph& g, Var x, const Tensor& index);
-// Relation-network pairs (ops/relation_pairs.h): relu(a[b,i] + c[b,j] + q[b]) for a, c [B, P, H],
-// q [B, H] or invalid -> [B, P, P, H].
-Var relation_pairs(Graph& g, Var a, Var c, Var q);
+// Relation-network pairs (ops/relation_pairs.h): relu(a[b,i] + c[b,j] + q[b] + e[b,i,j]) for a, c
+// [B, P, H], q [B, H] or invalid, e [B, P, P, H] or invalid -> [B, P, P, H].
+Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e = {});
+// (p[b,i] - p[b,j])^2 element-wise: p [B, P, K] -> [B, P, P, K].
+Var pair_sqdiff(Graph& g, Var p);
 
 // Multi-head scaled-dot-product attention reading heads in place:
 // q from `q.var` [B, Tq, ldq] starting at column q.col (H*dh columns), etc.

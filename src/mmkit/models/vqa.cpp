@@ -40,6 +40,7 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(relation_dim >= 0, "VQA config: relation_dim must be >= 0, got ", relation_dim);
   MMKIT_CHECK(relation_dim == 0 || relation_layers >= 1, "VQA config: relation_layers must be >= 1, got ",
               relation_layers);
+  MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
   MMKIT_CHECK(dim % heads == 0, "VQA config: dim ", dim, " is not divisible by heads ", heads);
@@ -71,6 +72,7 @@ std::string VqaConfig::to_json() const {
   j["relation_layers"] = relation_layers;
   j["relation_coords"] = relation_coords;
   j["relation_heads"] = relation_heads;
+  j["relation_geometry"] = relation_geometry;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -125,6 +127,7 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   if (j.contains("relation_layers")) get_int("relation_layers", c.relation_layers);
   c.relation_heads = 0;
   if (j.contains("relation_heads")) get_int("relation_heads", c.relation_heads);
+  if (j.contains("relation_geometry")) get_int("relation_geometry", c.relation_geometry);
   c.relation_coords = false;
   if (j.contains("relation_coords")) {
     MMKIT_CHECK(j["relation_coords"].is_boolean(), "VQA config: 'relation_coords' must be a boolean");
@@ -215,6 +218,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     rc.layers = c.relation_layers;
     rc.out_dim = D;
     rc.attention_heads = c.relation_heads;
+    rc.geometry = c.relation_geometry;
     relation.init("relation", rc, rng);
   }
 }

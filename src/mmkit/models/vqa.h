@@ -75,6 +75,7 @@ struct VqaConfig {
   int64_t relation_dim = 0, relation_layers = 3;
   int64_t relation_heads = 4;  // attention pooling over the pairs (RelationConfig::attention_heads);
                                // absent in older files = 0 (mean only)
+  int64_t relation_geometry = 0;  // RelationConfig::geometry (learned pairwise squared differences)
   // Each token's grid cell centre (x, y) in [-1, 1] appended to its features for the relation
   // network, as the paper tags its objects with coordinates: distances are then a function g
   // can form directly. Absent in older files = false.

@@ -17,11 +17,17 @@ void RelationNetwork::init(const std::string& prefix, const RelationConfig& c, R
   right.init(join(g0, "right"), c.dim, c.hidden, false, rng);
   if (c.cond_dim > 0) cond.init(join(g0, "cond"), c.cond_dim, c.hidden, false, rng);
   // One linear over [o_i, o_j, q] in PyTorch: every part drawn with that layer's fan-in.
-  const float bound = 1.f / std::sqrt(float(2 * c.dim + c.cond_dim));
+  MMKIT_CHECK(c.geometry >= 0, "relation network: geometry must be >= 0, got ", c.geometry);
+  if (c.geometry > 0) {
+    geo_proj.init(join(prefix, "geometry.proj"), c.dim, c.geometry, false, rng);
+    geo_in.init(join(g0, "geometry"), c.geometry, c.hidden, false, rng);
+  }
+  const float bound = 1.f / std::sqrt(float(2 * c.dim + c.cond_dim + c.geometry));
   init_uniform(left.weight, bound, rng);
   init_uniform(left.bias, bound, rng);
   init_uniform(right.weight, bound, rng);
   if (c.cond_dim > 0) init_uniform(cond.weight, bound, rng);
+  if (c.geometry > 0) init_uniform(geo_in.weight, bound, rng);
   g.assign(size_t(c.layers - 1), {});
   for (int64_t k = 1; k < c.layers; ++k)
     g[size_t(k - 1)].init(join(prefix, ("g." + std::to_string(k)).c_str()), c.hidden, c.hidden, true, rng);
@@ -36,6 +42,10 @@ void RelationNetwork::collect(ParamList& p) {
   left.collect(p);
   right.collect(p);
   if (cfg.cond_dim > 0) cond.collect(p);
+  if (cfg.geometry > 0) {
+    geo_proj.collect(p);
+    geo_in.collect(p);
+  }
   for (auto& l : g) l.collect(p);
   if (cfg.attention_heads > 0) {
     query.collect(p);
@@ -57,7 +67,12 @@ Var relation_network(Graph& gr, RelationNetwork& m, Var tokens, Var cond) {
   }
   Var a = linear(gr, m.left, tokens);                               // [B, P, H] (with g's first bias)
   Var c = linear(gr, m.right, tokens);                              // [B, P, H]
-  Var h = ag::relation_pairs(gr, a, c, q);                          // [B, P, P, H]
+  Var e;
+  if (m.cfg.geometry > 0) {
+    Var pos = linear(gr, m.geo_proj, tokens);                       // [B, P, K]
+    e = linear(gr, m.geo_in, ag::pair_sqdiff(gr, pos));             // [B, P, P, H]
+  }
+  Var h = ag::relation_pairs(gr, a, c, q, e);                       // [B, P, P, H]
   h = ag::reshape(gr, h, Shape{B * P * P, H});
   for (auto& l : m.g) h = linear_relu(gr, l, h);                   // [B*P*P, H]
   h = ag::reshape(gr, h, Shape{B, P * P, H});
