@@ -443,7 +443,6 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
       caption_input(m, train, idx.data(), n, x.f32());
       g.reset();
       g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-      opt.zero_grad();
       Var mem = captioner_encode(g, m, g.constant(x));
       Var logits = caption_decoder_forward(g, m.decoder, sb.ids, mem);
       Var flat = ag::reshape(g, logits, Shape{n * sb.T, V});
@@ -451,9 +450,11 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
       const float lv = g.data(loss)[0];
       MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step, " (try a lower --lr)");
       g.backward(loss);
-      if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
       const float lr = warmup_cosine_lr(st.step, warmup, total_steps, o.lr, o.min_lr);
-      opt.step(lr);
+      // Clipping and zeroing fused into AdamW's one pass over the gradients,
+      // which are zero on entry (AdamW starts from zeroed buffers and every
+      // step zeroes them again).
+      opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
       ++st.step;
       ++st.batch_in_epoch;
       st.correct += count_correct(g.data(flat), sb.targets.ptr<int32_t>(), n * sb.T, V);

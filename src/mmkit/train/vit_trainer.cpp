@@ -365,16 +365,17 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
       }
       g.reset();
       g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-      opt.zero_grad();
       Var logits = vit_forward(g, vit, g.constant(x));
       Var loss = ag::cross_entropy(g, logits, y, o.label_smoothing);
       float lv = g.data(loss)[0];
       MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step,
                   " (try a lower --lr)");
       g.backward(loss);
-      if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
       float lr = warmup_cosine_lr(st.step, warmup, total_steps, o.lr, o.min_lr);
-      opt.step(lr);
+      // Clipping and zeroing fused into AdamW's one pass over the gradients,
+      // which are zero on entry (AdamW starts from zeroed buffers and every
+      // step zeroes them again).
+      opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
       ++st.step;
       ++st.batch_in_epoch;
       const float* L = g.data(logits);

@@ -366,14 +366,15 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
       if (!ex.empty()) {
         g.reset();
         g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-        opt.zero_grad();
         Var logits = vqa_forward(g, m, b);
         Var loss = ag::soft_cross_entropy(g, logits, targets);
         const float lv = g.data(loss)[0];
         MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step, " (try a lower --lr)");
         g.backward(loss);
-        if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
-        opt.step(lr);
+        // Clipping and zeroing fused into AdamW's one pass over the gradients,
+        // which are zero on entry (AdamW starts from zeroed buffers and every
+        // step zeroes them again).
+        opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
         const float* L = g.data(logits);
         for (size_t q = 0; q < ex.size(); ++q)
           st.acc_sum += vqa_accuracy(av.answers()[size_t(argmax(L + int64_t(q) * K, K))],
