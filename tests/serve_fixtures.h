@@ -1,17 +1,26 @@
-// Shared set-up of the serving and index tests: a tiny seeded CLIP written
-// with the project's checkpoint writer, and small generated PNG images.
+// Shared set-up of the serving, index and captioning tests: a tiny seeded
+// CLIP written with the project's checkpoint writer, the tiny captioner
+// configuration, small generated PNG images, and an in-process API server on
+// an ephemeral loopback port.
 #pragma once
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "api_server.h"
 
 #include "mmkit/core/rng.h"
 #include "mmkit/eval/clip_runner.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/models/captioner.h"
 #include "mmkit/models/clip.h"
 #include "test_util.h"
 
@@ -65,6 +74,85 @@ inline std::vector<std::string> write_shape_images(const std::string& dir, int n
     write_png(out.back(), shape_image(i));
   }
   return out;
+}
+
+// The captioner of the training and serving tests: a 1-layer pre-norm ViT
+// (patch 15; image size, channels and pixel statistics come from the data)
+// into a 1-layer pre-norm decoder, both 32-d with 2 heads and a 64-d MLP;
+// max_len 0 = longest training caption + 2.
+inline CaptionerConfig tiny_captioner_config() {
+  CaptionerConfig c;
+  VitConfig& v = c.vision;
+  v.image_size = 0;
+  v.patch_size = 15;
+  v.dim = 32;
+  v.depth = 1;
+  v.heads = 2;
+  v.mlp_dim = 64;
+  v.num_classes = 0;
+  v.norm_first = true;
+  CaptionDecoderConfig& d = c.decoder;
+  d.dim = 32;
+  d.depth = 1;
+  d.heads = 2;
+  d.mlp_dim = 64;
+  d.max_len = 0;
+  d.norm_first = true;
+  return c;
+}
+
+// A client of the server at 127.0.0.1:port. The read timeout is generous
+// for a loaded machine; no test asserts on time.
+inline httplib::Client loopback_client(int port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  return c;
+}
+
+// An ApiServer bound to an ephemeral loopback port and serving on its own
+// thread from construction until destruction (stop, then join), so no exit
+// from a test leaves it running. The models must outlive it.
+class InProcessServer {
+ public:
+  InProcessServer(const serve::ServerModels& models, const serve::ServerOptions& opt)
+      : server_(models, opt), port_(server_.bind("127.0.0.1", 0)), thread_([this] { server_.run(); }) {}
+  ~InProcessServer() {
+    server_.stop();
+    thread_.join();
+  }
+  InProcessServer(const InProcessServer&) = delete;
+  InProcessServer& operator=(const InProcessServer&) = delete;
+  int port() const { return port_; }
+  httplib::Client client() const { return loopback_client(port_); }
+  // POSTs `body` as JSON to `path`; expects status `want_status` and a JSON
+  // reply, which it returns (null when there was no response).
+  nlohmann::json post(const std::string& path, const nlohmann::json& body, int want_status = 200) const {
+    auto c = client();
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    EXPECT_TRUE(r) << path << ": no response";
+    if (!r) return nlohmann::json();
+    EXPECT_EQ(r->status, want_status) << path << ": " << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json") << path;
+    return nlohmann::json::parse(r->body);
+  }
+
+ private:
+  serve::ApiServer server_;
+  int port_;
+  std::thread thread_;
+};
+
+// An API error response: `status`, error code `code`, and a message containing `needle`.
+inline void expect_api_error(const httplib::Result& r, int status, const std::string& code,
+                             const std::string& needle) {
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, status) << r->body;
+  nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j["error"]["code"], code) << r->body;
+  ASSERT_TRUE(j["error"]["message"].is_string()) << r->body;
+  EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos)
+      << "want '" << needle << "' in " << r->body;
 }
 
 }  // namespace mmkit::test

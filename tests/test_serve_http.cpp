@@ -24,9 +24,7 @@ struct Env {
   std::unique_ptr<ClipRunner> ref;  // the offline path the server must agree with
   std::unique_ptr<ClipService> clip;
   std::unique_ptr<index::EmbeddingIndex> idx;
-  std::unique_ptr<ApiServer> server;
-  std::thread thread;
-  int port = 0;
+  std::unique_ptr<test::InProcessServer> server;  // last: stopped before the models go
 };
 
 Env* env = nullptr;
@@ -71,39 +69,19 @@ class ServeHttp : public ::testing::Test {
     so.limits.max_image_pixels = 100 * 100;
     so.limits.max_text_bytes = 200;
     so.limits.max_items = 8;
-    env->server = std::make_unique<ApiServer>(m, so);
-    env->port = env->server->bind("127.0.0.1", 0);
-    env->thread = std::thread([] { env->server->run(); });
+    env->server = std::make_unique<test::InProcessServer>(m, so);
   }
   static void TearDownTestSuite() {
-    env->server->stop();
-    env->thread.join();
     delete env;
     env = nullptr;
   }
 
-  httplib::Client client() {
-    httplib::Client c("127.0.0.1", env->port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  httplib::Client client() { return env->server->client(); }
   json post(const std::string& path, const json& body, int want_status) {
-    auto c = client();
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    EXPECT_TRUE(r) << path << ": no response";
-    if (!r) return json();
-    EXPECT_EQ(r->status, want_status) << path << ": " << r->body;
-    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
-    return json::parse(r->body);
+    return env->server->post(path, body, want_status);
   }
-  // An error response: status, code, and a message containing `needle`.
   void expect_error(const httplib::Result& r, int status, const std::string& code, const std::string& needle) {
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, status) << r->body;
-    json j = json::parse(r->body, nullptr, false);
-    ASSERT_TRUE(j.is_object()) << r->body;
-    EXPECT_EQ(j["error"]["code"], code) << r->body;
-    EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
+    test::expect_api_error(r, status, code, needle);
   }
 };
 
@@ -277,8 +255,7 @@ TEST_F(ServeHttp, ConcurrentRequestsAreBatchedAndEachGetsItsOwnEmbedding) {
   std::vector<std::thread> ts;
   for (int t = 0; t < 12; ++t)
     ts.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", env->port);
-      c.set_read_timeout(60, 0);
+      httplib::Client c = env->server->client();
       for (int rep = 0; rep < 5; ++rep) {
         size_t i = size_t((t + rep) % 12);
         auto r = c.Post("/v1/embeddings", json{{"image", b64[i]}}.dump(), "application/json");
@@ -316,11 +293,8 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   EXPECT_FALSE(clip.has_text());
   ServerModels m;
   m.clip = &clip;
-  ApiServer server(m, ServerOptions{});
-  const int port = server.bind("127.0.0.1", 0);
-  std::thread t([&] { server.run(); });
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60, 0);
+  test::InProcessServer server(m, ServerOptions{});
+  httplib::Client c = server.client();
   auto h = c.Get("/healthz");
   ASSERT_TRUE(h);
   EXPECT_EQ(json::parse(h->body)["clip"]["text"], false);
@@ -338,6 +312,4 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   auto e = c.Post("/v1/embeddings", json{{"image", b64_png(test::shape_image(0))}}.dump(), "application/json");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, 200) << e->body;
-  server.stop();
-  t.join();
 }

@@ -46,9 +46,7 @@ struct Env {
   std::unique_ptr<ClipService> clip;
   std::unique_ptr<VqaService> vqa;
   std::unique_ptr<CaptionService> cap;
-  std::unique_ptr<ApiServer> server;
-  std::thread thread;
-  int port = 0;
+  std::unique_ptr<test::InProcessServer> server;  // last: stopped before the models go
 };
 
 Env* env = nullptr;
@@ -127,22 +125,7 @@ class ServeVqaCaption : public ::testing::Test {
       train::CaptionTrainOptions t;
       t.data_dir = o.out_dir;
       t.out_dir = env->cap_dir = env->dir + "/cap";
-      VitConfig& v = t.model.vision;
-      v.image_size = 0;
-      v.patch_size = 15;
-      v.dim = 32;
-      v.depth = 1;
-      v.heads = 2;
-      v.mlp_dim = 64;
-      v.num_classes = 0;
-      v.norm_first = true;
-      CaptionDecoderConfig& d = t.model.decoder;
-      d.dim = 32;
-      d.depth = 1;
-      d.heads = 2;
-      d.mlp_dim = 64;
-      d.max_len = 0;
-      d.norm_first = true;
+      t.model = test::tiny_captioner_config();
       t.epochs = 1;
       t.batch = 8;
       t.lr = 3e-3f;
@@ -171,41 +154,21 @@ class ServeVqaCaption : public ::testing::Test {
     so.limits.max_image_pixels = 200 * 200;
     so.limits.max_text_bytes = 300;
     so.limits.max_beam = 4;
-    env->server = std::make_unique<ApiServer>(m, so);
-    env->port = env->server->bind("127.0.0.1", 0);
-    env->thread = std::thread([] { env->server->run(); });
+    env->server = std::make_unique<test::InProcessServer>(m, so);
   }
   static void TearDownTestSuite() {
-    env->server->stop();
-    env->thread.join();
     delete env;
     env = nullptr;
   }
 
-  httplib::Client client() {
-    httplib::Client c("127.0.0.1", env->port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  httplib::Client client() { return env->server->client(); }
   json post(const std::string& path, const json& body, int want_status = 200) {
-    auto c = client();
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    EXPECT_TRUE(r) << path << ": no response";
-    if (!r) return json();
-    EXPECT_EQ(r->status, want_status) << path << ": " << r->body;
-    return json::parse(r->body);
+    return env->server->post(path, body, want_status);
   }
   void expect_error(const std::string& path, const json& body, int status, const std::string& code,
                     const std::string& needle) {
     auto c = client();
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
-    ASSERT_TRUE(r) << body.dump().substr(0, 200);
-    EXPECT_EQ(r->status, status) << r->body;
-    json j = json::parse(r->body, nullptr, false);
-    ASSERT_TRUE(j.is_object()) << r->body;
-    EXPECT_EQ(j["error"]["code"], code) << r->body;
-    EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos)
-        << "want '" << needle << "' in " << r->body;
+    test::expect_api_error(c.Post(path.c_str(), body.dump(), "application/json"), status, code, needle);
   }
 };
 
@@ -416,8 +379,7 @@ TEST_F(ServeVqaCaption, ConcurrentRequestsEachGetTheirOwnResult) {
   std::vector<std::thread> ts;
   for (int t = 0; t < 8; ++t)
     ts.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", env->port);
-      c.set_read_timeout(60, 0);
+      httplib::Client c = env->server->client();
       for (int rep = 0; rep < 4; ++rep) {
         const size_t i = size_t(t + rep);
         if ((t + rep) % 3 == 0) {
@@ -490,8 +452,7 @@ TEST_F(ServeVqaCaption, CliServeLoadsVqaAndCaptionModels) {
     if (!port) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_GT(port, 0) << slurp(env->dir + "/serve.err");
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60, 0);
+  httplib::Client c = test::loopback_client(port);
   const Question& q = env->questions[2];
   auto r = c.Post("/v1/vqa", json{{"image", b64_file(q.image)}, {"question", q.question}}.dump(), "application/json");
   ASSERT_TRUE(r);

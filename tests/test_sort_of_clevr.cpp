@@ -2,7 +2,6 @@
 // answer re-derived here from the scene geometry by independent code (integer
 // squared distances, parsing the English question), plus the on-disk layout.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -13,6 +12,7 @@
 #include "mmkit/core/error.h"
 #include "mmkit/data/sort_of_clevr.h"
 #include "mmkit/image/image.h"
+#include "test_util.h"
 
 using namespace mmkit;
 using namespace mmkit::data;
@@ -71,13 +71,6 @@ std::string expected_answer(const SocScene& s, const std::string& q) {
 std::string read_file(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/mmkit_soc_XXXXXX";
-  char* d = mkdtemp(tmpl);
-  EXPECT_NE(d, nullptr);
-  return d ? d : "/tmp";
 }
 
 }  // namespace
@@ -206,7 +199,7 @@ TEST(SortOfClevr, RelationsHaveAMargin) {
 }
 
 TEST(SortOfClevr, WritesPngAndJsonlWithDisjointSplit) {
-  std::string dir = temp_dir(), dir2 = temp_dir();
+  std::string dir = test::make_temp_dir("soc"), dir2 = test::make_temp_dir("soc");
   SortOfClevrOptions o;
   o.out_dir = dir;
   o.train_images = 30;
@@ -269,7 +262,7 @@ TEST(SortOfClevr, WritesPngAndJsonlWithDisjointSplit) {
   }
   EXPECT_EQ(n, 42);
   // A different seed gives different data.
-  std::string dir3 = temp_dir();
+  std::string dir3 = test::make_temp_dir("soc");
   o.out_dir = dir3;
   o.seed = 8;
   write_sort_of_clevr(o);

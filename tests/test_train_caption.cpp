@@ -16,7 +16,7 @@
 #include "mmkit/image/image.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/train/caption_trainer.h"
-#include "test_util.h"
+#include "serve_fixtures.h"
 
 using namespace mmkit;
 
@@ -41,22 +41,7 @@ train::CaptionTrainOptions tiny(const std::string& out) {
   train::CaptionTrainOptions o;
   o.data_dir = data_dir();
   o.out_dir = out;
-  VitConfig& v = o.model.vision;
-  v.image_size = 0;
-  v.patch_size = 15;
-  v.dim = 32;
-  v.depth = 1;
-  v.heads = 2;
-  v.mlp_dim = 64;
-  v.num_classes = 0;
-  v.norm_first = true;
-  CaptionDecoderConfig& d = o.model.decoder;
-  d.dim = 32;
-  d.depth = 1;
-  d.heads = 2;
-  d.mlp_dim = 64;
-  d.max_len = 0;
-  d.norm_first = true;
+  o.model = test::tiny_captioner_config();
   o.epochs = 2;
   o.batch = 16;  // 6 steps per epoch
   o.lr = 2e-3f;

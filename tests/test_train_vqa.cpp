@@ -21,18 +21,10 @@ using namespace mmkit;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "/tmp/mmkit_vqa_%s_%d_XXXXXX", tag.c_str(), int(getpid()));
-  char* d = mkdtemp(buf);
-  if (!d) throw std::runtime_error("mkdtemp failed");
-  return d;
-}
-
 // One small data set for the whole file.
 const std::string& soc_dir() {
   static std::string dir = [] {
-    std::string d = temp_dir("data");
+    std::string d = test::make_temp_dir("vqa_data");
     data::SortOfClevrOptions o;
     o.out_dir = d;
     o.train_images = 24;
@@ -79,7 +71,7 @@ Result run(const std::string& args, const std::string& dir) {
 // A trained tiny model shared by the inference tests.
 const std::string& trained_model() {
   static std::string dir = [] {
-    std::string d = temp_dir("model");
+    std::string d = test::make_temp_dir("vqa_model");
     train::train_vqa(tiny_options(d));
     return d;
   }();
@@ -118,7 +110,7 @@ TEST(TrainVqa, WritesArtifactsAndEvaluatesPerType) {
 }
 
 TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
-  std::string a = temp_dir("full"), b = temp_dir("resumed");
+  std::string a = test::make_temp_dir("vqa_full"), b = test::make_temp_dir("vqa_resumed");
   auto oa = tiny_options(a);
   oa.non_relational_epochs = 1;  // the curriculum's switch is part of the resumed state too
   auto ha = train::train_vqa(oa);
@@ -149,7 +141,7 @@ TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
 }
 
 TEST(VqaCli, AnswersWithAttentionMapAndEvalTable) {
-  std::string tmp = temp_dir("cli");
+  std::string tmp = test::make_temp_dir("vqa_cli");
   const std::string img = soc_dir() + "/images/test_00000.png";
   Result r = run("vqa --model " + trained_model() + " --image " + img +
                      " --question 'What is the shape of the red object?' --json --attention-map " + tmp + "/att.png",
@@ -186,7 +178,7 @@ TEST(VqaCli, AnswersWithAttentionMapAndEvalTable) {
 }
 
 TEST(VqaCli, HostileInputsFailClearly) {
-  std::string tmp = temp_dir("errors");
+  std::string tmp = test::make_temp_dir("vqa_errors");
   const std::string model = trained_model(), img = soc_dir() + "/images/test_00000.png";
   struct Case {
     std::string args, expect;

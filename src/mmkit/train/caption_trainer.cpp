@@ -152,14 +152,10 @@ CaptionEvalResult evaluate_captions(Captioner& m, const text::CaptionVocab& voca
 
 namespace {
 
-struct TrainState {
-  int64_t step = 0;
-  int epoch = 0;
-  int64_t batch_in_epoch = 0;
+// The run position and the running sums over the epoch so far.
+struct TrainState : RunPosition<CaptionEpochRecord> {
   double loss_sum = 0;  // over batches of the epoch so far (weighted by target tokens)
   int64_t tokens = 0, correct = 0;
-  double epoch_seconds = 0;
-  std::vector<CaptionEpochRecord> history;
 };
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -188,16 +184,10 @@ CaptionEpochRecord record_from_json(const nlohmann::json& j) {
 }
 
 std::string state_json(const TrainState& s, const CaptionTrainOptions& o) {
-  nlohmann::json j;
-  j["step"] = s.step;
-  j["epoch"] = s.epoch;
-  j["batch_in_epoch"] = s.batch_in_epoch;
+  nlohmann::json j = run_position_json(s, record_json);
   j["loss_sum"] = s.loss_sum;
   j["tokens"] = s.tokens;
   j["correct"] = s.correct;
-  j["epoch_seconds"] = s.epoch_seconds;
-  j["history"] = nlohmann::json::array();
-  for (auto& r : s.history) j["history"].push_back(record_json(r));
   j["options"] = {{"data", o.data_dir},     {"epochs", o.epochs},
                   {"batch", o.batch},       {"lr", o.lr},
                   {"min_lr", o.min_lr},     {"weight_decay", o.weight_decay},
@@ -207,20 +197,12 @@ std::string state_json(const TrainState& s, const CaptionTrainOptions& o) {
 }
 
 TrainState state_from_json(const std::string& text, const std::string& path) {
+  TrainStateReader j(text, path);
   TrainState s;
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_in_epoch = j.at("batch_in_epoch");
-    s.loss_sum = j.at("loss_sum");
-    s.tokens = j.at("tokens");
-    s.correct = j.at("correct");
-    s.epoch_seconds = j.value("epoch_seconds", 0.0);
-    for (auto& r : j.at("history")) s.history.push_back(record_from_json(r));
-  } catch (const std::exception& e) {
-    fail("checkpoint ", path, ": unreadable train_state metadata (", e.what(), ")");
-  }
+  j.read_position(&s, record_from_json);
+  s.loss_sum = j.get<double>("loss_sum");
+  s.tokens = j.get<int64_t>("tokens");
+  s.correct = j.get<int64_t>("correct");
   return s;
 }
 
@@ -237,21 +219,8 @@ void save_checkpoint(const std::string& dir, Captioner& m, const text::CaptionVo
                       {{"config", cfg}, {"vocab", voc}, {"format", "mmkit.captioner.v1"}});
 }
 
-void write_history(const std::string& dir, const std::vector<CaptionEpochRecord>& h, const std::string& title) {
-  nlohmann::json j = nlohmann::json::array();
-  std::vector<EpochPoint> pts;
-  for (auto& r : h) {
-    j.push_back(record_json(r));
-    EpochPoint p;
-    p.epoch = r.epoch;
-    p.train_loss = r.train_loss;
-    p.test_loss = r.test_loss;
-    p.train_acc = r.train_acc;
-    p.test_acc = r.test_acc;
-    pts.push_back(p);
-  }
-  write_text_atomic(dir + "/history.json", j.dump(2) + "\n");
-  if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, title);
+EpochPoint curve_point(const CaptionEpochRecord& r) {
+  return {r.epoch, r.train_loss, r.test_loss, r.train_acc, r.test_acc};
 }
 
 // A batch of teacher-forcing sequences: ids [B, T] = BOS w1 .. wn PAD..,
@@ -474,7 +443,6 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
       caption_input(m, train, idx.data(), n, x.f32());
       g.reset();
       g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-      opt.zero_grad();
       Var mem = captioner_encode(g, m, g.constant(x));
       Var logits = caption_decoder_forward(g, m.decoder, sb.ids, mem);
       Var flat = ag::reshape(g, logits, Shape{n * sb.T, V});
@@ -482,9 +450,11 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
       const float lv = g.data(loss)[0];
       MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step, " (try a lower --lr)");
       g.backward(loss);
-      if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
       const float lr = warmup_cosine_lr(st.step, warmup, total_steps, o.lr, o.min_lr);
-      opt.step(lr);
+      // Clipping and zeroing fused into AdamW's one pass over the gradients,
+      // which are zero on entry (AdamW starts from zeroed buffers and every
+      // step zeroes them again).
+      opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
       ++st.step;
       ++st.batch_in_epoch;
       st.correct += count_correct(g.data(flat), sb.targets.ptr<int32_t>(), n * sb.T, V);
@@ -537,7 +507,7 @@ std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, st
     st.tokens = st.correct = 0;
     st.epoch_seconds = 0;
     save_checkpoint(o.out_dir, m, vocab, opt, st, o);
-    write_history(o.out_dir, st.history, title);
+    write_history(o.out_dir, st.history, record_json, curve_point, title);
     if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;

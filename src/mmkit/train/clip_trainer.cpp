@@ -83,15 +83,11 @@ float clip_train_step(Graph& g, Clip& clip, AdamW& opt, const Tensor& pixels, co
 
 namespace {
 
-struct ClipTrainState {
-  int64_t step = 0;
-  int epoch = 0;
-  int64_t batch_in_epoch = 0;
+// The run position and the running sums over the epoch so far.
+struct ClipTrainState : RunPosition<ClipEpochRecord> {
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
-  double epoch_seconds = 0;
   std::vector<double> losses;  // this epoch's per-step losses
-  std::vector<ClipEpochRecord> history;
 };
 
 nlohmann::json record_json(const ClipEpochRecord& r) {
@@ -114,11 +110,12 @@ ClipEpochRecord record_from_json(const nlohmann::json& j) {
 }
 
 std::string state_json(const ClipTrainState& s, const ClipTrainOptions& o, const std::string& layout) {
-  nlohmann::json j = {{"step", s.step},         {"epoch", s.epoch},   {"batch_in_epoch", s.batch_in_epoch},
-                      {"loss_sum", s.loss_sum}, {"correct", s.correct}, {"seen", s.seen},
-                      {"epoch_seconds", s.epoch_seconds}, {"losses", s.losses}, {"source_layout", layout}};
-  j["history"] = nlohmann::json::array();
-  for (auto& r : s.history) j["history"].push_back(record_json(r));
+  nlohmann::json j = run_position_json(s, record_json);
+  j["loss_sum"] = s.loss_sum;
+  j["correct"] = s.correct;
+  j["seen"] = s.seen;
+  j["losses"] = s.losses;
+  j["source_layout"] = layout;
   j["options"] = {{"data", o.data},   {"epochs", o.epochs}, {"batch", o.batch},   {"lr", o.lr},
                   {"min_lr", o.min_lr}, {"weight_decay", o.weight_decay}, {"clip_grad", o.clip_grad},
                   {"freeze", o.freeze}, {"seed", o.seed},   {"augment", o.augment}, {"limit_train", o.limit_train}};
@@ -126,44 +123,27 @@ std::string state_json(const ClipTrainState& s, const ClipTrainOptions& o, const
 }
 
 ClipTrainState state_from_json(const std::string& text, const std::string& path, std::string* layout) {
+  TrainStateReader j(text, path);
   ClipTrainState s;
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_in_epoch = j.at("batch_in_epoch");
-    s.loss_sum = j.at("loss_sum");
-    s.correct = j.at("correct");
-    s.seen = j.at("seen");
-    s.epoch_seconds = j.at("epoch_seconds");
-    s.losses = j.at("losses").get<std::vector<double>>();
-    *layout = j.value("source_layout", "openai_clip");
-    for (auto& r : j.at("history")) s.history.push_back(record_from_json(r));
-  } catch (const std::exception& e) {
-    fail("checkpoint ", path, ": unreadable train_state metadata (", e.what(), ")");
-  }
+  j.read_position(&s, record_from_json);
+  s.loss_sum = j.get<double>("loss_sum");
+  s.correct = j.get<int64_t>("correct");
+  s.seen = j.get<int64_t>("seen");
+  s.losses = j.get<std::vector<double>>("losses");
+  *layout = j.get<std::string>("source_layout", "openai_clip");
   return s;
 }
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
-void write_history(const std::string& dir, const std::vector<ClipEpochRecord>& h) {
-  nlohmann::json j = nlohmann::json::array();
-  std::vector<EpochPoint> pts;
-  for (auto& r : h) {
-    nlohmann::json e = record_json(r);
-    j.push_back(e);
-    EpochPoint p;
-    p.epoch = r.epoch;
-    p.train_loss = r.train_loss;
-    p.train_acc = r.train_acc;
-    if (r.zero_shot_acc >= 0) p.test_acc = r.zero_shot_acc;
-    pts.push_back(p);
-  }
-  write_text_atomic(dir + "/history.json", j.dump(2) + "\n");
-  if (!pts.empty())
-    plot_training_curves(dir + "/training_curves.png", pts,
-                         "CLIP: contrastive loss; in-batch (train) and zero-shot (test) accuracy");
+// Training curves: in-batch accuracy as "train", zero-shot accuracy (when measured) as "test".
+EpochPoint curve_point(const ClipEpochRecord& r) {
+  EpochPoint p;
+  p.epoch = r.epoch;
+  p.train_loss = r.train_loss;
+  p.train_acc = r.train_acc;
+  if (r.zero_shot_acc >= 0) p.test_acc = r.zero_shot_acc;
+  return p;
 }
 
 std::unique_ptr<text::ClipTokenizer> choose_tokenizer(const ClipTrainOptions& o, bool fmnist,
@@ -458,7 +438,8 @@ std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* lo
     st.epoch_seconds = 0;
     st.losses.clear();
     save(true);
-    write_history(o.out_dir, st.history);
+    write_history(o.out_dir, st.history, record_json, curve_point,
+                  "CLIP: contrastive loss; in-batch (train) and zero-shot (test) accuracy");
     if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;

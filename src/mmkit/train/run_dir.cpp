@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "mmkit/util/file_util.h"
+
 namespace mmkit::train {
 
 std::vector<io::NamedTensor> optimizer_tensors(AdamW& opt) {
@@ -34,6 +36,25 @@ void resume_from_checkpoint(const io::SafetensorsFile& ck, const std::vector<Par
   lo.ignore_prefixes = {"optim."};
   io::load_parameters(ck, params, lo);
   load_optimizer_state(ck, opt, steps);
+}
+
+TrainStateReader::TrainStateReader(const std::string& text, const std::string& path) : path_(path) {
+  try {
+    j_ = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("checkpoint ", path_, ": unreadable train_state metadata (", e.what(), ")");
+  }
+  if (!j_.is_object()) fail("checkpoint ", path_, ": unreadable train_state metadata (not a JSON object)");
+}
+
+void TrainStateReader::fail_field(const char* field, const char* what) const {
+  fail("checkpoint ", path_, ": unreadable train_state metadata (field '", field, "': ", what, ")");
+}
+
+void write_history_files(const std::string& dir, const nlohmann::json& records, const std::vector<EpochPoint>& pts,
+                         const std::string& title) {
+  write_text_atomic(dir + "/history.json", records.dump(2) + "\n");
+  if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, title);
 }
 
 }  // namespace mmkit::train

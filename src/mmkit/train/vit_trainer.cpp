@@ -29,15 +29,11 @@ namespace mmkit::train {
 
 namespace {
 
-// Optimizer state and bookkeeping saved with the weights.
-struct TrainState {
-  int64_t step = 0;           // optimizer steps done
-  int epoch = 0;              // 0-based epoch in progress
-  int64_t batch_in_epoch = 0; // batches of `epoch` already done
-  double loss_sum = 0;        // running sums over the epoch so far
+// Bookkeeping saved with the weights: the run position and the running sums
+// over the epoch so far.
+struct TrainState : RunPosition<EpochRecord> {
+  double loss_sum = 0;
   int64_t correct = 0, seen = 0;
-  double epoch_seconds = 0;
-  std::vector<EpochRecord> history;
 };
 
 nlohmann::json record_json(const EpochRecord& r) {
@@ -59,16 +55,10 @@ EpochRecord record_from_json(const nlohmann::json& j) {
 }
 
 std::string state_json(const TrainState& s, const VitTrainOptions& o) {
-  nlohmann::json j;
-  j["step"] = s.step;
-  j["epoch"] = s.epoch;
-  j["batch_in_epoch"] = s.batch_in_epoch;
+  nlohmann::json j = run_position_json(s, record_json);
   j["loss_sum"] = s.loss_sum;
   j["correct"] = s.correct;
   j["seen"] = s.seen;
-  j["epoch_seconds"] = s.epoch_seconds;
-  j["history"] = nlohmann::json::array();
-  for (auto& r : s.history) j["history"].push_back(record_json(r));
   j["options"] = {{"epochs", o.epochs},       {"batch", o.batch},
                   {"lr", o.lr},               {"min_lr", o.min_lr},
                   {"weight_decay", o.weight_decay}, {"label_smoothing", o.label_smoothing},
@@ -79,20 +69,12 @@ std::string state_json(const TrainState& s, const VitTrainOptions& o) {
 }
 
 TrainState state_from_json(const std::string& text, const std::string& path) {
+  TrainStateReader j(text, path);
   TrainState s;
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_in_epoch = j.at("batch_in_epoch");
-    s.loss_sum = j.at("loss_sum");
-    s.correct = j.at("correct");
-    s.seen = j.at("seen");
-    s.epoch_seconds = j.value("epoch_seconds", 0.0);
-    for (auto& r : j.at("history")) s.history.push_back(record_from_json(r));
-  } catch (const std::exception& e) {
-    fail("checkpoint ", path, ": unreadable train_state metadata (", e.what(), ")");
-  }
+  j.read_position(&s, record_from_json);
+  s.loss_sum = j.get<double>("loss_sum");
+  s.correct = j.get<int64_t>("correct");
+  s.seen = j.get<int64_t>("seen");
   return s;
 }
 
@@ -108,21 +90,8 @@ void save_checkpoint(const std::string& dir, Vit& vit, AdamW& opt, const TrainSt
                       {{"config", vit.cfg.to_json()}, {"format", "mmkit.vit.v1"}});
 }
 
-void write_history(const std::string& dir, const std::vector<EpochRecord>& h) {
-  nlohmann::json j = nlohmann::json::array();
-  std::vector<EpochPoint> pts;
-  for (auto& r : h) {
-    j.push_back(record_json(r));
-    EpochPoint p;
-    p.epoch = r.epoch;
-    p.train_loss = r.train_loss;
-    p.test_loss = r.test_loss;
-    p.train_acc = r.train_acc;
-    p.test_acc = r.test_acc;
-    pts.push_back(p);
-  }
-  write_text_atomic(dir + "/history.json", j.dump(2) + "\n");
-  if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, "ViT on Fashion-MNIST");
+EpochPoint curve_point(const EpochRecord& r) {
+  return {r.epoch, r.train_loss, r.test_loss, r.train_acc, r.test_acc};
 }
 
 }  // namespace
@@ -396,16 +365,17 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
       }
       g.reset();
       g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-      opt.zero_grad();
       Var logits = vit_forward(g, vit, g.constant(x));
       Var loss = ag::cross_entropy(g, logits, y, o.label_smoothing);
       float lv = g.data(loss)[0];
       MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step,
                   " (try a lower --lr)");
       g.backward(loss);
-      if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
       float lr = warmup_cosine_lr(st.step, warmup, total_steps, o.lr, o.min_lr);
-      opt.step(lr);
+      // Clipping and zeroing fused into AdamW's one pass over the gradients,
+      // which are zero on entry (AdamW starts from zeroed buffers and every
+      // step zeroes them again).
+      opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
       ++st.step;
       ++st.batch_in_epoch;
       const float* L = g.data(logits);
@@ -456,7 +426,7 @@ std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
     st.correct = st.seen = 0;
     st.epoch_seconds = 0;
     save_checkpoint(o.out_dir, vit, opt, st, o);
-    write_history(o.out_dir, st.history);
+    write_history(o.out_dir, st.history, record_json, curve_point, "ViT on Fashion-MNIST");
     if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;

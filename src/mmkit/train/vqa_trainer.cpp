@@ -125,14 +125,10 @@ int64_t argmax(const float* x, int64_t K) {
   return best;
 }
 
-struct TrainState {
-  int64_t step = 0;
-  int epoch = 0;
-  int64_t batch_in_epoch = 0;
+// The run position and the running sums over the epoch so far.
+struct TrainState : RunPosition<VqaEpochRecord> {
   double loss_sum = 0, acc_sum = 0;
   int64_t seen = 0;
-  double epoch_seconds = 0;
-  std::vector<VqaEpochRecord> history;
 };
 
 nlohmann::json record_json(const VqaEpochRecord& r) {
@@ -147,17 +143,25 @@ nlohmann::json record_json(const VqaEpochRecord& r) {
           {"questions_per_s", r.questions_per_s}};
 }
 
+VqaEpochRecord record_from_json(const nlohmann::json& r) {
+  VqaEpochRecord e;
+  e.epoch = r.at("epoch");
+  e.train_loss = r.at("train_loss");
+  e.train_acc = r.at("train_acc");
+  e.test_loss = r.at("test_loss");
+  e.test_acc = r.at("test_acc");
+  e.test_acc_relational = r.at("test_acc_relational");
+  e.test_acc_non_relational = r.at("test_acc_non_relational");
+  e.seconds = r.at("seconds");
+  e.questions_per_s = r.value("questions_per_s", 0.0);
+  return e;
+}
+
 std::string state_json(const TrainState& s, const VqaTrainOptions& o) {
-  nlohmann::json j;
-  j["step"] = s.step;
-  j["epoch"] = s.epoch;
-  j["batch_in_epoch"] = s.batch_in_epoch;
+  nlohmann::json j = run_position_json(s, record_json);
   j["loss_sum"] = s.loss_sum;
   j["acc_sum"] = s.acc_sum;
   j["seen"] = s.seen;
-  j["epoch_seconds"] = s.epoch_seconds;
-  j["history"] = nlohmann::json::array();
-  for (auto& r : s.history) j["history"].push_back(record_json(r));
   j["options"] = {{"epochs", o.epochs}, {"images_per_batch", o.images_per_batch}, {"lr", o.lr},
                   {"min_lr", o.min_lr}, {"weight_decay", o.weight_decay},         {"clip_grad", o.clip_grad},
                   {"seed", o.seed},     {"top_k_answers", o.top_k_answers},       {"limit_train", o.limit_train},
@@ -166,32 +170,12 @@ std::string state_json(const TrainState& s, const VqaTrainOptions& o) {
 }
 
 TrainState state_from_json(const std::string& text, const std::string& path) {
+  TrainStateReader j(text, path);
   TrainState s;
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_in_epoch = j.at("batch_in_epoch");
-    s.loss_sum = j.at("loss_sum");
-    s.acc_sum = j.at("acc_sum");
-    s.seen = j.at("seen");
-    s.epoch_seconds = j.value("epoch_seconds", 0.0);
-    for (auto& r : j.at("history")) {
-      VqaEpochRecord e;
-      e.epoch = r.at("epoch");
-      e.train_loss = r.at("train_loss");
-      e.train_acc = r.at("train_acc");
-      e.test_loss = r.at("test_loss");
-      e.test_acc = r.at("test_acc");
-      e.test_acc_relational = r.at("test_acc_relational");
-      e.test_acc_non_relational = r.at("test_acc_non_relational");
-      e.seconds = r.at("seconds");
-      e.questions_per_s = r.value("questions_per_s", 0.0);
-      s.history.push_back(e);
-    }
-  } catch (const std::exception& e) {
-    fail("checkpoint ", path, ": unreadable train_state metadata (", e.what(), ")");
-  }
+  j.read_position(&s, record_from_json);
+  s.loss_sum = j.get<double>("loss_sum");
+  s.acc_sum = j.get<double>("acc_sum");
+  s.seen = j.get<int64_t>("seen");
   return s;
 }
 
@@ -205,15 +189,8 @@ void save_checkpoint(const std::string& dir, Vqa& m, AdamW& opt, const TrainStat
   io::save_parameters(dir + "/model.safetensors", ps, {{"config", m.cfg.to_json()}, {"format", "mmkit.vqa.v1"}});
 }
 
-void write_history(const std::string& dir, const std::vector<VqaEpochRecord>& h) {
-  nlohmann::json j = nlohmann::json::array();
-  std::vector<EpochPoint> pts;
-  for (auto& r : h) {
-    j.push_back(record_json(r));
-    pts.push_back({r.epoch, r.train_loss, r.test_loss, r.train_acc, r.test_acc});
-  }
-  write_text_atomic(dir + "/history.json", j.dump(2) + "\n");
-  if (!pts.empty()) plot_training_curves(dir + "/training_curves.png", pts, "VQA (co-attention fusion)");
+EpochPoint curve_point(const VqaEpochRecord& r) {
+  return {r.epoch, r.train_loss, r.test_loss, r.train_acc, r.test_acc};
 }
 
 }  // namespace
@@ -389,14 +366,15 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
       if (!ex.empty()) {
         g.reset();
         g.seed = mix64(o.seed * 7919 + uint64_t(st.step));
-        opt.zero_grad();
         Var logits = vqa_forward(g, m, b);
         Var loss = ag::soft_cross_entropy(g, logits, targets);
         const float lv = g.data(loss)[0];
         MMKIT_CHECK(std::isfinite(lv), "training diverged: loss is ", lv, " at step ", st.step, " (try a lower --lr)");
         g.backward(loss);
-        if (o.clip_grad > 0) clip_grad_norm(params, o.clip_grad);
-        opt.step(lr);
+        // Clipping and zeroing fused into AdamW's one pass over the gradients,
+        // which are zero on entry (AdamW starts from zeroed buffers and every
+        // step zeroes them again).
+        opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(params), o.clip_grad) : 1.f, /*zero_grads=*/true);
         const float* L = g.data(logits);
         for (size_t q = 0; q < ex.size(); ++q)
           st.acc_sum += vqa_accuracy(av.answers()[size_t(argmax(L + int64_t(q) * K, K))],
@@ -449,7 +427,7 @@ std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) 
     st.seen = 0;
     st.epoch_seconds = 0;
     save_checkpoint(o.out_dir, m, opt, st, o);
-    write_history(o.out_dir, st.history);
+    write_history(o.out_dir, st.history, record_json, curve_point, "VQA (co-attention fusion)");
     if (stop_signal() != 0 || (o.max_steps > 0 && st.step >= o.max_steps)) {
       std::fprintf(log, "stopped after epoch %d; checkpoint saved in %s\n", epoch + 1, o.out_dir.c_str());
       return st.history;
