@@ -318,6 +318,7 @@ TEST(VqaModel, RelationNetworkJoinsTheHead) {
   c.relation_layers = 2;
   c.relation_heads = 2;
   c.relation_geometry = 3;
+  c.relation_coords = true;
   VqaConfig r = VqaConfig::from_json(c.to_json());
   EXPECT_EQ(r.relation_dim, 16);
   EXPECT_EQ(r.relation_layers, 2);

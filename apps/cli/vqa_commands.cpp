@@ -23,11 +23,15 @@ int run_data_soc(const data::SortOfClevrOptions& o) {
 
 struct TrainVqaArgs {
   // The recipe of docs/RESULTS.md ("VQA on Sort-of-CLEVR"): FiLM stem, no image-only layers,
-  // one fusion layer, max-pooled image stream, 24 epochs (~23 CPU-minutes on Sort-of-CLEVR).
-  // Every layer between the question and the image lengthened the plateau in the measured runs.
+  // one fusion layer, max-pooled image stream, a relation network (width 64, 3 layers) over the
+  // fused image tokens, 24 epochs (~45 CPU-minutes on Sort-of-CLEVR). Every layer between the
+  // question and the image lengthened the plateau in the measured runs; the relation network
+  // raised the relational questions from 68.7% to 77.5%.
   TrainVqaArgs() {
     o.model.image_layers = 0;
     o.model.fusion_layers = 1;
+    o.model.relation_dim = 64;
+    o.model.relation_layers = 3;
     o.epochs = 24;
   }
   train::VqaTrainOptions o;
@@ -180,9 +184,7 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--relation-geometry", mc.relation_geometry,
                  "learned projections whose pairwise squared differences enter the relation network (0: none)")
       ->capture_default_str();
-  bool* rcoords = &mc.relation_coords;
-  tv->add_flag_callback("--no-relation-coords", [rcoords] { *rcoords = false; },
-                        "do not append cell coordinates to the relation network's tokens");
+  tv->add_flag("--relation-coords", mc.relation_coords, "append cell coordinates to the relation network's tokens");
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();

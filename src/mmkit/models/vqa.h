@@ -73,13 +73,16 @@ struct VqaConfig {
   // RN reached 94% (docs/RESULTS.md). relation_dim = width H of g (0: no relation network),
   // relation_layers = layers of g. Absent in older files = 0.
   int64_t relation_dim = 0, relation_layers = 3;
-  int64_t relation_heads = 4;  // attention pooling over the pairs (RelationConfig::attention_heads);
-                               // absent in older files = 0 (mean only)
+  int64_t relation_heads = 0;  // attention pooling over the pairs (RelationConfig::attention_heads;
+                               // 0: mean only)
   int64_t relation_geometry = 0;  // RelationConfig::geometry (learned pairwise squared differences)
+  // (relation_heads, relation_coords and relation_geometry did not speed up the relational
+  // questions in the measured runs, so they are off by default; docs/RESULTS.md. Absent in a
+  // file = off.)
   // Each token's grid cell centre (x, y) in [-1, 1] appended to its features for the relation
   // network, as the paper tags its objects with coordinates: distances are then a function g
-  // can form directly. Absent in older files = false.
-  bool relation_coords = true;
+  // can form directly.
+  bool relation_coords = false;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
