@@ -11,17 +11,17 @@ void RelationNetwork::init(const std::string& prefix, const RelationConfig& c, R
   MMKIT_CHECK(c.attention_heads == 0 || (c.attention_heads > 0 && c.cond_dim > 0 && c.hidden % c.attention_heads == 0),
               "relation network: attention pooling needs a conditioning vector and hidden (", c.hidden,
               ") divisible by attention_heads (", c.attention_heads, ")");
+  MMKIT_CHECK(c.geometry >= 0, "relation network: geometry must be >= 0, got ", c.geometry);
   cfg = c;
   const std::string g0 = join(prefix, "g.0");
   left.init(join(g0, "left"), c.dim, c.hidden, true, rng);
   right.init(join(g0, "right"), c.dim, c.hidden, false, rng);
   if (c.cond_dim > 0) cond.init(join(g0, "cond"), c.cond_dim, c.hidden, false, rng);
-  // One linear over [o_i, o_j, q] in PyTorch: every part drawn with that layer's fan-in.
-  MMKIT_CHECK(c.geometry >= 0, "relation network: geometry must be >= 0, got ", c.geometry);
   if (c.geometry > 0) {
     geo_proj.init(join(prefix, "geometry.proj"), c.dim, c.geometry, false, rng);
     geo_in.init(join(g0, "geometry"), c.geometry, c.hidden, false, rng);
   }
+  // One linear over [o_i, o_j, q, geometry] in PyTorch: every part drawn with that layer's fan-in.
   const float bound = 1.f / std::sqrt(float(2 * c.dim + c.cond_dim + c.geometry));
   init_uniform(left.weight, bound, rng);
   init_uniform(left.bias, bound, rng);
