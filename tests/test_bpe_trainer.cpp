@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <random>
 
 #include "mmkit/core/error.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/text/clip_tokenizer.h"
+#include "test_util.h"
 
 using namespace mmkit;
 using namespace mmkit::text;
@@ -32,16 +32,6 @@ bool exists(const std::string& p) {
 const std::vector<std::string> kSennrich = {"low low LOW", "Low low <|endoftext|>", "lower lower",
                                             "newest newest newest", "newest newest newest",
                                             "widest widest widest"};
-
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
 
 // Captions of a tiny made-up dataset: a few classes, synonyms, colours and templates.
 std::vector<std::string> captions(int n, uint64_t seed) {
@@ -216,38 +206,38 @@ TEST(BpeTrainer, MergesTextRoundTrip) {
 }
 
 TEST(BpeTrainer, MalformedMergesNameTheProblem) {
-  std::string e = expect_error([] { ClipTokenizer::from_merges({"a b", "ab"}); });
+  std::string e = test::error_of([] { ClipTokenizer::from_merges({"a b", "ab"}); });
   EXPECT_NE(e.find("BPE merge 1"), std::string::npos) << e;
   EXPECT_NE(e.find("two symbols"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges({"a b", "ab c", "x yz"}); });
+  e = test::error_of([] { ClipTokenizer::from_merges({"a b", "ab c", "x yz"}); });
   EXPECT_NE(e.find("BPE merge 2"), std::string::npos) << e;
   EXPECT_NE(e.find("'yz'"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges({"a  b"}); });
+  e = test::error_of([] { ClipTokenizer::from_merges({"a  b"}); });
   EXPECT_NE(e.find("BPE merge 0"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges({"a b c"}); });
+  e = test::error_of([] { ClipTokenizer::from_merges({"a b c"}); });
   EXPECT_NE(e.find("BPE merge 0"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges({" a"}); });
+  e = test::error_of([] { ClipTokenizer::from_merges({" a"}); });
   EXPECT_NE(e.find("BPE merge 0"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges({"a\xc3 b"}); });  // not a symbol of the alphabet
+  e = test::error_of([] { ClipTokenizer::from_merges({"a\xc3 b"}); });  // not a symbol of the alphabet
   EXPECT_NE(e.find("BPE merge 0"), std::string::npos) << e;
 
-  e = expect_error([] { ClipTokenizer::from_merges_text("#version: 0.2\na b\n"); });
+  e = test::error_of([] { ClipTokenizer::from_merges_text("#version: 0.2\na b\n"); });
   EXPECT_NE(e.find("first line"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges_text(""); });
+  e = test::error_of([] { ClipTokenizer::from_merges_text(""); });
   EXPECT_NE(e.find("first line"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\na b\n\nab c\n"); });
+  e = test::error_of([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\na b\n\nab c\n"); });
   EXPECT_NE(e.find("line 3"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\na b\nab q\nab cd\n"); });
+  e = test::error_of([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\na b\nab q\nab cd\n"); });
   EXPECT_NE(e.find("line 4"), std::string::npos) << e;
   EXPECT_NE(e.find("'cd'"), std::string::npos) << e;
-  e = expect_error([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\r\na b\n"); });
+  e = test::error_of([] { ClipTokenizer::from_merges_text("#version: mmkit-bpe 1\r\na b\n"); });
   EXPECT_NE(e.find("first line"), std::string::npos) << e;
 }
 
 TEST(BpeTrainer, BadArguments) {
-  EXPECT_NE(expect_error([] { train_bpe_merges({"a"}, -1); }).find("num_merges"), std::string::npos);
-  EXPECT_NE(expect_error([] { train_bpe_merges({"a"}, 5, 0); }).find("min_frequency"), std::string::npos);
-  std::string e = expect_error([] { train_bpe_merges({"fine", "also fine", "bad \xff byte"}, 5); });
+  EXPECT_NE(test::error_of([] { train_bpe_merges({"a"}, -1); }).find("num_merges"), std::string::npos);
+  EXPECT_NE(test::error_of([] { train_bpe_merges({"a"}, 5, 0); }).find("min_frequency"), std::string::npos);
+  std::string e = test::error_of([] { train_bpe_merges({"fine", "also fine", "bad \xff byte"}, 5); });
   EXPECT_NE(e.find("text 2"), std::string::npos) << e;
 }
 

@@ -17,6 +17,7 @@
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/text/bpe_trainer.h"
+#include "test_util.h"
 
 using namespace mmkit;
 
@@ -103,16 +104,6 @@ CliRun run_mmkit(const std::string& args, const std::string& dir) {
   return {WIFEXITED(st) ? WEXITSTATUS(st) : 1000, slurp(out_file), slurp(err_file)};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
-
 }  // namespace
 
 TEST(ClipTokenizerEmbedded, MetadataHelpers) {
@@ -153,7 +144,7 @@ TEST(ClipTokenizerEmbedded, MetadataHelpers) {
   EXPECT_EQ(hf_meta["tokenizer.bpe_merges"], tok.merges_text());
   text::ClipTokenizer reversed = write_hf("hf_reversed", true);
   EXPECT_EQ(reversed.encode("cat")[0], tok.vocab_size() - 1 - tok.encode("cat")[0]);
-  std::string err = error_of([&] { set_tokenizer_metadata(hf_meta, reversed); });
+  std::string err = test::error_of([&] { set_tokenizer_metadata(hf_meta, reversed); });
   EXPECT_NE(err.find("layout"), std::string::npos) << err;
 }
 
@@ -185,11 +176,11 @@ TEST(ClipTokenizerEmbedded, RunnerUsesEmbeddedTokenizer) {
 
   // Without the embedded tokenizer, the broken file beside the model is what gets read...
   std::string plain = save_model(dir, tok.vocab_size(), {}, "plain.safetensors");
-  std::string err = error_of([&] { ClipRunner::open(plain).tokenize({"a cat"}); });
+  std::string err = test::error_of([&] { ClipRunner::open(plain).tokenize({"a cat"}); });
   EXPECT_NE(err.find("bpe_simple_vocab_16e6.txt.gz"), std::string::npos) << err;
   // ... and with nothing beside it, the error says what was looked for.
   std::string alone = save_model(make_dir(), tok.vocab_size(), {});
-  err = error_of([&] { ClipRunner::open(alone).tokenize({"a cat"}); });
+  err = test::error_of([&] { ClipRunner::open(alone).tokenize({"a cat"}); });
   EXPECT_NE(err.find("no CLIP vocabulary found"), std::string::npos) << err;
   EXPECT_NE(err.find("tokenizer.bpe_merges"), std::string::npos) << err;
 }
@@ -197,7 +188,7 @@ TEST(ClipTokenizerEmbedded, RunnerUsesEmbeddedTokenizer) {
 TEST(ClipTokenizerEmbedded, CorruptMetadataIsAClearError) {
   std::string dir = make_dir();
   std::string path = save_model(dir, 600, {{"tokenizer.bpe_merges", "#version: mmkit-bpe 1\na b\nab zz\n"}});
-  std::string err = error_of([&] { ClipRunner::open(path).tokenize({"a cat"}); });
+  std::string err = test::error_of([&] { ClipRunner::open(path).tokenize({"a cat"}); });
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("tokenizer.bpe_merges"), std::string::npos) << err;
   EXPECT_NE(err.find("line 3"), std::string::npos) << err;
@@ -205,7 +196,7 @@ TEST(ClipTokenizerEmbedded, CorruptMetadataIsAClearError) {
   EXPECT_NO_THROW(ClipRunner::open(path));
 
   std::string path2 = save_model(make_dir(), 600, {{"tokenizer.bpe_merges", "{\"not\": \"merges\"}"}});
-  err = error_of([&] { tokenizer_from_metadata(io::SafetensorsFile::open(path2)); });
+  err = test::error_of([&] { tokenizer_from_metadata(io::SafetensorsFile::open(path2)); });
   EXPECT_NE(err.find("first line"), std::string::npos) << err;
 
   CliRun run = run_mmkit("embed --model " + path + " --text 'a cat'", dir);
@@ -218,7 +209,7 @@ TEST(ClipTokenizerEmbedded, TokenizerLargerThanModelIsAClearError) {
   std::map<std::string, std::string> meta;
   set_tokenizer_metadata(meta, tok);
   std::string path = save_model(make_dir(), tok.vocab_size() - 1, meta);
-  std::string err = error_of([&] { ClipRunner::open(path).tokenize({"a cat"}); });
+  std::string err = test::error_of([&] { ClipRunner::open(path).tokenize({"a cat"}); });
   EXPECT_NE(err.find("token embedding"), std::string::npos) << err;
 }
 

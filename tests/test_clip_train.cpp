@@ -50,16 +50,6 @@ std::string read_file(const std::string& p) {
   return std::string((std::istreambuf_iterator<char>(f)), {});
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
-
 ClipConfig fixture_config() {
   return ClipConfig::from_json(R"({"embed_dim": 16, "image_resolution": 16, "vision_layers": 2,
       "vision_width": 32, "vision_patch_size": 8, "vision_heads": 2, "context_length": 8,
@@ -224,22 +214,22 @@ TEST(ClipTrain, CaptionFilesParseAndReportBadLines) {
   EXPECT_EQ(c[0].caption, "a \"quoted\", multi\nline");
   EXPECT_EQ(c[1].image, d + "/img2.png");
   std::ofstream(d + "/bad1.jsonl") << "{\"image\": \"x.png\", \"caption\": \"ok\"}\n{\"image\": \"x.png\"}\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/bad1.jsonl"); }).find("bad1.jsonl:2: missing field \"caption\""),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/bad1.jsonl"); }).find("bad1.jsonl:2: missing field \"caption\""),
             std::string::npos);
   std::ofstream(d + "/bad2.jsonl") << "not json\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/bad2.jsonl"); }).find("bad2.jsonl:1: not a JSON object"),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/bad2.jsonl"); }).find("bad2.jsonl:1: not a JSON object"),
             std::string::npos);
   std::ofstream(d + "/bad3.jsonl") << "{\"image\": \"x.png\", \"caption\": \"\xff\xfe\"}\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/bad3.jsonl"); }).find("not valid UTF-8"),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/bad3.jsonl"); }).find("not valid UTF-8"),
             std::string::npos);
   std::ofstream(d + "/bad4.csv") << "image,text\nx.png,hi\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/bad4.csv"); }).find("columns 'image' and 'caption'"),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/bad4.csv"); }).find("columns 'image' and 'caption'"),
             std::string::npos);
   std::ofstream(d + "/bad5.csv") << "image,caption\nx.png,\"open\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/bad5.csv"); }).find("bad5.csv:2: unterminated"),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/bad5.csv"); }).find("bad5.csv:2: unterminated"),
             std::string::npos);
   std::ofstream(d + "/empty.jsonl") << "\n";
-  EXPECT_NE(expect_error([&] { data::read_image_text_file(d + "/empty.jsonl"); }).find("no image-caption pairs"),
+  EXPECT_NE(test::error_of([&] { data::read_image_text_file(d + "/empty.jsonl"); }).find("no image-caption pairs"),
             std::string::npos);
 }
 
@@ -429,5 +419,5 @@ TEST(ClipTrain, TrainsFromCaptionFileAndFineTunesHuggingFaceLayout) {
   bad.data = d + "/bad.jsonl";
   bad.out_dir = d + "/run3";
   bad.batch = 2;
-  EXPECT_NE(expect_error([&] { train::train_clip(bad); }).find("missing.png"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { train::train_clip(bad); }).find("missing.png"), std::string::npos);
 }

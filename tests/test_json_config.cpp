@@ -3,21 +3,9 @@
 
 #include <gtest/gtest.h>
 
-using namespace mmkit;
+#include "test_util.h"
 
-namespace {
-// The message of the mmkit::Error thrown by f, or "" (a test failure) when nothing is thrown.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const mmkit::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
-}  // namespace
+using namespace mmkit;
 
 TEST(JsonConfig, ReadsTypedFields) {
   const nlohmann::json c = parse_json(
@@ -40,18 +28,18 @@ TEST(JsonConfig, ErrorsNameWhereFieldAndTypes) {
   const nlohmann::json c = nlohmann::json::parse(
       R"({"dim": "512", "eps": "small", "n": 2.5, "big": 18446744073709551615, "flag": 1, "name": 3, "opt": null})");
   const std::string w = "vit.safetensors config";
-  EXPECT_EQ(error_of([&] { get_int(c, "dim", w); }),
+  EXPECT_EQ(test::error_of([&] { get_int(c, "dim", w); }),
             "vit.safetensors config: config field 'dim': expected integer, got string");
-  EXPECT_EQ(error_of([&] { get_int(c, "n", w); }), w + ": config field 'n': expected integer, got float");
-  EXPECT_EQ(error_of([&] { get_int(c, "big", w); }),
+  EXPECT_EQ(test::error_of([&] { get_int(c, "n", w); }), w + ": config field 'n': expected integer, got float");
+  EXPECT_EQ(test::error_of([&] { get_int(c, "big", w); }),
             w + ": config field 'big': 18446744073709551615 does not fit in int64");
-  EXPECT_EQ(error_of([&] { get_double(c, "eps", w); }), w + ": config field 'eps': expected number, got string");
-  EXPECT_EQ(error_of([&] { get_bool(c, "flag", w); }), w + ": config field 'flag': expected boolean, got integer");
-  EXPECT_EQ(error_of([&] { get_string(c, "name", w); }), w + ": config field 'name': expected string, got integer");
-  EXPECT_EQ(error_of([&] { get_int(c, "depth", w); }), w + ": config field 'depth' is missing");
-  EXPECT_EQ(error_of([&] { get_int(c, "opt", w); }), w + ": config field 'opt': expected integer, got null");
+  EXPECT_EQ(test::error_of([&] { get_double(c, "eps", w); }), w + ": config field 'eps': expected number, got string");
+  EXPECT_EQ(test::error_of([&] { get_bool(c, "flag", w); }), w + ": config field 'flag': expected boolean, got integer");
+  EXPECT_EQ(test::error_of([&] { get_string(c, "name", w); }), w + ": config field 'name': expected string, got integer");
+  EXPECT_EQ(test::error_of([&] { get_int(c, "depth", w); }), w + ": config field 'depth' is missing");
+  EXPECT_EQ(test::error_of([&] { get_int(c, "opt", w); }), w + ": config field 'opt': expected integer, got null");
   // A present value of the wrong type is an error even with a default.
-  EXPECT_EQ(error_of([&] { get_int(c, "dim", w, 7); }), w + ": config field 'dim': expected integer, got string");
-  EXPECT_EQ(error_of([&] { get_int(nlohmann::json::array(), "dim", w); }), w + ": expected a JSON object, got array");
-  EXPECT_NE(error_of([&] { parse_json("{\"dim\": ", w); }).find(w + ": invalid JSON"), std::string::npos);
+  EXPECT_EQ(test::error_of([&] { get_int(c, "dim", w, 7); }), w + ": config field 'dim': expected integer, got string");
+  EXPECT_EQ(test::error_of([&] { get_int(nlohmann::json::array(), "dim", w); }), w + ": expected a JSON object, got array");
+  EXPECT_NE(test::error_of([&] { parse_json("{\"dim\": ", w); }).find(w + ": invalid JSON"), std::string::npos);
 }

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <functional>
 
 #include "mmkit/train/run_dir.h"
 #include "test_util.h"
@@ -26,16 +25,6 @@ Rec rec_from_json(const nlohmann::json& j) { return {j.at("epoch").get<int>(), j
 struct State : RunPosition<Rec> {
   double loss_sum = 0;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
 
 State read(const std::string& text) {
   TrainStateReader j(text, "run/checkpoint.safetensors");
@@ -83,22 +72,22 @@ TEST(RunPosition, EpochSecondsIsOptional) {
 TEST(RunPosition, ErrorsNameTheCheckpointAndTheField) {
   const std::string pre = "checkpoint run/checkpoint.safetensors: unreadable train_state metadata (";
   auto has = [](const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; };
-  std::string e = error_of([] { read("{\"step\": 1"); });
+  std::string e = test::error_of([] { read("{\"step\": 1"); });
   EXPECT_TRUE(has(e, pre)) << e;
-  e = error_of([] { read("[1, 2]"); });
+  e = test::error_of([] { read("[1, 2]"); });
   EXPECT_TRUE(has(e, pre + "not a JSON object)")) << e;
-  e = error_of([] { read(R"({"epoch": 0, "batch_in_epoch": 0, "history": [], "loss_sum": 0})"); });
+  e = test::error_of([] { read(R"({"epoch": 0, "batch_in_epoch": 0, "history": [], "loss_sum": 0})"); });
   EXPECT_TRUE(has(e, pre + "field 'step'")) << e;
-  e = error_of([] { read(R"({"step": "ten", "epoch": 0, "batch_in_epoch": 0, "history": [], "loss_sum": 0})"); });
+  e = test::error_of([] { read(R"({"step": "ten", "epoch": 0, "batch_in_epoch": 0, "history": [], "loss_sum": 0})"); });
   EXPECT_TRUE(has(e, pre + "field 'step'")) << e;
-  e = error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "epoch_seconds": "x", "history": [], "loss_sum": 0})"); });
+  e = test::error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "epoch_seconds": "x", "history": [], "loss_sum": 0})"); });
   EXPECT_TRUE(has(e, pre + "field 'epoch_seconds'")) << e;
-  e = error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "history": {}, "loss_sum": 0})"); });
+  e = test::error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "history": {}, "loss_sum": 0})"); });
   EXPECT_TRUE(has(e, pre + "field 'history': not an array")) << e;
-  e = error_of([] { read(R"({"step": 1, "epoch": 2, "batch_in_epoch": 0, "history": [{"epoch": 1, "loss": 1}, {"epoch": 2}], "loss_sum": 0})"); });
+  e = test::error_of([] { read(R"({"step": 1, "epoch": 2, "batch_in_epoch": 0, "history": [{"epoch": 1, "loss": 1}, {"epoch": 2}], "loss_sum": 0})"); });
   EXPECT_TRUE(has(e, pre + "field 'history[1]'")) << e;
   EXPECT_TRUE(has(e, "loss")) << e;
-  e = error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "history": []})"); });
+  e = test::error_of([] { read(R"({"step": 1, "epoch": 0, "batch_in_epoch": 0, "history": []})"); });
   EXPECT_TRUE(has(e, pre + "field 'loss_sum'")) << e;
 }
 

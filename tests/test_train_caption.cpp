@@ -51,16 +51,6 @@ train::CaptionTrainOptions tiny(const std::string& out) {
   return o;
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
-
 struct Result {
   int code;
   std::string out, err;
@@ -179,7 +169,7 @@ TEST(TrainCaption, SigintSavesAndResumeFinishes) {
 
 TEST(TrainCaptionErrors, ExistingRunMissingDataAndBadLines) {
   std::string dir = test::make_temp_dir("caperr");
-  std::string m = expect_error([&] {
+  std::string m = test::error_of([&] {
     auto o = tiny(dir + "/run");
     o.data_dir = dir + "/nowhere";
     train::train_captioner(o);
@@ -189,16 +179,16 @@ TEST(TrainCaptionErrors, ExistingRunMissingDataAndBadLines) {
   std::string bad = dir + "/bad";
   ASSERT_EQ(mkdir(bad.c_str(), 0755), 0);
   std::ofstream(bad + "/train.jsonl") << "{\"image\": \"x.png\", \"caption\": \"a\"}\n{\"image\": 3}\n";
-  m = expect_error([&] {
+  m = test::error_of([&] {
     auto o = tiny(dir + "/run2");
     o.data_dir = bad;
     train::train_captioner(o);
   });
   EXPECT_NE(m.find("train.jsonl:2"), std::string::npos) << m;
   // A run directory is not silently overwritten.
-  m = expect_error([&] { train::train_captioner(tiny(trained_run())); });
+  m = test::error_of([&] { train::train_captioner(tiny(trained_run())); });
   EXPECT_NE(m.find("--resume"), std::string::npos) << m;
-  m = expect_error([&] { train::load_captioner(dir + "/none"); });
+  m = test::error_of([&] { train::load_captioner(dir + "/none"); });
   EXPECT_NE(m.find("not found"), std::string::npos) << m;
 }
 

@@ -55,16 +55,6 @@ train::VitTrainOptions tiny_options(const std::string& out) {
   return o;
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mmkit::Error";
-  return "";
-}
-
 void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_TRUE(f);
@@ -283,7 +273,7 @@ TEST(TrainVitErrors, MissingAndCorruptData) {
   std::string dir = test::make_temp_dir("data");
   auto o = tiny_options(dir + "/out");
   o.data_dir = dir + "/nowhere";
-  EXPECT_NE(expect_error([&] { train::train_vit(o); }).find("dataset-fashion-mnist"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { train::train_vit(o); }).find("dataset-fashion-mnist"), std::string::npos);
   // Wrong magic number in an otherwise well-formed gzip IDX file.
   std::string d2 = dir + "/bad";
   ASSERT_EQ(mkdir(d2.c_str(), 0755), 0);
@@ -297,11 +287,11 @@ TEST(TrainVitErrors, MissingAndCorruptData) {
   lab.resize(lab.size() + 10);
   write_gz(d2 + "/train-labels-idx1-ubyte.gz", lab);
   o.data_dir = d2;
-  std::string m = expect_error([&] { train::train_vit(o); });
+  std::string m = test::error_of([&] { train::train_vit(o); });
   EXPECT_NE(m.find("magic"), std::string::npos) << m;
   // Truncated gzip stream.
   std::ofstream(d2 + "/train-images-idx3-ubyte.gz", std::ios::binary) << "\x1f\x8b\x08\x00garbage";
-  m = expect_error([&] { train::train_vit(o); });
+  m = test::error_of([&] { train::train_vit(o); });
   EXPECT_NE(m.find("train-images-idx3-ubyte.gz"), std::string::npos) << m;
 }
 
@@ -310,13 +300,13 @@ TEST(TrainVitErrors, UnwritableOutputAndExistingRun) {
   std::string dir = test::make_temp_dir("out");
   std::ofstream(dir + "/file") << "x";
   auto o = tiny_options(dir + "/file/sub");  // parent is a regular file
-  std::string m = expect_error([&] { train::train_vit(o); });
+  std::string m = test::error_of([&] { train::train_vit(o); });
   EXPECT_NE(m.find("cannot create directory"), std::string::npos) << m;
   auto o2 = tiny_options(dir + "/run");
   o2.epochs = 1;
   o2.max_steps = 1;
   train::train_vit(o2);
-  m = expect_error([&] { train::train_vit(o2); });
+  m = test::error_of([&] { train::train_vit(o2); });
   EXPECT_NE(m.find("--resume"), std::string::npos) << m;
 }
 
@@ -335,11 +325,11 @@ TEST(TrainVitErrors, CheckpointNotMatchingTheModel) {
   VitConfig claimed = small;
   claimed.dim = 32;
   io::save_parameters(dir + "/model.safetensors", v.parameters(), {{"config", claimed.to_json()}});
-  std::string m = expect_error([&] { train::load_vit(dir); });
+  std::string m = test::error_of([&] { train::load_vit(dir); });
   EXPECT_NE(m.find("tensor 'cls_token': got [1, 1, 16], expected [1, 1, 32]"), std::string::npos) << m;
   // Not a safetensors file at all.
   std::ofstream(dir + "/junk.safetensors") << "not a checkpoint";
-  m = expect_error([&] { train::load_vit(dir + "/junk.safetensors"); });
+  m = test::error_of([&] { train::load_vit(dir + "/junk.safetensors"); });
   EXPECT_NE(m.find("junk.safetensors"), std::string::npos) << m;
   // CLI: clear message and non-zero exit.
   EXPECT_EQ(run(mmkit_bin() + " eval vit --model " + dir + " --json > /dev/null 2>&1"), 1);

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 
+#include "mmkit/core/error.h"
 #include "mmkit/core/tensor.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/models/clip.h"
@@ -100,6 +101,18 @@ inline std::string safetensors_bytes(const std::string& header, size_t data_byte
   uint64_t n = header.size();
   std::memcpy(&s[0], &n, 8);
   return s + header + std::string(data_bytes, '\0');
+}
+
+// The message of the mmkit::Error thrown by f, or "" (a test failure) when nothing is thrown.
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected mmkit::Error";
+  return "";
 }
 
 // A tiny random CLIP (32x32 images, 16 wide, 1 layer per tower) saved as DIR/clip.safetensors.

@@ -28,15 +28,6 @@ std::string temp_file(const std::string& content, const std::string& suffix = ".
   return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
 }  // namespace
 
 TEST(WordTokenizer, BuildsVocabularyAndEncodes) {
@@ -59,15 +50,15 @@ TEST(WordTokenizer, BuildsVocabularyAndEncodes) {
 
 TEST(WordTokenizer, ClearErrors) {
   auto tok = text::WordTokenizer::build({"What is the shape of the red object?"});
-  std::string e = error_of([&] { tok.encode("What is the colour of the red object?"); });
+  std::string e = test::error_of([&] { tok.encode("What is the colour of the red object?"); });
   EXPECT_NE(e.find("unknown word 'colour'"), std::string::npos) << e;
-  e = error_of([&] { tok.encode(""); });
+  e = test::error_of([&] { tok.encode(""); });
   EXPECT_NE(e.find("empty question"), std::string::npos) << e;
-  e = error_of([&] { tok.encode("  ?!  "); });
+  e = test::error_of([&] { tok.encode("  ?!  "); });
   EXPECT_NE(e.find("empty question"), std::string::npos) << e;
-  e = error_of([&] { tok.encode("what is the shape", 3); });
+  e = test::error_of([&] { tok.encode("what is the shape", 3); });
   EXPECT_NE(e.find("at most 2"), std::string::npos) << e;
-  e = error_of([&] { tok.encode("what \xff is"); });
+  e = test::error_of([&] { tok.encode("what \xff is"); });
   EXPECT_NE(e.find("UTF-8"), std::string::npos) << e;
   EXPECT_THROW(text::WordTokenizer({"<pad>", "<cls>", "a", "a"}), Error);
   EXPECT_THROW(text::WordTokenizer({"a", "b"}), Error);
@@ -164,13 +155,13 @@ TEST(VqaJsonl, BadLinesNameFileAndLine) {
   const std::string good = "{\"image\": \"a.png\", \"question\": \"q\", \"answers\": [\"a\"]}\n";
   for (auto& c : cases) {
     std::string p = temp_file(good + good + c.line + "\n");
-    std::string e = error_of([&] { data::read_vqa_jsonl(p); });
+    std::string e = test::error_of([&] { data::read_vqa_jsonl(p); });
     EXPECT_NE(e.find(p + ":3: "), std::string::npos) << e;
     EXPECT_NE(e.find(c.expect), std::string::npos) << e;
   }
-  EXPECT_NE(error_of([] { data::read_vqa_jsonl("/nonexistent/x.jsonl"); }).find("cannot open"), std::string::npos);
+  EXPECT_NE(test::error_of([] { data::read_vqa_jsonl("/nonexistent/x.jsonl"); }).find("cannot open"), std::string::npos);
   std::string empty = temp_file("\n\n");
-  EXPECT_NE(error_of([&] { data::read_vqa_jsonl(empty); }).find("has no questions"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { data::read_vqa_jsonl(empty); }).find("has no questions"), std::string::npos);
 }
 
 namespace {
@@ -224,14 +215,14 @@ TEST(VqaModel, ConfigRoundTripAndErrors) {
   VqaConfig r = VqaConfig::from_json(c.to_json());
   EXPECT_EQ(r.to_json(), c.to_json());
   c.patch_size = 5;
-  EXPECT_NE(error_of([&] { c.validate(); }).find("not a multiple of patch_size"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { c.validate(); }).find("not a multiple of patch_size"), std::string::npos);
   EXPECT_THROW(VqaConfig::from_json("{\"model\": \"vit\"}"), Error);
   EXPECT_THROW(VqaConfig::from_json("nope"), Error);
   Vqa m;
   m.init(tiny_config(), 0);
-  EXPECT_NE(error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {"is it blue"}); }).find("unknown word 'blue'"),
+  EXPECT_NE(test::error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {"is it blue"}); }).find("unknown word 'blue'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {""}); }).find("empty question"),
+  EXPECT_NE(test::error_of([&] { make_vqa_batch(m, {noise_image(12, 1)}, {0}, {""}); }).find("empty question"),
             std::string::npos);
 }
 
@@ -254,7 +245,7 @@ TEST(VqaModel, FilmConditionsTheImageOnTheQuestionAndOldConfigsHaveNone) {
   for (int64_t i = 0; i < n; ++i) diff += std::fabs(g.data(img)[i] - g.data(img)[n + i]);
   EXPECT_GT(diff, 1e-3f);
   // Without the question a FiLM encoder refuses to run.
-  EXPECT_NE(error_of([&] { vqa_encode_image(g, m, g.constant(b.images)); }).find("needs the question"),
+  EXPECT_NE(test::error_of([&] { vqa_encode_image(g, m, g.constant(b.images)); }).find("needs the question"),
             std::string::npos);
   // A config written before FiLM existed (no "film" field) loads as film = false.
   nlohmann::json j = nlohmann::json::parse(c.to_json());
@@ -266,7 +257,7 @@ TEST(VqaModel, FilmConditionsTheImageOnTheQuestionAndOldConfigsHaveNone) {
   EXPECT_EQ(VqaConfig::from_json(c.to_json()).to_json(), c.to_json());
   c.film = true;
   c.stem_patch = 0;
-  EXPECT_NE(error_of([&] { c.validate(); }).find("film needs a conv stem"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { c.validate(); }).find("film needs a conv stem"), std::string::npos);
 }
 
 // Finite differences of the whole model's loss with respect to the FiLM weights (the path
@@ -334,7 +325,7 @@ TEST(VqaModel, RelationNetworkJoinsTheHead) {
   EXPECT_FALSE(VqaConfig::from_json(j.dump()).relation_coords);
   VqaConfig bad = c;
   bad.relation_layers = 0;
-  EXPECT_NE(error_of([&] { bad.validate(); }).find("relation_layers must be >= 1"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("relation_layers must be >= 1"), std::string::npos);
 
   Vqa m;
   m.init(c, 9);
