@@ -910,9 +910,6 @@ Var max_tokens(Graph& g, Var x, const Tensor* pad) {
   return r;
 }
 
-}  // namespace mmkit::ag
-
-namespace mmkit::ag {
 
 // Node: in = {a, c, q, e}, i = {B, P, H}; the backward reads the ReLU mask from the output.
 static void relation_pairs_bw(Graph& g, const Node& n) {

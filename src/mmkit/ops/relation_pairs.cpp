@@ -11,29 +11,17 @@ void relation_pairs_forward(const float* a, const float* c, const float* q, cons
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < P; ++i) {
-      // a_i + q once per row i; the inner loop over j is then one add and a max per element.
-      std::vector<float> row(static_cast<std::size_t>(H));
-      float* base = row.data();
       const float* ar = a + (b * P + i) * H;
       const float* qr = q ? q + b * H : nullptr;
-      for (int64_t h = 0; h < H; ++h) base[h] = ar[h] + (qr ? qr[h] : 0.f);
-      float* yr = y + ((b * P + i) * P) * H;
       for (int64_t j = 0; j < P; ++j) {
         const float* cr = c + (b * P + j) * H;
-        float* yo = yr + j * H;
-        if (e) {
-          const float* er = e + ((b * P + i) * P + j) * H;
+        const float* er = e ? e + ((b * P + i) * P + j) * H : nullptr;
+        float* yo = y + ((b * P + i) * P + j) * H;
+        // q and e are loop-invariant here; the compiler unswitches the two conditions.
 #pragma omp simd
-          for (int64_t h = 0; h < H; ++h) {
-            const float v = base[h] + cr[h] + er[h];
-            yo[h] = v > 0.f ? v : 0.f;
-          }
-        } else {
-#pragma omp simd
-          for (int64_t h = 0; h < H; ++h) {
-            const float v = base[h] + cr[h];
-            yo[h] = v > 0.f ? v : 0.f;
-          }
+        for (int64_t h = 0; h < H; ++h) {
+          const float v = (ar[h] + (qr ? qr[h] : 0.f)) + cr[h] + (er ? er[h] : 0.f);  // the order of the earlier kernel
+          yo[h] = v > 0.f ? v : 0.f;
         }
       }
     }
