@@ -58,57 +58,44 @@ void check_group(const std::string& group, const nn::RelationConfig& c) {
   }
 }
 
-}  // namespace
-
-TEST(RelationParity, ConditionedThreeLayers) {
+// The fixture's sizes: tokens [B, P, 6], cond [B, 4], g 3 layers of width 8, output 7.
+nn::RelationConfig fixture_config() {
   nn::RelationConfig c;
   c.dim = 6;
   c.cond_dim = 4;
   c.hidden = 8;
   c.layers = 3;
   c.out_dim = 7;
-  check_group("rn.", c);
+  return c;
 }
 
+}  // namespace
+
+TEST(RelationParity, ConditionedThreeLayers) { check_group("rn.", fixture_config()); }
+
 TEST(RelationParity, UnconditionedOneLayer) {
-  nn::RelationConfig c;
-  c.dim = 6;
+  nn::RelationConfig c = fixture_config();
   c.cond_dim = 0;
-  c.hidden = 8;
   c.layers = 1;
   c.out_dim = 5;
   check_group("rn1.", c);
 }
 
 TEST(RelationParity, AttentionPooling) {
-  nn::RelationConfig c;
-  c.dim = 6;
-  c.cond_dim = 4;
-  c.hidden = 8;
-  c.layers = 3;
-  c.out_dim = 7;
+  nn::RelationConfig c = fixture_config();
   c.attention_heads = 2;
   check_group("rna.", c);
 }
 
 TEST(RelationParity, GeometryAndAttentionPooling) {
-  nn::RelationConfig c;
-  c.dim = 6;
-  c.cond_dim = 4;
-  c.hidden = 8;
-  c.layers = 3;
-  c.out_dim = 7;
+  nn::RelationConfig c = fixture_config();
   c.attention_heads = 2;
   c.geometry = 3;
   check_group("rng.", c);
 }
 
 TEST(RelationParity, RejectsWrongShapes) {
-  nn::RelationConfig c;
-  c.dim = 6;
-  c.cond_dim = 4;
-  c.hidden = 8;
-  c.out_dim = 3;
+  nn::RelationConfig c = fixture_config();
   Rng rng(1);
   nn::RelationNetwork m;
   m.init("relation", c, rng);

@@ -260,6 +260,41 @@ TEST(VqaModel, FilmConditionsTheImageOnTheQuestionAndOldConfigsHaveNone) {
   EXPECT_NE(test::error_of([&] { c.validate(); }).find("film needs a conv stem"), std::string::npos);
 }
 
+namespace {
+
+// The whole model's soft-target loss on b: its gradient with respect to p (autograd) against
+// central finite differences, h = 1e-2, tolerance 1e-2 of the numeric gradient's scale.
+void expect_gradient_matches_finite_differences(Vqa& m, const VqaBatch& b, const Tensor& targets, Parameter& p) {
+  auto loss_of = [&]() {
+    Arena arena;
+    Graph g(arena);
+    g.grad_enabled = false;
+    return double(g.data(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets))[0]);
+  };
+  p.alloc_grad();
+  std::fill(p.grad.f32(), p.grad.f32() + p.grad.numel(), 0.f);
+  {
+    Arena arena;
+    Graph g(arena);
+    g.backward(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets));
+  }
+  Tensor analytic = p.grad.clone(), numeric = Tensor::empty(p.value.shape());
+  const float h = 1e-2f;
+  for (int64_t i = 0; i < p.value.numel(); ++i) {
+    const float orig = p.value.f32()[i];
+    p.value.f32()[i] = orig + h;
+    const double lp = loss_of();
+    p.value.f32()[i] = orig - h;
+    const double lm = loss_of();
+    p.value.f32()[i] = orig;
+    numeric.f32()[i] = float((lp - lm) / (2.0 * h));
+  }
+  ASSERT_GT(test::max_abs(numeric), 1e-5f) << p.name << ": the loss does not depend on it";
+  EXPECT_TRUE(test::close(p.name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
+}
+
+}  // namespace
+
 // Finite differences of the whole model's loss with respect to the FiLM weights (the path
 // question -> gamma/beta -> stem -> ... -> logits), against the autograd gradient.
 TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
@@ -269,34 +304,8 @@ TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
                               {"what shape is the red object", "is it left", "what is left"});
   Tensor targets = Tensor::zeros(Shape{3, 3});
   targets.f32()[0 * 3 + 1] = targets.f32()[1 * 3 + 2] = targets.f32()[2 * 3 + 0] = 1.f;
-  auto loss_of = [&]() {
-    Arena arena;
-    Graph g(arena);
-    g.grad_enabled = false;
-    return double(g.data(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets))[0]);
-  };
-  for (Parameter* p : {&m.film_gamma.weight, &m.film_beta.weight, &m.film_gamma.bias}) {
-    p->alloc_grad();
-    std::fill(p->grad.f32(), p->grad.f32() + p->grad.numel(), 0.f);
-    {
-      Arena arena;
-      Graph g(arena);
-      g.backward(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets));
-    }
-    Tensor analytic = p->grad.clone(), numeric = Tensor::empty(p->value.shape());
-    const float h = 1e-2f;
-    for (int64_t i = 0; i < p->value.numel(); ++i) {
-      const float orig = p->value.f32()[i];
-      p->value.f32()[i] = orig + h;
-      const double lp = loss_of();
-      p->value.f32()[i] = orig - h;
-      const double lm = loss_of();
-      p->value.f32()[i] = orig;
-      numeric.f32()[i] = float((lp - lm) / (2.0 * h));
-    }
-    ASSERT_GT(test::max_abs(numeric), 1e-5f) << p->name << ": the loss does not depend on it";
-    EXPECT_TRUE(test::close(p->name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
-  }
+  for (Parameter* p : {&m.film_gamma.weight, &m.film_beta.weight, &m.film_gamma.bias})
+    expect_gradient_matches_finite_differences(m, b, targets, *p);
 }
 
 // With relation_dim > 0 a relation network over the fused image tokens joins the head's input:
@@ -337,31 +346,5 @@ TEST(VqaModel, RelationNetworkJoinsTheHead) {
                               {"what shape is the red object", "is it left", "what is left"});
   Tensor targets = Tensor::zeros(Shape{3, 3});
   targets.f32()[0 * 3 + 0] = targets.f32()[1 * 3 + 1] = targets.f32()[2 * 3 + 2] = 1.f;
-  auto loss_of = [&]() {
-    Arena arena;
-    Graph g(arena);
-    g.grad_enabled = false;
-    return double(g.data(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets))[0]);
-  };
-  Parameter& w = m.relation.out.weight;
-  w.alloc_grad();
-  std::fill(w.grad.f32(), w.grad.f32() + w.grad.numel(), 0.f);
-  {
-    Arena arena;
-    Graph g(arena);
-    g.backward(ag::soft_cross_entropy(g, vqa_forward(g, m, b), targets));
-  }
-  Tensor analytic = w.grad.clone(), numeric = Tensor::empty(w.value.shape());
-  const float h = 1e-2f;
-  for (int64_t i = 0; i < w.value.numel(); ++i) {
-    const float orig = w.value.f32()[i];
-    w.value.f32()[i] = orig + h;
-    const double lp = loss_of();
-    w.value.f32()[i] = orig - h;
-    const double lm = loss_of();
-    w.value.f32()[i] = orig;
-    numeric.f32()[i] = float((lp - lm) / (2.0 * h));
-  }
-  ASSERT_GT(test::max_abs(numeric), 1e-5f) << "the loss does not depend on the relation network";
-  EXPECT_TRUE(test::close(w.name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
+  expect_gradient_matches_finite_differences(m, b, targets, m.relation.out.weight);
 }
