@@ -317,3 +317,45 @@ TEST(GradCheck, MaxTokens) {
   Var y = ag::max_tokens(g, g.constant(big), &pad);
   for (int d = 0; d < 3; ++d) EXPECT_EQ(g.data(y)[d], 0.f);
 }
+
+TEST(GradCheck, Bmm) {
+  gradcheck("bmm", [](Graph& g, const std::vector<Var>& v) { return ag::bmm(g, v[0], v[1]); },
+            {randn({3, 2, 5}, 1), randn({3, 5, 4}, 2)});
+}
+
+TEST(GradCheck, GridNeighbours) {
+  // 4 x 4 grid, 3 x 3 and 5 x 5 neighbourhoods: border cells read zero padding, interior cells are
+  // copied into up to 9 (25) rows, so the backward must add every copy.
+  gradcheck("grid_neighbours k3",
+            [](Graph& g, const std::vector<Var>& v) { return ag::grid_neighbours(g, v[0], 4, 3); },
+            {randn({2, 16, 3}, 1)});
+  gradcheck("grid_neighbours k5",
+            [](Graph& g, const std::vector<Var>& v) { return ag::grid_neighbours(g, v[0], 4, 5); },
+            {randn({1, 16, 2}, 2)});
+  // Forward: cell (1, 2)'s slot (dy 0, dx 2) is cell (0, 3); cell (0, 0)'s slot 0 is padding.
+  Arena arena;
+  Graph g(arena);
+  Tensor x = randn({1, 16, 2}, 3);
+  Var y = ag::grid_neighbours(g, g.constant(x), 4, 3);
+  ASSERT_EQ(g.shape(y), Shape({1, 16, 18}));
+  EXPECT_EQ(g.data(y)[(1 * 4 + 2) * 18 + 2 * 2 + 1], x.f32()[(0 * 4 + 3) * 2 + 1]);
+  EXPECT_EQ(g.data(y)[0], 0.f);
+  EXPECT_EQ(g.data(y)[4 * 2], x.f32()[0]);  // cell (0, 0)'s centre slot is itself
+}
+
+TEST(GradCheck, DistanceLogits) {
+  // s [2, 5, 3], c [2, 3, 2], beta [3] with both signs; pos is a constant [5, 2].
+  Tensor pos = randn({5, 2}, 4, 0.6f);
+  gradcheck("distance_logits",
+            [&](Graph& g, const std::vector<Var>& v) { return ag::distance_logits(g, v[0], v[1], v[2], pos); },
+            {randn({2, 5, 3}, 1), randn({2, 3, 2}, 2, 0.5f), randn({3}, 3)});
+  // Forward against the definition at one element.
+  Arena arena;
+  Graph g(arena);
+  Tensor s = randn({1, 5, 3}, 5), c = randn({1, 3, 2}, 6), beta = randn({3}, 7);
+  Var y = ag::distance_logits(g, g.constant(s), g.constant(c), g.constant(beta), pos);
+  ASSERT_EQ(g.shape(y), Shape({1, 3, 5}));
+  const int h = 2, p = 4;
+  const float dx = pos.f32()[2 * p] - c.f32()[2 * h], dy = pos.f32()[2 * p + 1] - c.f32()[2 * h + 1];
+  EXPECT_NEAR(g.data(y)[h * 5 + p], s.f32()[p * 3 + h] - beta.f32()[h] * (dx * dx + dy * dy), 1e-6f);
+}

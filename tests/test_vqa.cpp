@@ -12,6 +12,8 @@
 #include "mmkit/core/error.h"
 #include "mmkit/data/vqa_jsonl.h"
 #include "mmkit/eval/vqa_accuracy.h"
+#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/eval/vqa_attention_map.h"
 #include "mmkit/models/vqa.h"
 #include "mmkit/text/word_tokenizer.h"
 #include "test_util.h"
@@ -347,4 +349,71 @@ TEST(VqaModel, RelationNetworkJoinsTheHead) {
   Tensor targets = Tensor::zeros(Shape{3, 3});
   targets.f32()[0 * 3 + 0] = targets.f32()[1 * 3 + 1] = targets.f32()[2 * 3 + 2] = 1.f;
   expect_gradient_matches_finite_differences(m, b, targets, m.relation.out.weight);
+}
+
+// With hop_heads > 0 two-hop spatial attention over the stem cells joins the head's input (a
+// fifth D block beside the relation network): stored in the config (older files: none), needs
+// FiLM, and its gradient through the whole model — stem cells -> local features -> both hops ->
+// head — matches finite differences (its internals are checked against PyTorch in
+// test_hop_parity.cpp).
+TEST(VqaModel, HopAttentionJoinsTheHead) {
+  VqaConfig c = tiny_config();
+  c.relation_dim = 8;
+  c.hop_heads = 2;
+  c.hop_channels = 3;
+  VqaConfig r = VqaConfig::from_json(c.to_json());
+  EXPECT_EQ(r.hop_heads, 2);
+  EXPECT_EQ(r.hop_channels, 3);
+  nlohmann::json j = nlohmann::json::parse(c.to_json());
+  j.erase("hop_heads");
+  j.erase("hop_channels");
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_heads, 0);
+  VqaConfig bad = c;
+  bad.film = false;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop attention (hop_heads > 0) needs film"),
+            std::string::npos);
+  bad = c;
+  bad.hop_channels = 0;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_channels > 0"), std::string::npos);
+
+  Vqa m;
+  m.init(c, 11);
+  EXPECT_EQ(m.head_fc1.in_features(), 5 * c.dim);
+  bool has_hop = false;
+  for (Parameter* p : m.parameters()) has_hop |= p->name == "hop.local2.weight";
+  EXPECT_TRUE(has_hop);
+  VqaBatch b = make_vqa_batch(m, {noise_image(12, 7), noise_image(12, 8)}, {0, 1, 1},
+                              {"what shape is the red object", "is it left", "what is left"});
+  Tensor targets = Tensor::zeros(Shape{3, 3});
+  targets.f32()[0 * 3 + 2] = targets.f32()[1 * 3 + 0] = targets.f32()[2 * 3 + 1] = 1.f;
+  for (Parameter* p : {&m.hop.local1.weight, &m.hop.beta, &m.hop.find.weight})
+    expect_gradient_matches_finite_differences(m, b, targets, *p);
+}
+
+// The attention maps of a hop-attention model: after the fusion layers, per head the find hop
+// and the nearest / furthest hop over the stem cells, each a distribution over the cells, drawn
+// with their labels.
+TEST(VqaModel, HopAttentionMapsPerHead) {
+  VqaConfig c = tiny_config();
+  c.hop_heads = 2;
+  c.hop_channels = 3;
+  Vqa m;
+  m.init(c, 12);
+  std::vector<PatchAttention> maps;
+  const Image img = noise_image(12, 9);
+  answer_question(m, img, "what shape is the red object", &maps);
+  ASSERT_EQ(maps.size(), size_t(c.fusion_layers + 4));
+  const char* labels[4] = {"head 0: find", "head 0: nearest", "head 1: find", "head 1: furthest"};
+  for (int k = 0; k < 4; ++k) {
+    const PatchAttention& pa = maps[size_t(c.fusion_layers + k)];
+    EXPECT_EQ(pa.label, labels[k]);
+    EXPECT_EQ(pa.grid, 4);  // 12-px image, 3-px stem cells
+    double s = 0;
+    for (float v : pa.map) s += v;
+    EXPECT_NEAR(s, 1.0, 1e-4) << pa.label;
+  }
+  std::string dir = test::make_temp_dir("hop_maps");
+  write_attention_map(dir + "/att.png", img, maps, "what shape is the red object", "circle", 0.5f);
+  Image att = decode_image_file(dir + "/att.png");
+  EXPECT_GT(att.width, int(maps.size() + 1) * 12);
 }

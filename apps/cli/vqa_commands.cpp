@@ -185,6 +185,12 @@ void add_vqa_commands(Cli& c) {
                  "learned projections whose pairwise squared differences enter the relation network (0: none)")
       ->capture_default_str();
   tv->add_flag("--relation-coords", mc.relation_coords, "append cell coordinates to the relation network's tokens");
+  tv->add_option("--hop-heads", mc.hop_heads,
+                 "heads of two-hop spatial attention over the stem cells (find X, then the cell nearest to / "
+                 "furthest from it; 0: none)")
+      ->capture_default_str();
+  tv->add_option("--hop-channels", mc.hop_channels, "width of the hop attention's local features")
+      ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();

@@ -9,17 +9,19 @@
 #include "mmkit/ops/attention.h"
 #include "mmkit/ops/contrastive_loss.h"
 #include "mmkit/ops/cross_entropy.h"
+#include "mmkit/ops/distance_logits.h"
 #include "mmkit/ops/dropout.h"
 #include "mmkit/ops/elementwise.h"
 #include "mmkit/ops/embedding.h"
 #include "mmkit/ops/gather_rows.h"
 #include "mmkit/ops/gemm.h"
+#include "mmkit/ops/grid_neighbours.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
-#include "mmkit/ops/relation_pairs.h"
 #include "mmkit/ops/masked_max.h"
 #include "mmkit/ops/patch_embed.h"
 #include "mmkit/ops/pooling.h"
+#include "mmkit/ops/relation_pairs.h"
 #include "mmkit/ops/shape_ops.h"
 #include "mmkit/ops/soft_cross_entropy.h"
 #include "mmkit/ops/softmax.h"
@@ -967,6 +969,113 @@ Var pair_sqdiff(Graph& g, Var p) {
     n.i[0] = s[0];
     n.i[1] = s[1];
     n.i[2] = s[2];
+    g.add_node(n);
+  }
+  return r;
+}
+
+
+// ---------------------------------------------------------------- bmm
+static void bmm_bw(Graph& g, const Node& n) {
+  const int64_t B = n.i[0], M = n.i[1], K = n.i[2], N = n.i[3];
+  const float* dy = g.grad_ptr(n.out);
+  const float* a = val(g, n.in[0]);
+  const float* b = val(g, n.in[1]);
+  float* da = g.grad_ptr(n.in[0]);
+  float* db = g.grad_ptr(n.in[1]);
+  for (int64_t i = 0; i < B; ++i) {
+    if (da)  // da += dy @ b^T
+      ops::gemm(false, true, M, K, N, 1.f, dy + i * M * N, N, b + i * K * N, N, 1.f, da + i * M * K, K);
+    if (db)  // db += a^T @ dy
+      ops::gemm(true, false, K, N, M, 1.f, a + i * M * K, K, dy + i * M * N, N, 1.f, db + i * K * N, N);
+  }
+}
+
+Var bmm(Graph& g, Var a, Var b) {
+  const Shape as = g.shape(a), bs = g.shape(b);
+  MMKIT_CHECK(as.n == 3 && bs.n == 3 && as[0] == bs[0] && as[2] == bs[1], "bmm: ", as.str(), " @ ", bs.str(),
+              " does not fit (expected [B, M, K] @ [B, K, N])");
+  const int64_t B = as[0], M = as[1], K = as[2], N = bs[2];
+  Tensor y = g.alloc(Shape{B, M, N});
+  for (int64_t i = 0; i < B; ++i)
+    ops::gemm(false, false, M, N, K, 1.f, g.data(a) + i * M * K, K, g.data(b) + i * K * N, N, 0.f,
+              y.f32() + i * M * N, N);
+  bool rg = g.needs_grad({a, b});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = bmm_bw;
+    n.out = r.id;
+    n.in[0] = a.id;
+    n.in[1] = b.id;
+    n.i[0] = B;
+    n.i[1] = M;
+    n.i[2] = K;
+    n.i[3] = N;
+    g.add_node(n);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- grid_neighbours
+static void grid_neighbours_bw(Graph& g, const Node& n) {
+  if (float* dx = g.grad_ptr(n.in[0])) ops::grid_neighbours_backward(g.grad_ptr(n.out), dx, n.i[0], n.i[1], n.i[2], n.i[3]);
+}
+
+Var grid_neighbours(Graph& g, Var x, int64_t G, int64_t k) {
+  const Shape s = g.shape(x);
+  MMKIT_CHECK(s.n == 3 && G > 0 && s[1] == G * G, "grid_neighbours: expected x [B, ", G * G, ", C] for a ", G,
+              "x", G, " grid, got ", s.str());
+  MMKIT_CHECK(k >= 1 && k % 2 == 1, "grid_neighbours: the neighbourhood size must be odd, got ", k);
+  Tensor y = g.alloc(Shape{s[0], s[1], k * k * s[2]});
+  ops::grid_neighbours_forward(g.data(x), y.f32(), s[0], G, s[2], k);
+  bool rg = g.needs_grad({x});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = grid_neighbours_bw;
+    n.out = r.id;
+    n.in[0] = x.id;
+    n.i[0] = s[0];
+    n.i[1] = G;
+    n.i[2] = s[2];
+    n.i[3] = k;
+    g.add_node(n);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- distance_logits
+static void distance_logits_bw(Graph& g, const Node& n) {
+  ops::distance_logits_backward(g.grad_ptr(n.out), val(g, n.in[1]), val(g, n.in[2]), n.saved[0].f32(),
+                                g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]), g.grad_ptr(n.in[2]), n.i[0], n.i[1],
+                                n.i[2], n.i[3]);
+}
+
+Var distance_logits(Graph& g, Var s, Var c, Var beta, const Tensor& pos) {
+  const Shape ss = g.shape(s), cs = g.shape(c);
+  MMKIT_CHECK(ss.n == 3 && cs.n == 3 && cs[0] == ss[0] && cs[1] == ss[2],
+              "distance_logits: expected s [B, P, H] and c [B, H, K], got ", ss.str(), " and ", cs.str());
+  const int64_t B = ss[0], P = ss[1], H = ss[2], K = cs[2];
+  MMKIT_CHECK(g.shape(beta) == Shape({H}), "distance_logits: beta must be [", H, "], got ", g.shape(beta).str());
+  MMKIT_CHECK(pos.dtype() == DType::f32 && pos.shape() == Shape({P, K}), "distance_logits: pos must be F32 [", P,
+              ", ", K, "], got ", pos.shape().str());
+  Tensor y = g.alloc(Shape{B, H, P});
+  ops::distance_logits_forward(g.data(s), g.data(c), g.data(beta), pos.f32(), y.f32(), B, P, H, K);
+  bool rg = g.needs_grad({s, c, beta});
+  Var r = g.add_value(y, rg);
+  if (rg) {
+    Node n;
+    n.backward = distance_logits_bw;
+    n.out = r.id;
+    n.in[0] = s.id;
+    n.in[1] = c.id;
+    n.in[2] = beta.id;
+    n.saved[0] = pos;
+    n.i[0] = B;
+    n.i[1] = P;
+    n.i[2] = H;
+    n.i[3] = K;
     g.add_node(n);
   }
   return r;

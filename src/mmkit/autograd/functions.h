@@ -56,6 +56,13 @@ Var gather_rows(Graph& g, Var x, const Tensor& index);
 Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e = {});
 // (p[b,i] - p[b,j])^2 element-wise: p [B, P, K] -> [B, P, P, K].
 Var pair_sqdiff(Graph& g, Var p);
+// Batched matrix product: a [B, M, K] @ b [B, K, N] -> [B, M, N].
+Var bmm(Graph& g, Var a, Var b);
+// k x k neighbourhoods on a G x G token grid (ops/grid_neighbours.h): x [B, G*G, C] -> [B, G*G, k*k*C].
+Var grid_neighbours(Graph& g, Var x, int64_t G, int64_t k);
+// Distance-biased attention logits (ops/distance_logits.h): s [B, P, H], c [B, H, K], beta [H],
+// pos [P, K] (constant) -> [B, H, P], s[b,p,h] - beta[h] |pos[p] - c[b,h]|^2.
+Var distance_logits(Graph& g, Var s, Var c, Var beta, const Tensor& pos);
 
 // Multi-head scaled-dot-product attention reading heads in place:
 // q from `q.var` [B, Tq, ldq] starting at column q.col (H*dh columns), etc.

@@ -77,6 +77,20 @@ VqaAnswer answer_question(Vqa& m, const Image& img, const std::string& question,
       for (float& v : pa.map) v /= float(std::max<int64_t>(1, words * H));
       maps->push_back(std::move(pa));
     }
+    if (m.cfg.hop_heads > 0) {  // per head: where hop 1 found X, where hop 2 looked from there
+      const int G = int(m.cfg.image_size / m.cfg.stem_patch);
+      const int64_t H = m.cfg.hop_heads, P = int64_t(G) * G;
+      for (int64_t h = 0; h < H; ++h)
+        for (int hop = 0; hop < 2; ++hop) {
+          const Tensor& t = hop == 0 ? probes.hop.find : probes.hop.relate;  // [1, H, P]
+          PatchAttention pa;
+          pa.grid = G;
+          pa.map.assign(t.f32() + h * P, t.f32() + (h + 1) * P);
+          const bool nearest = m.hop.beta.value.f32()[h] >= 0.f;
+          pa.label = "head " + std::to_string(h) + (hop == 0 ? ": find" : nearest ? ": nearest" : ": furthest");
+          maps->push_back(std::move(pa));
+        }
+    }
   }
   return a;
 }

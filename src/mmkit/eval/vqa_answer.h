@@ -35,7 +35,9 @@ struct QuestionProblem {
 QuestionProblem check_question(const Vqa& m, const std::string& question);
 
 // maps (optional) receives the text->image attention of each fusion layer,
-// averaged over heads and words.
+// averaged over heads and words, then (cfg.hop_heads > 0) for each hop-attention
+// head its two hops over the stem cells, labelled "head h: find" and
+// "head h: nearest" / "head h: furthest" (by the sign of the head's beta).
 VqaAnswer answer_question(Vqa& m, const Image& img, const std::string& question,
                           std::vector<PatchAttention>* maps = nullptr, int top_k = 5);
 

@@ -12,8 +12,9 @@ void write_attention_map(const std::string& png_path, const Image& image, const 
                          const std::string& question, const std::string& answer, float probability) {
   MMKIT_CHECK(!image.empty(), "attention map: empty image");
   Image rgb = image.channels == 3 ? image : to_rgb(image);
-  // Panels of about 300 px; nearest-neighbour scaling keeps pixels crisp.
-  const int scale = std::max(1, 300 / std::max(rgb.width, rgb.height));
+  // Panels of about 300 px (200 px when there are more than four maps); nearest-neighbour scaling keeps
+  // pixels crisp.
+  const int scale = std::max(1, (layers.size() > 4 ? 200 : 300) / std::max(rgb.width, rgb.height));
   const int pw = rgb.width * scale, ph = rgb.height * scale, gap = 20, top = 70, bottom = 30;
   const int panels = 1 + int(layers.size());
   Canvas c(gap + panels * (pw + gap), top + ph + bottom, kWhite);
@@ -21,7 +22,7 @@ void write_attention_map(const std::string& png_path, const Image& image, const 
   std::snprintf(title, sizeof title, "A: %s  (p = %.3f)", answer.c_str(), double(probability));
   c.text(gap, 12, "Q: " + question, 2, kBlack);
   c.text(gap, 38, title, 2, Rgb{180, 30, 30});
-  c.text(c.width() - gap, 38, "text->image attention, mean over heads and words", 1, kBlack, Align::right);
+  c.text(c.width() - gap, 38, "fusion: text->image attention, mean over heads and words", 1, kBlack, Align::right);
   for (int p = 0; p < panels; ++p) {
     const int x0 = gap + p * (pw + gap);
     const PatchAttention* att = p == 0 ? nullptr : &layers[size_t(p - 1)];
@@ -55,8 +56,8 @@ void write_attention_map(const std::string& png_path, const Image& image, const 
         c.fill_rect(x0, gy, pw, 1, Rgb{200, 200, 200});
       }
     c.rect_outline(x0 - 1, top - 1, pw + 2, ph + 2, 1, Rgb{120, 120, 120});
-    c.text(x0 + pw / 2, top + ph + 8, p == 0 ? "image" : "fusion layer " + std::to_string(p),
-           2, kBlack, Align::center);
+    const std::string label = p == 0 ? "image" : att->label.empty() ? "fusion layer " + std::to_string(p) : att->label;
+    c.text(x0 + pw / 2, top + ph + 8, label, layers.size() > 4 ? 1 : 2, kBlack, Align::center);
   }
   write_png(png_path, c.image());
 }

@@ -1,13 +1,14 @@
 // Where a VQA model looked: the text->image cross-attention of each fusion
 // layer, averaged over heads and over the question's words (padding
-// excluded), drawn as a heat overlay on the input image.
+// excluded), and, for a model with hop attention (nn/hop_attention.h), each
+// head's two hops over the stem cells, drawn as heat overlays on the input image.
 //
 //   mmkit::VqaAnswer a = mmkit::answer_question(m, img, "What is the shape of the red object?", &maps);
 //   mmkit::write_attention_map("att.png", img, maps, question, a.answer, a.probability);
 //
-// The figure: the image, then one panel per fusion layer (image scaled up,
-// darkened where attention is low, with a red heat tint where it is high,
-// and the G x G patch grid), the question and answer as a title.
+// The figure: the image, then one panel per map (image scaled up, darkened
+// where attention is low, with a red heat tint where it is high, and the
+// G x G grid), each captioned with its label; the question and answer as a title.
 #pragma once
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ namespace mmkit {
 struct PatchAttention {
   int grid = 0;             // G: patches per side
   std::vector<float> map;   // G*G weights (row-major patches), summing to 1
+  std::string label;        // panel caption (empty: "fusion layer N")
 };
 
 void write_attention_map(const std::string& png_path, const Image& image, const std::vector<PatchAttention>& layers,

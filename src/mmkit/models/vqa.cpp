@@ -40,6 +40,9 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(relation_dim >= 0, "VQA config: relation_dim must be >= 0, got ", relation_dim);
   MMKIT_CHECK(relation_dim == 0 || relation_layers >= 1, "VQA config: relation_layers must be >= 1, got ",
               relation_layers);
+  MMKIT_CHECK(hop_heads >= 0 && hop_channels > 0, "VQA config: hop_heads must be >= 0 and hop_channels > 0, got ",
+              hop_heads, " and ", hop_channels);
+  MMKIT_CHECK(hop_heads == 0 || film, "VQA config: hop attention (hop_heads > 0) needs film");
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
@@ -73,6 +76,8 @@ std::string VqaConfig::to_json() const {
   j["relation_coords"] = relation_coords;
   j["relation_heads"] = relation_heads;
   j["relation_geometry"] = relation_geometry;
+  j["hop_heads"] = hop_heads;
+  j["hop_channels"] = hop_channels;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -128,6 +133,9 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   c.relation_heads = 0;
   if (j.contains("relation_heads")) get_int("relation_heads", c.relation_heads);
   if (j.contains("relation_geometry")) get_int("relation_geometry", c.relation_geometry);
+  c.hop_heads = 0;
+  if (j.contains("hop_heads")) get_int("hop_heads", c.hop_heads);
+  if (j.contains("hop_channels")) get_int("hop_channels", c.hop_channels);
   c.relation_coords = false;
   if (j.contains("relation_coords")) {
     MMKIT_CHECK(j["relation_coords"].is_boolean(), "VQA config: 'relation_coords' must be a boolean");
@@ -201,7 +209,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
   fc.dropout = c.dropout;
   fc.eps = c.eps;
   fusion.init("fusion", fc, rng);
-  head_fc1.init("head.fc1", (c.relation_dim > 0 ? 4 : 3) * D, 2 * D, true, rng);
+  head_fc1.init("head.fc1", (3 + (c.relation_dim > 0) + (c.hop_heads > 0)) * D, 2 * D, true, rng);
   head_fc2.init("head.fc2", 2 * D, int64_t(c.answers.size()), true, rng);
   if (c.image_pool == "flatten") image_flat.init("head.image_flat", c.num_patches() * D, D, true, rng);
   if (c.film) {
@@ -220,6 +228,16 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     rc.attention_heads = c.relation_heads;
     rc.geometry = c.relation_geometry;
     relation.init("relation", rc, rng);
+  }
+  if (c.hop_heads > 0) {
+    nn::HopConfig hc;
+    hc.in_dim = c.stem_dim;
+    hc.grid = c.image_size / c.stem_patch;
+    hc.channels = c.hop_channels;
+    hc.heads = c.hop_heads;
+    hc.cond_dim = D;
+    hc.out_dim = D;
+    hop.init("hop", hc, rng);
   }
 }
 
@@ -242,6 +260,7 @@ nn::ParamList Vqa::parameters() {
     film_beta.collect(p);
   }
   if (cfg.relation_dim > 0) relation.collect(p);
+  if (cfg.hop_heads > 0) hop.collect(p);
   return p;
 }
 
@@ -311,7 +330,7 @@ Var repeat_tokens(Graph& g, Var x, int64_t N) {
 
 }  // namespace
 
-Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* image_index) {
+Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* image_index, Var* stem_cells) {
   const VqaConfig& c = m.cfg;
   const Shape s = g.shape(images);
   MMKIT_CHECK(s.n == 4 && s[1] == c.input_channels() && s[2] == c.image_size && s[3] == c.image_size,
@@ -332,6 +351,7 @@ Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* i
       h = ag::add(g, h, ag::add(g, ag::mul(g, h, gamma), beta));  // h * (1 + gamma) + beta
     }
     h = ag::gelu(g, h);
+    if (stem_cells) *stem_cells = h;                           // [B, g1*g1, stem_dim]
     h = ag::transpose(g, h, 1, 2);                             // [B, stem_dim, g1*g1]
     x = ag::reshape(g, h, Shape{B, c.stem_dim, g1, g1});       // feature map for the next stage
   }
@@ -361,14 +381,15 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   masks.key_padding = &b.pad;
   for (auto& l : m.text_layers) txt = nn::transformer_encoder_layer(g, l, txt, masks);
 
-  Var img;
+  Var img, cells;  // cells: the stem's [Bq, g1*g1, stem_dim] (hop attention only)
   if (m.cfg.film) {
     Tensor index = b.image_index;
     if (!index.defined()) {  // one image per question, in order
       index = g.alloc(Shape{Bq}, DType::i32);
       for (int64_t q = 0; q < Bq; ++q) index.ptr<int32_t>()[q] = int32_t(q);
     }
-    img = vqa_encode_image(g, m, g.constant(b.images), ag::max_tokens(g, txt, &b.pad), &index);  // [Bq, P, D]
+    img = vqa_encode_image(g, m, g.constant(b.images), ag::max_tokens(g, txt, &b.pad), &index,
+                           m.cfg.hop_heads > 0 ? &cells : nullptr);  // [Bq, P, D]
   } else {
     img = vqa_encode_image(g, m, g.constant(b.images));        // [Bi, P, D]
     if (b.image_index.defined()) img = ag::gather_rows(g, img, b.image_index);  // [Bq, P, D]
@@ -400,7 +421,10 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
     }
     parts.push_back(nn::relation_network(g, m.relation, objects, t));  // + [Bq, D]
   }
-  Var pooled = ag::concat(g, parts, 1);                                                        // [Bq, 3D or 4D]
+  if (m.cfg.hop_heads > 0) parts.push_back(nn::hop_attention(g, m.hop, cells, t, probes ? &probes->hop : nullptr));  // + [Bq, D]
+  // ag::concat takes up to 4 inputs.
+  Var pooled = ag::concat(g, std::vector<Var>(parts.begin(), parts.begin() + std::min<size_t>(parts.size(), 4)), 1);
+  if (parts.size() > 4) pooled = ag::concat(g, {pooled, parts[4]}, 1);  // [Bq, 3D .. 5D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]
 }

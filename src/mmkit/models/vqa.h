@@ -22,12 +22,14 @@
 // of the image stream; [t, v, t*v] concatenated [Bq, 3D] -> head.fc1 (3D -> 2D), GELU,
 // head.fc2 (2D -> K). With cfg.relation_dim > 0 a relation network over the fused image tokens,
 // conditioned on t, adds r [Bq, D]: [t, v, t*v, r] [Bq, 4D] -> head.fc1 (4D -> 2D). Its
-// tokens are the fused image tokens with their cell coordinates appended (cfg.relation_coords). (Why max, the product and zero-init: docs/RESULTS.md.)
+// tokens are the fused image tokens with their cell coordinates appended (cfg.relation_coords).
+// With cfg.hop_heads > 0 two-hop spatial attention over the stem cells (nn/hop_attention.h)
+// adds one more D block. (Why max, the product and zero-init: docs/RESULTS.md.)
 //
 // Checkpoint names: image.stem.{weight,bias}, image.patch_embed.*,
 // image.row_embed [G, D], image.col_embed [G, D], image.layers.{i}.*,
 // text.embed [V, D], text.pos_embed [L, D], text.layers.{i}.*, fusion.*,
-// head.fc1.*, head.fc2.*, relation.* (nn/relation_network.h). The config JSON (metadata "config") carries the
+// head.fc1.*, head.fc2.*, relation.* (nn/relation_network.h), hop.* (nn/hop_attention.h). The config JSON (metadata "config") carries the
 // question vocabulary and the answer list, so a model file is self-contained.
 // Shape letters: Bi images, Bq questions, T words, P patches, G grid side, D width, K answers.
 #pragma once
@@ -36,6 +38,7 @@
 
 #include "mmkit/image/image.h"
 #include "mmkit/nn/embedding.h"
+#include "mmkit/nn/hop_attention.h"
 #include "mmkit/nn/multimodal_fusion.h"
 #include "mmkit/nn/patch_embedding.h"
 #include "mmkit/nn/relation_network.h"
@@ -83,6 +86,11 @@ struct VqaConfig {
   // network, as the paper tags its objects with coordinates: distances are then a function g
   // can form directly.
   bool relation_coords = false;
+  // Two-hop spatial attention (nn/hop_attention.h) over the FiLM-conditioned stem cells
+  // (image_size / stem_patch per side), conditioned on the pooled question; its output [Bq, D]
+  // joins the head's input. hop_heads = H (0: off), hop_channels = width of its local features.
+  // For closest / furthest questions (docs/RESULTS.md). Needs film. Absent in a file = off.
+  int64_t hop_heads = 0, hop_channels = 32;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
@@ -112,6 +120,7 @@ struct Vqa {
   nn::Linear image_flat;             // head.image_flat [D, P*D] (image_pool "flatten" only)
   nn::Linear film_gamma, film_beta;  // image.film_{gamma,beta}: [stem_dim, D] (cfg.film only)
   nn::RelationNetwork relation;      // relation.* (cfg.relation_dim > 0 only)
+  nn::HopAttention hop;              // hop.* (cfg.hop_heads > 0 only)
 
   void init(const VqaConfig& cfg, uint64_t seed);
   nn::ParamList parameters();
@@ -139,11 +148,13 @@ VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images,
 // Attention maps of a forward, for inspection.
 struct VqaProbes {
   nn::FusionProbes fusion;  // text->image per fusion layer [Bq, H, T, P]
+  nn::HopProbes hop;        // hop attention's two hops [Bq, H, cells] (cfg.hop_heads > 0)
 };
 
 // images [Bi, C', S, S] -> image tokens [Bi, P, D]. With cfg.film, question [Bq, D] (the
 // pooled question) and image_index [Bq] must be given and the result is [Bq, P, D].
-Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question = {}, const Tensor* image_index = nullptr);
+Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question = {}, const Tensor* image_index = nullptr,
+                     Var* stem_cells = nullptr);
 // -> logits [Bq, K]
 Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes = nullptr);
 

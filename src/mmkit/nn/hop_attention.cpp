@@ -1,0 +1,69 @@
+#include "mmkit/nn/hop_attention.h"
+
+namespace mmkit::nn {
+
+void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng) {
+  MMKIT_CHECK(c.in_dim > 0 && c.grid > 0 && c.channels > 0 && c.heads > 0 && c.cond_dim > 0 && c.out_dim > 0,
+              "hop attention: in_dim, grid, channels, heads, cond_dim and out_dim must be positive, got ", c.in_dim,
+              ", ", c.grid, ", ", c.channels, ", ", c.heads, ", ", c.cond_dim, ", ", c.out_dim);
+  MMKIT_CHECK(c.beta_scale > 0.f && c.beta_init >= 0.f, "hop attention: beta_scale must be > 0 and beta_init >= 0, got ",
+              c.beta_scale, " and ", c.beta_init);
+  MMKIT_CHECK(c.kernel >= 1 && c.kernel % 2 == 1, "hop attention: kernel must be odd, got ", c.kernel);
+  cfg = c;
+  const int64_t kk = c.kernel * c.kernel;
+  local1.init(join(prefix, "local1"), kk * c.in_dim, c.channels, true, rng);
+  local2.init(join(prefix, "local2"), kk * c.channels, c.channels, true, rng);
+  find.init(join(prefix, "find"), c.cond_dim, c.channels * c.heads, true, rng);
+  relate.init(join(prefix, "relate"), c.cond_dim, c.channels * c.heads, true, rng);
+  beta.init(join(prefix, "beta"), Shape{c.heads}, false);
+  if (beta.value.defined())
+    for (int64_t h = 0; h < c.heads; ++h) beta.value.f32()[h] = (h % 2 == 0 ? 1.f : -1.f) * c.beta_init / c.beta_scale;
+  out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels), c.out_dim, true, rng);
+}
+
+void HopAttention::collect(ParamList& p) {
+  local1.collect(p);
+  local2.collect(p);
+  find.collect(p);
+  relate.collect(p);
+  p.push_back(&beta);
+  out.collect(p);
+}
+
+Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* probes) {
+  const HopConfig& c = m.cfg;
+  const Shape s = g.shape(cells);
+  const int64_t G = c.grid, P = G * G, H = c.heads, C2 = c.channels;
+  MMKIT_CHECK(s.n == 3 && s[1] == P && s[2] == c.in_dim, "hop attention: expected cells [B, ", P, ", ", c.in_dim,
+              "], got ", s.str());
+  const int64_t B = s[0];
+  MMKIT_CHECK(g.shape(cond) == Shape({B, c.cond_dim}), "hop attention: expected cond [", B, ", ", c.cond_dim,
+              "], got ", g.shape(cond).str());
+  Tensor pos = g.alloc(Shape{P, 2});
+  for (int64_t p = 0; p < P; ++p) {
+    pos.f32()[2 * p] = (2.f * float(p % G) + 1.f) / float(G) - 1.f;
+    pos.f32()[2 * p + 1] = (2.f * float(p / G) + 1.f) / float(G) - 1.f;
+  }
+  Var L = ag::gelu(g, linear(g, m.local1, ag::grid_neighbours(g, cells, G, c.kernel)));  // [B, P, C2]
+  L = ag::gelu(g, linear(g, m.local2, ag::grid_neighbours(g, L, G, c.kernel)));
+
+  // Hop 1: content attention with a per-head query from the question.
+  Var q1 = ag::reshape(g, linear(g, m.find, cond), Shape{B, C2, H});
+  Var a1 = ag::softmax(g, ag::transpose(g, ag::bmm(g, L, q1), 1, 2));  // [B, H, P]
+  Var x = ag::matmul(g, a1, g.constant(pos));                           // [B, H, 2]
+  Var r1 = ag::bmm(g, a1, L);                                           // [B, H, C2]
+
+  // Hop 2: content plus a distance bias from the attended point.
+  Var q2 = ag::reshape(g, linear(g, m.relate, cond), Shape{B, C2, H});
+  Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
+  Var a2 = ag::softmax(g, ag::distance_logits(g, ag::bmm(g, L, q2), x, beta, pos));  // [B, H, P]
+  Var r2 = ag::bmm(g, a2, L);                                                        // [B, H, C2]
+  if (probes) {
+    probes->find = g.value(a1);
+    probes->relate = g.value(a2);
+  }
+  Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
+  return linear(g, m.out, all);
+}
+
+}  // namespace mmkit::nn
