@@ -983,6 +983,9 @@ static void bmm_bw(Graph& g, const Node& n) {
   const float* b = val(g, n.in[1]);
   float* da = g.grad_ptr(n.in[0]);
   float* db = g.grad_ptr(n.in[1]);
+  // One small product per batch row: parallel over rows, each GEMM single-threaded inside the
+  // region (core/parallel.h), instead of waking the pool for every tiny GEMM.
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B; ++i) {
     if (da)  // da += dy @ b^T
       ops::gemm(false, true, M, K, N, 1.f, dy + i * M * N, N, b + i * K * N, N, 1.f, da + i * M * K, K);
@@ -997,6 +1000,7 @@ Var bmm(Graph& g, Var a, Var b) {
               " does not fit (expected [B, M, K] @ [B, K, N])");
   const int64_t B = as[0], M = as[1], K = as[2], N = bs[2];
   Tensor y = g.alloc(Shape{B, M, N});
+#pragma omp parallel for schedule(static)  // as bmm_bw
   for (int64_t i = 0; i < B; ++i)
     ops::gemm(false, false, M, N, K, 1.f, g.data(a) + i * M * K, K, g.data(b) + i * K * N, N, 0.f,
               y.f32() + i * M * N, N);

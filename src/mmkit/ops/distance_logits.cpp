@@ -14,6 +14,7 @@ float sqdist(const float* a, const float* b, int64_t K) {
 
 void distance_logits_forward(const float* s, const float* c, const float* beta, const float* pos, float* y,
                              int64_t B, int64_t P, int64_t H, int64_t K) {
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const float* ch = c + (b * H + h) * K;

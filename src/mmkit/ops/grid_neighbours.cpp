@@ -24,6 +24,7 @@ void for_each_neighbour(int64_t G, int64_t k, F&& f) {
 
 void grid_neighbours_forward(const float* x, float* y, int64_t B, int64_t G, int64_t C, int64_t k) {
   const int64_t P = G * G, W = k * k * C;
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     const float* xb = x + b * P * C;
     float* yb = y + b * P * W;
@@ -39,6 +40,7 @@ void grid_neighbours_forward(const float* x, float* y, int64_t B, int64_t G, int
 
 void grid_neighbours_backward(const float* dy, float* dx, int64_t B, int64_t G, int64_t C, int64_t k) {
   const int64_t P = G * G, W = k * k * C;
+#pragma omp parallel for schedule(static)  // rows of one b only: no two threads add to one dx row
   for (int64_t b = 0; b < B; ++b) {
     const float* gb = dy + b * P * W;
     float* db = dx + b * P * C;
