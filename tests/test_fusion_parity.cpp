@@ -14,26 +14,7 @@ using namespace mmkit;
 
 namespace {
 
-constexpr float kTol = 1e-4f;
-
 io::SafetensorsFile open_fixture() { return io::SafetensorsFile::open(test::fixture("fusion.safetensors")); }
-
-// Loads a group's parameters (stored as "<group><name>").
-void load_group(const io::SafetensorsFile& f, const std::string& group, nn::ParamList& params) {
-  for (Parameter* p : params) p->name = group + p->name;
-  io::LoadOptions o;
-  o.allow_unexpected = true;
-  io::load_parameters(f, params, o);
-  for (Parameter* p : params) {
-    p->name = p->name.substr(group.size());
-    p->alloc_grad();
-    p->grad.zero();
-  }
-}
-
-::testing::AssertionResult close_scaled(const std::string& what, const Tensor& got, const Tensor& want) {
-  return test::close(what, got, want, kTol * test::max_abs(want), kTol);
-}
 
 // k_proj.bias adds q.b_k to every score of a query row, which softmax ignores:
 // its true gradient is 0 (the reference holds ~1e-16) and float32 leaves
@@ -42,7 +23,7 @@ void load_group(const io::SafetensorsFile& f, const std::string& group, nn::Para
 ::testing::AssertionResult close_grad(const std::string& what, const Tensor& got, const Tensor& want) {
   const bool zero_by_math = what.size() >= 11 && what.compare(what.size() - 11, 11, "k_proj.bias") == 0;
   if (zero_by_math) return test::close(what, got, want, 1e-6f, 0);
-  return close_scaled(what, got, want);
+  return test::close_scaled(what, got, want);
 }
 
 Tensor u8_mask(const io::SafetensorsFile& f, const std::string& name) {
@@ -69,7 +50,7 @@ TEST(FusionParity, CrossModalAttention) {
   nn::ParamList params;
   m.collect(params);
   ASSERT_EQ(params.size(), 8u);
-  load_group(f, "cma.", params);
+  test::load_fixture_group(f, "cma.", params);
   Tensor pad = u8_mask(f, "cma.key_padding");
   Arena arena;
   Graph g(arena);
@@ -77,14 +58,14 @@ TEST(FusionParity, CrossModalAttention) {
   Var c = g.leaf(io::read_tensor_f32(f, "cma.context"));
   Tensor probs;
   Var out = nn::cross_modal_attention(g, m, q, c, {&pad, &probs});
-  EXPECT_TRUE(close_scaled("out", g.value(out), io::read_tensor_f32(f, "cma.out")));
-  EXPECT_TRUE(close_scaled("probs", probs, io::read_tensor_f32(f, "cma.probs")));
+  EXPECT_TRUE(test::close_scaled("out", g.value(out), io::read_tensor_f32(f, "cma.out")));
+  EXPECT_TRUE(test::close_scaled("probs", probs, io::read_tensor_f32(f, "cma.probs")));
   // Padded keys get (numerically) zero weight.
   EXPECT_LT(probs.f32()[4], 1e-30f);
   EXPECT_LT(probs.f32()[5], 1e-30f);
   g.backward(out, io::read_tensor_f32(f, "cma.g"));
-  EXPECT_TRUE(close_scaled("grad.queries", g.grad(q), io::read_tensor_f32(f, "cma.grad.queries")));
-  EXPECT_TRUE(close_scaled("grad.context", g.grad(c), io::read_tensor_f32(f, "cma.grad.context")));
+  EXPECT_TRUE(test::close_scaled("grad.queries", g.grad(q), io::read_tensor_f32(f, "cma.grad.queries")));
+  EXPECT_TRUE(test::close_scaled("grad.context", g.grad(c), io::read_tensor_f32(f, "cma.grad.context")));
   check_grads(f, "cma.", params);
 }
 
@@ -109,7 +90,7 @@ void check_fusion_group(const std::string& group, bool norm_first, int layers, b
   } else {
     m.collect(params);
   }
-  load_group(f, group, params);
+  test::load_fixture_group(f, group, params);
   Tensor pad = u8_mask(f, group + "text_pad");
   Arena arena;
   Graph g(arena);
@@ -117,8 +98,8 @@ void check_fusion_group(const std::string& group, bool norm_first, int layers, b
   Var v = g.leaf(io::read_tensor_f32(f, group + "image"));
   nn::FusionOut o = single ? nn::fusion_layer(g, m.layers[0], c, t, v, &pad)
                            : nn::multimodal_fusion(g, m, t, v, &pad);
-  EXPECT_TRUE(close_scaled(group + "out_text", g.value(o.text), io::read_tensor_f32(f, group + "out_text")));
-  EXPECT_TRUE(close_scaled(group + "out_image", g.value(o.image), io::read_tensor_f32(f, group + "out_image")));
+  EXPECT_TRUE(test::close_scaled(group + "out_text", g.value(o.text), io::read_tensor_f32(f, group + "out_text")));
+  EXPECT_TRUE(test::close_scaled(group + "out_image", g.value(o.image), io::read_tensor_f32(f, group + "out_image")));
   // One scalar loss L = sum(t*g_t) + sum(v*g_v), built from graph ops.
   Var gt = g.constant(io::read_tensor_f32(f, group + "g_text"));
   Var gv = g.constant(io::read_tensor_f32(f, group + "g_image"));
@@ -129,8 +110,8 @@ void check_fusion_group(const std::string& group, bool norm_first, int layers, b
   Tensor ones = Tensor::zeros(g.shape(loss_in));
   for (int64_t i = 0; i < ones.numel(); ++i) ones.f32()[i] = 1.f;
   g.backward(loss_in, ones);
-  EXPECT_TRUE(close_scaled(group + "grad.text", g.grad(t), io::read_tensor_f32(f, group + "grad.text")));
-  EXPECT_TRUE(close_scaled(group + "grad.image", g.grad(v), io::read_tensor_f32(f, group + "grad.image")));
+  EXPECT_TRUE(test::close_scaled(group + "grad.text", g.grad(t), io::read_tensor_f32(f, group + "grad.text")));
+  EXPECT_TRUE(test::close_scaled(group + "grad.image", g.grad(v), io::read_tensor_f32(f, group + "grad.image")));
   check_grads(f, group, params);
 }
 

@@ -13,12 +13,6 @@ using namespace mmkit;
 
 namespace {
 
-constexpr float kTol = 1e-4f;
-
-::testing::AssertionResult close_scaled(const std::string& what, const Tensor& got, const Tensor& want) {
-  return test::close(what, got, want, kTol * test::max_abs(want), kTol);
-}
-
 void check_group(const std::string& group, const nn::HopConfig& c) {
   auto f = io::SafetensorsFile::open(test::fixture("hop.safetensors"));
   Rng rng(3);
@@ -26,34 +20,26 @@ void check_group(const std::string& group, const nn::HopConfig& c) {
   m.init("", c, rng);
   nn::ParamList params;
   m.collect(params);
-  for (Parameter* p : params) p->name = group + p->name;
-  io::LoadOptions lo;
-  lo.allow_unexpected = true;
-  io::load_parameters(f, params, lo);  // fails if a parameter is missing or has another shape
-  for (Parameter* p : params) {
-    p->name = p->name.substr(group.size());
-    p->alloc_grad();
-    p->grad.zero();
-  }
+  test::load_fixture_group(f, group, params);
   Arena arena;
   Graph g(arena);
   Var cells = g.leaf(io::read_tensor_f32(f, group + "cells"));
   Var cond = g.leaf(io::read_tensor_f32(f, group + "cond"));
   nn::HopProbes probes;
   Var out = nn::hop_attention(g, m, cells, cond, &probes);
-  EXPECT_TRUE(close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
-  EXPECT_TRUE(close_scaled(group + "probe.find", probes.find, io::read_tensor_f32(f, group + "probe.find")));
-  EXPECT_TRUE(close_scaled(group + "probe.relate", probes.relate, io::read_tensor_f32(f, group + "probe.relate")));
+  EXPECT_TRUE(test::close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
+  EXPECT_TRUE(test::close_scaled(group + "probe.find", probes.find, io::read_tensor_f32(f, group + "probe.find")));
+  EXPECT_TRUE(test::close_scaled(group + "probe.relate", probes.relate, io::read_tensor_f32(f, group + "probe.relate")));
   g.backward(out, io::read_tensor_f32(f, group + "g"));
-  EXPECT_TRUE(close_scaled(group + "grad.cells", g.grad(cells), io::read_tensor_f32(f, group + "grad.cells")));
-  EXPECT_TRUE(close_scaled(group + "grad.cond", g.grad(cond), io::read_tensor_f32(f, group + "grad.cond")));
+  EXPECT_TRUE(test::close_scaled(group + "grad.cells", g.grad(cells), io::read_tensor_f32(f, group + "grad.cells")));
+  EXPECT_TRUE(test::close_scaled(group + "grad.cond", g.grad(cond), io::read_tensor_f32(f, group + "grad.cond")));
   for (Parameter* p : params)
-    EXPECT_TRUE(close_scaled(group + "grad." + p->name, p->grad, io::read_tensor_f32(f, group + "grad." + p->name)));
+    EXPECT_TRUE(test::close_scaled(group + "grad." + p->name, p->grad, io::read_tensor_f32(f, group + "grad." + p->name)));
 }
 
-}  // namespace
-
-TEST(HopParity, TwoHeadsFourByFourGrid) {
+// The "hop." group's sizes: cells [2, 16, 3] (a 4 x 4 grid), cond [2, 4], 5 local channels,
+// 2 heads, output 6, beta_scale 2.
+nn::HopConfig fixture_config() {
   nn::HopConfig c;
   c.in_dim = 3;
   c.grid = 4;
@@ -62,16 +48,19 @@ TEST(HopParity, TwoHeadsFourByFourGrid) {
   c.cond_dim = 4;
   c.out_dim = 6;
   c.beta_scale = 2.f;
-  check_group("hop.", c);
+  return c;
 }
 
+}  // namespace
+
+TEST(HopParity, TwoHeadsFourByFourGrid) { check_group("hop.", fixture_config()); }
+
 TEST(HopParity, ThreeHeadsFiveByFiveGrid) {
-  nn::HopConfig c;
+  nn::HopConfig c = fixture_config();
   c.in_dim = 2;
   c.grid = 5;
   c.channels = 4;
   c.heads = 3;
-  c.cond_dim = 4;
   c.out_dim = 4;
   c.beta_scale = 3.f;
   check_group("hop3.", c);
@@ -80,12 +69,8 @@ TEST(HopParity, ThreeHeadsFiveByFiveGrid) {
 TEST(HopParity, InitialBetaSignsAlternate) {
   // beta = beta_scale * theta starts at +beta_init (nearest) for even heads, -beta_init (furthest)
   // for odd heads.
-  nn::HopConfig c;
-  c.in_dim = 2;
-  c.grid = 3;
+  nn::HopConfig c = fixture_config();
   c.heads = 3;
-  c.cond_dim = 2;
-  c.out_dim = 2;
   c.beta_init = 2.f;
   c.beta_scale = 32.f;
   Rng rng(1);
@@ -99,13 +84,7 @@ TEST(HopParity, InitialBetaSignsAlternate) {
 }
 
 TEST(HopParity, RejectsWrongShapes) {
-  nn::HopConfig c;
-  c.in_dim = 3;
-  c.grid = 4;
-  c.channels = 5;
-  c.heads = 2;
-  c.cond_dim = 4;
-  c.out_dim = 6;
+  const nn::HopConfig c = fixture_config();
   Rng rng(1);
   nn::HopAttention m;
   m.init("hop", c, rng);

@@ -13,12 +13,6 @@ using namespace mmkit;
 
 namespace {
 
-constexpr float kTol = 1e-4f;
-
-::testing::AssertionResult close_scaled(const std::string& what, const Tensor& got, const Tensor& want) {
-  return test::close(what, got, want, kTol * test::max_abs(want), kTol);
-}
-
 void check_group(const std::string& group, const nn::RelationConfig& c) {
   auto f = io::SafetensorsFile::open(test::fixture("relation.safetensors"));
   Rng rng(3);
@@ -26,25 +20,17 @@ void check_group(const std::string& group, const nn::RelationConfig& c) {
   m.init("", c, rng);
   nn::ParamList params;
   m.collect(params);
-  for (Parameter* p : params) p->name = group + p->name;
-  io::LoadOptions lo;
-  lo.allow_unexpected = true;
-  io::load_parameters(f, params, lo);  // fails if a parameter is missing or has another shape
-  for (Parameter* p : params) {
-    p->name = p->name.substr(group.size());
-    p->alloc_grad();
-    p->grad.zero();
-  }
+  test::load_fixture_group(f, group, params);
   Arena arena;
   Graph g(arena);
   Var tokens = g.leaf(io::read_tensor_f32(f, group + "tokens"));
   Var cond = c.cond_dim > 0 ? g.leaf(io::read_tensor_f32(f, group + "cond")) : Var{};
   Var out = nn::relation_network(g, m, tokens, cond);
-  EXPECT_TRUE(close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
+  EXPECT_TRUE(test::close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
   g.backward(out, io::read_tensor_f32(f, group + "g"));
-  EXPECT_TRUE(close_scaled(group + "grad.tokens", g.grad(tokens), io::read_tensor_f32(f, group + "grad.tokens")));
+  EXPECT_TRUE(test::close_scaled(group + "grad.tokens", g.grad(tokens), io::read_tensor_f32(f, group + "grad.tokens")));
   if (c.cond_dim > 0) {
-    EXPECT_TRUE(close_scaled(group + "grad.cond", g.grad(cond), io::read_tensor_f32(f, group + "grad.cond")));
+    EXPECT_TRUE(test::close_scaled(group + "grad.cond", g.grad(cond), io::read_tensor_f32(f, group + "grad.cond")));
   }
   for (Parameter* p : params) {
     const Tensor want = io::read_tensor_f32(f, group + "grad." + p->name);
@@ -53,7 +39,7 @@ void check_group(const std::string& group, const nn::RelationConfig& c) {
       // is 0 (the reference holds ~1e-17), float32 leaves rounding noise, so an absolute bound.
       EXPECT_TRUE(test::close(group + "grad." + p->name, p->grad, want, 1e-6f, 0));
     } else {
-      EXPECT_TRUE(close_scaled(group + "grad." + p->name, p->grad, want));
+      EXPECT_TRUE(test::close_scaled(group + "grad." + p->name, p->grad, want));
     }
   }
 }

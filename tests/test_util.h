@@ -67,6 +67,29 @@ inline ::testing::AssertionResult close(const std::string& what, const Tensor& g
   return ::testing::AssertionSuccess();
 }
 
+// close() with a tolerance relative to the reference tensor's scale: |got - want| <= tol *
+// (max |want| + |want|), as the module parity tests (fusion, relation, hop attention) compare.
+inline ::testing::AssertionResult close_scaled(const std::string& what, const Tensor& got, const Tensor& want,
+                                               float tol = 1e-4f) {
+  return close(what, got, want, tol * max_abs(want), tol);
+}
+
+// Loads the parameters of one fixture group, stored as "<group><name>", into params (names are
+// restored afterwards) and gives each a zeroed gradient. Fails if one is missing or has another
+// shape; the file's other groups are ignored.
+inline void load_fixture_group(const io::SafetensorsFile& f, const std::string& group,
+                               std::vector<Parameter*>& params) {
+  for (Parameter* p : params) p->name = group + p->name;
+  io::LoadOptions o;
+  o.allow_unexpected = true;
+  io::load_parameters(f, params, o);
+  for (Parameter* p : params) {
+    p->name = p->name.substr(group.size());
+    p->alloc_grad();
+    p->grad.zero();
+  }
+}
+
 // ---- Running the real `mmkit` binary (hostile-input and CLI tests)
 
 struct RunResult {

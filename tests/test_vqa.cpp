@@ -295,6 +295,17 @@ void expect_gradient_matches_finite_differences(Vqa& m, const VqaBatch& b, const
   EXPECT_TRUE(test::close(p.name, analytic, numeric, 1e-2f * test::max_abs(numeric) + 1e-4f, 1e-2f));
 }
 
+// The finite-difference check above for each of params, on three questions about two noise
+// images (seeds image_seed, image_seed + 1), question q's target answer being answers[q].
+void expect_gradients_match_finite_differences(Vqa& m, uint64_t image_seed, const int (&answers)[3],
+                                               std::initializer_list<Parameter*> params) {
+  VqaBatch b = make_vqa_batch(m, {noise_image(12, image_seed), noise_image(12, image_seed + 1)}, {0, 1, 1},
+                              {"what shape is the red object", "is it left", "what is left"});
+  Tensor targets = Tensor::zeros(Shape{3, 3});
+  for (int q = 0; q < 3; ++q) targets.f32()[q * 3 + answers[q]] = 1.f;
+  for (Parameter* p : params) expect_gradient_matches_finite_differences(m, b, targets, *p);
+}
+
 }  // namespace
 
 // Finite differences of the whole model's loss with respect to the FiLM weights (the path
@@ -302,12 +313,8 @@ void expect_gradient_matches_finite_differences(Vqa& m, const VqaBatch& b, const
 TEST(VqaModel, FilmGradientsMatchFiniteDifferences) {
   Vqa m;
   m.init(tiny_config(), 7);
-  VqaBatch b = make_vqa_batch(m, {noise_image(12, 3), noise_image(12, 4)}, {0, 1, 1},
-                              {"what shape is the red object", "is it left", "what is left"});
-  Tensor targets = Tensor::zeros(Shape{3, 3});
-  targets.f32()[0 * 3 + 1] = targets.f32()[1 * 3 + 2] = targets.f32()[2 * 3 + 0] = 1.f;
-  for (Parameter* p : {&m.film_gamma.weight, &m.film_beta.weight, &m.film_gamma.bias})
-    expect_gradient_matches_finite_differences(m, b, targets, *p);
+  expect_gradients_match_finite_differences(m, 3, {1, 2, 0},
+                                            {&m.film_gamma.weight, &m.film_beta.weight, &m.film_gamma.bias});
 }
 
 // With relation_dim > 0 a relation network over the fused image tokens joins the head's input:
@@ -344,11 +351,7 @@ TEST(VqaModel, RelationNetworkJoinsTheHead) {
   bool has_relation = false;
   for (Parameter* p : m.parameters()) has_relation |= p->name == "relation.g.1.weight";
   EXPECT_TRUE(has_relation);
-  VqaBatch b = make_vqa_batch(m, {noise_image(12, 5), noise_image(12, 6)}, {0, 1, 1},
-                              {"what shape is the red object", "is it left", "what is left"});
-  Tensor targets = Tensor::zeros(Shape{3, 3});
-  targets.f32()[0 * 3 + 0] = targets.f32()[1 * 3 + 1] = targets.f32()[2 * 3 + 2] = 1.f;
-  expect_gradient_matches_finite_differences(m, b, targets, m.relation.out.weight);
+  expect_gradients_match_finite_differences(m, 5, {0, 1, 2}, {&m.relation.out.weight});
 }
 
 // With hop_heads > 0 two-hop spatial attention over the stem cells joins the head's input (a
@@ -382,12 +385,7 @@ TEST(VqaModel, HopAttentionJoinsTheHead) {
   bool has_hop = false;
   for (Parameter* p : m.parameters()) has_hop |= p->name == "hop.local2.weight";
   EXPECT_TRUE(has_hop);
-  VqaBatch b = make_vqa_batch(m, {noise_image(12, 7), noise_image(12, 8)}, {0, 1, 1},
-                              {"what shape is the red object", "is it left", "what is left"});
-  Tensor targets = Tensor::zeros(Shape{3, 3});
-  targets.f32()[0 * 3 + 2] = targets.f32()[1 * 3 + 0] = targets.f32()[2 * 3 + 1] = 1.f;
-  for (Parameter* p : {&m.hop.local1.weight, &m.hop.beta, &m.hop.find.weight})
-    expect_gradient_matches_finite_differences(m, b, targets, *p);
+  expect_gradients_match_finite_differences(m, 7, {2, 0, 1}, {&m.hop.local1.weight, &m.hop.beta, &m.hop.find.weight});
 }
 
 // The attention maps of a hop-attention model: after the fusion layers, per head the find hop
