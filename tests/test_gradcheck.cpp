@@ -207,6 +207,17 @@ TEST(GradCheck, ShapeOps) {
             {randn({2, 3, 4}, 1), randn({2, 2, 4}, 2)});
   gradcheck("concat_last", [](Graph& g, const std::vector<Var>& v) { return ag::concat(g, {v[0], v[1]}, -1); },
             {randn({2, 3}, 1), randn({2, 5}, 2)});
+  // Seven inputs (the most a node holds): inputs 4..6 keep their ids in the node's integer slots.
+  gradcheck("concat7", [](Graph& g, const std::vector<Var>& v) { return ag::concat(g, v, 1); },
+            {randn({2, 1, 3}, 1), randn({2, 2, 3}, 2), randn({2, 1, 3}, 3), randn({2, 3, 3}, 4),
+             randn({2, 2, 3}, 5), randn({2, 1, 3}, 6), randn({2, 2, 3}, 7)});
+  {
+    Arena arena;
+    Graph g(arena);
+    std::vector<Var> eight(8, g.constant(randn({2, 2}, 8)));
+    EXPECT_NE(test::error_of([&] { ag::concat(g, eight, 1); }).find("concat: 1 to 7 inputs supported, got 8"),
+              std::string::npos);
+  }
   gradcheck("transpose", [](Graph& g, const std::vector<Var>& v) { return ag::transpose(g, v[0], 1, 3); },
             {randn({2, 3, 4, 5}, 1)});
   gradcheck("reshape", [](Graph& g, const std::vector<Var>& v) {

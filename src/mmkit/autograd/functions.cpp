@@ -515,19 +515,27 @@ Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t p) {
 }
 
 // ---------------------------------------------------------------- shape ops
+// Node layout: i[0] = count, i[1] = outer, i[2 + k] = size of input k; the ids of inputs 0..3
+// are in[0..3], those of inputs 4.. follow the sizes in i[2 + count + (k - 4)], so up to
+// kMaxConcat inputs fit the node's 4 + 12 slots.
+constexpr int kMaxConcat = 7;
+
+static int concat_input(const Node& n, int k) { return k < 4 ? n.in[k] : int(n.i[2 + n.i[0] + (k - 4)]); }
+
 static void concat_bw(Graph& g, const Node& n) {
   int cnt = int(n.i[0]);
-  float* dxs[4];
-  int64_t sizes[4];
+  float* dxs[kMaxConcat];
+  int64_t sizes[kMaxConcat];
   for (int k = 0; k < cnt; ++k) {
-    dxs[k] = g.grad_ptr(n.in[k]);
+    dxs[k] = g.grad_ptr(concat_input(n, k));
     sizes[k] = n.i[2 + k];
   }
   ops::concat_backward(g.grad_ptr(n.out), dxs, sizes, cnt, n.i[1]);
 }
 
 Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
-  MMKIT_CHECK(!xs.empty() && xs.size() <= 4, "concat: 1 to 4 inputs supported, got ", xs.size());
+  MMKIT_CHECK(!xs.empty() && xs.size() <= size_t(kMaxConcat), "concat: 1 to ", kMaxConcat, " inputs supported, got ",
+              xs.size());
   Shape s0 = g.shape(xs[0]);
   if (axis < 0) axis += s0.n;
   MMKIT_CHECK(axis >= 0 && axis < s0.n, "concat: axis out of range for ", s0.str());
@@ -536,8 +544,8 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
   for (int i = axis + 1; i < s0.n; ++i) inner *= s0[i];
   Shape out = s0;
   out[axis] = 0;
-  const float* ptrs[4];
-  int64_t sizes[4];
+  const float* ptrs[kMaxConcat];
+  int64_t sizes[kMaxConcat];
   bool rg = false;
   for (size_t k = 0; k < xs.size(); ++k) {
     const Shape s = g.shape(xs[k]);
@@ -559,7 +567,10 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
     n.i[0] = int64_t(xs.size());
     n.i[1] = outer;
     for (size_t k = 0; k < xs.size(); ++k) {
-      n.in[k] = xs[k].id;
+      if (k < 4)
+        n.in[k] = xs[k].id;
+      else
+        n.i[2 + xs.size() + (k - 4)] = xs[k].id;
       n.i[2 + k] = sizes[k];
     }
     g.add_node(n);

@@ -39,7 +39,7 @@ Var layernorm(Graph& g, Var x, Var w, Var b, float eps);  // over the last axis
 Var embedding(Graph& g, Var table, const Tensor& ids);    // table [V, D], ids I32 [...] -> [..., D]
 // images [B, C, H, W], W [D, C, p, p], b [D] (may be invalid) -> [B, (H/p)*(W/p), D]
 Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t patch);
-Var concat(Graph& g, const std::vector<Var>& xs, int axis);
+Var concat(Graph& g, const std::vector<Var>& xs, int axis);  // 1 to 7 inputs
 Var reshape(Graph& g, Var x, const Shape& s);
 Var transpose(Graph& g, Var x, int a, int b);
 Var broadcast_batch(Graph& g, Var x, int64_t B);    // [1, ...] -> [B, ...]

@@ -78,8 +78,8 @@ VqaAnswer answer_question(Vqa& m, const Image& img, const std::string& question,
       maps->push_back(std::move(pa));
     }
     if (m.cfg.hop_heads > 0) {  // per head: where hop 1 found X, where hop 2 looked from there
-      const int G = int(m.cfg.image_size / m.cfg.stem_patch);
-      const int64_t H = m.cfg.hop_heads, P = int64_t(G) * G;
+      const int G = int(m.hop.cfg.grid);
+      const int64_t H = m.hop.cfg.heads, P = int64_t(G) * G;
       for (int64_t h = 0; h < H; ++h)
         for (int hop = 0; hop < 2; ++hop) {
           const Tensor& t = hop == 0 ? probes.hop.find : probes.hop.relate;  // [1, H, P]

@@ -422,9 +422,7 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
     parts.push_back(nn::relation_network(g, m.relation, objects, t));  // + [Bq, D]
   }
   if (m.cfg.hop_heads > 0) parts.push_back(nn::hop_attention(g, m.hop, cells, t, probes ? &probes->hop : nullptr));  // + [Bq, D]
-  // ag::concat takes up to 4 inputs.
-  Var pooled = ag::concat(g, std::vector<Var>(parts.begin(), parts.begin() + std::min<size_t>(parts.size(), 4)), 1);
-  if (parts.size() > 4) pooled = ag::concat(g, {pooled, parts[4]}, 1);  // [Bq, 3D .. 5D]
+  Var pooled = ag::concat(g, parts, 1);  // [Bq, 3D .. 5D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]
 }
