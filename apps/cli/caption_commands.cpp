@@ -12,7 +12,7 @@
 #include "mmkit/eval/attention_map.h"
 #include "mmkit/eval/caption_images.h"
 #include "mmkit/train/caption_trainer.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
 
 namespace mmkit::cli {
@@ -34,7 +34,7 @@ int run_train_caption(TrainCaptionArgs& a) {
   a.o.model.decoder.tie_embeddings = !a.untied;
   auto t0 = std::chrono::steady_clock::now();
   auto hist = train::train_captioner(a.o);
-  if (int sig = train::stop_signal()) return 128 + sig;  // checkpoint saved; conventional exit code
+  if (int sig = stop_signal()) return 128 + sig;  // checkpoint saved; conventional exit code
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!hist.empty())
     std::printf("done after %d epochs in %.1f s (wall, this run); greedy object F1 %.4f, BLEU-4 %.4f on the "

@@ -24,6 +24,10 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
+CLI::Option* add_threads_option(CLI::App* cmd, int* threads) {
+  return cmd->add_option("--threads", *threads, "compute threads (OpenMP; 0: all cores)")->capture_default_str();
+}
+
 std::string model_dir(const std::string& model) {
   struct stat st {};
   if (::stat(model.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return model;

@@ -27,6 +27,10 @@ struct Cli {
   }
 };
 
+// --threads (OpenMP threads per forward; 0: all cores), registered the same
+// way by every command that computes.
+CLI::Option* add_threads_option(CLI::App* cmd, int* threads);
+
 // "fashion-mnist" names the Debian package's directory; anything else is a
 // directory holding the same four IDX files.
 std::string data_dir(const std::string& d);

@@ -18,14 +18,14 @@
 #include "mmkit/eval/retrieval.h"
 #include "mmkit/eval/zero_shot_eval.h"
 #include "mmkit/train/clip_trainer.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 
 namespace mmkit::cli {
 namespace {
 
 int run_train_clip(train::ClipTrainOptions& o) {
   auto hist = train::train_clip(o);
-  if (int sig = train::stop_signal()) return 128 + sig;
+  if (int sig = stop_signal()) return 128 + sig;
   if (!hist.empty()) {
     const auto& r = hist.back();
     std::printf("done: %d epochs, final loss %.4f", r.epoch, r.train_loss);

@@ -15,7 +15,7 @@
 #include "mmkit/image/to_tensor.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/train/run_dir.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/json_config.h"
 #include "mmkit/util/progress.h"

@@ -24,7 +24,7 @@
 #include "mmkit/models/clip_export.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/train/run_dir.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 

@@ -21,7 +21,7 @@
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
 #include "mmkit/train/run_dir.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 

@@ -13,7 +13,7 @@
 #include "mmkit/eval/vqa_accuracy.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/train/run_dir.h"
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 

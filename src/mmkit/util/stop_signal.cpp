@@ -1,9 +1,9 @@
-#include "mmkit/train/stop_signal.h"
+#include "mmkit/util/stop_signal.h"
 
 #include <atomic>
 #include <csignal>
 
-namespace mmkit::train {
+namespace mmkit {
 
 namespace {
 std::atomic<int> g_stop_signal{0};
@@ -31,4 +31,4 @@ StopSignalScope::~StopSignalScope() {
 
 int stop_signal() { return g_stop_signal; }
 
-}  // namespace mmkit::train
+}  // namespace mmkit

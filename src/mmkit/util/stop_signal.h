@@ -1,11 +1,12 @@
-// SIGINT/SIGTERM during a training run: the handler only records the signal;
-// the training loop polls stop_signal(), saves a checkpoint and returns.
+// SIGINT/SIGTERM for long-running commands (training, serving): the handler
+// only records the signal; the loop polls stop_signal() and stops cleanly
+// (the training loop saves a checkpoint and returns, the server drains).
 //
-//   mmkit::train::StopSignalScope signals;   // handlers installed, flag cleared
-//   for (...) { ...; if (mmkit::train::stop_signal()) { save(); return; } }
+//   mmkit::StopSignalScope signals;   // handlers installed, flag cleared
+//   for (...) { ...; if (mmkit::stop_signal()) { save(); return; } }
 #pragma once
 
-namespace mmkit::train {
+namespace mmkit {
 
 // Installs the handlers for its lifetime (restoring the previous ones after)
 // and clears the recorded signal.
@@ -24,4 +25,4 @@ class StopSignalScope {
 // The signal received since the last StopSignalScope was created, or 0.
 int stop_signal();
 
-}  // namespace mmkit::train
+}  // namespace mmkit
