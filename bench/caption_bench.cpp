@@ -26,7 +26,7 @@
 #include "mmkit/autograd/graph.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/core/rng.h"
-#include "mmkit/eval/caption_generate.h"
+#include "mmkit/infer/caption_generate.h"
 #include "mmkit/ops/gemm.h"
 #include "mmkit/train/caption_trainer.h"
 
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   if (model_dir.empty()) {
     m = random_captioner();
   } else {
-    m = std::move(train::load_captioner(model_dir).model);
+    m = std::move(load_captioner(model_dir).model);
   }
   const VitConfig& v = m.cfg.vision;
   const CaptionDecoderConfig& d = m.cfg.decoder;

@@ -39,7 +39,7 @@
 
 #include "hostile_requests.h"
 #include "mmkit/core/rng.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/util/progress.h"
 #include "load_client_util.h"

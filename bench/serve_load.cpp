@@ -38,7 +38,7 @@
 
 #include "mmkit/core/parallel.h"
 #include "mmkit/core/rng.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/serve/request_limits.h"
 #include "load_client_util.h"

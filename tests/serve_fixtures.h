@@ -16,7 +16,7 @@
 #include "api_server.h"
 
 #include "mmkit/core/rng.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/io/checkpoint.h"

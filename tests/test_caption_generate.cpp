@@ -11,7 +11,7 @@
 #include "mmkit/autograd/functions.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/ops/attention.h"
-#include "mmkit/eval/caption_generate.h"
+#include "mmkit/infer/caption_generate.h"
 #include "mmkit/ops/softmax.h"
 #include "test_util.h"
 

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/models/clip.h"
 #include "test_util.h"
 

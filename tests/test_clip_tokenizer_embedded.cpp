@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mmkit/core/error.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/text/bpe_trainer.h"

@@ -18,7 +18,7 @@
 #include "mmkit/autograd/functions.h"
 #include "mmkit/data/fmnist_captions.h"
 #include "mmkit/data/image_text_dataset.h"
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/eval/retrieval.h"
 #include "mmkit/image/image.h"
 #include "mmkit/io/checkpoint.h"

@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/index/embedding_index.h"
 #include "serve_fixtures.h"
 

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "mmkit/core/error.h"
-#include "mmkit/eval/plots.h"
+#include "mmkit/report/plots.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/image/image.h"
 

@@ -20,8 +20,8 @@
 #include "api_server.h"
 #include "mmkit/data/soc_captions.h"
 #include "mmkit/data/sort_of_clevr.h"
-#include "mmkit/eval/caption_images.h"
-#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/infer/caption_images.h"
+#include "mmkit/infer/vqa_answer.h"
 #include "mmkit/serve/request_limits.h"
 #include "mmkit/train/caption_trainer.h"
 #include "mmkit/train/vqa_trainer.h"
@@ -42,7 +42,7 @@ struct Env {
   std::vector<Question> questions;   // from the VQA training data: every word is known
   std::vector<std::string> cap_images;
   std::unique_ptr<Vqa> vqa_ref;  // the library path the server must agree with
-  std::unique_ptr<train::CaptionModel> cap_ref;
+  std::unique_ptr<CaptionModel> cap_ref;
   std::unique_ptr<ClipService> clip;
   std::unique_ptr<VqaService> vqa;
   std::unique_ptr<CaptionService> cap;
@@ -101,7 +101,7 @@ class ServeVqaCaption : public ::testing::Test {
       t.model.stem_dim = 8;
       t.model.fusion_layers = 1;
       t.epochs = 1;
-      t.images_per_batch = 4;
+      t.batch = 4;
       t.checkpoint_every = 100;
       t.threads = 2;
       t.seed = 5;
@@ -139,7 +139,7 @@ class ServeVqaCaption : public ::testing::Test {
       }
     }
     env->vqa_ref = std::make_unique<Vqa>(load_vqa(env->vqa_dir));
-    env->cap_ref = std::make_unique<train::CaptionModel>(train::load_captioner(env->cap_dir));
+    env->cap_ref = std::make_unique<CaptionModel>(load_captioner(env->cap_dir));
     env->clip = std::make_unique<ClipService>(ClipRunner::open(env->clip_path), BatcherOptions{8, 2, 256},
                                               BatcherOptions{8, 2, 256});
     env->vqa = VqaService::open(env->vqa_dir, &env->clip->engine_mutex());

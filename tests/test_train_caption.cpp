@@ -15,6 +15,7 @@
 #include "mmkit/data/soc_captions.h"
 #include "mmkit/image/image.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/eval/caption_eval.h"
 #include "mmkit/train/caption_trainer.h"
 #include "serve_fixtures.h"
 
@@ -96,10 +97,10 @@ TEST(TrainCaption, LearnsAndWritesArtifacts) {
   for (auto f : {"model.safetensors", "checkpoint.safetensors", "training_curves.png", "history.json"})
     EXPECT_TRUE(test::file_exists(dir + "/" + f)) << f;
   // The saved model reproduces the last epoch's validation metrics.
-  train::CaptionModel m = train::load_captioner(dir);
+  CaptionModel m = load_captioner(dir);
   EXPECT_EQ(m.vocab.size(), m.model.cfg.decoder.vocab_size);
-  train::CaptionData test = train::load_caption_data(data_dir() + "/test.jsonl", 75, 3, 0, false);
-  auto r = train::evaluate_captions(m.model, m.vocab, test, GenerateOptions{}, 8);
+  data::CaptionData test = data::load_caption_data(data_dir() + "/test.jsonl", 75, 3, 0, false);
+  auto r = evaluate_captions(m.model, m.vocab, test, GenerateOptions{}, 8);
   EXPECT_EQ(r.images, 8);
   EXPECT_TRUE(r.has_objects);
   EXPECT_NEAR(r.objects.f1, h.back().val_object_f1, 1e-12);
@@ -188,7 +189,7 @@ TEST(TrainCaptionErrors, ExistingRunMissingDataAndBadLines) {
   // A run directory is not silently overwritten.
   m = test::error_of([&] { train::train_captioner(tiny(trained_run())); });
   EXPECT_NE(m.find("--resume"), std::string::npos) << m;
-  m = test::error_of([&] { train::load_captioner(dir + "/none"); });
+  m = test::error_of([&] { load_captioner(dir + "/none"); });
   EXPECT_NE(m.find("not found"), std::string::npos) << m;
 }
 

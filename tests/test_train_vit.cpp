@@ -20,9 +20,10 @@
 #include <thread>
 
 #include "mmkit/data/fashion_mnist.h"
-#include "mmkit/eval/classify.h"
+#include "mmkit/infer/classify.h"
 #include "mmkit/image/image.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/eval/vit_eval.h"
 #include "mmkit/train/vit_trainer.h"
 #include "test_util.h"
 
@@ -90,12 +91,12 @@ TEST(TrainVit, LearnsAndWritesArtifacts) {
   for (auto f : {"model.safetensors", "checkpoint.safetensors", "training_curves.png", "history.json"})
     EXPECT_TRUE(test::file_exists(dir + "/" + f)) << f;
   // Evaluation of the saved model reproduces the last epoch's test accuracy.
-  Vit vit = train::load_vit(dir);
+  Vit vit = load_vit(dir);
   auto test = data::load_fashion_mnist(data::kFashionMnistDir, "test");
   test.n = 1000;
   test.pixels.resize(size_t(1000 * test.image_size()));
   test.labels.resize(1000);
-  EXPECT_NEAR(train::evaluate_vit(vit, test).accuracy, h.back().test_acc, 1e-9);
+  EXPECT_NEAR(evaluate_vit(vit, test).accuracy, h.back().test_acc, 1e-9);
 }
 
 TEST(TrainVit, ResumeReproducesUninterruptedRun) {
@@ -224,7 +225,7 @@ TEST(TrainVitFaults, SigintSavesAndExits130) {
   bool mid = err.find("interrupted at step " + std::to_string(step) + "; checkpoint saved") != std::string::npos;
   bool end = err.find("stopped after epoch") != std::string::npos;
   EXPECT_TRUE(mid || end) << err;
-  EXPECT_NO_THROW(train::load_vit(dir));
+  EXPECT_NO_THROW(load_vit(dir));
   for (const auto& e : std::filesystem::directory_iterator(dir))
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "temp file left: " << e.path();
 }
@@ -325,11 +326,11 @@ TEST(TrainVitErrors, CheckpointNotMatchingTheModel) {
   VitConfig claimed = small;
   claimed.dim = 32;
   io::save_parameters(dir + "/model.safetensors", v.parameters(), {{"config", claimed.to_json()}});
-  std::string m = test::error_of([&] { train::load_vit(dir); });
+  std::string m = test::error_of([&] { load_vit(dir); });
   EXPECT_NE(m.find("tensor 'cls_token': got [1, 1, 16], expected [1, 1, 32]"), std::string::npos) << m;
   // Not a safetensors file at all.
   std::ofstream(dir + "/junk.safetensors") << "not a checkpoint";
-  m = test::error_of([&] { train::load_vit(dir + "/junk.safetensors"); });
+  m = test::error_of([&] { load_vit(dir + "/junk.safetensors"); });
   EXPECT_NE(m.find("junk.safetensors"), std::string::npos) << m;
   // CLI: clear message and non-zero exit.
   EXPECT_EQ(run(mmkit_bin() + " eval vit --model " + dir + " --json > /dev/null 2>&1"), 1);
@@ -342,7 +343,7 @@ TEST(TrainVit, ClassifyImageFilesMatchesEvaluation) {
   auto o = tiny_options(dir);
   o.epochs = 1;
   train::train_vit(o);
-  Vit vit = train::load_vit(dir);
+  Vit vit = load_vit(dir);
   auto test = data::load_fashion_mnist(data::kFashionMnistDir, "test");
   // Write 8 test images as PNG, classify the files, compare with the
   // model's prediction on the raw tensors.
@@ -361,7 +362,7 @@ TEST(TrainVit, ClassifyImageFilesMatchesEvaluation) {
   g.grad_enabled = false;
   Tensor x = Tensor::empty(Shape{8, 1, 28, 28});
   std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5, 6, 7};
-  train::images_to_input(vit, test, idx.data(), 8, x.f32());
+  images_to_input(vit, test, idx.data(), 8, x.f32());
   const float* L = g.data(vit_forward(g, vit, g.constant(x)));
   for (int i = 0; i < 8; ++i) {
     int best = 0;

@@ -12,8 +12,9 @@
 
 #include "mmkit/data/sort_of_clevr.h"
 #include "mmkit/eval/vqa_accuracy.h"
-#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/infer/vqa_answer.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/eval/vqa_eval.h"
 #include "mmkit/train/vqa_trainer.h"
 #include "test_util.h"
 
@@ -46,7 +47,7 @@ train::VqaTrainOptions tiny_options(const std::string& out) {
   o.model.stem_dim = 8;
   o.model.fusion_layers = 1;
   o.epochs = 2;
-  o.images_per_batch = 4;  // 6 steps per epoch
+  o.batch = 4;  // 6 steps per epoch
   o.checkpoint_every = 2;
   o.threads = 2;
   return o;
@@ -90,12 +91,12 @@ TEST(TrainVqa, WritesArtifactsAndEvaluatesPerType) {
   EXPECT_TRUE(hist[1].contains("test_acc_relational"));
   Vqa m = load_vqa(dir);
   // The answer vocabulary is every distinct training answer (fewer than top_k), most frequent first.
-  train::VqaDataset tr = train::load_vqa_dataset(soc_dir() + "/train.jsonl");
+  data::VqaDataset tr = data::load_vqa_dataset(soc_dir() + "/train.jsonl");
   EXPECT_EQ(m.cfg.answers, AnswerVocab::build(tr.examples, 0).answers());
   EXPECT_GE(m.cfg.answers.size(), 10u);  // circle square left right top bottom and most counts
-  train::VqaDataset test = train::load_vqa_dataset(soc_dir() + "/test.jsonl");
+  data::VqaDataset test = data::load_vqa_dataset(soc_dir() + "/test.jsonl");
   EXPECT_EQ(test.images.size(), 6u);
-  train::VqaEvalResult r = train::evaluate_vqa(m, test);
+  VqaEvalResult r = evaluate_vqa(m, test);
   EXPECT_EQ(r.n, 120);
   EXPECT_EQ(r.relational.n + r.non_relational.n, 120);
   int64_t typed = 0;

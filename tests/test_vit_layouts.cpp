@@ -25,7 +25,7 @@ static void expect_logits(Vit& vit, const io::SafetensorsFile& f, const std::str
 
 TEST(VitLayouts, TorchvisionVisionTransformer) {
   std::string path = test::fixture("torchvision_vit.safetensors");
-  Vit vit = train::load_vit(path);
+  Vit vit = load_vit(path);
   EXPECT_TRUE(vit.cfg.norm_first);
   EXPECT_EQ(vit.cfg.heads, 2);
   EXPECT_EQ(vit.cfg.image_size, 32);
@@ -81,7 +81,7 @@ TEST(VitLayouts, HuggingFaceViTForImageClassification) {
     "num_attention_heads": 2, "intermediate_size": 32, "image_size": 32, "patch_size": 8,
     "num_channels": 3, "layer_norm_eps": 1e-6, "hidden_act": "gelu",
     "id2label": {"0": "a", "1": "b", "2": "c", "3": "d", "4": "e"}})";
-  Vit vit = train::load_vit(dir);
+  Vit vit = load_vit(dir);
   EXPECT_EQ(vit.cfg.class_names.size(), 5u);
   expect_logits(vit, src, "HF ViT logits");
 }
@@ -94,11 +94,11 @@ TEST(VitLayouts, TorchvisionWithoutHeadCountIsAClearError) {
   std::string path = std::string(mkdtemp(tmpl)) + "/vit_b_16.safetensors";
   io::write_safetensors(path, w);  // no metadata
   try {
-    train::load_vit(path);
+    load_vit(path);
     FAIL() << "loaded without a head count";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--heads"), std::string::npos) << e.what();
   }
-  Vit vit = train::load_vit(path, 2);
+  Vit vit = load_vit(path, 2);
   expect_logits(vit, src, "torchvision logits with --heads");
 }

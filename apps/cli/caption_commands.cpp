@@ -9,8 +9,9 @@
 #include "cli.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/data/soc_captions.h"
-#include "mmkit/eval/attention_map.h"
-#include "mmkit/eval/caption_images.h"
+#include "mmkit/report/attention_map.h"
+#include "mmkit/infer/caption_images.h"
+#include "mmkit/eval/caption_eval.h"
 #include "mmkit/train/caption_trainer.h"
 #include "mmkit/util/stop_signal.h"
 #include "mmkit/util/file_util.h"
@@ -34,7 +35,7 @@ int run_train_caption(TrainCaptionArgs& a) {
   a.o.model.decoder.tie_embeddings = !a.untied;
   auto t0 = std::chrono::steady_clock::now();
   auto hist = train::train_captioner(a.o);
-  if (int sig = stop_signal()) return 128 + sig;  // checkpoint saved; conventional exit code
+  if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!hist.empty())
     std::printf("done after %d epochs in %.1f s (wall, this run); greedy object F1 %.4f, BLEU-4 %.4f on the "
@@ -52,7 +53,7 @@ struct EvalCaptionArgs {
   int threads = 0;
 };
 
-nlohmann::json result_json(const train::CaptionEvalResult& r) {
+nlohmann::json result_json(const CaptionEvalResult& r) {
   nlohmann::json j = {{"bleu", {r.bleu.bleu[0], r.bleu.bleu[1], r.bleu.bleu[2], r.bleu.bleu[3]}},
                       {"brevity_penalty", r.bleu.brevity_penalty},
                       {"cider_d", r.cider_d},
@@ -65,21 +66,21 @@ nlohmann::json result_json(const train::CaptionEvalResult& r) {
 
 int run_eval_caption(const EvalCaptionArgs& a) {
   set_num_threads(a.threads);
-  train::CaptionModel m = train::load_captioner(a.model);
+  CaptionModel m = load_captioner(a.model);
   // A directory means its held-out split.
   const std::string jsonl = is_directory(a.data) ? a.data + "/test.jsonl" : a.data;
-  train::CaptionData d = train::load_caption_data(jsonl, m.model.cfg.vision.image_size, m.model.cfg.vision.channels,
+  data::CaptionData d = data::load_caption_data(jsonl, m.model.cfg.vision.image_size, m.model.cfg.vision.channels,
                                                   a.limit, !a.json);
   GenerateOptions greedy;
-  auto rg = train::evaluate_captions(m.model, m.vocab, d, greedy, 0, !a.json);
-  std::vector<std::pair<std::string, train::CaptionEvalResult>> cols = {{"greedy", rg}};
+  auto rg = evaluate_captions(m.model, m.vocab, d, greedy, 0, !a.json);
+  std::vector<std::pair<std::string, CaptionEvalResult>> cols = {{"greedy", rg}};
   if (a.beam > 1) {
     GenerateOptions beam;
     beam.beam = a.beam;
     beam.length_penalty = a.length_penalty;
     char name[64];
     std::snprintf(name, sizeof name, "beam %d (alpha %.2g)", a.beam, double(a.length_penalty));
-    cols.push_back({name, train::evaluate_captions(m.model, m.vocab, d, beam, 0, !a.json)});
+    cols.push_back({name, evaluate_captions(m.model, m.vocab, d, beam, 0, !a.json)});
   }
   if (a.json) {
     nlohmann::json j = {{"images", d.n()}, {"data", jsonl}, {"greedy", result_json(rg)}};
@@ -107,15 +108,15 @@ int run_eval_caption(const EvalCaptionArgs& a) {
   for (int n = 0; n < 4; ++n) {
     char name[16];
     std::snprintf(name, sizeof name, "BLEU-%d", n + 1);
-    row(name, [n](const train::CaptionEvalResult& r) { return r.bleu.bleu[n]; }, "%.4f");
+    row(name, [n](const CaptionEvalResult& r) { return r.bleu.bleu[n]; }, "%.4f");
   }
-  row("CIDEr-D", [](const train::CaptionEvalResult& r) { return r.cider_d; }, "%.4f");
+  row("CIDEr-D", [](const CaptionEvalResult& r) { return r.cider_d; }, "%.4f");
   if (rg.has_objects) {
-    row("object F1", [](const train::CaptionEvalResult& r) { return r.objects.f1; }, "%.4f");
-    row("  precision", [](const train::CaptionEvalResult& r) { return r.objects.precision; }, "%.4f");
-    row("  recall", [](const train::CaptionEvalResult& r) { return r.objects.recall; }, "%.4f");
+    row("object F1", [](const CaptionEvalResult& r) { return r.objects.f1; }, "%.4f");
+    row("  precision", [](const CaptionEvalResult& r) { return r.objects.precision; }, "%.4f");
+    row("  recall", [](const CaptionEvalResult& r) { return r.objects.recall; }, "%.4f");
   }
-  row("images/s", [](const train::CaptionEvalResult& r) { return r.seconds > 0 ? double(r.images) / r.seconds : 0.0; },
+  row("images/s", [](const CaptionEvalResult& r) { return r.seconds > 0 ? double(r.images) / r.seconds : 0.0; },
       "%.1f");
   std::printf("\nexamples (greedy | %s):\n", cols.back().first.c_str());
   for (int64_t i = 0; i < std::min<int64_t>(3, d.n()); ++i)
@@ -145,7 +146,7 @@ std::string numbered(const std::string& path, size_t i, size_t n) {
 
 int run_caption(const CaptionArgs& a) {
   set_num_threads(a.threads);
-  train::CaptionModel m = train::load_captioner(a.model);
+  CaptionModel m = load_captioner(a.model);
   GenerateOptions g;
   g.beam = a.beam;
   g.length_penalty = a.length_penalty;
@@ -219,21 +220,10 @@ void add_caption_commands(Cli& c) {
   dc.max_len = 0;  // from the data
   dc.norm_first = true;
   auto* tc = c.train->add_subcommand("caption", "train an image captioner (ViT encoder + Transformer decoder)");
+  add_train_options(tc, &o);
   tc->add_option("--data", o.data_dir, "directory with train.jsonl and test.jsonl (e.g. from `mmkit data soc-captions`)")
       ->required();
-  tc->add_option("--out", o.out_dir, "output directory (checkpoints, curves)")->required();
-  tc->add_option("--epochs", o.epochs)->capture_default_str();
-  tc->add_option("--batch", o.batch)->capture_default_str();
-  tc->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
-  tc->add_option("--min-lr", o.min_lr, "final learning rate of the cosine schedule")->capture_default_str();
-  tc->add_option("--weight-decay", o.weight_decay)->capture_default_str();
-  tc->add_option("--warmup-steps", o.warmup_steps, "linear warmup steps (-1: one epoch)")->capture_default_str();
   tc->add_option("--label-smoothing", o.label_smoothing)->capture_default_str();
-  tc->add_option("--clip-grad", o.clip_grad, "max global gradient norm (0: off)")->capture_default_str();
-  tc->add_option("--seed", o.seed)->capture_default_str();
-  tc->add_option("--threads", o.threads, "0 = all cores")->capture_default_str();
-  tc->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
-  tc->add_flag("--resume", o.resume, "continue the run in --out from its last checkpoint");
   tc->add_option("--channels", o.channels, "3: RGB input, 1: gray")->capture_default_str()->check(CLI::IsMember({1, 3}));
   tc->add_option("--image-size", vc.image_size, "input size (0: the first training image's width)")->capture_default_str();
   tc->add_option("--patch", vc.patch_size)->capture_default_str();
@@ -249,9 +239,6 @@ void add_caption_commands(Cli& c) {
   tc->add_option("--dropout", dc.dropout, "decoder dropout")->capture_default_str();
   tc->add_flag("--untied", ta->untied, "separate LM head weight (default: tied to the token embedding)");
   tc->add_option("--val-images", o.val_images, "test images captioned (greedy) after each epoch")->capture_default_str();
-  tc->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();
-  tc->add_option("--limit-test", o.limit_test, "use only the first N test images")->capture_default_str();
-  tc->add_option("--max-steps", o.max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();
   c.on(tc, ta, run_train_caption);
 
   // ---- eval caption

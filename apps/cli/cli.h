@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace mmkit::train {
+struct TrainOptions;
+}
+
 namespace mmkit::cli {
 
 struct Cli {
@@ -30,6 +34,19 @@ struct Cli {
 // --threads (OpenMP threads per forward; 0: all cores), registered the same
 // way by every command that computes.
 CLI::Option* add_threads_option(CLI::App* cmd, int* threads);
+
+// The options of train::TrainOptions, for `mmkit train <model>`; the texts
+// that differ between models.
+struct TrainFlagText {
+  const char* batch_flag = "--batch";
+  const char* batch_help = "items per step";
+  const char* warmup_help = "linear warmup steps (-1: one epoch)";
+  const char* items = "images";  // what --limit-train / --limit-test count
+};
+void add_train_options(CLI::App* cmd, train::TrainOptions* o, const TrainFlagText& t = {});
+// After a training run: 128 + the signal that interrupted it (its checkpoint
+// is saved), else 0.
+int training_exit_code();
 
 // "fashion-mnist" names the Debian package's directory; anything else is a
 // directory holding the same four IDX files.

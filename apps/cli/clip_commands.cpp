@@ -5,8 +5,8 @@
 
 #include "cli.h"
 #include "mmkit/core/parallel.h"
-#include "mmkit/eval/clip_runner.h"
-#include "mmkit/eval/embed_folder.h"
+#include "mmkit/infer/clip_runner.h"
+#include "mmkit/infer/embed_folder.h"
 
 namespace mmkit::cli {
 namespace {

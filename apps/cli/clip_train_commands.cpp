@@ -13,8 +13,8 @@
 #include "mmkit/core/parallel.h"
 #include "mmkit/data/fmnist_captions.h"
 #include "mmkit/data/image_text_dataset.h"
-#include "mmkit/eval/clip_runner.h"
-#include "mmkit/eval/plots.h"
+#include "mmkit/infer/clip_runner.h"
+#include "mmkit/report/plots.h"
 #include "mmkit/eval/retrieval.h"
 #include "mmkit/eval/zero_shot_eval.h"
 #include "mmkit/train/clip_trainer.h"
@@ -25,7 +25,7 @@ namespace {
 
 int run_train_clip(train::ClipTrainOptions& o) {
   auto hist = train::train_clip(o);
-  if (int sig = stop_signal()) return 128 + sig;
+  if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!hist.empty()) {
     const auto& r = hist.back();
     std::printf("done: %d epochs, final loss %.4f", r.epoch, r.train_loss);
@@ -72,7 +72,7 @@ LabelledImages load_labelled(ClipRunner& r, const std::string& data, int64_t lim
     std::vector<int64_t> idx(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
     li.pixels.resize(size_t(n * per));
-    train::fmnist_to_clip_pixels(test, idx.data(), n, li.pixels.data());
+    data::fmnist_to_clip_pixels(test, idx.data(), n, li.pixels.data());
     li.labels.assign(test.labels.begin(), test.labels.begin() + n);
     li.classes = data::fmnist_prompt_names();
     return li;
@@ -202,27 +202,16 @@ int run_eval_retrieval(const EvalClipArgs& a) {
 void add_clip_train_commands(Cli& c) {
   auto to = std::make_shared<train::ClipTrainOptions>();
   auto* tc = c.train->add_subcommand("clip", "contrastive training of a CLIP model (image and text towers)");
+  add_train_options(tc, to.get(), {"--batch", "image-caption pairs per step (the contrastive loss compares all of them)", "linear warmup steps (-1: one epoch)", "pairs"});
   tc->add_option("--data", to->data, "fashion-mnist (images + generated captions) or a .jsonl/.csv of image,caption")
       ->capture_default_str();
-  tc->add_option("--out", to->out_dir, "output directory (checkpoints, model, curves)")->required();
   tc->add_option("--init", to->init, "fine-tune this CLIP (OpenAI/OpenCLIP or Hugging Face safetensors); saved in the same layout");
   tc->add_option("--vocab", to->vocab, "CLIP BPE merges (.txt.gz) or HF folder (default: --init's, else learned from the captions)");
   tc->add_option("--bpe-merges", to->bpe_merges, "merges to learn when no tokenizer is given")->capture_default_str();
   tc->add_option("--freeze", to->freeze, "lock one tower: image or text");
-  tc->add_option("--epochs", to->epochs)->capture_default_str();
-  tc->add_option("--batch", to->batch)->capture_default_str();
-  tc->add_option("--lr", to->lr, "peak learning rate")->capture_default_str();
-  tc->add_option("--min-lr", to->min_lr)->capture_default_str();
-  tc->add_option("--weight-decay", to->weight_decay)->capture_default_str();
-  tc->add_option("--warmup-steps", to->warmup_steps, "-1: one epoch")->capture_default_str();
-  tc->add_option("--clip-grad", to->clip_grad, "max global gradient norm (0: off)")->capture_default_str();
   tc->add_flag("!--no-augment", to->augment, "no random shifts/flips");
   tc->add_flag("--flip", to->flip, "random horizontal flips for caption files");
-  tc->add_option("--seed", to->seed)->capture_default_str();
-  tc->add_option("--threads", to->threads, "0 = all cores")->capture_default_str();
   tc->add_option("--workers", to->workers, "image decoding threads (caption files)")->capture_default_str();
-  tc->add_option("--checkpoint-every", to->checkpoint_every)->capture_default_str();
-  tc->add_flag("--resume", to->resume, "continue the run in --out from its last checkpoint");
   tc->add_option("--embed-dim", to->model.embed_dim)->capture_default_str();
   tc->add_option("--patch", to->model.vision_patch_size)->capture_default_str();
   tc->add_option("--vision-width", to->model.vision_width)->capture_default_str();
@@ -233,10 +222,7 @@ void add_clip_train_commands(Cli& c) {
   tc->add_option("--text-width", to->model.transformer_width)->capture_default_str();
   tc->add_option("--text-layers", to->model.transformer_layers)->capture_default_str();
   tc->add_option("--text-heads", to->model.transformer_heads)->capture_default_str();
-  tc->add_option("--limit-train", to->limit_train)->capture_default_str();
-  tc->add_option("--limit-test", to->limit_test)->capture_default_str();
   tc->add_option("--eval-images", to->eval_images, "zero-shot test images per epoch (0: all)")->capture_default_str();
-  tc->add_option("--max-steps", to->max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();
   c.on(tc, to, run_train_clip);
 
   auto za = std::make_shared<EvalClipArgs>();

@@ -23,7 +23,7 @@
 #include "mmkit/core/rng.h"
 #include "mmkit/data/fmnist_captions.h"
 #include "mmkit/text/bpe_trainer.h"
-#include "mmkit/eval/classify.h"
+#include "mmkit/infer/classify.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/index/embedding_index.h"
 #include "mmkit/io/checkpoint.h"
@@ -88,7 +88,7 @@ int run_serve(const ServeArgs& a) {
   }
   std::shared_ptr<Vit> vit;
   if (!a.classifier.empty()) {
-    vit = std::make_shared<Vit>(train::load_vit(a.classifier));
+    vit = std::make_shared<Vit>(load_vit(a.classifier));
     m.classify = [vit](const Image& img) {
       Classification c = classify_images(*vit, {img})[0];
       std::vector<serve::LabelProb> out;

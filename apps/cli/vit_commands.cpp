@@ -6,8 +6,9 @@
 
 #include "cli.h"
 #include "mmkit/core/parallel.h"
-#include "mmkit/eval/classify.h"
-#include "mmkit/eval/plots.h"
+#include "mmkit/infer/classify.h"
+#include "mmkit/report/plots.h"
+#include "mmkit/eval/vit_eval.h"
 #include "mmkit/train/vit_trainer.h"
 
 namespace mmkit::cli {
@@ -24,7 +25,7 @@ int run_train_vit(TrainVitArgs& a) {
   o.aug_flip = !a.no_flip;
   o.data_dir = data_dir(o.data_dir);
   auto hist = train::train_vit(o);
-  if (int sig = train::last_stop_signal()) return 128 + sig;  // saved; conventional exit code
+  if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!hist.empty())
     std::printf("final test accuracy %.4f after %d epochs; model in %s/model.safetensors\n",
                 hist.back().test_acc, hist.back().epoch, o.out_dir.c_str());
@@ -39,9 +40,9 @@ struct EvalVitArgs {
 
 int run_eval_vit(const EvalVitArgs& a) {
   set_num_threads(a.threads);
-  Vit vit = train::load_vit(a.model);
+  Vit vit = load_vit(a.model);
   data::ImageSet test = data::load_fashion_mnist(data_dir(a.data), "test");
-  train::EvalResult r = train::evaluate_vit(vit, test, 500, !a.json);
+  VitEvalResult r = evaluate_vit(vit, test, 500, !a.json);
   std::string confusion_png = a.confusion.empty() ? model_dir(a.model) + "/confusion_matrix.png" : a.confusion;
   std::vector<std::string> names = vit.cfg.class_names;
   if (names.empty())
@@ -68,7 +69,7 @@ struct ClassifyArgs {
 
 int run_classify(const ClassifyArgs& a) {
   set_num_threads(a.threads);
-  Vit vit = train::load_vit(a.model, a.heads);
+  Vit vit = load_vit(a.model, a.heads);
   if (!a.preprocess.empty()) vit.cfg.preprocess = a.preprocess == "none" ? "" : a.preprocess;
   std::vector<Image> images;
   for (auto& f : a.files) images.push_back(decode_image_file(f));
@@ -95,24 +96,13 @@ void add_vit_commands(Cli& c) {
   train::VitTrainOptions& to = ta->o;
   to.data_dir = "fashion-mnist";
   auto* tv = c.train->add_subcommand("vit", "train a Vision Transformer classifier");
+  add_train_options(tv, &to);
   tv->add_option("--data", to.data_dir, "fashion-mnist (Debian package) or a directory of IDX files")
       ->capture_default_str();
-  tv->add_option("--out", to.out_dir, "output directory (checkpoints, curves)")->required();
-  tv->add_option("--epochs", to.epochs)->capture_default_str();
-  tv->add_option("--batch", to.batch)->capture_default_str();
-  tv->add_option("--lr", to.lr, "peak learning rate")->capture_default_str();
-  tv->add_option("--min-lr", to.min_lr, "final learning rate of the cosine schedule")->capture_default_str();
-  tv->add_option("--weight-decay", to.weight_decay)->capture_default_str();
-  tv->add_option("--warmup-steps", to.warmup_steps, "linear warmup steps (-1: one epoch)")->capture_default_str();
   tv->add_option("--label-smoothing", to.label_smoothing)->capture_default_str();
-  tv->add_option("--clip-grad", to.clip_grad, "max global gradient norm (0: off)")->capture_default_str();
   tv->add_flag("--no-augment", ta->no_augment, "disable random shifts and flips");
   tv->add_option("--aug-shift", to.aug_shift, "max random shift in pixels")->capture_default_str();
   tv->add_flag("--no-flip", ta->no_flip, "no random horizontal flips");
-  tv->add_option("--seed", to.seed)->capture_default_str();
-  tv->add_option("--threads", to.threads, "0 = all cores")->capture_default_str();
-  tv->add_option("--checkpoint-every", to.checkpoint_every, "steps between checkpoints")->capture_default_str();
-  tv->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
   tv->add_option("--patch", to.model.patch_size)->capture_default_str();
   tv->add_option("--dim", to.model.dim)->capture_default_str();
   tv->add_option("--depth", to.model.depth)->capture_default_str();
@@ -120,9 +110,6 @@ void add_vit_commands(Cli& c) {
   tv->add_option("--mlp-dim", to.model.mlp_dim)->capture_default_str();
   tv->add_option("--dropout", to.model.dropout)->capture_default_str();
   tv->add_flag("--norm-first", to.model.norm_first, "pre-norm blocks + final LayerNorm (default: post-norm)");
-  tv->add_option("--limit-train", to.limit_train, "use only the first N training images")->capture_default_str();
-  tv->add_option("--limit-test", to.limit_test, "use only the first N test images")->capture_default_str();
-  tv->add_option("--max-steps", to.max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();
   c.on(tv, ta, run_train_vit);
 
   // ---- eval vit

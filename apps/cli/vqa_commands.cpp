@@ -8,7 +8,9 @@
 #include "cli.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/data/sort_of_clevr.h"
-#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/infer/vqa_answer.h"
+#include "mmkit/report/vqa_attention_map.h"
+#include "mmkit/eval/vqa_eval.h"
 #include "mmkit/train/vqa_trainer.h"
 
 namespace mmkit::cli {
@@ -44,7 +46,7 @@ int run_train_vqa(TrainVqaArgs& a) {
   MMKIT_CHECK(a.norm == "pre" || a.norm == "post", "--norm must be pre or post, got '", a.norm, "'");
   a.o.model.norm_first = a.norm == "pre";
   auto hist = train::train_vqa(a.o);
-  if (int sig = train::last_vqa_stop_signal()) return 128 + sig;
+  if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!hist.empty())
     std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %d epochs; model in "
                 "%s/model.safetensors\n",
@@ -65,8 +67,8 @@ int run_eval_vqa(const EvalVqaArgs& a) {
   Vqa m = load_vqa(a.model);
   std::string jsonl = a.data;
   if (jsonl.size() < 6 || jsonl.compare(jsonl.size() - 6, 6, ".jsonl") != 0) jsonl += "/" + a.split + ".jsonl";
-  train::VqaDataset d = train::load_vqa_dataset(jsonl, a.limit, !a.json);
-  train::VqaEvalResult r = train::evaluate_vqa(m, d, 16, !a.json);
+  data::VqaDataset d = data::load_vqa_dataset(jsonl, a.limit, !a.json);
+  VqaEvalResult r = evaluate_vqa(m, d, 16, !a.json);
   if (a.json) {
     nlohmann::json types = nlohmann::json::object();
     for (auto& [t, v] : r.per_type) types[t] = {{"questions", v.n}, {"accuracy", v.accuracy}};
@@ -139,23 +141,11 @@ void add_vqa_commands(Cli& c) {
   train::VqaTrainOptions& o = ta->o;
   VqaConfig& mc = o.model;
   auto* tv = c.train->add_subcommand("vqa", "train a VQA model (co-attention fusion) on VQA JSONL data");
+  add_train_options(tv, &o, {"--images-per-batch", "images per step, each with all its questions", "linear warmup steps (-1: half an epoch)", "images"});
   tv->add_option("--data", o.data_dir, "directory with train.jsonl and test.jsonl (e.g. from `mmkit data sort-of-clevr`)")
       ->required();
-  tv->add_option("--out", o.out_dir, "output directory (checkpoints, curves)")->required();
-  tv->add_option("--epochs", o.epochs)->capture_default_str();
-  tv->add_option("--images-per-batch", o.images_per_batch, "images per step, each with all its questions")
-      ->capture_default_str();
-  tv->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
-  tv->add_option("--min-lr", o.min_lr)->capture_default_str();
-  tv->add_option("--weight-decay", o.weight_decay)->capture_default_str();
-  tv->add_option("--warmup-steps", o.warmup_steps, "linear warmup steps (-1: half an epoch)")->capture_default_str();
-  tv->add_option("--clip-grad", o.clip_grad, "max global gradient norm (0: off)")->capture_default_str();
   tv->add_option("--top-k-answers", o.top_k_answers, "answer vocabulary: the K most frequent training answers")
       ->capture_default_str();
-  tv->add_option("--seed", o.seed)->capture_default_str();
-  tv->add_option("--threads", o.threads, "0 = all cores")->capture_default_str();
-  tv->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
-  tv->add_flag("--resume", o.resume, "continue the run in --out from its last checkpoint");
   tv->add_option("--patch", mc.patch_size, "image patch size (tokens = (image/patch)^2)")->capture_default_str();
   tv->add_option("--stem-patch", mc.stem_patch, "conv stem kernel = stride (0: no stem)")->capture_default_str();
   tv->add_option("--stem-dim", mc.stem_dim)->capture_default_str();
@@ -195,9 +185,6 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
-  tv->add_option("--limit-train", o.limit_train, "use only the first N training images")->capture_default_str();
-  tv->add_option("--limit-test", o.limit_test, "use only the first N test images")->capture_default_str();
-  tv->add_option("--max-steps", o.max_steps, "stop (with a checkpoint) after this many steps")->capture_default_str();
   c.on(tv, ta, run_train_vqa);
 
   // ---- eval vqa

@@ -2,6 +2,7 @@
 
 #include "mmkit/core/error.h"
 #include "mmkit/core/rng.h"
+#include "mmkit/image/preprocess.h"
 
 namespace mmkit::data {
 
@@ -69,6 +70,19 @@ std::string fmnist_caption(int label, uint64_t seed) {
   const std::string& tmpl = tmpls[size_t(r.next_u64() % tmpls.size())];
   const std::string& name = names[size_t(r.next_u64() % names.size())];
   return fill_template(tmpl, name);
+}
+
+void fmnist_to_clip_pixels(const ImageSet& set, const int64_t* idx, int64_t n, float* out) {
+  const PreprocessConfig pre = preprocess_preset("clip", int(set.rows));
+  const int64_t HW = set.rows * set.cols;
+  MMKIT_CHECK(set.channels == 1, "Fashion-MNIST images should be gray, got ", set.channels, " channels");
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* src = set.image(idx[i]);
+    for (int c = 0; c < 3; ++c) {
+      float* o = out + (i * 3 + c) * HW;
+      for (int64_t p = 0; p < HW; ++p) o[p] = (float(src[p]) / 255.f - pre.mean[size_t(c)]) / pre.std[size_t(c)];
+    }
+  }
 }
 
 }  // namespace mmkit::data

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "mmkit/data/fashion_mnist.h"
+
 namespace mmkit::data {
 
 // One lower-case name per class, used as the zero-shot label text
@@ -28,5 +30,10 @@ std::string fmnist_caption(int label, uint64_t seed);
 
 // "{}" in `tmpl` replaced by `name` (the only placeholder; an error otherwise).
 std::string fill_template(const std::string& tmpl, const std::string& name);
+
+// Fashion-MNIST images idx[0..n) as CLIP input [n, 3, 28, 28]: gray
+// replicated to RGB and normalised with CLIP's mean/std, exactly what the
+// "clip" preprocessing does to the same image saved as a 28x28 PNG.
+void fmnist_to_clip_pixels(const ImageSet& set, const int64_t* idx, int64_t n, float* out);
 
 }  // namespace mmkit::data

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/ops/gemm.h"
 #include "mmkit/util/progress.h"
 

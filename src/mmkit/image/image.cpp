@@ -461,4 +461,10 @@ Image to_rgb(const Image& img) {
   return out;
 }
 
+Image fit_image(const Image& src, int64_t size, int64_t channels) {
+  Image im = channels == 1 ? to_gray(src) : to_rgb(src);
+  if (im.width != size || im.height != size) im = resize_bilinear(im, int(size), int(size));
+  return im;
+}
+
 }  // namespace mmkit

@@ -71,4 +71,8 @@ Image to_rgb(const Image& img);
 // where alpha varies).
 Image resize_bilinear(const Image& img, int w, int h);
 
+// A model's square input: converted to gray (channels 1) or RGB (3), then
+// resized (bilinear) to size x size unless it already has that size.
+Image fit_image(const Image& src, int64_t size, int64_t channels);
+
 }  // namespace mmkit

@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "mmkit/eval/embed_folder.h"
+#include "mmkit/infer/embed_folder.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 

@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 
 namespace faiss {
 struct Index;

@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "mmkit/autograd/functions.h"
+#include "mmkit/image/to_tensor.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/json_config.h"
 
 namespace mmkit {
@@ -158,6 +161,38 @@ Var caption_decoder_forward(Graph& g, CaptionDecoder& d, const Tensor& ids, Var 
   }
   if (c.norm_first) x = nn::layer_norm(g, d.norm, x);
   return ag::linear(g, x, g.param(d.head_weight()), g.param(d.lm_head_bias));  // [B, T, V]
+}
+
+// ------------------------------------------------------------------ loading and input
+
+CaptionModel load_captioner(const std::string& model_path) {
+  std::string path = is_directory(model_path) ? model_path + "/model.safetensors" : model_path;
+  MMKIT_CHECK(path_exists(path), "model file ", path, " not found (train one with `mmkit train caption --out DIR`)");
+  io::SafetensorsFile f = io::SafetensorsFile::open(path);
+  const auto& meta = f.metadata();
+  MMKIT_CHECK(meta.count("config") && meta.count("vocab"), path,
+              ": no 'config'/'vocab' metadata; not an mmkit captioner");
+  CaptionModel m;
+  CaptionerConfig cfg = CaptionerConfig::from_json(meta.at("config"), path + " config");
+  m.vocab = text::CaptionVocab::from_json(meta.at("vocab"), path + " vocab");
+  MMKIT_CHECK(m.vocab.size() == cfg.decoder.vocab_size, path, ": vocabulary has ", m.vocab.size(),
+              " words, the config says ", cfg.decoder.vocab_size);
+  m.model.init(cfg, 0);
+  io::LoadOptions lo;
+  lo.ignore_prefixes = {"optim."};
+  io::load_parameters(f, m.model.parameters(), lo);
+  return m;
+}
+
+Tensor caption_input(const Captioner& m, const std::vector<Image>& images) {
+  const VitConfig& v = m.cfg.vision;
+  const int64_t n = int64_t(images.size()), S = v.image_size, C = v.channels;
+  Tensor t = Tensor::empty(Shape{n, C, S, S});
+  for (int64_t i = 0; i < n; ++i) {
+    Image im = fit_image(images[size_t(i)], S, C);
+    pixels_to_chw(im.pixels.data(), int(S), int(S), int(C), v.pixel_mean, v.pixel_std, t.f32() + i * C * S * S);
+  }
+  return t;
 }
 
 }  // namespace mmkit

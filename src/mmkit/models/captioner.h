@@ -21,7 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "mmkit/image/image.h"
 #include "mmkit/models/vit.h"
+#include "mmkit/text/caption_vocab.h"
 #include "mmkit/nn/embedding.h"
 #include "mmkit/nn/transformer_decoder_layer.h"
 
@@ -88,5 +90,17 @@ struct CaptionDecodeOptions {
 // ids I32 [B, T] (T <= max_len), memory [B, M, D] -> logits [B, T, V]
 Var caption_decoder_forward(Graph& g, CaptionDecoder& d, const Tensor& ids, Var memory,
                             const CaptionDecodeOptions& opt = {});
+
+// A trained captioner with its word vocabulary, as the trainer saves it.
+struct CaptionModel {
+  Captioner model;
+  text::CaptionVocab vocab;
+};
+// DIR/model.safetensors or a .safetensors path written by the trainer.
+CaptionModel load_captioner(const std::string& path);
+
+// Decoded images of any size/channels -> the model's normalised input
+// [n, C, S, S] (fit_image, then the model's mean/std).
+Tensor caption_input(const Captioner& m, const std::vector<Image>& images);
 
 }  // namespace mmkit

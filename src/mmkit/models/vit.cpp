@@ -3,7 +3,13 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include "mmkit/autograd/functions.h"
+#include "mmkit/image/preprocess.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/io/layouts.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit {
 
@@ -244,6 +250,94 @@ Var vit_forward(Graph& g, Vit& m, Var images) {
   }
   if (m.cfg.norm_first) c = nn::layer_norm(g, m.norm, c);
   return nn::linear(g, m.head, c);                                   // [B, K]
+}
+
+// ------------------------------------------------------------------ loading
+
+namespace {
+
+int64_t count_layers(const io::SafetensorsFile& f, const std::string& pre, const std::string& post) {
+  int64_t n = 0;
+  while (f.find(pre + std::to_string(n) + post)) ++n;
+  return n;
+}
+
+const io::TensorView& need(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorView* t = f.find(name);
+  MMKIT_CHECK(t, f.path(), ": expected tensor '", name, "' is missing");
+  return *t;
+}
+
+VitConfig torchvision_config(const io::SafetensorsFile& f, int64_t heads) {
+  VitConfig c;
+  const auto& conv = need(f, "conv_proj.weight");
+  MMKIT_CHECK(conv.shape.size() == 4, f.path(), ": conv_proj.weight should be [D, C, p, p]");
+  c.dim = conv.shape[0];
+  c.channels = conv.shape[1];
+  c.patch_size = conv.shape[2];
+  const auto& pos = need(f, "encoder.pos_embedding");
+  int64_t n = pos.shape.size() == 3 ? pos.shape[1] - 1 : 0, side = int64_t(std::lround(std::sqrt(double(n))));
+  MMKIT_CHECK(n > 0 && side * side == n, f.path(), ": encoder.pos_embedding does not describe a square patch grid");
+  c.image_size = side * c.patch_size;
+  c.depth = count_layers(f, "encoder.layers.encoder_layer_", ".ln_1.weight");
+  c.mlp_dim = need(f, "encoder.layers.encoder_layer_0.mlp.0.weight").shape[0];
+  c.num_classes = need(f, "heads.head.weight").shape[0];
+  auto it = f.metadata().find("config");
+  if (heads <= 0 && it != f.metadata().end()) {
+    nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+    if (j.is_object() && j.contains("num_heads") && j["num_heads"].is_number_integer()) heads = j["num_heads"];
+  }
+  MMKIT_CHECK(heads > 0, f.path(), ": the attention head count cannot be inferred from tensor shapes; pass "
+              "--heads N (vit_b_16: 12) or store {\"num_heads\": N} in the metadata 'config'");
+  c.heads = heads;
+  c.norm_first = true;
+  c.eps = 1e-6f;
+  c.preprocess = "imagenet";
+  return c;
+}
+
+VitConfig hf_vit_config(const std::string& path, int64_t heads) {
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
+  std::string cj = (dir.empty() ? "." : dir) + "/config.json";
+  std::string text = io::read_text_file(cj);
+  MMKIT_CHECK(!text.empty(), path, ": Hugging Face ViT checkpoint without ", cj);
+  return VitConfig::from_hf_json(text, cj, heads);
+}
+
+}  // namespace
+
+Vit load_vit(const std::string& model_path, int64_t heads) {
+  std::string path = model_path;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
+  MMKIT_CHECK(path_exists(path), "model file ", path, " not found (train one with `mmkit train vit --out DIR`)");
+  auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+  io::Layout layout = io::detect_layout(*file);
+  Vit vit;
+  if (layout == io::Layout::torchvision_vit || layout == io::Layout::hf_vit) {
+    VitConfig cfg = layout == io::Layout::torchvision_vit ? torchvision_config(*file, heads)
+                                                           : hf_vit_config(path, heads);
+    PreprocessConfig pre = preprocess_preset(cfg.preprocess, int(cfg.image_size));
+    cfg.pixel_mean.assign(pre.mean.begin(), pre.mean.end());
+    cfg.pixel_std.assign(pre.std.begin(), pre.std.end());
+    vit.init(cfg, 0);
+    io::Remapped r = io::remap(file, layout);
+    // Extra tensors a fixture may carry are not part of the model.
+    for (auto it = r.unused.begin(); it != r.unused.end();)
+      it = (it->rfind("input.", 0) == 0 || it->rfind("output.", 0) == 0) ? r.unused.erase(it) : it + 1;
+    io::bind_remapped(r, vit.parameters(), path);
+    return vit;
+  }
+  MMKIT_CHECK(layout == io::Layout::mmkit, path, " is a ", io::layout_name(layout), " checkpoint, not a ViT classifier");
+  auto it = file->metadata().find("config");
+  MMKIT_CHECK(it != file->metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit ViT model");
+  VitConfig cfg = VitConfig::from_json(it->second);
+  if (heads > 0) cfg.heads = heads;
+  vit.init(cfg, 0);
+  io::LoadOptions lo;
+  lo.ignore_prefixes = {"optim."};
+  io::load_parameters(*file, vit.parameters(), lo);
+  return vit;
 }
 
 }  // namespace mmkit

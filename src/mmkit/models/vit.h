@@ -70,4 +70,10 @@ Var vit_forward(Graph& g, Vit& m, Var images);
 // of the captioner (models/captioner.h), which normalises every token.
 Var vit_encode(Graph& g, Vit& m, Var images);
 
+// Loads DIR/model.safetensors (or a .safetensors path) into a ready model:
+// mmkit's own files, torchvision VisionTransformer (vit_b_16 names; the head
+// count comes from the file's metadata {"num_heads": N} or `heads`), or
+// Hugging Face ViTForImageClassification (config.json beside the file).
+Vit load_vit(const std::string& model_path, int64_t heads = 0);
+
 }  // namespace mmkit

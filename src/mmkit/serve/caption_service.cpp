@@ -4,11 +4,11 @@
 
 namespace mmkit::serve {
 
-CaptionService::CaptionService(train::CaptionModel model, std::string name, std::mutex* engine)
+CaptionService::CaptionService(CaptionModel model, std::string name, std::mutex* engine)
     : m_(std::move(model)), name_(std::move(name)), engine_(engine ? engine : &own_) {}
 
 std::unique_ptr<CaptionService> CaptionService::open(const std::string& path, std::mutex* engine) {
-  return std::make_unique<CaptionService>(train::load_captioner(path), model_display_name(path), engine);
+  return std::make_unique<CaptionService>(load_captioner(path), model_display_name(path), engine);
 }
 
 ImageCaption CaptionService::caption(const Image& image, const GenerateOptions& g) {

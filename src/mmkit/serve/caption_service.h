@@ -13,14 +13,14 @@
 #include <mutex>
 #include <string>
 
-#include "mmkit/eval/caption_images.h"
+#include "mmkit/infer/caption_images.h"
 
 namespace mmkit::serve {
 
 class CaptionService {
  public:
   // engine: the mutex every model forward in the process holds; null: a mutex of its own.
-  CaptionService(train::CaptionModel model, std::string name, std::mutex* engine = nullptr);
+  CaptionService(CaptionModel model, std::string name, std::mutex* engine = nullptr);
   // DIR/model.safetensors or a .safetensors file, as `mmkit caption --model` takes.
   static std::unique_ptr<CaptionService> open(const std::string& path, std::mutex* engine = nullptr);
 
@@ -33,7 +33,7 @@ class CaptionService {
   int64_t vocab_size() const { return m_.vocab.size(); }
 
  private:
-  train::CaptionModel m_;
+  CaptionModel m_;
   std::string name_;
   std::mutex own_;
   std::mutex* engine_;

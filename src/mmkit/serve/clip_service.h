@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/serve/dynamic_batcher.h"
 
 namespace mmkit::serve {

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <string>
 
-#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/infer/vqa_answer.h"
 
 namespace mmkit::serve {
 

@@ -12,47 +12,42 @@
 // Either way it is stored in the model file's metadata, so a trained model
 // is one self-contained file.
 //
-// OUT layout (as train vit): checkpoint.safetensors (weights + AdamW moments
-// + config + train_state + tokenizer), model.safetensors (weights + config +
-// tokenizer; in the layout --init came in: OpenAI/OpenCLIP names, or Hugging
-// Face CLIPModel names with a config.json beside it), training_curves.png,
-// history.json. Resume is step-exact: shuffling depends on (seed, epoch),
-// captions and augmentation on (seed, step, row).
+// A task on the shared training loop (train/train_loop.h). The checkpoint
+// also holds the tokenizer; model.safetensors (weights + config + tokenizer)
+// is in the layout --init came in: OpenAI/OpenCLIP names, or Hugging Face
+// CLIPModel names with a config.json beside it. Captions and augmentation
+// depend on (seed, step, row), so resume is step-exact.
 #pragma once
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "mmkit/autograd/optimizer.h"
-#include "mmkit/data/fashion_mnist.h"
 #include "mmkit/models/clip.h"
+#include "mmkit/train/train_options.h"
 
 namespace mmkit::train {
 
 // A small CLIP for 28x28 Fashion-MNIST (both towers 4+3 layers of width 128).
 ClipConfig fmnist_clip_config();
 
-struct ClipTrainOptions {
+struct ClipTrainOptions : TrainOptions {
   std::string data = "fashion-mnist";  // "fashion-mnist" / an IDX directory, or a .jsonl/.csv caption file
-  std::string out_dir;
   std::string init;       // fine-tune from this CLIP (OpenAI/OpenCLIP or Hugging Face safetensors)
   std::string vocab;      // tokenizer files; see above
   int bpe_merges = 1000;  // merges to learn when no tokenizer is given
   ClipConfig model = fmnist_clip_config();  // ignored with --init (the checkpoint's config wins)
   std::string freeze;     // "" | "image" | "text": that tower is locked (LiT-style training)
-  int epochs = 10;
-  int batch = 256;
-  float lr = 1e-3f, min_lr = 1e-5f, weight_decay = 0.1f, clip_grad = 1.0f;
-  int64_t warmup_steps = -1;  // < 0: one epoch
-  bool augment = true;        // Fashion-MNIST: shifts <= 1 px + flips; files: horizontal flips only if flip
-  bool flip = false;          // caption files: random horizontal flips (off: captions may say left/right)
-  uint64_t seed = 0;
-  int threads = 0;
-  int workers = 2;            // image decoding threads for caption files
-  int64_t checkpoint_every = 200;
-  bool resume = false;
-  int64_t limit_train = 0, limit_test = 0, max_steps = 0;
-  int64_t eval_images = 0;    // Fashion-MNIST: zero-shot on the first N test images per epoch (0: all)
+  bool augment = true;    // Fashion-MNIST: shifts <= 1 px + flips; files: horizontal flips only if flip
+  bool flip = false;      // caption files: random horizontal flips (off: captions may say left/right)
+  int workers = 2;        // image decoding threads for caption files
+  int64_t eval_images = 0;  // Fashion-MNIST: zero-shot on the first N test images per epoch (0: all)
+  ClipTrainOptions() {
+    epochs = 10;
+    batch = 256;
+    lr = 1e-3f;
+    weight_decay = 0.1f;
+  }
 };
 
 struct ClipEpochRecord {
@@ -75,10 +70,5 @@ float clip_train_step(Graph& g, Clip& clip, AdamW& opt, const Tensor& pixels, co
                       float clip_grad, Tensor* logits = nullptr);
 
 std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& opt, std::FILE* log = stderr);
-
-// Fashion-MNIST images [i0, i0+n) as CLIP input [n, 3, 28, 28]: gray
-// replicated to RGB and normalised with CLIP's mean/std, exactly what the
-// "clip" preprocessing does to the same image saved as a 28x28 PNG.
-void fmnist_to_clip_pixels(const data::ImageSet& set, const int64_t* idx, int64_t n, float* out);
 
 }  // namespace mmkit::train

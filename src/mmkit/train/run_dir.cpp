@@ -51,6 +51,36 @@ void TrainStateReader::fail_field(const char* field, const char* what) const {
   fail("checkpoint ", path_, ": unreadable train_state metadata (field '", field, "': ", what, ")");
 }
 
+std::vector<nlohmann::json> TrainStateReader::records(const char* field) const {
+  const nlohmann::json h = get<nlohmann::json>(field);
+  if (!h.is_array()) fail_field(field, "not an array");
+  std::vector<nlohmann::json> out;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (!h[i].is_object()) fail_field((std::string(field) + "[" + std::to_string(i) + "]").c_str(), "not an object");
+    out.push_back(h[i]);
+  }
+  return out;
+}
+
+nlohmann::json run_state_json(const RunState& s, const std::string& weight_field, const std::string& metric_field) {
+  return {{"step", s.step},         {"epoch", s.epoch},           {"batch_in_epoch", s.batch_in_epoch},
+          {"epoch_seconds", s.epoch_seconds}, {"loss_sum", s.loss_sum}, {weight_field, s.weight},
+          {metric_field, s.metric}, {"history", s.history}};
+}
+
+RunState read_run_state(const TrainStateReader& j, const std::string& weight_field, const std::string& metric_field) {
+  RunState s;
+  s.step = j.get<int64_t>("step");
+  s.epoch = j.get<int>("epoch");
+  s.batch_in_epoch = j.get<int64_t>("batch_in_epoch");
+  s.epoch_seconds = j.get<double>("epoch_seconds", 0.0);
+  s.loss_sum = j.get<double>("loss_sum");
+  s.weight = j.get<double>(weight_field.c_str());
+  s.metric = j.get<double>(metric_field.c_str());
+  s.history = j.records("history");
+  return s;
+}
+
 void write_history_files(const std::string& dir, const nlohmann::json& records, const std::vector<EpochPoint>& pts,
                          const std::string& title) {
   write_text_atomic(dir + "/history.json", records.dump(2) + "\n");

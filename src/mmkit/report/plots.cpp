@@ -1,4 +1,4 @@
-#include "mmkit/eval/plots.h"
+#include "mmkit/report/plots.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 
 #include <mutex>
 

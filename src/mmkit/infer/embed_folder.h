@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "mmkit/eval/clip_runner.h"
+#include "mmkit/infer/clip_runner.h"
 
 namespace mmkit {
 

@@ -1,4 +1,4 @@
-#include "mmkit/eval/caption_generate.h"
+#include "mmkit/infer/caption_generate.h"
 
 #include <algorithm>
 #include <cmath>

@@ -14,14 +14,10 @@
 #include <vector>
 
 #include "mmkit/image/image.h"
+#include "mmkit/infer/vqa_answer.h"
 
 namespace mmkit {
 
-struct PatchAttention {
-  int grid = 0;             // G: patches per side
-  std::vector<float> map;   // G*G weights (row-major patches), summing to 1
-  std::string label;        // panel caption (empty: "fusion layer N")
-};
 
 void write_attention_map(const std::string& png_path, const Image& image, const std::vector<PatchAttention>& layers,
                          const std::string& question, const std::string& answer, float probability);

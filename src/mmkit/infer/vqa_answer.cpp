@@ -1,4 +1,4 @@
-#include "mmkit/eval/vqa_answer.h"
+#include "mmkit/infer/vqa_answer.h"
 
 #include <algorithm>
 #include <cmath>

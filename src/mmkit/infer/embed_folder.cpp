@@ -1,4 +1,4 @@
-#include "mmkit/eval/embed_folder.h"
+#include "mmkit/infer/embed_folder.h"
 
 #include <dirent.h>
 

@@ -1,4 +1,4 @@
-#include "mmkit/eval/attention_map.h"
+#include "mmkit/report/attention_map.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,7 +2,7 @@
 // caption` and the server's /v1/caption share (fit + normalise, encode once,
 // greedy or beam search, words back to text).
 //
-//   mmkit::train::CaptionModel m = mmkit::train::load_captioner("runs/cap");
+//   mmkit::CaptionModel m = mmkit::load_captioner("runs/cap");
 //   mmkit::GenerateOptions g;  g.beam = 3;
 //   auto caps = mmkit::caption_images(m, {mmkit::decode_image_file("scene.png")}, g);
 //   // caps[0].text == "a red circle is left of a blue square .", caps[0].gen.log_prob, ...
@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "mmkit/eval/caption_generate.h"
+#include "mmkit/infer/caption_generate.h"
 #include "mmkit/image/image.h"
-#include "mmkit/train/caption_trainer.h"
+#include "mmkit/models/captioner.h"
 
 namespace mmkit {
 
@@ -26,7 +26,7 @@ struct ImageCaption {
 
 // One caption per image, in order. The model's weights are only read, but the
 // encoder runs through an autograd graph: callers serialise calls per model.
-std::vector<ImageCaption> caption_images(train::CaptionModel& m, const std::vector<Image>& images,
+std::vector<ImageCaption> caption_images(CaptionModel& m, const std::vector<Image>& images,
                                          const GenerateOptions& g);
 
 }  // namespace mmkit

@@ -1,4 +1,4 @@
-#include "mmkit/eval/vqa_attention_map.h"
+#include "mmkit/report/vqa_attention_map.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "mmkit/eval/classify.h"
+#include "mmkit/infer/classify.h"
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/image/preprocess.h"

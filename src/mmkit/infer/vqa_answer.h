@@ -13,10 +13,18 @@
 #include <utility>
 #include <vector>
 
-#include "mmkit/eval/vqa_attention_map.h"
+#include "mmkit/image/image.h"
 #include "mmkit/models/vqa.h"
 
 namespace mmkit {
+
+// One attention map over the image's G x G patch grid (drawn by
+// report/vqa_attention_map.h).
+struct PatchAttention {
+  int grid = 0;             // G: patches per side
+  std::vector<float> map;   // G*G weights (row-major patches), summing to 1
+  std::string label;        // panel caption (empty: "fusion layer N")
+};
 
 struct VqaAnswer {
   std::string answer;
