@@ -2,6 +2,7 @@
 
 #include "mmkit/core/error.h"
 #include "mmkit/core/rng.h"
+#include "mmkit/data/augment.h"
 #include "mmkit/image/preprocess.h"
 
 namespace mmkit::data {
@@ -83,6 +84,38 @@ void fmnist_to_clip_pixels(const ImageSet& set, const int64_t* idx, int64_t n, f
       for (int64_t p = 0; p < HW; ++p) o[p] = (float(src[p]) / 255.f - pre.mean[size_t(c)]) / pre.std[size_t(c)];
     }
   }
+}
+
+std::vector<float> fmnist_clip_pixels(const ImageSet& set, int64_t n) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
+  std::vector<float> out(size_t(n * 3 * set.rows * set.cols));
+  fmnist_to_clip_pixels(set, idx.data(), n, out.data());
+  return out;
+}
+
+std::string fmnist_clip_pair(const ImageSet& set, int64_t k, uint64_t row_seed, bool augment, float* out) {
+  ImageSet one;  // the (augmented) image alone, through fmnist_to_clip_pixels
+  one.rows = set.rows;
+  one.cols = set.cols;
+  one.channels = 1;
+  one.n = 1;
+  one.pixels.resize(size_t(set.rows * set.cols));
+  if (augment)
+    augment_random_crop_flip(set.image(k), set.rows, set.cols, 1, true, row_seed, one.pixels.data());
+  else
+    std::copy(set.image(k), set.image(k) + one.pixels.size(), one.pixels.begin());
+  const int64_t zero = 0;
+  fmnist_to_clip_pixels(one, &zero, 1, out);
+  return fmnist_caption(set.labels[size_t(k)], row_seed ^ 0xC4A7105Eull);
+}
+
+std::vector<std::string> fmnist_training_captions() {
+  std::vector<std::string> corpus;
+  for (int k = 0; k < 10; ++k)
+    for (const auto& name : fmnist_synonyms(k))
+      for (const auto& t : fmnist_train_templates()) corpus.push_back(fill_template(t, name));
+  return corpus;
 }
 
 }  // namespace mmkit::data

@@ -35,5 +35,16 @@ std::string fill_template(const std::string& tmpl, const std::string& name);
 // replicated to RGB and normalised with CLIP's mean/std, exactly what the
 // "clip" preprocessing does to the same image saved as a 28x28 PNG.
 void fmnist_to_clip_pixels(const ImageSet& set, const int64_t* idx, int64_t n, float* out);
+// The first n images of `set` as CLIP input (zero-shot evaluation sets).
+std::vector<float> fmnist_clip_pixels(const ImageSet& set, int64_t n);
+
+// Training pair for image k of `set`: its CLIP input (shifted <= 1 px and
+// flipped when `augment`) into out [3, 28, 28], and a caption of its class,
+// both drawn from `row_seed`.
+std::string fmnist_clip_pair(const ImageSet& set, int64_t k, uint64_t row_seed, bool augment, float* out);
+
+// Every training caption (each class name x each training template): the
+// corpus a tokenizer for Fashion-MNIST captions is learned from.
+std::vector<std::string> fmnist_training_captions();
 
 }  // namespace mmkit::data

@@ -314,4 +314,21 @@ Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids) {
   return ag::matmul(g, pooled, g.param(m.text_projection));                // [B, E]
 }
 
+ClipConfig fmnist_clip_config() {
+  ClipConfig c;
+  c.embed_dim = 128;
+  c.image_resolution = 28;
+  c.vision_patch_size = 4;  // 7x7 patches + class token
+  c.vision_width = 128;
+  c.vision_layers = 4;
+  c.vision_heads = 4;
+  c.context_length = 32;  // captions are short; position embeddings [32, 128]
+  c.vocab_size = 0;       // set from the tokenizer
+  c.transformer_width = 128;
+  c.transformer_layers = 3;
+  c.transformer_heads = 4;
+  c.activation = "gelu";
+  return c;
+}
+
 }  // namespace mmkit

@@ -79,4 +79,8 @@ Var clip_encode_image(Graph& g, Clip& m, Var images);
 // ids I32 [B, T] (T <= context_length; pooled at argmax(id) = end of text) -> [B, E]
 Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids);
 
+// A small CLIP for 28x28 Fashion-MNIST (`mmkit train clip`'s default: towers of
+// 4 and 3 layers of width 128, context 32; vocab_size set from the tokenizer).
+ClipConfig fmnist_clip_config();
+
 }  // namespace mmkit

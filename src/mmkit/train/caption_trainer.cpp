@@ -203,9 +203,7 @@ class CaptionTask : public TrainTask {
 
 std::vector<CaptionEpochRecord> train_captioner(const CaptionTrainOptions& o, std::FILE* log) {
   CaptionTask task(o);
-  std::vector<CaptionEpochRecord> out;
-  for (const auto& r : run_training(task, o, log)) out.push_back(record_from_json(r));
-  return out;
+  return typed_history(run_training(task, o, log), record_from_json);
 }
 
 }  // namespace mmkit::train

@@ -8,7 +8,6 @@
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/core/rng.h"
-#include "mmkit/data/augment.h"
 #include "mmkit/data/fmnist_captions.h"
 #include "mmkit/data/image_text_dataset.h"
 #include "mmkit/eval/zero_shot_eval.h"
@@ -20,23 +19,6 @@
 #include "mmkit/train/train_loop.h"
 
 namespace mmkit::train {
-
-ClipConfig fmnist_clip_config() {
-  ClipConfig c;
-  c.embed_dim = 128;
-  c.image_resolution = 28;
-  c.vision_patch_size = 4;  // 7x7 patches + class token
-  c.vision_width = 128;
-  c.vision_layers = 4;
-  c.vision_heads = 4;
-  c.context_length = 32;  // captions are short; position embeddings [32, 128]
-  c.vocab_size = 0;       // set from the tokenizer
-  c.transformer_width = 128;
-  c.transformer_layers = 3;
-  c.transformer_heads = 4;
-  c.activation = "gelu";
-  return c;
-}
 
 namespace {
 
@@ -140,7 +122,10 @@ class ClipTask : public TrainTask {
     } else {
       MMKIT_CHECK(train_.rows == R && train_.cols == R, "Fashion-MNIST images are ", train_.rows, "x", train_.cols,
                   ", the model expects ", R, "x", R);
-      prepare_zero_shot_set();
+      // Zero-shot evaluation data (Fashion-MNIST test images): preprocessed once.
+      const int64_t n = o_.eval_images > 0 ? std::min(o_.eval_images, test_.n) : test_.n;
+      test_pixels_ = data::fmnist_clip_pixels(test_, n);
+      test_labels_.assign(test_.labels.begin(), test_.labels.begin() + n);
     }
     x_ = Tensor::empty(Shape{o_.batch, 3, R, R});
     ids_ = Tensor::empty(Shape{o_.batch, cfg.context_length}, DType::i32);
@@ -179,7 +164,7 @@ class ClipTask : public TrainTask {
 
   void load_batch(const std::vector<int64_t>& idx, int, int64_t step) override {
     const int64_t n = int64_t(idx.size()), T = clip_.cfg.context_length;
-    const int64_t per = 3 * clip_.cfg.image_resolution * clip_.cfg.image_resolution, zero = 0;
+    const int64_t per = 3 * clip_.cfg.image_resolution * clip_.cfg.image_resolution;
     idx_ = idx;
     if (loader_) loader_->finish(x_.f32());
     for (int64_t i = 0; i < n; ++i) {
@@ -188,14 +173,8 @@ class ClipTask : public TrainTask {
       if (loader_) {
         caption = pairs_[size_t(k)].caption;
       } else {
-        const uint64_t row_seed = mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(i)));
-        if (o_.augment)
-          data::augment_random_crop_flip(train_.image(k), train_.rows, train_.cols, 1, true, row_seed,
-                                         one_.pixels.data());
-        else
-          std::memcpy(one_.pixels.data(), train_.image(k), one_.pixels.size());
-        data::fmnist_to_clip_pixels(one_, &zero, 1, x_.f32() + i * per);
-        caption = data::fmnist_caption(train_.labels[size_t(k)], row_seed ^ 0xC4A7105Eull);
+        caption = data::fmnist_clip_pair(train_, k, mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(i))),
+                                         o_.augment, x_.f32() + i * per);
       }
       std::memcpy(ids_.ptr<int32_t>() + i * T, tokens_of(caption).data(), size_t(T) * 4);
     }
@@ -290,22 +269,6 @@ class ClipTask : public TrainTask {
     const std::string dir = o_.data == "fashion-mnist" ? std::string(data::kFashionMnistDir) : o_.data;
     train_ = data::first_images(data::load_fashion_mnist(dir, "train"), o_.limit_train);
     test_ = data::first_images(data::load_fashion_mnist(dir, "test"), o_.limit_test);
-    one_.rows = train_.rows;  // one augmented image at a time
-    one_.cols = train_.cols;
-    one_.channels = 1;
-    one_.n = 1;
-    one_.pixels.resize(size_t(train_.rows * train_.cols));
-  }
-
-  // Zero-shot evaluation data (Fashion-MNIST test images): preprocessed once.
-  void prepare_zero_shot_set() {
-    const int64_t n = o_.eval_images > 0 ? std::min(o_.eval_images, test_.n) : test_.n;
-    const int64_t R = clip_.cfg.image_resolution;
-    std::vector<int64_t> idx(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
-    test_pixels_.resize(size_t(n * 3 * R * R));
-    data::fmnist_to_clip_pixels(test_, idx.data(), n, test_pixels_.data());
-    test_labels_.assign(test_.labels.begin(), test_.labels.begin() + n);
   }
 
   // --vocab, else the tokenizer of --init, else BPE merges learned from the captions.
@@ -315,14 +278,8 @@ class ClipTask : public TrainTask {
       if (auto t = tokenizer_from_metadata(io::SafetensorsFile::open(o_.init))) return t;
       return open_clip_tokenizer("", o_.init);
     }
-    std::vector<std::string> corpus;
-    if (!is_file_) {
-      for (int k = 0; k < 10; ++k)
-        for (const auto& name : data::fmnist_synonyms(k))
-          for (const auto& t : data::fmnist_train_templates()) corpus.push_back(data::fill_template(t, name));
-    } else {
-      for (const auto& p : pairs_) corpus.push_back(p.caption);
-    }
+    std::vector<std::string> corpus = is_file_ ? std::vector<std::string>() : data::fmnist_training_captions();
+    for (const auto& p : pairs_) corpus.push_back(p.caption);
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> merges = text::train_bpe_merges(corpus, o_.bpe_merges);
     auto tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_merges(merges));
@@ -342,7 +299,7 @@ class ClipTask : public TrainTask {
 
   const ClipTrainOptions& o_;
   const bool is_file_;
-  data::ImageSet train_, test_, one_;
+  data::ImageSet train_, test_;
   std::vector<data::ImageTextPair> pairs_;
   std::unique_ptr<data::ImageBatchLoader> loader_;
   std::vector<float> test_pixels_;
@@ -360,9 +317,7 @@ class ClipTask : public TrainTask {
 
 std::vector<ClipEpochRecord> train_clip(const ClipTrainOptions& o, std::FILE* log) {
   ClipTask task(o);
-  std::vector<ClipEpochRecord> out;
-  for (const auto& r : run_training(task, o, log)) out.push_back(record_from_json(r));
-  return out;
+  return typed_history(run_training(task, o, log), record_from_json);
 }
 
 }  // namespace mmkit::train

@@ -28,9 +28,6 @@
 
 namespace mmkit::train {
 
-// A small CLIP for 28x28 Fashion-MNIST (both towers 4+3 layers of width 128).
-ClipConfig fmnist_clip_config();
-
 struct ClipTrainOptions : TrainOptions {
   std::string data = "fashion-mnist";  // "fashion-mnist" / an IDX directory, or a .jsonl/.csv caption file
   std::string init;       // fine-tune from this CLIP (OpenAI/OpenCLIP or Hugging Face safetensors)

@@ -115,6 +115,15 @@ class TrainTask {
 // max_steps save a checkpoint and return early (stop_signal() tells which).
 std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o, std::FILE* log);
 
+// The history's records as a trainer's typed records.
+template <class Record>
+std::vector<Record> typed_history(const std::vector<nlohmann::json>& history,
+                                  Record (*from_json)(const nlohmann::json&)) {
+  std::vector<Record> out;
+  for (const auto& r : history) out.push_back(from_json(r));
+  return out;
+}
+
 // The update part of a step: backward from `loss`, the clipping factor of
 // the global gradient norm (clip_grad <= 0: off) and AdamW at `lr` in one
 // pass that also zeroes the gradients (which are zero on entry).

@@ -156,9 +156,7 @@ class VitTask : public TrainTask {
 
 std::vector<EpochRecord> train_vit(const VitTrainOptions& o, std::FILE* log) {
   VitTask task(o);
-  std::vector<EpochRecord> out;
-  for (const auto& r : run_training(task, o, log)) out.push_back(record_from_json(r));
-  return out;
+  return typed_history(run_training(task, o, log), record_from_json);
 }
 
 }  // namespace mmkit::train

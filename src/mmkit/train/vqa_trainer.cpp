@@ -152,9 +152,7 @@ class VqaTask : public TrainTask {
 
 std::vector<VqaEpochRecord> train_vqa(const VqaTrainOptions& o, std::FILE* log) {
   VqaTask task(o);
-  std::vector<VqaEpochRecord> out;
-  for (const auto& r : run_training(task, o, log)) out.push_back(record_from_json(r));
-  return out;
+  return typed_history(run_training(task, o, log), record_from_json);
 }
 
 }  // namespace mmkit::train
