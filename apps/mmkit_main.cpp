@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
   mmkit::cli::add_clip_commands(c);
   mmkit::cli::add_clip_train_commands(c);
   mmkit::cli::add_serve_commands(c);
+  mmkit::cli::add_index_commands(c);
   mmkit::cli::add_vqa_commands(c);
   mmkit::cli::add_caption_commands(c);
+  mmkit::cli::add_data_commands(c);
   mmkit::cli::add_quantize_commands(c);
 
   try {

@@ -1,7 +1,8 @@
 // The HTTP API against an in-process server on an ephemeral loopback port,
 // with a tiny seeded CLIP: embeddings equal ClipRunner's for the same input,
 // limits give 4xx JSON errors naming the problem, absent models give 501,
-// concurrent requests each get their own result.
+// concurrent requests each get their own result, and every route (the page,
+// /healthz and /metrics included) answers through the one error wrapper.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
@@ -9,7 +10,10 @@
 #include <thread>
 
 #include "api_server.h"
+#include "mmkit/serve/api_error.h"
+#include "mmkit/serve/dynamic_batcher.h"
 #include "mmkit/serve/request_limits.h"
+#include "route_util.h"
 #include "serve_fixtures.h"
 
 using namespace mmkit;
@@ -312,4 +316,106 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   auto e = c.Post("/v1/embeddings", json{{"image", b64_png(test::shape_image(0))}}.dump(), "application/json");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, 200) << e->body;
+}
+
+// answer_route is the wrapper every route runs in: whatever a handler throws
+// becomes the error JSON with its status, and the request is counted.
+TEST(ServeRouteWrapper, EveryFailureBecomesErrorJsonAndIsCounted) {
+  struct Case {
+    std::function<void()> handler;
+    int status;
+    std::string code, needle;
+  };
+  const std::vector<Case> cases = {
+      {[] { api_fail(418, "teapot", "short and stout"); }, 418, "teapot", "short and stout"},
+      {[] { throw QueueFull("request queue is full"); }, 503, "overloaded", "retry later"},
+      {[] { fail("bad file x.png"); }, 400, "bad_request", "x.png"},
+      {[] { throw std::runtime_error("disk on fire"); }, 500, "internal", "disk on fire"},
+      {[] { throw 42; }, 500, "internal", "unknown error"},
+  };
+  Metrics metrics;
+  std::map<int, int64_t> counted;
+  for (const Case& c : cases) {
+    httplib::Response res;
+    answer_route(metrics, "/route", res, c.handler);
+    EXPECT_EQ(res.status, c.status) << res.body;
+    EXPECT_EQ(res.get_header_value("Content-Type"), "application/json");
+    json j = json::parse(res.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << res.body;
+    EXPECT_EQ(j["error"]["code"], c.code) << res.body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(c.needle), std::string::npos) << res.body;
+    EXPECT_EQ(metrics.count("/route", c.status), ++counted[c.status]) << c.code;
+  }
+  httplib::Response ok;
+  answer_route(metrics, "/route", ok, [&] { ok.set_content("fine", "text/plain"); });
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(metrics.count("/route", 200), 1);
+}
+
+// Each route of the table, and the static files, answer through answer_route:
+// errors have the JSON shape, and every request shows up in /metrics under its
+// route (which the unwrapped /metrics and /v1/metrics used not to).
+TEST_F(ServeHttp, EveryRouteAnswersThroughTheWrapper) {
+  auto c = client();
+  const std::string img = b64_file(env->files[0]);
+  for (const char* p : {"/", "/app.js", "/style.css", "/healthz", "/metrics", "/v1/metrics", "/v1/thumb/0"}) {
+    auto r = c.Get(p);
+    ASSERT_TRUE(r) << p;
+    EXPECT_EQ(r->status, 200) << p << ": " << r->body;
+  }
+  expect_error(c.Post("/v1/embeddings", "{}", "application/json"), 400, "bad_request", "nothing to embed");
+  expect_error(c.Post("/v1/zero-shot", "{}", "application/json"), 400, "bad_request", "exactly one image");
+  expect_error(c.Post("/v1/search", "{}", "application/json"), 400, "bad_request", "exactly one query");
+  expect_error(c.Get("/v1/thumb/99999999999999999999"), 404, "not_found", "99999999999999999999");
+  expect_error(c.Post("/v1/classify", json{{"image", img}}.dump(), "application/json"), 501, "not_loaded", "--classifier");
+  expect_error(c.Post("/v1/vqa", "{}", "application/json"), 501, "not_loaded", "--vqa");
+  expect_error(c.Post("/v1/caption", "{}", "application/json"), 501, "not_loaded", "--caption");
+  // A known path with the other method is no route (httplib has no 405): the same JSON shape.
+  expect_error(c.Post("/healthz", "{}", "application/json"), 404, "not_found", "POST /healthz");
+  expect_error(c.Get("/v1/embeddings"), 404, "not_found", "GET /v1/embeddings");
+
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  for (const char* want : {"route=\"/\",status=\"200\"", "route=\"/assets\",status=\"200\"",
+                           "route=\"/healthz\",status=\"200\"", "route=\"/metrics\",status=\"200\"",
+                           "route=\"/v1/metrics\",status=\"200\"", "route=\"/v1/thumb\",status=\"200\"",
+                           "route=\"/v1/thumb\",status=\"404\"", "route=\"/v1/embeddings\",status=\"400\"",
+                           "route=\"/v1/zero-shot\",status=\"400\"", "route=\"/v1/search\",status=\"400\"",
+                           "route=\"/v1/classify\",status=\"501\"", "route=\"/v1/vqa\",status=\"501\"",
+                           "route=\"/v1/caption\",status=\"501\"", "route=\"other\",status=\"404\""})
+    EXPECT_NE(m->body.find(std::string("mmkit_requests_total{") + want + "}"), std::string::npos)
+        << want << " missing from\n" << m->body;
+}
+
+// A route failing inside (here a thumbnail whose image file is gone) answers
+// the error JSON naming the file and stays counted; the server keeps serving.
+TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
+  std::string dir = test::make_temp_dir("serve_thumb_gone");
+  std::string images = dir + "/images";
+  ::mkdir(images.c_str(), 0755);
+  std::vector<std::string> files = test::write_shape_images(images, 2);
+  std::string model = test::write_tiny_clip(dir);
+  {
+    ClipRunner builder = ClipRunner::open(model);
+    index::BuildOptions o;
+    o.images_dir = images;
+    o.out_dir = dir + "/idx";
+    o.progress = false;
+    index::build_index(builder, o);
+  }
+  auto idx = index::EmbeddingIndex::open(dir + "/idx");
+  ClipService clip(ClipRunner::open(model), BatcherOptions{4, 1, 64}, BatcherOptions{4, 1, 64});
+  ServerModels m;
+  m.clip = &clip;
+  m.index = idx.get();
+  test::InProcessServer server(m, ServerOptions{});
+  httplib::Client c = server.client();
+  ASSERT_EQ(std::remove(files[1].c_str()), 0);
+  test::expect_api_error(c.Get("/v1/thumb/1"), 400, "bad_request", "img_00001.png");
+  auto ok = c.Get("/v1/thumb/0");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  auto mt = c.Get("/metrics");
+  ASSERT_TRUE(mt);
+  EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"400\"} 1"), std::string::npos) << mt->body;
 }

@@ -1,6 +1,6 @@
-// `mmkit data soc-captions`, `mmkit train caption`, `mmkit eval caption`,
-// `mmkit caption`: the image captioner (models/captioner.h) on Sort-of-CLEVR
-// captions or any image-caption JSONL (data/caption_jsonl.h).
+// `mmkit train caption`, `mmkit eval caption`, `mmkit caption`: the image
+// captioner (models/captioner.h) on Sort-of-CLEVR captions (`mmkit data
+// soc-captions`, data_commands.cpp) or any image-caption JSONL (data/caption_jsonl.h).
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "mmkit/core/parallel.h"
-#include "mmkit/data/soc_captions.h"
 #include "mmkit/report/attention_map.h"
 #include "mmkit/infer/caption_images.h"
 #include "mmkit/eval/caption_eval.h"
@@ -18,13 +17,6 @@
 
 namespace mmkit::cli {
 namespace {
-
-int run_data_soc_captions(const data::SocCaptionOptions& o) {
-  data::write_soc_captions(o);
-  std::printf("wrote %lld train + %lld test images (%d captions each) to %s\n", (long long)o.train_images,
-              (long long)o.test_images, o.captions_per_image, o.out_dir.c_str());
-  return 0;
-}
 
 struct TrainCaptionArgs {
   train::CaptionTrainOptions o;
@@ -188,17 +180,6 @@ int run_caption(const CaptionArgs& a) {
 }  // namespace
 
 void add_caption_commands(Cli& c) {
-  // ---- data soc-captions
-  auto da = std::make_shared<data::SocCaptionOptions>();
-  auto* ds = c.data->add_subcommand("soc-captions",
-                                    "generate Sort-of-CLEVR images with reference captions (PNG + JSONL, train/test)");
-  ds->add_option("--out", da->out_dir, "output directory")->required();
-  ds->add_option("--train", da->train_images, "training images")->capture_default_str();
-  ds->add_option("--test", da->test_images, "held-out test images")->capture_default_str();
-  ds->add_option("--captions", da->captions_per_image, "reference captions per image (1..6)")->capture_default_str();
-  ds->add_option("--seed", da->seed)->capture_default_str();
-  c.on(ds, da, run_data_soc_captions);
-
   // ---- train caption
   auto ta = std::make_shared<TrainCaptionArgs>();
   train::CaptionTrainOptions& o = ta->o;
@@ -251,7 +232,7 @@ void add_caption_commands(Cli& c) {
       ->capture_default_str();
   ec->add_option("--limit", ea->limit, "evaluate the first N images only")->capture_default_str();
   ec->add_flag("--json", ea->json, "print JSON");
-  ec->add_option("--threads", ea->threads)->capture_default_str();
+  add_threads_option(ec, &ea->threads);
   c.on(ec, ea, run_eval_caption);
 
   // ---- caption
@@ -266,7 +247,7 @@ void add_caption_commands(Cli& c) {
   cc->add_option("--attention-map", ca->attention_map,
                  "PNG of the cross-attention per generated word (several images: NAME_0.png, NAME_1.png, ...)");
   cc->add_flag("--json", ca->json, "print JSON");
-  cc->add_option("--threads", ca->threads)->capture_default_str();
+  add_threads_option(cc, &ca->threads);
   c.on(cc, ca, run_caption);
 }
 

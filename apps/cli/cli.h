@@ -59,12 +59,14 @@ std::vector<std::string> split_commas(const std::string& s);
 // the path itself when it is a directory.
 std::string model_dir(const std::string& model);
 
-void add_vit_commands(Cli& c);
-void add_clip_commands(Cli& c);
-void add_clip_train_commands(Cli& c);
-void add_serve_commands(Cli& c);  // serve, index build, search, init-clip, data shapes
-void add_vqa_commands(Cli& c);
-void add_caption_commands(Cli& c);
-void add_quantize_commands(Cli& c);
+void add_vit_commands(Cli& c);         // train vit, eval vit, classify
+void add_clip_commands(Cli& c);        // embed, tokenize, zero-shot, init-clip
+void add_clip_train_commands(Cli& c);  // train clip, eval zero-shot, eval retrieval
+void add_serve_commands(Cli& c);       // serve
+void add_index_commands(Cli& c);       // index build, search
+void add_vqa_commands(Cli& c);         // train vqa, eval vqa, vqa
+void add_caption_commands(Cli& c);     // train caption, eval caption, caption
+void add_data_commands(Cli& c);        // data shapes, data sort-of-clevr, data soc-captions
+void add_quantize_commands(Cli& c);    // quantize
 
 }  // namespace mmkit::cli

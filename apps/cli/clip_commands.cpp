@@ -1,12 +1,18 @@
-// `mmkit embed`, `mmkit tokenize`, `mmkit zero-shot`: CLIP inference.
+// `mmkit embed`, `mmkit tokenize`, `mmkit zero-shot`: CLIP inference; `mmkit
+// init-clip`: a seeded random CLIP (with a learned tokenizer) for tests and
+// benchmarks.
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "mmkit/core/parallel.h"
+#include "mmkit/data/fmnist_captions.h"
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/infer/embed_folder.h"
+#include "mmkit/io/checkpoint.h"
+#include "mmkit/text/bpe_trainer.h"
 
 namespace mmkit::cli {
 namespace {
@@ -96,6 +102,64 @@ int run_zero_shot(const ClipArgs& a) {
   return 0;
 }
 
+struct InitClipArgs {
+  std::string preset = "tiny", out;
+  uint64_t seed = 0;
+  int bpe_merges = 400;
+};
+
+// Captions the stored tokenizer is learned from: Fashion-MNIST captions and
+// descriptions of `mmkit data shapes` images, so either kind of query tokenizes
+// into whole words.
+std::vector<std::string> tokenizer_corpus() {
+  std::vector<std::string> c;
+  for (uint64_t s = 0; s < 300; ++s)
+    for (int k = 0; k < 10; ++k) c.push_back(data::fmnist_caption(k, s));
+  const char* colours[] = {"red", "green", "blue", "yellow", "purple", "orange", "black", "brown", "pink", "dark"};
+  const char* shapes[] = {"circle", "disc", "square", "stripe", "bar", "line", "shape"};
+  for (const char* col : colours)
+    for (const char* sh : shapes) {
+      c.push_back(std::string("a ") + col + " " + sh);
+      c.push_back(std::string("a photo of a ") + col + " " + sh + " on a light background.");
+    }
+  return c;
+}
+
+// "tiny": a few hundred thousand parameters with CLIP's real vocabulary size
+// and context, for tests and the browser test; "small": 512-d embeddings (the
+// index size of real CLIPs) from small towers, for index benchmarks;
+// "vit-b-32": OpenAI ViT-B/32's shapes (random weights) for benchmarks.
+ClipConfig preset_config(const std::string& p) {
+  if (p == "vit-b-32") return ClipConfig{};
+  if (p == "small")
+    return ClipConfig::from_json(R"({"embed_dim": 512, "image_resolution": 64, "vision_patch_size": 16,
+      "vision_width": 128, "vision_layers": 2, "vision_heads": 4, "context_length": 77, "vocab_size": 49408,
+      "transformer_width": 128, "transformer_layers": 2, "transformer_heads": 4})");
+  MMKIT_CHECK(p == "tiny", "unknown --preset '", p, "' (expected tiny, small or vit-b-32)");
+  return ClipConfig::from_json(R"({"embed_dim": 64, "image_resolution": 64, "vision_patch_size": 16,
+    "vision_width": 64, "vision_layers": 2, "vision_heads": 2, "context_length": 77, "vocab_size": 49408,
+    "transformer_width": 64, "transformer_layers": 2, "transformer_heads": 2})");
+}
+
+int run_init_clip(const InitClipArgs& a) {
+  ClipConfig cfg = preset_config(a.preset);
+  std::map<std::string, std::string> meta = {{"config", cfg.to_json()}};
+  std::string tok_note = "no tokenizer";
+  if (a.bpe_merges > 0) {
+    auto tok = text::ClipTokenizer::from_merges(text::train_bpe_merges(tokenizer_corpus(), a.bpe_merges));
+    MMKIT_CHECK(tok.vocab_size() <= cfg.vocab_size, "--bpe-merges ", a.bpe_merges, " gives ", tok.vocab_size(),
+                " tokens, more than the model's ", cfg.vocab_size);
+    set_tokenizer_metadata(meta, tok);
+    tok_note = "tokenizer of " + std::to_string(tok.vocab_size()) + " tokens";
+  }
+  Clip m;
+  m.init(cfg, a.seed);
+  io::save_parameters(a.out, m.parameters(), meta);
+  std::printf("wrote %s (%s, seed %llu, %s)\n", a.out.c_str(), a.preset.c_str(), (unsigned long long)a.seed,
+              tok_note.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void add_clip_commands(Cli& c) {
@@ -110,7 +174,7 @@ void add_clip_commands(Cli& c) {
   em->add_option("--preprocess", ea->preprocess, "clip or imagenet")->capture_default_str();
   em->add_flag("--raw", ea->raw, "do not L2-normalise");
   em->add_flag("--json", ea->json, "compact JSON");
-  em->add_option("--threads", ea->threads)->capture_default_str();
+  add_threads_option(em, &ea->threads);
   c.on(em, ea, run_embed);
 
   auto ta = std::make_shared<ClipArgs>();
@@ -130,8 +194,18 @@ void add_clip_commands(Cli& c) {
   zs->add_option("--preprocess", za->preprocess, "clip or imagenet")->capture_default_str();
   zs->add_option("images", za->files, "image files")->required();
   zs->add_flag("--json", za->json, "print JSON");
-  zs->add_option("--threads", za->threads)->capture_default_str();
+  add_threads_option(zs, &za->threads);
   c.on(zs, za, run_zero_shot);
+
+  auto ca = std::make_shared<InitClipArgs>();
+  auto* ic = c.app->add_subcommand("init-clip", "write a CLIP with seeded random weights (tests, benchmarks)");
+  ic->add_option("--preset", ca->preset, "tiny, small or vit-b-32")->capture_default_str();
+  ic->add_option("--seed", ca->seed)->capture_default_str();
+  ic->add_option("--bpe-merges", ca->bpe_merges,
+                 "merges of the BPE tokenizer learned from built-in captions and stored in the file (0: none)")
+      ->capture_default_str();
+  ic->add_option("--out", ca->out, "output .safetensors")->required();
+  c.on(ic, ca, run_init_clip);
 }
 
 }  // namespace mmkit::cli

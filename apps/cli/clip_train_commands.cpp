@@ -236,7 +236,7 @@ void add_clip_train_commands(Cli& c) {
   zs->add_option("--limit", za->limit, "first N images only")->capture_default_str();
   zs->add_option("--confusion", za->confusion, "confusion-matrix PNG (default: beside the model)");
   zs->add_flag("--json", za->json, "print JSON");
-  zs->add_option("--threads", za->threads)->capture_default_str();
+  add_threads_option(zs, &za->threads);
   c.on(zs, za, run_eval_zero_shot);
 
   auto ra = std::make_shared<EvalClipArgs>();
@@ -247,7 +247,7 @@ void add_clip_train_commands(Cli& c) {
       ->capture_default_str();
   rt->add_option("--limit", ra->limit, "Fashion-MNIST: first N test images (default 1000)")->capture_default_str();
   rt->add_flag("--json", ra->json, "print JSON");
-  rt->add_option("--threads", ra->threads)->capture_default_str();
+  add_threads_option(rt, &ra->threads);
   c.on(rt, ra, run_eval_retrieval);
 }
 

@@ -119,7 +119,7 @@ void add_vit_commands(Cli& c) {
   ev->add_option("--data", ea->data, "fashion-mnist or a directory of IDX files")->capture_default_str();
   ev->add_option("--confusion", ea->confusion, "confusion-matrix PNG (default: MODEL_DIR/confusion_matrix.png)");
   ev->add_flag("--json", ea->json, "print JSON");
-  ev->add_option("--threads", ea->threads)->capture_default_str();
+  add_threads_option(ev, &ea->threads);
   c.on(ev, ea, run_eval_vit);
 
   // ---- classify
@@ -130,7 +130,7 @@ void add_vit_commands(Cli& c) {
   cl->add_flag("--json", ca->json, "print JSON");
   cl->add_option("--preprocess", ca->preprocess, "imagenet, clip or none (default: the model's own)");
   cl->add_option("--heads", ca->heads, "attention heads, for checkpoints that do not record them (torchvision)");
-  cl->add_option("--threads", ca->threads)->capture_default_str();
+  add_threads_option(cl, &ca->threads);
   c.on(cl, ca, run_classify);
 }
 

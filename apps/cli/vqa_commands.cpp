@@ -1,13 +1,12 @@
-// `mmkit data sort-of-clevr`, `mmkit train vqa`, `mmkit eval vqa`, `mmkit vqa`:
-// visual question answering with co-attention fusion (models/vqa.h) on
-// Sort-of-CLEVR (data/sort_of_clevr.h) or any VQA JSONL data.
+// `mmkit train vqa`, `mmkit eval vqa`, `mmkit vqa`: visual question answering
+// with co-attention fusion (models/vqa.h) on Sort-of-CLEVR (`mmkit data
+// sort-of-clevr`, data_commands.cpp) or any VQA JSONL data.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "mmkit/core/parallel.h"
-#include "mmkit/data/sort_of_clevr.h"
 #include "mmkit/infer/vqa_answer.h"
 #include "mmkit/report/vqa_attention_map.h"
 #include "mmkit/eval/vqa_eval.h"
@@ -15,13 +14,6 @@
 
 namespace mmkit::cli {
 namespace {
-
-int run_data_soc(const data::SortOfClevrOptions& o) {
-  data::write_sort_of_clevr(o);
-  std::printf("wrote %lld train + %lld test images (20 questions each) to %s\n",
-              (long long)o.train_images, (long long)o.test_images, o.out_dir.c_str());
-  return 0;
-}
 
 struct TrainVqaArgs {
   // The recipe of docs/RESULTS.md ("VQA on Sort-of-CLEVR"): FiLM stem, no image-only layers,
@@ -126,16 +118,6 @@ int run_ask(const AskArgs& a) {
 }  // namespace
 
 void add_vqa_commands(Cli& c) {
-  // ---- data sort-of-clevr
-  auto da = std::make_shared<data::SortOfClevrOptions>();
-  auto* ds = c.data->add_subcommand("sort-of-clevr",
-                                    "generate Sort-of-CLEVR (PNG images + JSONL questions, train/test split)");
-  ds->add_option("--out", da->out_dir, "output directory")->required();
-  ds->add_option("--train", da->train_images, "training images")->capture_default_str();
-  ds->add_option("--test", da->test_images, "held-out test images")->capture_default_str();
-  ds->add_option("--seed", da->seed)->capture_default_str();
-  c.on(ds, da, run_data_soc);
-
   // ---- train vqa
   auto ta = std::make_shared<TrainVqaArgs>();
   train::VqaTrainOptions& o = ta->o;
@@ -195,7 +177,7 @@ void add_vqa_commands(Cli& c) {
   ev->add_option("--split", ea->split, "train or test")->capture_default_str();
   ev->add_option("--limit", ea->limit, "only the first N images")->capture_default_str();
   ev->add_flag("--json", ea->json, "print JSON");
-  ev->add_option("--threads", ea->threads)->capture_default_str();
+  add_threads_option(ev, &ea->threads);
   c.on(ev, ea, run_eval_vqa);
 
   // ---- vqa (ask one question)
@@ -207,7 +189,7 @@ void add_vqa_commands(Cli& c) {
   av->add_option("--attention-map", aa->attention_map, "write a PNG of where the answer looked (text->image attention)");
   av->add_option("--top", aa->top, "answers to list")->capture_default_str();
   av->add_flag("--json", aa->json, "print JSON");
-  av->add_option("--threads", aa->threads)->capture_default_str();
+  add_threads_option(av, &aa->threads);
   c.on(av, aa, run_ask);
 }
 

@@ -10,6 +10,7 @@
 //   GET  /  /app.js  /style.css     the web page (compiled in)
 //   GET  /healthz                   what is loaded, limits
 //   GET  /metrics                   Prometheus text: requests by route/status, latency histograms, batches
+//   GET  /v1/metrics                the same as JSON
 //   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}
 //   POST /v1/zero-shot              {"image": b64, "labels": [...], "templates": [...]}
 //   POST /v1/classify               {"image": b64, "top_k": 5}          (needs --classifier)
@@ -18,7 +19,10 @@
 //                                                                       (needs --caption)
 //   POST /v1/search                 {"text": "..."} or {"image": b64}, "k": 10   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
-// Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status.
+// Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status, from every
+// route (route_util.h's answer_route) and for requests no route takes.
+// Handlers: one member function per route, registered by the table in routes()
+// (api_server.cpp); their bodies are in status_routes.cpp, clip_routes.cpp and model_routes.cpp.
 // Connections: DeadlineHttpServer (a request must arrive within request_timeout_s: 408),
 // request bodies: RequestBody (mmkit/serve/request_body.h).
 #pragma once
@@ -32,6 +36,11 @@
 #include "mmkit/serve/model_slots.h"
 #include "mmkit/serve/request_limits.h"
 #include "mmkit/serve/vqa_service.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace mmkit::serve {
 
@@ -64,9 +73,27 @@ class ApiServer {
   Metrics& metrics() { return metrics_; }
 
  private:
+  using Request = httplib::Request;
+  using Response = httplib::Response;
   void routes();
-  nlohmann::json healthz() const;
-  std::string metrics_text();
+
+  // status_routes.cpp
+  void get_page(const Request& req, Response& res);   // GET /
+  void get_asset(const Request& req, Response& res);  // GET /app.js, /style.css, ...
+  void get_healthz(const Request& req, Response& res);
+  void get_metrics(const Request& req, Response& res);       // Prometheus text
+  void get_metrics_json(const Request& req, Response& res);  // GET /v1/metrics
+  nlohmann::json health_json() const;
+  void update_gauges();  // batcher, queue and loaded-model gauges, refreshed per scrape
+  // clip_routes.cpp: CLIP and the index
+  void post_embeddings(const Request& req, Response& res);
+  void post_zero_shot(const Request& req, Response& res);
+  void post_search(const Request& req, Response& res);
+  void get_thumb(const Request& req, Response& res);  // GET /v1/thumb/<id>
+  // model_routes.cpp: the optional models (501 not_loaded without them)
+  void post_classify(const Request& req, Response& res);
+  void post_vqa(const Request& req, Response& res);
+  void post_caption(const Request& req, Response& res);
 
   ServerModels m_;
   ServerOptions opt_;
