@@ -3,7 +3,7 @@
 //   build/caption_bench [--tokens 50] [--reps 7] [--threads 0] [--beam 1] [--images 1] [--model RUN_DIR]
 //
 // Generates exactly --tokens tokens (EOS does not stop it) for --images images, three ways:
-//   cached   eval/caption_generate.h with its KV cache: one token per row per step; self-attention
+//   cached   infer/caption_generate.h with its KV cache: one token per row per step; self-attention
 //            keys/values appended to the cache, image keys/values projected once per image
 //   naive    the same kernels re-running the whole prefix every step (GenerateOptions::use_cache =
 //            false): every step recomputes every position's projections, the causal attention over

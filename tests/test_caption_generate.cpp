@@ -1,4 +1,4 @@
-// Caption generation (eval/caption_generate.h): the inference-only decoder
+// Caption generation (infer/caption_generate.h): the inference-only decoder
 // against the autograd model forward (which tests/test_decoder_parity.cpp
 // ties to PyTorch), the KV cache against the naive loop (acceptance 1:
 // identical tokens, greedy and beam), beam search against exhaustive search,

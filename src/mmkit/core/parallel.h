@@ -15,7 +15,7 @@ int num_threads();
 // Runs the calling thread's OpenMP regions (and oneDNN's GEMMs, which follow
 // OpenMP's setting) on at most n threads until destruction; n <= 0 changes
 // nothing. For work too small to be worth waking the pool, e.g. one decoding
-// step of a caption (eval/caption_generate.cpp). OpenMP keeps this setting
+// step of a caption (infer/caption_generate.cpp). OpenMP keeps this setting
 // per thread, so other threads are unaffected.
 class ScopedThreadLimit {
  public:

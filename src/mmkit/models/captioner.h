@@ -9,7 +9,7 @@
 //   Var logits = mmkit::caption_decoder_forward(g, m.decoder, ids, mem);  // ids I32 [B, T]
 //
 // Fast generation (KV cache, greedy, beam search) reads the same weights:
-// eval/caption_generate.h. Checkpoint names (PyTorch module paths of
+// infer/caption_generate.h. Checkpoint names (PyTorch module paths of
 // tools/fixtures/gen_decoder_fixture.py):
 //   vision.<ViT names>  (models/vit.h; no head)   memory_proj.{weight,bias} (only if widths differ)
 //   decoder.tok_embed.weight [V, D]   decoder.pos_embed.weight [L, D]

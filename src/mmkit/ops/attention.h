@@ -9,7 +9,7 @@
 //   key_pad:  [B, Tk] bytes, nonzero = padding (hidden from every query)
 // A query row with every key hidden outputs zeros (PyTorch gives NaN).
 //
-// Decoding with a KV cache (eval/caption_generate.h) uses
+// Decoding with a KV cache (infer/caption_generate.h) uses
 // attention_forward_gather: batch element b reads its keys/values from its
 // own base pointer, so a cache with spare capacity [B, Tcap, D], or image
 // keys/values shared by the beams of one image, is read without a copy.

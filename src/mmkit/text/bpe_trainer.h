@@ -1,5 +1,5 @@
 // Learning CLIP-style BPE merges from a corpus (for models trained from scratch, whose tokenizer is
-// then stored in the checkpoint; see ClipTokenizer::from_merges and eval/clip_runner.h).
+// then stored in the checkpoint; see ClipTokenizer::from_merges and infer/clip_runner.h).
 //
 //   std::vector<std::string> merges = mmkit::text::train_bpe_merges(captions, 2000);
 //   auto tok = mmkit::text::ClipTokenizer::from_merges(merges);   // vocab 512 + 2000 + 2

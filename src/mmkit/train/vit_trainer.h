@@ -3,7 +3,7 @@
 // (train/train_loop.h), which owns the run directory, resume, schedule,
 // checkpoints and history. Augmentation: random shifts up to aug_shift pixels
 // and horizontal flips, drawn from (seed, step, row). Model file: weights +
-// metadata "config" (VitConfig JSON), what eval/classify load (load_vit).
+// metadata "config" (VitConfig JSON), what `mmkit eval vit` and `classify` load (models/vit.h load_vit).
 #pragma once
 #include <cstdio>
 #include <string>
