@@ -1,9 +1,10 @@
 #include "mmkit/autograd/functions.h"
 
-#include "mmkit/ops/contrastive_loss.h"
-
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "mmkit/dist/communicator.h"
 
 #include "mmkit/ops/activation.h"
 #include "mmkit/ops/attention.h"
@@ -321,6 +322,62 @@ Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* l
                   {rows, norms, dlogits});
 }
 
+// ---------------------------------------------------------------- contrastive loss, data-parallel
+// Inputs {img, txt, logit_scale} (this rank's rows [B, E]); saved {gathered
+// normalised rows [2, M, E], norms [2M + 1], dlogits [2, B, M]} as
+// ops::ContrastiveRowsSaved. The backward sums the gathered rows' gradients
+// over the ranks (each rank's loss depends on every rank's features) and
+// keeps this rank's rows: the semantics of open_clip's gather_with_grad.
+struct GatheredContrastiveParams {
+  int64_t B, M, E, r0;
+  float t;
+  dist::Communicator* comm;
+};
+
+static void contrastive_gathered_bw(Graph& g, const Node& n) {
+  const GatheredContrastiveParams& p = n.params<GatheredContrastiveParams>();
+  ops::ContrastiveRowsSaved s{n.saved[0].f32(), n.saved[0].f32() + p.M * p.E, n.saved[1].f32(), n.saved[2].f32(),
+                              nullptr};
+  // d img_all then d txt_all, [2, M, E], summed over ranks in one all-reduce.
+  std::vector<float> d(size_t(2 * p.M * p.E), 0.f);
+  ops::contrastive_loss_rows_backward(g.grad_ptr(n.out)[0], p.t, p.M, p.E, p.r0, p.B, s, d.data(),
+                                      d.data() + p.M * p.E, g.grad_ptr(n.in(2)));
+  p.comm->allreduce_sum(d.data(), int64_t(d.size()));
+  for (int k = 0; k < 2; ++k)
+    if (float* dx = g.grad_ptr(n.in(k))) {
+      const float* src = d.data() + k * p.M * p.E + p.r0 * p.E;
+      for (int64_t i = 0; i < p.B * p.E; ++i) dx[i] += src[i];
+    }
+}
+
+Var clip_contrastive_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, dist::Communicator& comm,
+                                   Tensor* logits_out) {
+  const Shape si = g.shape(img), st = g.shape(txt);
+  MMKIT_CHECK(si.n == 2 && si == st, "clip_contrastive_loss: image and text embeddings must both be [B, E], got ",
+              si.str(), " and ", st.str());
+  MMKIT_CHECK(g.value(logit_scale).numel() == 1, "clip_contrastive_loss: logit_scale must hold one value, got ",
+              g.shape(logit_scale).str());
+  const int64_t B = si[0], E = si[1], M = B * comm.size(), r0 = B * comm.rank();
+  const float t = g.data(logit_scale)[0];
+  // Every rank's features, in rank order (ranks hold equal row counts).
+  Tensor all = g.alloc(Shape{2, M, E});
+  comm.allgather(g.data(img), B * E, all.f32());
+  comm.allgather(g.data(txt), B * E, all.f32() + M * E);
+  Tensor rows = g.alloc(Shape{2, M, E});
+  Tensor norms = g.alloc(Shape{2 * M + 1});
+  Tensor dlogits = g.alloc(Shape{2, B, M});
+  ops::ContrastiveRowsSaved s{rows.f32(), rows.f32() + M * E, norms.f32(), dlogits.f32(), nullptr};
+  if (logits_out) {
+    MMKIT_CHECK(logits_out->numel() == B * M && logits_out->dtype() == DType::f32,
+                "clip_contrastive_loss: logits_out must be F32 [", B, ", ", M, "]");
+    s.logits = logits_out->f32();
+  }
+  Tensor loss = g.alloc(Shape{1});
+  loss.f32()[0] = ops::contrastive_loss_rows_forward(all.f32(), all.f32() + M * E, t, M, E, r0, B, s);
+  return g.record(loss, contrastive_gathered_bw, {img, txt, logit_scale},
+                  GatheredContrastiveParams{B, M, E, r0, t, &comm}, {rows, norms, dlogits});
+}
+
 // ---------------------------------------------------------------- layernorm
 // Inputs {x, w, b}; saved {mean, rstd} per row.
 static void layernorm_bw(Graph& g, const Node& n) {
@@ -563,7 +620,12 @@ Var dropout(Graph& g, Var x, float p) {
   MMKIT_CHECK(p < 1.f, "dropout: probability must be < 1, got ", p);
   Tensor y = g.alloc(g.shape(x));
   Tensor mask = g.alloc(g.shape(x));
-  ops::dropout_forward(g.data(x), y.f32(), mask.f32(), y.numel(), p, g.next_stream());
+  // Data-parallel: the mask of this rank's rows is the one a single process
+  // draws for those rows of the global batch (x's outer dimension is the batch).
+  const int64_t n = y.numel();
+  const uint64_t index0 =
+      g.batch_rows > 0 && n % g.batch_rows == 0 ? uint64_t(g.batch_row0 * (n / g.batch_rows)) : 0;
+  ops::dropout_forward(g.data(x), y.f32(), mask.f32(), n, p, g.next_stream(), index0);
   return g.record(y, dropout_bw, {x}, NoParams{}, {mask});
 }
 

@@ -178,6 +178,10 @@ class Graph {
   bool training = false;
   uint64_t seed = 0;
   uint64_t next_stream() { return seed * 1000003ULL + (stream_++); }
+  // Data-parallel training: this graph computes rows [batch_row0, batch_row0 +
+  // batch_rows) of a global batch (0 rows: the whole batch), so dropout draws
+  // the masks of those rows.
+  int64_t batch_row0 = 0, batch_rows = 0;
 
   size_t node_count() const { return nodes_.size(); }
 
