@@ -9,6 +9,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
 #include "mmkit/dist/communicator.h"
 #include "mmkit/io/safetensors.h"
 #include "test_util.h"
@@ -153,4 +159,71 @@ TEST_F(DistTrain, GlobalBatchMustBeDivisible) {
   EXPECT_NE(slurp(dir + "/log").find("--batch 15 is the global batch; it must be divisible by the 2 processes"),
             std::string::npos)
       << slurp(dir + "/log");
+}
+
+namespace {
+
+// Pid of the `mmkit` process of MPI rank `rank` whose command line contains `tag`, or -1.
+pid_t rank_pid(const std::string& tag, int rank) {
+  FILE* p = popen(("pgrep -f -- '" + tag + "'").c_str(), "r");
+  if (!p) return -1;
+  pid_t found = -1;
+  int pid;
+  while (std::fscanf(p, "%d", &pid) == 1) {
+    std::string env = slurp("/proc/" + std::to_string(pid) + "/environ");
+    std::string exe;
+    char buf[4096];
+    ssize_t n = readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
+    if (n > 0) exe.assign(buf, size_t(n));
+    if (exe.find("mmkit") == std::string::npos) continue;  // mpirun itself, the shell
+    if (env.find(std::string("OMPI_COMM_WORLD_RANK=") + std::to_string(rank) + '\0') != std::string::npos) found = pid;
+  }
+  pclose(p);
+  return found;
+}
+
+}  // namespace
+
+// A rank killed mid-run ends the job within 60 s with a message naming the
+// rank; resuming from the last checkpoint (with 2 processes, or with 1: the
+// global batch is unchanged) gives the loss curve of the uninterrupted run.
+TEST_F(DistTrain, KilledRankEndsTheJobAndTheRunResumes) {
+  const std::string dir = test::make_temp_dir("dist_kill");
+  const std::string args = "train vit --data fashion-mnist --limit-train 3200 --limit-test 64 --epochs 1 --batch 32 "
+                           "--dim 32 --depth 2 --heads 2 --mlp-dim 64 --patch 7 --seed 9 --threads 1 --checkpoint-every 5";
+  ASSERT_EQ(sh(mpirun(2, "") + args + " --out " + dir + "/full", dir + "/full.log"), 0) << slurp(dir + "/full.log");
+  const std::vector<double> want = step_losses(dir + "/full");
+  ASSERT_EQ(want.size(), 100u);
+
+  const std::string run = dir + "/killed";
+  const std::string cmd = mpirun(2, "") + args + " --out " + run + " > " + dir + "/killed.log 2>&1";
+  pid_t job = fork();
+  if (job == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the first checkpoint, then kill rank 1.
+  for (int i = 0; i < 1200 && !test::file_exists(run + "/checkpoint.safetensors"); ++i) usleep(25000);
+  ASSERT_TRUE(test::file_exists(run + "/checkpoint.safetensors")) << slurp(dir + "/killed.log");
+  const pid_t victim = rank_pid(run, 1);
+  ASSERT_GT(victim, 0);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  int st = 0;
+  ASSERT_EQ(waitpid(job, &st, 0), job);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 60.0) << "the job outlived its killed rank";
+  EXPECT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  const std::string log = slurp(dir + "/killed.log");
+  EXPECT_NE(log.find("rank 1"), std::string::npos) << log;
+  const std::vector<double> partial = step_losses(run);
+  ASSERT_LT(partial.size(), want.size()) << "the run finished before the kill";
+
+  // Resume with one process: the same global batches, so the same curve.
+  ASSERT_EQ(sh(std::string(MMKIT_BINARY_DIR) + "/mmkit " + args + " --out " + run + " --resume", dir + "/resume.log"), 0)
+      << slurp(dir + "/resume.log");
+  const std::vector<double> got = step_losses(run);
+  ASSERT_EQ(got.size(), want.size()) << slurp(run + "/losses.tsv");
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_LE(std::fabs(got[i] - want[i]), 1e-5 * std::fabs(want[i])) << "step " << i;
 }
