@@ -25,40 +25,10 @@ void backward_and_update(Graph& g, Var loss, AdamW& opt, float lr, float clip_gr
   opt.step(lr, clip_grad > 0 ? clip_scale(grad_norm(opt.params()), clip_grad) : 1.f, /*zero_grads=*/true);
 }
 
-namespace {
-
-std::string state_json(const RunState& s, const TrainTask& task, const TrainTask::Info& info, const TrainOptions& o) {
-  nlohmann::json j = run_state_json(s, info.weight_field, info.metric_field);
-  nlohmann::json opts = {{"epochs", o.epochs},
-                         {"batch", o.batch},
-                         {"lr", o.lr},
-                         {"min_lr", o.min_lr},
-                         {"weight_decay", o.weight_decay},
-                         {"warmup_steps", o.warmup_steps},
-                         {"clip_grad", o.clip_grad},
-                         {"seed", o.seed},
-                         {"limit_train", o.limit_train}};
-  opts.update(task.options_json());
-  j["options"] = opts;
-  task.save_state(&j);
-  return j.dump();
-}
-
-void check_options(const TrainTask::Info& info, const TrainOptions& o) {
-  MMKIT_CHECK(!o.out_dir.empty(), "no output directory given (--out DIR)");
-  MMKIT_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
-  MMKIT_CHECK(o.batch >= info.min_batch && o.batch <= info.max_batch, info.batch_flag, " must be in ", info.min_batch,
-              "..", info.max_batch, info.batch_why, ", got ", o.batch);
-  MMKIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number");
-  MMKIT_CHECK(o.min_lr >= 0 && std::isfinite(o.min_lr), "--min-lr must be a non-negative number");
-}
-
-// Sums every trainable gradient over the ranks, each rank's first scaled by
-// `scale` (its share of the global batch's weight), in buckets of at most
-// kBucket floats packed into one buffer: one all-reduce per bucket instead of
-// one per tensor (ViT-B/32 CLIP has ~200 tensors, many tiny).
-void sync_gradients(dist::Communicator& comm, const nn::ParamList& params, float scale, std::vector<float>* buf,
-                    double* comm_seconds) {
+// Buckets instead of one all-reduce per tensor: ViT-B/32 CLIP has ~200
+// tensors, many tiny, and each collective has a fixed latency.
+void allreduce_gradients(dist::Communicator& comm, const nn::ParamList& params, float scale, std::vector<float>* buf,
+                         double* comm_seconds) {
   constexpr int64_t kBucket = int64_t(1) << 22;  // 16 MB
   std::vector<Parameter*> ps;
   for (Parameter* p : params)
@@ -87,6 +57,34 @@ void sync_gradients(dist::Communicator& comm, const nn::ParamList& params, float
     }
     k = e;
   }
+}
+
+namespace {
+
+std::string state_json(const RunState& s, const TrainTask& task, const TrainTask::Info& info, const TrainOptions& o) {
+  nlohmann::json j = run_state_json(s, info.weight_field, info.metric_field);
+  nlohmann::json opts = {{"epochs", o.epochs},
+                         {"batch", o.batch},
+                         {"lr", o.lr},
+                         {"min_lr", o.min_lr},
+                         {"weight_decay", o.weight_decay},
+                         {"warmup_steps", o.warmup_steps},
+                         {"clip_grad", o.clip_grad},
+                         {"seed", o.seed},
+                         {"limit_train", o.limit_train}};
+  opts.update(task.options_json());
+  j["options"] = opts;
+  task.save_state(&j);
+  return j.dump();
+}
+
+void check_options(const TrainTask::Info& info, const TrainOptions& o) {
+  MMKIT_CHECK(!o.out_dir.empty(), "no output directory given (--out DIR)");
+  MMKIT_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+  MMKIT_CHECK(o.batch >= info.min_batch && o.batch <= info.max_batch, info.batch_flag, " must be in ", info.min_batch,
+              "..", info.max_batch, info.batch_why, ", got ", o.batch);
+  MMKIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number");
+  MMKIT_CHECK(o.min_lr >= 0 && std::isfinite(o.min_lr), "--min-lr must be a non-negative number");
 }
 
 // Where output of the ranks other than 0 goes.
@@ -265,7 +263,7 @@ std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o,
           backward_and_update(g, out.loss, opt, lr, o.clip_grad);
         } else {
           if (out.loss.valid()) g.backward(out.loss);
-          sync_gradients(comm, params, out.loss.valid() ? float(out.weight / sums[1]) : 0.f, &bucket, &comm_seconds);
+          allreduce_gradients(comm, params, out.loss.valid() ? float(out.weight / sums[1]) : 0.f, &bucket, &comm_seconds);
           opt.step(lr, o.clip_grad > 0 ? clip_scale(grad_norm(opt.params()), o.clip_grad) : 1.f, /*zero_grads=*/true);
         }
         task.after_update(lv);

@@ -30,6 +30,7 @@
 
 #include "mmkit/autograd/graph.h"
 #include "mmkit/autograd/optimizer.h"
+#include "mmkit/dist/communicator.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/nn/module.h"
 #include "mmkit/report/plots.h"
@@ -138,6 +139,14 @@ std::vector<Record> typed_history(const std::vector<nlohmann::json>& history,
   for (const auto& r : history) out.push_back(from_json(r));
   return out;
 }
+
+// Data-parallel: sums the trainable gradients of `params` over the ranks of
+// `comm`, each rank's multiplied by `scale` first (its share of the global
+// batch's weight), packed into buckets of at most 16 MB (one all-reduce per
+// bucket, not per tensor); adds the seconds spent in the all-reduces to
+// *comm_seconds. `buffer` is reused between steps.
+void allreduce_gradients(dist::Communicator& comm, const nn::ParamList& params, float scale, std::vector<float>* buffer,
+                         double* comm_seconds);
 
 // The update part of a step: backward from `loss`, the clipping factor of
 // the global gradient norm (clip_grad <= 0: off) and AdamW at `lr` in one
