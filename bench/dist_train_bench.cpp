@@ -3,6 +3,8 @@
 // 2` x 1 thread each at global batch 2B, side by side in one run.
 //
 //   build/dist_train_bench [--batch-per-rank 8] [--steps 3] [--warmup 1] [--words 20] [--ranks 2]
+//   mpirun -np 2 build/dist_train_bench --worker --allreduce-mb 605 [--mca btl tcp,self before the program]
+//                                        (all-reduce bandwidth alone: ViT-B/32 CLIP's gradients are 605 MB)
 //
 // A step is the training loop's data-parallel step (train/train_loop.cpp):
 // both towers forward on the rank's rows, CLIP's loss over the global batch
@@ -119,6 +121,26 @@ int main(int argc, char** argv) {
   const int rows = arg(argc, argv, "--batch-per-rank", 8), steps = arg(argc, argv, "--steps", 3);
   const int warmup = arg(argc, argv, "--warmup", 1), words = arg(argc, argv, "--words", 20);
   const int ranks = arg(argc, argv, "--ranks", 2);
+  if (flag(argc, argv, "--worker") && arg(argc, argv, "--allreduce-mb", 0) > 0) {
+    // Bus bandwidth as NCCL-tests define it for all-reduce: bytes x 2(N-1)/N / time.
+    dist::Communicator& comm = dist::world();
+    const int64_t n = int64_t(arg(argc, argv, "--allreduce-mb", 0)) * (1 << 20) / 4;
+    std::vector<float> buf(size_t(n), 1.f);
+    std::vector<double> t;
+    for (int i = 0; i < 4; ++i) {
+      comm.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      comm.allreduce_sum(buf.data(), n);
+      t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    t.erase(t.begin());  // the first touches the pages
+    const double s = median(t), bytes = double(n) * 4, N = comm.size();
+    if (comm.rank() == 0)
+      std::printf("all-reduce of %.0f MB over %d ranks: median %.3f s, algorithm bandwidth %.2f GB/s, bus bandwidth "
+                  "%.2f GB/s\n",
+                  bytes / (1 << 20), comm.size(), s, bytes / s / 1e9, bytes * 2 * (N - 1) / N / s / 1e9);
+    return 0;
+  }
   if (flag(argc, argv, "--worker")) {
     Result r = run(rows, warmup, steps, words);
     if (dist::world().rank() == 0)
