@@ -14,7 +14,9 @@
 // temperature clamp - on random pixels and token rows. It reports pairs per
 // second, the ratio to one process, and the share of the step in the
 // gradient all-reduce. The driver starts the N-rank half itself with
-// mpirun (--worker mode) and reads its result line.
+// mpirun (--worker mode) and reads its result line; then N independent
+// single processes at once, with no communication, give the ceiling that
+// the cores themselves allow.
 #include <unistd.h>
 
 #include <algorithm>
@@ -186,5 +188,35 @@ int main(int argc, char** argv) {
               (std::to_string(many.ranks) + " processes (mpirun)").c_str(), many.batch, many.step_s,
               many.pairs_per_s(), many.comm_s, 100 * many.comm_s / many.step_s);
   std::printf("speed-up: %.2fx the pairs per second of one process\n", many.pairs_per_s() / one.pairs_per_s());
+  std::fflush(stdout);
+  // The hardware's ceiling for this speed-up: the same number of single processes at batch B at
+  // once, with no communication at all (cores share the memory bus, caches and the power budget,
+  // so N busy cores do not step as fast as one).
+  const std::string solo = std::string(self) + " --worker --batch-per-rank " + std::to_string(rows) + " --steps " +
+                           std::to_string(steps) + " --warmup " + std::to_string(warmup) + " --words " +
+                           std::to_string(words);
+  std::vector<FILE*> solos;
+  for (int i = 0; i < ranks; ++i)
+    if (FILE* q = popen(solo.c_str(), "r")) solos.push_back(q);
+  double ceiling = 0, slowest = 0;
+  bool ok = int(solos.size()) == ranks;
+  for (FILE* q : solos) {
+    Result r;
+    while (std::fgets(line, sizeof line, q))
+      if (std::sscanf(line, "RESULT ranks=%d batch=%d step_s=%lf comm_s=%lf", &r.ranks, &r.batch, &r.step_s,
+                      &r.comm_s) == 4)
+        break;
+    ok = pclose(q) == 0 && r.step_s > 0 && ok;
+    ceiling += r.pairs_per_s();
+    slowest = std::max(slowest, r.step_s);
+  }
+  if (!ok) {
+    std::fprintf(stderr, "dist_train_bench: the independent processes failed: %s\n", solo.c_str());
+    return 1;
+  }
+  std::printf("%-28s batch %4d  step %7.3f s  %7.2f pairs/s  (no communication: the hardware's ceiling)\n",
+              (std::to_string(ranks) + " independent processes").c_str(), rows * ranks, slowest, ceiling);
+  std::printf("ceiling: %.2fx; data-parallel reaches %.1f%% of it\n", ceiling / one.pairs_per_s(),
+              100 * many.pairs_per_s() / ceiling);
   return 0;
 }

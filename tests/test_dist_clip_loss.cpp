@@ -32,8 +32,7 @@ TEST(DistClipLoss, EachRankMatchesOpenClipsGatheredLoss) {
   if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not found (openmpi-bin)";
   const std::string dir = test::make_temp_dir("dist_clip_loss");
   for (const char* btl : {"", "--mca btl tcp,self"}) {
-    const std::string cmd = "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 " + std::string(btl) + " " +
-                            std::string(MMKIT_BINARY_DIR) + "/dist_clip_loss_check " + kFixture + " > " + dir +
+    const std::string cmd = test::mpirun_prefix(2, btl, 120) + std::string(MMKIT_BINARY_DIR) + "/dist_clip_loss_check " + kFixture + " > " + dir +
                             "/out.txt 2>&1";
     const int st = std::system(cmd.c_str());
     const std::string out = slurp(dir + "/out.txt");

@@ -25,11 +25,8 @@ namespace {
 
 bool have_mpirun() { return std::system("command -v mpirun > /dev/null 2>&1") == 0; }
 
-// mpirun's flags for tests: as root (CI) Open MPI needs --allow-run-as-root; two ranks may
-// exceed the cores CI gives.
 std::string mpirun(int np, const std::string& extra) {
-  return "timeout 300 mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(np) + " " + extra + " " +
-         std::string(MMKIT_BINARY_DIR) + "/mmkit ";
+  return test::mpirun_prefix(np, extra, 300) + std::string(MMKIT_BINARY_DIR) + "/mmkit ";
 }
 
 int sh(const std::string& cmd, const std::string& log) {
