@@ -33,7 +33,8 @@ std::string state_json(const RunState& s, const TrainTask& task, const TrainTask
                          {"warmup_steps", o.warmup_steps},
                          {"clip_grad", o.clip_grad},
                          {"seed", o.seed},
-                         {"limit_train", o.limit_train}};
+                         {"limit_train", o.limit_train},
+                         {"limit_test", o.limit_test}};
   opts.update(task.options_json());
   j["options"] = opts;
   task.save_state(&j);
