@@ -260,6 +260,8 @@ TEST(CliConventions, DataTakesAFileOrAFolder) {
   r = run_cli("train clip --data " + W + "/cap --out " + W + "/k1 --batch 4 --image-size 32 --patch 8 --bpe-merges 50 "
             "--max-steps 1 --threads 2");
   EXPECT_EQ(r.code, 0) << r.err;
+  r = run_cli("train clip --data " + W + "/cap --out " + W + "/k1 --resume --max-steps 2 --threads 2");  // the same data
+  EXPECT_EQ(r.code, 0) << r.err;
   r = run_cli("eval retrieval --model " + W + "/k1 --data " + W + "/cap --json");  // and its test.jsonl here
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["images"], 2);
@@ -322,6 +324,12 @@ TEST(CliConventions, ClassifyTakesALabelsFile) {
   write_images(W + "/img", 1);
   Result r = run_cli(std::string(kTinyVit) + " --out " + W + "/vit --epochs 1");
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, " after 1 epoch; ")) << r.out;  // not "1 epochs"
+  // Another kind of checkpoint: named in words that read ("a checkpoint in the ... layout").
+  ASSERT_EQ(run_cli("init-clip --preset tiny --out " + W + "/clip.safetensors").code, 0);
+  r = run_cli("classify --model " + W + "/clip.safetensors " + W + "/img/img0.png");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "is a checkpoint in the OpenAI/OpenCLIP CLIP layout, not a ViT classifier")) << r.err;
   std::ofstream(W + "/names.txt") << "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n";
   r = run_cli("classify --model " + W + "/vit " + W + "/img/img0.png --labels " + W + "/names.txt --json --top-k 3");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -41,9 +41,9 @@ std::string caption_file_in(const std::string& data, const std::string& split) {
 
 int run_train_clip(TrainClipArgs& a) {
   train::ClipTrainOptions& o = a.o;
+  o.data = caption_file_in(o.data, "train");  // before restore(): the run stores the file
   a.stored->restore(o);
   o.augment = !a.no_augment;
-  o.data = caption_file_in(o.data, "train");
   if (!o.init.empty()) o.init = resolve_model_file(o.init);
   auto hist = train::train_clip(o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved

@@ -22,6 +22,11 @@ int run_quantize(const QuantizeArgs& a) {
   std::printf("%s: %lld of %lld tensors as %s, %.1f MB -> %.1f MB (%.2fx) in %.1f s\n", a.out.c_str(),
               (long long)r.quantized, (long long)r.tensors, r.format.c_str(), r.in_bytes / 1e6, r.out_bytes / 1e6,
               r.out_bytes ? double(r.in_bytes) / double(r.out_bytes) : 0.0, s);
+  if (!r.tokenizer.empty())
+    std::printf("tokenizer stored in the file (from %s)\n", r.tokenizer.c_str());
+  else
+    std::fprintf(stderr, "quantize: no tokenizer stored (%s); text embeddings will need --vocab\n",
+                 r.tokenizer_problem.c_str());
   return 0;
 }
 

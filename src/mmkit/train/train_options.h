@@ -36,7 +36,8 @@ struct DataFiles {
 };
 inline DataFiles data_files(const std::string& data, const std::string& test_data) {
   MMKIT_CHECK(!data.empty(), "no training data given (--data: a folder with train.jsonl and test.jsonl, or a JSONL file)");
-  if (is_directory(data)) return {data + "/train.jsonl", test_data.empty() ? data + "/test.jsonl" : test_data};
+  if (is_directory(data) || !path_exists(data))  // a folder (a missing one: its train.jsonl is named missing)
+    return {data + "/train.jsonl", test_data.empty() ? data + "/test.jsonl" : test_data};
   MMKIT_CHECK(!test_data.empty(), "--data ", data, " is a file: pass --test-data FILE.jsonl with held-out images "
               "(evaluated after each epoch), or a folder holding train.jsonl and test.jsonl");
   return {data, test_data};

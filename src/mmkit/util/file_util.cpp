@@ -62,9 +62,9 @@ std::string resolve_model_file(const std::string& path, const std::string& hint)
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const std::string file = dir + "/model.safetensors";
   if (path_exists(file)) return file;
-  fail("model folder ", dir, " has no model.safetensors (a run folder from `mmkit train` or a Hugging Face model ",
-       "folder holds one)", path_exists(dir + "/pytorch_model.bin") ? "; pytorch_model.bin is not read: use the "
-       "folder's safetensors weights" : "", how);
+  fail("model folder ", dir, " has no model.safetensors: a run folder from `mmkit train` or a Hugging Face model ",
+       "folder holds one", path_exists(dir + "/pytorch_model.bin") ? " (pytorch_model.bin is not read: convert it "
+       "to safetensors)" : "", how);
 }
 
 std::string model_display_name(const std::string& path) {
