@@ -19,10 +19,16 @@
 #include "mmkit/index/embedding_index.h"
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/io/safetensors.h"
+#include "mmkit/data/fashion_mnist.h"
 #include "test_util.h"
 
 using namespace mmkit;
 using nlohmann::json;
+
+// The README's main job and these tests train on Debian's dataset-fashion-mnist (scripts/setup.sh).
+#define REQUIRE_FMNIST()                                                                         \
+  if (!test::file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) \
+  GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 namespace {
 
@@ -172,6 +178,7 @@ TEST(CliConventions, OutputPathsCreateTheirFolders) {
 // "Fails as written" 3 and the --model convention: a stopped CLIP run leaves model.safetensors,
 // and the run folder, the model file and the training checkpoint all load where a CLIP does.
 TEST(CliConventions, AStoppedRunLoadsAsFolderFileOrCheckpoint) {
+  REQUIRE_FMNIST();
   const std::string W = test::make_temp_dir("conv_stop");
   Result r = run_cli("train clip --out " + W + "/run --limit-train 64 --limit-test 32 --eval-images 16 --batch 32 "
                    "--bpe-merges 50 --max-steps 1 --threads 2");
@@ -209,6 +216,7 @@ TEST(CliConventions, AStoppedRunLoadsAsFolderFileOrCheckpoint) {
 
 // Surprise 1: --resume used the defaults for training flags not given again.
 TEST(CliConventions, ResumeRestoresTheRunsOptions) {
+  REQUIRE_FMNIST();
   const std::string W = test::make_temp_dir("conv_resume");
   const std::string run = std::string(kTinyVit) + " --out " + W + "/a";
   Result r = run_cli(run + " --epochs 3 --max-steps 2");  // stopped in epoch 1 of 3
@@ -320,6 +328,7 @@ TEST(CliConventions, SearchAndServeRefuseAnotherModelsIndex) {
 
 // Surprise 4: classify on a model without class names printed indices, with no way to name them.
 TEST(CliConventions, ClassifyTakesALabelsFile) {
+  REQUIRE_FMNIST();
   const std::string W = test::make_temp_dir("conv_labels");
   write_images(W + "/img", 1);
   Result r = run_cli(std::string(kTinyVit) + " --out " + W + "/vit --epochs 1");
@@ -367,6 +376,7 @@ TEST(CliConventions, ReadableOutputByDefaultJsonWithJson) {
 
 // Inconsistent output: the same JSON keys on the CLI and over HTTP, and accuracies as fractions.
 TEST(CliConventions, TheSameJsonKeysOnTheCliAndOverHttp) {
+  REQUIRE_FMNIST();
   const std::string W = test::make_temp_dir("conv_keys");
   write_images(W + "/img", 3);
   ASSERT_EQ(run_cli("init-clip --preset tiny --out " + W + "/clip.safetensors").code, 0);

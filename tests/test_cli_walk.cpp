@@ -19,10 +19,16 @@
 
 #include "mmkit/image/canvas.h"
 #include "mmkit/image/image.h"
+#include "mmkit/data/fashion_mnist.h"
 #include "test_util.h"
 
 using namespace mmkit;
 using nlohmann::json;
+
+// The README's main job and these tests train on Debian's dataset-fashion-mnist (scripts/setup.sh).
+#define REQUIRE_FMNIST()                                                                         \
+  if (!test::file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) \
+  GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 namespace {
 
@@ -176,6 +182,7 @@ TEST(CliWalk, OneNameOneDefaultOneHelpTextPerConcept) {
 }
 
 TEST(CliWalk, EveryModelOptionTakesARunFolder) {
+  REQUIRE_FMNIST();
   const std::string W = test::make_temp_dir("walk");
   const std::string D = W + "/data";
   // Data and one run folder per kind of model (a few steps each), made by the CLI itself.

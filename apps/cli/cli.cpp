@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
+
+#include "mmkit/core/error.h"
 #include "mmkit/data/fashion_mnist.h"
 #include "mmkit/util/file_util.h"
 
@@ -58,6 +61,23 @@ CLI::Option* add_repeatable(CLI::App* cmd, const std::string& name, std::vector<
 void make_parent_dirs(const std::string& file) {
   const std::string dir = parent_dir(file);
   if (!dir.empty() && !is_directory(dir)) make_dirs(dir);
+}
+
+// --labels FILE: one class name per line (blank lines at the end ignored), in the model's class order.
+std::vector<std::string> read_label_file(const std::string& path, int64_t classes) {
+  std::ifstream f(path);
+  MMKIT_CHECK(f, "cannot read --labels ", path);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(f, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    names.push_back(line);
+  }
+  while (!names.empty() && names.back().empty()) names.pop_back();
+  MMKIT_CHECK(int64_t(names.size()) == classes, "--labels ", path, " has ", names.size(),
+              " lines but the model has ", classes, " classes (one class name per line, in class order)");
+  for (size_t k = 0; k < names.size(); ++k)
+    MMKIT_CHECK(!names[k].empty(), "--labels ", path, ": line ", k + 1, " is empty (one class name per line)");
+  return names;
 }
 
 std::string plural(int64_t n, const std::string& word) {

@@ -60,6 +60,9 @@ CLI::Option* add_repeatable(CLI::App* cmd, const std::string& name, std::vector<
                             const std::string& help);
 // --out FILE (and other output files): their folders are created.
 void make_parent_dirs(const std::string& file);
+// --labels FILE: one class name per line, in the model's class order; errors name the file and
+// the counts.
+std::vector<std::string> read_label_file(const std::string& path, int64_t classes);
 // "1 epoch", "2 epochs".
 std::string plural(int64_t n, const std::string& word);
 

@@ -22,7 +22,7 @@ namespace mmkit::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, vocab, vqa, caption, classifier, index, host = "127.0.0.1", port_file;
+  std::string model, vocab, vqa, caption, classifier, classifier_labels, index, host = "127.0.0.1", port_file;
   int port = 8080, max_batch = 32, http_threads = 64, threads = 0;
   double max_wait_ms = 5;
   serve::RequestLimits limits;
@@ -71,6 +71,7 @@ int run_serve(const ServeArgs& a) {
   std::shared_ptr<Vit> vit;
   if (!a.classifier.empty()) {
     vit = std::make_shared<Vit>(load_vit(a.classifier));
+    if (!a.classifier_labels.empty()) vit->cfg.class_names = read_label_file(a.classifier_labels, vit->cfg.num_classes);
     m.classify = [vit](const Image& img) {
       Classification c = classify_images(*vit, {img})[0];
       std::vector<serve::LabelProb> out;
@@ -124,6 +125,9 @@ void add_serve_commands(Cli& c) {
   add_model_option(sv, &sa->classifier, "ViT", "--classifier")
       ->description("ViT classifier for /v1/classify: a .safetensors file, a run folder or a Hugging Face folder "
                     "(default: none)");
+  sv->add_option("--classifier-labels", sa->classifier_labels,
+                 "class names of --classifier, one per line in class order, as `mmkit classify --labels` (default: "
+                 "the names stored in the model, else indices)");
   sv->add_option("--index", sa->index, "index folder from `mmkit index build`, built with --model (/v1/search; default: none)");
   sv->add_option("--host", sa->host, "address to listen on (loopback by default)")->capture_default_str();
   sv->add_option("--port", sa->port, "port (0: any free port; see --port-file)")->capture_default_str();

@@ -81,23 +81,6 @@ struct ClassifyArgs {
   int64_t heads = 0;
 };
 
-// --labels FILE: one class name per line (blank lines at the end ignored), in the model's class order.
-std::vector<std::string> read_label_file(const std::string& path, int64_t classes) {
-  std::ifstream f(path);
-  MMKIT_CHECK(f, "cannot read --labels ", path);
-  std::vector<std::string> names;
-  for (std::string line; std::getline(f, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    names.push_back(line);
-  }
-  while (!names.empty() && names.back().empty()) names.pop_back();
-  MMKIT_CHECK(int64_t(names.size()) == classes, "--labels ", path, " has ", names.size(),
-              " lines but the model has ", classes, " classes (one class name per line, in class order)");
-  for (size_t k = 0; k < names.size(); ++k)
-    MMKIT_CHECK(!names[k].empty(), "--labels ", path, ": line ", k + 1, " is empty (one class name per line)");
-  return names;
-}
-
 int run_classify(const ClassifyArgs& a) {
   set_num_threads(a.threads);
   Vit vit = load_vit(a.model, a.heads);
