@@ -80,6 +80,9 @@ std::shared_ptr<StoredFlags> add_train_options(CLI::App* cmd, train::TrainOption
 // After a training run: 128 + the signal that interrupted it (its checkpoint
 // is saved), else 0.
 int training_exit_code();
+// False on the ranks other than 0 of a data-parallel job (`mpirun -np N
+// mmkit train ...`), which print nothing.
+bool is_root_process();
 
 // --resume restores the run's training options. A flag is bound to where the
 // run's checkpoint stores it: the "options" object of its train_state (what

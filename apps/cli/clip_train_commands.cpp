@@ -47,6 +47,7 @@ int run_train_clip(TrainClipArgs& a) {
   if (!o.init.empty()) o.init = resolve_model_file(o.init);
   auto hist = train::train_clip(o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
+  if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty()) {
     const auto& r = hist.back();
     std::printf("done: %s, final loss %.4f", plural(r.epoch, "epoch").c_str(), r.train_loss);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "mmkit/core/error.h"
+#include "mmkit/dist/communicator.h"
 #include "mmkit/train/run_dir.h"
 #include "mmkit/train/train_options.h"
 #include "mmkit/util/stop_signal.h"
@@ -124,5 +125,7 @@ int training_exit_code() {
   const int sig = stop_signal();
   return sig ? 128 + sig : 0;  // interrupted: the checkpoint is saved; the shell's convention
 }
+
+bool is_root_process() { return dist::world().rank() == 0; }
 
 }  // namespace mmkit::cli
