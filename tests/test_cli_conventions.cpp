@@ -185,7 +185,7 @@ TEST(CliConventions, AStoppedRunLoadsAsFolderFileOrCheckpoint) {
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(test::file_exists(W + "/run/model.safetensors"));
   std::string first;
-  for (const std::string m : {W + "/run", W + "/run/", W + "/run/model.safetensors", W + "/run/checkpoint.safetensors"}) {
+  for (const std::string& m : {W + "/run", W + "/run/", W + "/run/model.safetensors", W + "/run/checkpoint.safetensors"}) {
     r = run_cli("eval zero-shot --model " + m + " --limit 20 --json");
     ASSERT_EQ(r.code, 0) << m << "\n" << r.err;
     json j = json::parse(r.out);
@@ -353,6 +353,28 @@ TEST(CliConventions, ClassifyTakesALabelsFile) {
   r = run_cli("classify --model " + W + "/vit " + W + "/img/img0.png --labels " + W + "/short.txt");
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, "has 2 lines but the model has 10 classes")) << r.err;
+  // The server's classifier takes the same file (--classifier-labels) and answers the CLI's labels.
+  {
+    Server s("--model " + W + "/clip.safetensors --classifier " + W + "/vit --classifier-labels " + W + "/names.txt");
+    const int port = s.port();
+    ASSERT_GT(port, 0) << s.log();
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    auto res = c.Post("/v1/classify", httplib::MultipartFormDataItems{{"image", slurp(W + "/img/img0.png"), "img0.png",
+                                                                       "image/png"},
+                                                                      {"top_k", "3", "", ""}});
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    const json h = json::parse(res->body);
+    EXPECT_EQ(h["label"], j["label"]);
+    ASSERT_EQ(h["top"].size(), 3u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(h["top"][i]["label"], j["top"][i]["label"]) << i;
+  }
+  {
+    Server s("--model " + W + "/clip.safetensors --classifier " + W + "/vit --classifier-labels " + W + "/short.txt");
+    EXPECT_EQ(s.port(), 0) << "mmkit serve listened with a labels file of the wrong length:\n" << s.log();
+    EXPECT_EQ(s.exit_code, 1);
+    EXPECT_TRUE(contains(s.log(), "has 2 lines but the model has 10 classes")) << s.log();
+  }
   std::filesystem::remove_all(W);
 }
 
@@ -420,7 +442,9 @@ TEST(CliConventions, TheSameJsonKeysOnTheCliAndOverHttp) {
   auto expect_subset = [](std::set<std::string> http, std::set<std::string> cli, const std::string& what,
                           std::set<std::string> http_only = {}) {
     for (const auto& k : http)
-      if (!http_only.count(k)) EXPECT_TRUE(cli.count(k)) << what << ": HTTP key '" << k << "' missing on the CLI";
+      if (!http_only.count(k)) {
+        EXPECT_TRUE(cli.count(k)) << what << ": HTTP key '" << k << "' missing on the CLI";
+      }
   };
   expect_subset(keys(http_zs), keys(cli_zs), "zero-shot");
   EXPECT_EQ(http_zs["label"], cli_zs["label"]);

@@ -134,9 +134,10 @@ TEST(CliWalk, EveryOptionIsDescribedWithItsDefault) {
       // A value option that is not required says its default: shown by --help, or in its text.
       const bool needs_default = !o["flag"].get<bool>() && !o["required"].get<bool>() &&
                                  !o["positional"].get<bool>() && !o["repeatable"].get<bool>();
-      if (needs_default)
+      if (needs_default) {
         EXPECT_TRUE(!o["default"].get<std::string>().empty() || d.find("default") != std::string::npos)
             << where << ": neither a default shown by --help nor \"default\" in \"" << d << "\"";
+      }
     }
     // Flags never show a CLI11 default such as "--no-augment{false}".
     std::string out, err;
@@ -167,9 +168,10 @@ TEST(CliWalk, OneNameOneDefaultOneHelpTextPerConcept) {
       if (!in_scope(name, c.scopes)) continue;
       for (const auto& o : cmd["options"]) {
         if (!has_name(o, c.name)) continue;
-        if (!c.def.empty() && c.def != "per model")
+        if (!c.def.empty() && c.def != "per model") {
           EXPECT_EQ(o["default"].get<std::string>(), c.def)
               << "mmkit " << name << " " << c.name << ": docs/CLI.md gives the default of " << c.concept << " as " << c.def;
+        }
         if (c.def != "per model") helps.emplace(o["description"].get<std::string>(), name);
       }
     }
@@ -252,6 +254,11 @@ TEST(CliWalk, EveryModelOptionTakesARunFolder) {
     if (name != "serve") {
       std::string out;
       EXPECT_EQ(run_cli(line, &out, &err), 0) << "mmkit " << line << "\n" << err;
+      // Accuracies and recalls are fractions in every evaluation's readable output (not "46.88%").
+      if (name.rfind("eval ", 0) == 0) {
+        EXPECT_EQ(out.find('%'), std::string::npos) << "mmkit " << line << "\n" << out;
+        EXPECT_TRUE(std::regex_search(out, std::regex("0\\.[0-9]{4}"))) << "mmkit " << line << "\n" << out;
+      }
       continue;
     }
     // The server: it must start listening with every model given as a run folder, then stop on SIGTERM.

@@ -14,7 +14,11 @@
 //  - `build/mmkit serve ... --port N` runs in the background on a free port (`--port 0
 //    --port-file`), later `localhost:N` become that port, and it is stopped (SIGTERM, must exit 0)
 //    at the end;
-//  - curl lines run with --fail-with-body (an HTTP error fails the line).
+//  - curl lines run with --fail-with-body (an HTTP error fails the line);
+//  - `mpirun ... build/mmkit ...` lines (data-parallel training) run with --allow-run-as-root
+//    and --oversubscribe added (CI runs as root on 2 cores), and are skipped with a message when
+//    mmkit was built without MPI or mpirun is missing; their mpirun options are compared like
+//    the rest of a `# full` line's.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -34,6 +38,7 @@
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/text/clip_tokenizer.h"
 #include "mmkit/data/fashion_mnist.h"
+#include "mmkit/dist/communicator.h"
 #include "test_util.h"
 
 using namespace mmkit;
@@ -151,8 +156,22 @@ std::vector<Command> readme_commands(const std::string& path) {
   return out;
 }
 
-// "build/mmkit train vit --data ..." -> "train vit"; "" for other programs.
-std::string subcommand(const std::vector<std::string>& w) {
+// A command line's launcher (`mpirun -np 2`, up to the program) and the program's words.
+struct Launched {
+  std::vector<std::string> launcher, program;
+};
+Launched split_launcher(const std::vector<std::string>& w) {
+  Launched l;
+  size_t i = 0;
+  if (!w.empty() && w[0] == "mpirun")
+    while (i < w.size() && w[i] != "build/mmkit") l.launcher.push_back(w[i++]);
+  l.program.assign(w.begin() + std::ptrdiff_t(i), w.end());
+  return l;
+}
+
+// "build/mmkit train vit --data ..." (also after `mpirun -np 2`) -> "train vit"; "" for other programs.
+std::string subcommand(const std::vector<std::string>& words) {
+  const std::vector<std::string> w = split_launcher(words).program;
   if (w.empty() || w[0] != "build/mmkit") return "";
   std::string s;
   for (size_t i = 1; i < w.size() && i < 3 && w[i][0] != '-' && w[i].find_first_of("/.\" ") == std::string::npos;
@@ -183,7 +202,9 @@ Args parse_args(const std::vector<std::string>& w) {
 
 // Empty when `tiny` is `full` with only shortening flags added or changed, else what differs.
 std::string short_variant_problem(const std::string& tiny, const std::string& full) {
-  Args t = parse_args(shell_words(tiny)), f = parse_args(shell_words(full));
+  const Launched lt = split_launcher(shell_words(tiny)), lf = split_launcher(shell_words(full));
+  if (lt.launcher != lf.launcher) return "another launcher (mpirun options)";
+  Args t = parse_args(lt.program), f = parse_args(lf.program);
   if (t.words != f.words) return "other positional arguments";
   for (auto& [k, v] : f.opts) {
     auto it = t.opts.find(k);
@@ -282,6 +303,15 @@ TEST(ReadmeCommands, ParserSeesWhatTheRulesNeed) {
   EXPECT_EQ(short_variant_problem("build/mmkit train vit --out r --epochs 1", "build/mmkit train vit --out r --epochs 9"), "");
   EXPECT_NE(short_variant_problem("build/mmkit train vit --out r --dim 8", "build/mmkit train vit --out r"), "");
   EXPECT_NE(short_variant_problem("build/mmkit train vit --out q --epochs 1", "build/mmkit train vit --out r"), "");
+  // Data-parallel lines: the subcommand after mpirun's options, which must match too.
+  EXPECT_EQ(subcommand(shell_words("mpirun -np 2 build/mmkit train clip --out r")), "train clip");
+  EXPECT_EQ(subcommand(shell_words("mpirun -np 2 hostname")), "");
+  EXPECT_EQ(short_variant_problem("mpirun -np 2 build/mmkit train vit --out r --epochs 1",
+                                  "mpirun -np 2 build/mmkit train vit --out r"), "");
+  EXPECT_NE(short_variant_problem("mpirun -np 2 build/mmkit train vit --out r --epochs 1",
+                                  "mpirun -np 4 build/mmkit train vit --out r"), "");
+  EXPECT_NE(short_variant_problem("build/mmkit train vit --out r --epochs 1", "mpirun -np 2 build/mmkit train vit --out r"),
+            "");
   std::filesystem::remove_all(dir);
 }
 
@@ -298,6 +328,11 @@ TEST(ReadmeCommands, EveryCommandLineRunsAsWritten) {
   std::vector<std::pair<std::string, std::string>> ran;  // subcommand, text
   std::string port_from, port_to;
   BackgroundServer server;
+  // Data-parallel lines need an MPI build and mpirun (scripts/setup.sh installs both).
+  std::string no_mpi;
+  if (!dist::built_with_mpi()) no_mpi = "mmkit was built without MPI (libopenmpi-dev)";
+  else if (std::system("command -v mpirun > /dev/null 2>&1") != 0) no_mpi = "mpirun not found (openmpi-bin)";
+  int mpi_skipped = 0;
   double total = 0;
   for (const Command& c : cmds) {
     if (c.setup) continue;  // checked at the end
@@ -344,6 +379,18 @@ TEST(ReadmeCommands, EveryCommandLineRunsAsWritten) {
     std::string cmd = c.text;
     if (!port_from.empty()) cmd = replace_all(cmd, port_from, port_to);
     if (w[0] == "curl") cmd = "curl --fail-with-body --max-time 120" + cmd.substr(4);
+    if (w[0] == "mpirun") {
+      ASSERT_FALSE(sub.empty()) << where << "\n  an mpirun line must start build/mmkit";
+      if (!no_mpi.empty()) {
+        std::printf("  skipped  README.md:%d  %s\n           (%s)\n", c.line, c.text.c_str(), no_mpi.c_str());
+        ++mpi_skipped;
+        checked.push_back(c.text);
+        ran.push_back({sub, c.text});
+        continue;
+      }
+      // As root (CI) Open MPI needs --allow-run-as-root; 2 ranks may exceed the cores CI gives.
+      cmd = "mpirun --allow-run-as-root --oversubscribe" + cmd.substr(6);
+    }
     Ran r = run_in(dir, cmd);
     total += r.seconds;
     std::printf("%6.1f s  README.md:%d  %s\n", r.seconds, c.line, c.text.c_str());
@@ -356,6 +403,9 @@ TEST(ReadmeCommands, EveryCommandLineRunsAsWritten) {
     EXPECT_EQ(code, 0) << "mmkit serve did not stop cleanly on SIGTERM:\n" << run_in(dir, "tail -5 .serve_output").output;
   }
   std::printf("%6.1f s  in all\n", total);
+  if (mpi_skipped)
+    std::printf("%d data-parallel line(s) not run: %s; they are checked to be mmkit commands only\n", mpi_skipped,
+                no_mpi.c_str());
 
   // The set-up commands: run above (or checked as full variants), except the set-up itself.
   for (const Command& c : cmds) {

@@ -109,8 +109,9 @@ void StoredFlags::restore(const train::TrainOptions& o) const {
       fail(b.flag, " ", show(now), " differs from the run's ", show(*stored), " (", run.checkpoint,
            "): the model's architecture cannot change on --resume; drop the flag, or start a new run in another --out");
     if (override_options) {
-      std::fprintf(stderr, "resume: %s %s replaces the run's %s (--override)\n", b.flag.c_str(), show(now).c_str(),
-                   show(*stored).c_str());
+      if (is_root_process())  // data-parallel: one message, not one per rank
+        std::fprintf(stderr, "resume: %s %s replaces the run's %s (--override)\n", b.flag.c_str(), show(now).c_str(),
+                     show(*stored).c_str());
       continue;
     }
     changed += (changed.empty() ? "" : ", ") + b.flag + " " + show(now) + " (stored: " + show(*stored) + ")";
@@ -118,7 +119,7 @@ void StoredFlags::restore(const train::TrainOptions& o) const {
   if (!changed.empty())
     fail("--resume continues ", o.out_dir, " with the training options stored in its checkpoint, and these flags ",
          "differ from them: ", changed, ". Drop them, or pass --override to change them");
-  if (!restored.empty()) std::fprintf(stderr, "resume: the run's stored options:%s\n", restored.c_str());
+  if (!restored.empty() && is_root_process()) std::fprintf(stderr, "resume: the run's stored options:%s\n", restored.c_str());
 }
 
 int training_exit_code() {

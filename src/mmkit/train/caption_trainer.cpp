@@ -81,7 +81,7 @@ class CaptionTask : public TrainTask {
     std::fprintf(log,
                  "captioner: ViT %lldx%lld patch %lld dim %lld depth %lld heads %lld mlp %lld (%s) -> decoder dim "
                  "%lld depth %lld heads %lld mlp %lld (%s%s), vocabulary %lld, max %lld tokens, %lld parameters\n"
-                 "data: %lld train / %lld test images; epochs: %d x %lld steps of %d; %d threads\n",
+                 "data: %lld train / %lld test images; epochs: %d x %lld steps of %d; threads: %d\n",
                  (long long)v.image_size, (long long)v.image_size, (long long)v.patch_size, (long long)v.dim,
                  (long long)v.depth, (long long)v.heads, (long long)v.mlp_dim, v.norm_first ? "pre-norm" : "post-norm",
                  (long long)dc.dim, (long long)dc.depth, (long long)dc.heads, (long long)dc.mlp_dim,

@@ -151,7 +151,7 @@ class ClipTask : public TrainTask {
     std::fprintf(log,
                  "CLIP: image %lldx%lld patch %lld width %lld x%lld layers | text ctx %lld width %lld x%lld layers, "
                  "vocab %lld | embed %lld | %lld parameters (%lld trained%s)\n"
-                 "data: %lld pairs (%s); epochs: %d x %lld steps of %d; %d threads\n",
+                 "data: %lld pairs (%s); epochs: %d x %lld steps of %d; threads: %d\n",
                  (long long)c.image_resolution, (long long)c.image_resolution, (long long)c.vision_patch_size,
                  (long long)c.vision_width, (long long)c.vision_layers, (long long)c.context_length,
                  (long long)c.transformer_width, (long long)c.transformer_layers, (long long)c.vocab_size,

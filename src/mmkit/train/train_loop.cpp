@@ -194,8 +194,8 @@ std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o,
     }
     task.describe(log, s);
     if (ranks > 1)
-      std::fprintf(log, "data-parallel: %s, %lld rows of each batch of %d per process, %d threads each\n",
-                   comm.describe().c_str(), (long long)rows, o.batch, s.threads);
+      std::fprintf(log, "data-parallel: %s, %lld rows of each batch of %d per process, %d thread%s each\n",
+                   comm.describe().c_str(), (long long)rows, o.batch, s.threads, s.threads == 1 ? "" : "s");
     std::fflush(log);
   }
 

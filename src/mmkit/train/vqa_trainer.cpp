@@ -73,7 +73,7 @@ class VqaTask : public TrainTask {
                  "VQA: %lldx%lld images, patch %lld (stem %lld), %lld tokens; dim %lld, heads %lld, mlp %lld; "
                  "layers image %lld, text %lld, fusion %lld (%s)%s; %zu words, %zu answers; %lld parameters\n"
                  "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld test images "
-                 "(%zu questions); epochs: %d x %lld steps of %d images; %d threads\n",
+                 "(%zu questions); epochs: %d x %lld steps of %d images; threads: %d\n",
                  (long long)c.image_size, (long long)c.image_size, (long long)c.patch_size, (long long)c.stem_patch,
                  (long long)c.num_patches(), (long long)c.dim, (long long)c.heads, (long long)c.mlp_dim,
                  (long long)c.image_layers, (long long)c.text_layers, (long long)c.fusion_layers,
