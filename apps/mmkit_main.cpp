@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   mmkit::cli::add_caption_commands(c);
   mmkit::cli::add_data_commands(c);
   mmkit::cli::add_quantize_commands(c);
+  mmkit::cli::add_reference_commands(c);
 
   try {
     app.parse(argc, argv);

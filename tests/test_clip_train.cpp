@@ -269,7 +269,7 @@ TEST(ClipTrain, LearnsFashionMnistZeroShot) {
   nlohmann::json j = nlohmann::json::parse(read_file(out));
   EXPECT_NEAR(j["top1"].get<double>(), h.back().zero_shot_acc, 1e-9);
   EXPECT_GE(j["top5"].get<double>(), j["top1"].get<double>());
-  EXPECT_TRUE(test::file_exists(dir + "/zero_shot_confusion.png"));
+  EXPECT_TRUE(test::file_exists(dir + "/confusion_matrix.png"));
   ASSERT_EQ(run(mmkit_bin() + " eval retrieval --model " + dir + "/model.safetensors --limit 200 --json > " + out +
                 " 2>/dev/null"),
             0);

@@ -135,7 +135,7 @@ TEST_F(DistTrain, ClipMatchesOneProcessWithTheLossOverTheGlobalBatch) {
 TEST_F(DistTrain, VqaMatchesOneProcess) {
   const std::string dir = test::make_temp_dir("dist_vqa_data");
   ASSERT_EQ(test::run_mmkit("data sort-of-clevr --out " + dir + "/soc --train 48 --test 8 --seed 3", dir).code, 0);
-  check("vqa", "train vqa --data " + dir + "/soc --epochs 2 --images-per-batch 4 --seed 5 --dim 32 --stem-dim 16 "
+  check("vqa", "train vqa --data " + dir + "/soc --epochs 2 --batch 4 --seed 5 --dim 32 --stem-dim 16 "
                "--mlp-dim 64 --relation-dim 16 --hop-heads 2 --hop-channels 8");
 }
 

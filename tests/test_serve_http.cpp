@@ -177,12 +177,12 @@ TEST_F(ServeHttp, TextEmbeddingsAndZeroShotMatchClipRunner) {
   // packed GEMM sums in another order.
   ASSERT_EQ(z2["probs"].size(), 3u);
   for (size_t l = 0; l < 3; ++l) EXPECT_NEAR(z2["probs"][l].get<double>(), z["probs"][l].get<double>(), 1e-6) << l;
-  json s = post("/v1/search", {{"text", "a red circle"}, {"k", 3}}, 200);
+  json s = post("/v1/search", {{"text", "a red circle"}, {"top_k", 3}}, 200);
   EXPECT_EQ(s["results"].size(), 3u);
 }
 
 TEST_F(ServeHttp, SearchByImageFindsTheImageItselfAndThumbnailsServe) {
-  json j = post("/v1/search", {{"image", b64_file(env->files[7])}, {"k", 4}}, 200);
+  json j = post("/v1/search", {{"image", b64_file(env->files[7])}, {"top_k", 4}}, 200);
   ASSERT_EQ(j["results"].size(), 4u);
   EXPECT_EQ(j["results"][0]["id"], 7);
   EXPECT_EQ(j["results"][0]["name"], "img_00007.png");
@@ -195,9 +195,9 @@ TEST_F(ServeHttp, SearchByImageFindsTheImageItselfAndThumbnailsServe) {
   Image thumb = decode_image_memory(reinterpret_cast<const uint8_t*>(t->body.data()), t->body.size(), "thumb");
   EXPECT_EQ(thumb.width, 48);  // smaller than the thumbnail size: unchanged
   expect_error(c.Get("/v1/thumb/12"), 404, "not_found", "12");
-  expect_error(c.Post("/v1/search", json{{"k", 3}}.dump(), "application/json"), 400, "bad_request", "exactly one query");
-  expect_error(c.Post("/v1/search", json{{"image", b64_file(env->files[0])}, {"k", 1000}}.dump(), "application/json"), 400,
-               "bad_request", "'k' = 1000");
+  expect_error(c.Post("/v1/search", json{{"top_k", 3}}.dump(), "application/json"), 400, "bad_request", "exactly one query");
+  expect_error(c.Post("/v1/search", json{{"image", b64_file(env->files[0])}, {"top_k", 1000}}.dump(), "application/json"), 400,
+               "bad_request", "'top_k' = 1000");
 }
 
 TEST_F(ServeHttp, LimitsGiveClearJsonErrors) {

@@ -200,7 +200,7 @@ TEST_F(ServeVqaCaption, VqaEqualsLibraryAndCli) {
   EXPECT_EQ(d["top"].size(), std::min<size_t>(5, env->vqa_ref->cfg.answers.size()));
   // The CLI answers the same.
   Cli r = run_cli("vqa --model " + env->vqa_dir + " --image " + q.image + " --question '" + q.question +
-                  "' --json --top 3");
+                  "' --json --top-k 3");
   ASSERT_EQ(r.code, 0) << r.err;
   json cli = json::parse(r.out);
   json srv = post("/v1/vqa", {{"image", b64_file(q.image)}, {"question", q.question}, {"top_k", 3}});

@@ -200,6 +200,8 @@ TEST(VqaCli, HostileInputsFailClearly) {
       {"vqa --model " + model + " --image " + tmp + "/none.png --question 'What is the shape of the red object?'",
        "none.png"},
       {"vqa --model " + tmp + " --image " + img + " --question 'What is the shape of the red object?'",
+       "has no model.safetensors"},
+      {"vqa --model " + tmp + "/nothing --image " + img + " --question 'What is the shape of the red object?'",
        "not found"},
       {"eval vqa --model " + model + " --data " + tmp + "/bad.jsonl", "bad.jsonl:2: invalid JSON"},
       {"eval vqa --model " + model + " --data " + tmp + "/missing_img.jsonl", "nope.png"},

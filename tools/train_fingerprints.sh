@@ -27,7 +27,7 @@ trap 'rm -rf "$W"' EXIT
 runs=(
   "vit|vit --data fashion-mnist --limit-train 512 --limit-test 128 --epochs 2 --batch 32 --dim 32 --depth 2 --heads 2 --mlp-dim 64 --patch 7 --checkpoint-every 5 --threads 2 --seed 11|model.safetensors"
   "clip|clip --data fashion-mnist --limit-train 512 --limit-test 128 --eval-images 64 --epochs 2 --batch 32 --checkpoint-every 5 --threads 2 --seed 11 --bpe-merges 200|model.safetensors"
-  "vqa|vqa --data $W/soc --epochs 2 --images-per-batch 4 --checkpoint-every 5 --threads 2 --seed 11|model.safetensors"
+  "vqa|vqa --data $W/soc --epochs 2 --batch 4 --checkpoint-every 5 --threads 2 --seed 11|model.safetensors"
   "caption|caption --data $W/cap --epochs 2 --batch 4 --dim 32 --depth 1 --dec-dim 32 --dec-depth 1 --mlp-dim 64 --dec-mlp-dim 64 --val-images 8 --checkpoint-every 5 --threads 2 --seed 11|model.safetensors"
 )
 

@@ -21,9 +21,11 @@ namespace {
 struct TrainCaptionArgs {
   train::CaptionTrainOptions o;
   bool untied = false;
+  std::shared_ptr<StoredFlags> stored;
 };
 
 int run_train_caption(TrainCaptionArgs& a) {
+  a.stored->restore(a.o);
   a.o.model.decoder.tie_embeddings = !a.untied;
   auto t0 = std::chrono::steady_clock::now();
   auto hist = train::train_captioner(a.o);
@@ -31,9 +33,9 @@ int run_train_caption(TrainCaptionArgs& a) {
   if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!hist.empty())
-    std::printf("done after %d epochs in %.1f s (wall, this run); greedy object F1 %.4f, BLEU-4 %.4f on the "
+    std::printf("done after %s in %.1f s (wall, this run); greedy object F1 %.4f, BLEU-4 %.4f on the "
                 "validation images; model in %s/model.safetensors\n",
-                hist.back().epoch, wall, hist.back().val_object_f1, hist.back().val_bleu4, a.o.out_dir.c_str());
+                plural(hist.back().epoch, "epoch").c_str(), wall, hist.back().val_object_f1, hist.back().val_bleu4, a.o.out_dir.c_str());
   return 0;
 }
 
@@ -157,6 +159,7 @@ int run_caption(const CaptionArgs& a) {
     std::string png;
     if (!a.attention_map.empty()) {
       png = numbered(a.attention_map, i, caps.size());
+      make_parent_dirs(png);
       std::vector<std::string> words;
       for (int32_t t : c.tokens) words.push_back(m.vocab.word(t));
       if (c.finished) words.push_back("<eos>");
@@ -202,13 +205,16 @@ void add_caption_commands(Cli& c) {
   dc.max_len = 0;  // from the data
   dc.norm_first = true;
   auto* tc = c.train->add_subcommand("caption", "train an image captioner (ViT encoder + Transformer decoder)");
-  add_train_options(tc, &o);
-  tc->add_option("--data", o.data_dir, "directory with train.jsonl and test.jsonl (e.g. from `mmkit data soc-captions`)")
+  ta->stored = add_train_options(tc, &o);
+  StoredFlags& st = *ta->stored;
+  tc->add_option("--data", o.data_dir,
+                 "folder with train.jsonl and test.jsonl (e.g. from `mmkit data soc-captions`), or a training JSONL file")
       ->required();
-  tc->add_option("--label-smoothing", o.label_smoothing)->capture_default_str();
+  tc->add_option("--test-data", o.test_data, "held-out JSONL file evaluated after each epoch (default: test.jsonl in the --data folder)");
+  tc->add_option("--label-smoothing", o.label_smoothing, "cross-entropy label smoothing")->capture_default_str();
   tc->add_option("--channels", o.channels, "3: RGB input, 1: gray")->capture_default_str()->check(CLI::IsMember({1, 3}));
   tc->add_option("--image-size", vc.image_size, "input size (0: the first training image's width)")->capture_default_str();
-  tc->add_option("--patch", vc.patch_size)->capture_default_str();
+  tc->add_option("--patch", vc.patch_size, "ViT patch size in pixels")->capture_default_str();
   tc->add_option("--dim", vc.dim, "ViT width")->capture_default_str();
   tc->add_option("--depth", vc.depth, "ViT layers")->capture_default_str();
   tc->add_option("--heads", vc.heads, "ViT heads")->capture_default_str();
@@ -221,33 +227,51 @@ void add_caption_commands(Cli& c) {
   tc->add_option("--dropout", dc.dropout, "decoder dropout")->capture_default_str();
   tc->add_flag("--untied", ta->untied, "separate LM head weight (default: tied to the token embedding)");
   tc->add_option("--val-images", o.val_images, "test images captioned (greedy) after each epoch")->capture_default_str();
+  st.option("--data", "data", &o.data_dir);
+  st.option("--label-smoothing", "label_smoothing", &o.label_smoothing);
+  st.option("--val-images", "val_images", &o.val_images);
+  st.config("--channels", "/vision/channels", &o.channels);
+  st.config("--image-size", "/vision/image_size", &vc.image_size);
+  st.config("--patch", "/vision/patch_size", &vc.patch_size);
+  st.config("--dim", "/vision/dim", &vc.dim);
+  st.config("--depth", "/vision/depth", &vc.depth);
+  st.config("--heads", "/vision/heads", &vc.heads);
+  st.config("--mlp-dim", "/vision/mlp_dim", &vc.mlp_dim);
+  st.config("--dec-dim", "/decoder/dim", &dc.dim);
+  st.config("--dec-depth", "/decoder/depth", &dc.depth);
+  st.config("--dec-heads", "/decoder/heads", &dc.heads);
+  st.config("--dec-mlp-dim", "/decoder/mlp_dim", &dc.mlp_dim);
+  st.config("--max-len", "/decoder/max_len", &dc.max_len);
+  st.config("--dropout", "/decoder/dropout", &dc.dropout);
+  TrainCaptionArgs* tap = ta.get();
+  st.config_as("--untied", "/decoder/tie_embeddings", [tap] { return nlohmann::json(!tap->untied); });
   c.on(tc, ta, run_train_caption);
 
   // ---- eval caption
   auto ea = std::make_shared<EvalCaptionArgs>();
   auto* ec = c.eval->add_subcommand("caption", "BLEU-1..4, CIDEr-D and object F1 of a captioner, greedy vs beam");
-  ec->add_option("--model", ea->model, "model directory or .safetensors file")->required();
-  ec->add_option("--data", ea->data, "directory with test.jsonl, or a caption JSONL file")->required();
+  add_model_option(ec, &ea->model, "captioning")->required();
+  ec->add_option("--data", ea->data, "folder with test.jsonl, or a caption JSONL file")->required();
   ec->add_option("--beam", ea->beam, "beam width of the second column (1: greedy only)")->capture_default_str();
   ec->add_option("--length-penalty", ea->length_penalty, "GNMT length penalty alpha for beam search")
       ->capture_default_str();
-  ec->add_option("--limit", ea->limit, "evaluate the first N images only")->capture_default_str();
-  ec->add_flag("--json", ea->json, "print JSON");
+  ec->add_option("--limit", ea->limit, "first N images only (0: all)")->capture_default_str();
+  add_json_flag(ec, &ea->json);
   add_threads_option(ec, &ea->threads);
   c.on(ec, ea, run_eval_caption);
 
   // ---- caption
   auto ca = std::make_shared<CaptionArgs>();
   auto* cc = c.app->add_subcommand("caption", "caption image files with a trained captioner");
-  cc->add_option("--model", ca->model, "model directory or .safetensors file")->required();
+  add_model_option(cc, &ca->model, "captioning")->required();
   cc->add_option("images", ca->files, "PNG or JPEG files")->required();
   cc->add_option("--beam", ca->beam, "beam width (1: greedy)")->capture_default_str();
   cc->add_option("--length-penalty", ca->length_penalty, "GNMT length penalty alpha")->capture_default_str();
   cc->add_option("--max-tokens", ca->max_tokens, "most generated tokens, EOS included (0: the model's max_len)")
       ->capture_default_str();
   cc->add_option("--attention-map", ca->attention_map,
-                 "PNG of the cross-attention per generated word (several images: NAME_0.png, NAME_1.png, ...)");
-  cc->add_flag("--json", ca->json, "print JSON");
+                 "PNG of the cross-attention per generated word (several images: NAME_0.png, NAME_1.png, ...; default: none)");
+  add_json_flag(cc, &ca->json);
   add_threads_option(cc, &ca->threads);
   c.on(cc, ca, run_caption);
 }

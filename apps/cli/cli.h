@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,9 +32,39 @@ struct Cli {
   }
 };
 
+// ---- Conventions: one name, one help text and one default per concept in
+// every command (docs/CLI.md lists them; tests/test_cli_walk.cpp checks the
+// whole command line against that list).
+
 // --threads (OpenMP threads per forward; 0: all cores), registered the same
 // way by every command that computes.
 CLI::Option* add_threads_option(CLI::App* cmd, int* threads);
+// --model: a model file, a run folder or a Hugging Face folder, for every
+// command (the loaders resolve a folder to its model.safetensors). `kind`
+// starts the help text: "CLIP", "ViT", "VQA", "captioning".
+CLI::Option* add_model_option(CLI::App* cmd, std::string* model, const std::string& kind,
+                              const std::string& name = "--model");
+// --vocab: the CLIP tokenizer, described the same way everywhere.
+CLI::Option* add_vocab_option(CLI::App* cmd, std::string* vocab);
+// --norm pre|post (the trainers whose blocks can be either).
+inline constexpr const char* kNormHelp =
+    "transformer blocks: post (residual, then LayerNorm) or pre (LayerNorm first; a final LayerNorm)";
+// --json: JSON on stdout instead of readable lines.
+CLI::Option* add_json_flag(CLI::App* cmd, bool* json);
+// --top-k: how many answers, labels or results to list (5, as over HTTP: "top_k").
+inline constexpr int kDefaultTopK = 5;
+CLI::Option* add_top_k_option(CLI::App* cmd, int* top_k);
+// A repeatable option whose every occurrence takes exactly one value, so it
+// never swallows the positional arguments after it (`--template "a {}." img.png`).
+CLI::Option* add_repeatable(CLI::App* cmd, const std::string& name, std::vector<std::string>* values,
+                            const std::string& help);
+// --out FILE (and other output files): their folders are created.
+void make_parent_dirs(const std::string& file);
+// --labels FILE: one class name per line, in the model's class order; errors name the file and
+// the counts.
+std::vector<std::string> read_label_file(const std::string& path, int64_t classes);
+// "1 epoch", "2 epochs".
+std::string plural(int64_t n, const std::string& word);
 
 // The options of train::TrainOptions, for `mmkit train <model>`; the texts
 // that differ between models.
@@ -43,13 +74,62 @@ struct TrainFlagText {
   const char* warmup_help = "linear warmup steps (-1: one epoch)";
   const char* items = "images";  // what --limit-train / --limit-test count
 };
-void add_train_options(CLI::App* cmd, train::TrainOptions* o, const TrainFlagText& t = {});
+struct StoredFlags;
+// Also registers --override; returns what --resume needs: the flags a run stores in its checkpoint.
+std::shared_ptr<StoredFlags> add_train_options(CLI::App* cmd, train::TrainOptions* o, const TrainFlagText& t = {});
 // After a training run: 128 + the signal that interrupted it (its checkpoint
 // is saved), else 0.
 int training_exit_code();
 // False on the ranks other than 0 of a data-parallel job (`mpirun -np N
 // mmkit train ...`), which print nothing.
 bool is_root_process();
+
+// --resume restores the run's training options. A flag is bound to where the
+// run's checkpoint stores it: the "options" object of its train_state (what
+// train/train_loop.cpp's state_json writes) or the model "config" (the
+// architecture, which cannot change). On --resume, a bound flag not given
+// takes the stored value; a flag given with another value is an error, unless
+// --override allows it for a training option. Flags not bound (--threads,
+// --max-steps, --checkpoint-every) apply to this invocation only.
+struct StoredFlags {
+  // `key` in train_state.options.
+  template <class T>
+  void option(const std::string& flag, const std::string& key, T* value) {
+    add(flag, key, false, [value] { return nlohmann::json(*value); },
+        [value](const nlohmann::json& j) { *value = j.get<T>(); });
+  }
+  // A --no-X flag whose run stores X.
+  void negated_option(const std::string& flag, const std::string& key, bool* no_x) {
+    add(flag, key, false, [no_x] { return nlohmann::json(!*no_x); },
+        [no_x](const nlohmann::json& j) { *no_x = !j.get<bool>(); });
+  }
+  // An architecture flag: `pointer` is a JSON pointer into the model config ("/vision/dim").
+  template <class T>
+  void config(const std::string& flag, const std::string& pointer, T* value) {
+    add(flag, pointer, true, [value] { return nlohmann::json(*value); }, nullptr);
+  }
+  // The same with any mapping from the flag to the stored value (--norm pre -> norm_first: true).
+  void config_as(const std::string& flag, const std::string& pointer, std::function<nlohmann::json()> get) {
+    add(flag, pointer, true, std::move(get), nullptr);
+  }
+  // With --resume and a checkpoint in o.out_dir: the rules above (stderr says
+  // what it restored). No-op otherwise.
+  void restore(const train::TrainOptions& o) const;
+
+  CLI::App* cmd = nullptr;
+  bool override_options = false;  // --override
+
+ private:
+  struct Binding {
+    std::string flag, key;
+    bool in_config;
+    std::function<nlohmann::json()> get;
+    std::function<void(const nlohmann::json&)> set;
+  };
+  void add(const std::string& flag, const std::string& key, bool in_config, std::function<nlohmann::json()> get,
+           std::function<void(const nlohmann::json&)> set);
+  std::vector<Binding> bindings_;
+};
 
 // "fashion-mnist" names the Debian package's directory; anything else is a
 // directory holding the same four IDX files.
@@ -71,5 +151,6 @@ void add_vqa_commands(Cli& c);         // train vqa, eval vqa, vqa
 void add_caption_commands(Cli& c);     // train caption, eval caption, caption
 void add_data_commands(Cli& c);        // data shapes, data sort-of-clevr, data soc-captions
 void add_quantize_commands(Cli& c);    // quantize
+void add_reference_commands(Cli& c);   // commands (the whole command line, readable or as JSON)
 
 }  // namespace mmkit::cli

@@ -1,6 +1,8 @@
 // `mmkit embed`, `mmkit tokenize`, `mmkit zero-shot`: CLIP inference; `mmkit
 // init-clip`: a seeded random CLIP (with a learned tokenizer) for tests and
 // benchmarks.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -13,6 +15,7 @@
 #include "mmkit/infer/embed_folder.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/text/bpe_trainer.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::cli {
 namespace {
@@ -38,6 +41,7 @@ int run_embed(const ClipArgs& a) {
   ClipRunner r = ClipRunner::open(a.model, a.vocab, a.preprocess);
   if (!a.images_dir.empty()) {
     MMKIT_CHECK(!a.out.empty(), "--images DIR needs --out FILE.jsonl or FILE.npy");
+    make_parent_dirs(a.out);
     EmbedFolderResult res = embed_folder(r, a.images_dir, a.out, !a.raw);
     for (auto& s : res.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
     std::printf("embedded %lld images into %s (%zu skipped)\n", (long long)res.embedded, a.out.c_str(),
@@ -45,14 +49,45 @@ int run_embed(const ClipArgs& a) {
     return 0;
   }
   MMKIT_CHECK(!a.images.empty() || !a.texts.empty(), "nothing to embed: give --image FILE and/or --text TEXT");
+  MMKIT_CHECK(a.out.empty(), "--out is for --images DIR; with --image/--text, print JSON with --json");
   std::vector<Image> imgs;
   for (auto& f : a.images) imgs.push_back(decode_image_file(f));
-  nlohmann::json j;
-  j["image_embeddings"] = imgs.empty() ? nlohmann::json::array() : rows_json(r.embed_images(imgs, !a.raw));
-  j["text_embeddings"] = a.texts.empty() ? nlohmann::json::array() : rows_json(r.embed_texts(a.texts, !a.raw));
-  j["token_ids"] = r.tokenize(a.texts);
-  j["normalized"] = !a.raw;
-  std::cout << (a.json ? j.dump() : j.dump(1)) << "\n";
+  Tensor ie = imgs.empty() ? Tensor() : r.embed_images(imgs, !a.raw);
+  Tensor te = a.texts.empty() ? Tensor() : r.embed_texts(a.texts, !a.raw);
+  if (a.json) {
+    nlohmann::json j;
+    j["image_embeddings"] = imgs.empty() ? nlohmann::json::array() : rows_json(ie);
+    j["text_embeddings"] = a.texts.empty() ? nlohmann::json::array() : rows_json(te);
+    j["token_ids"] = r.tokenize(a.texts);
+    j["normalized"] = !a.raw;
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  // Readable: each embedding's size, norm and first values; with images and texts, their cosine similarities.
+  const int64_t E = r.embed_dim();
+  auto row = [&](const std::string& what, const float* v) {
+    double n2 = 0;
+    for (int64_t e = 0; e < E; ++e) n2 += double(v[e]) * v[e];
+    std::printf("%s: %lld-d, norm %.4f, [", what.c_str(), (long long)E, std::sqrt(n2));
+    for (int64_t e = 0; e < std::min<int64_t>(E, 4); ++e) std::printf("%s%.4f", e ? " " : "", v[e]);
+    std::printf("%s]\n", E > 4 ? " ..." : "");
+  };
+  for (size_t i = 0; i < imgs.size(); ++i) row("image " + a.images[i], ie.f32() + int64_t(i) * E);
+  for (size_t i = 0; i < a.texts.size(); ++i) row("text \"" + a.texts[i] + "\"", te.f32() + int64_t(i) * E);
+  if (!imgs.empty() && !a.texts.empty()) {
+    std::printf("cosine similarity (rows: images, columns: texts)\n");
+    for (size_t i = 0; i < imgs.size(); ++i) {
+      std::printf("  %s", a.images[i].c_str());
+      for (size_t t = 0; t < a.texts.size(); ++t) {
+        const float *x = ie.f32() + int64_t(i) * E, *y = te.f32() + int64_t(t) * E;
+        double dot = 0, nx = 0, ny = 0;
+        for (int64_t e = 0; e < E; ++e) dot += double(x[e]) * y[e], nx += double(x[e]) * x[e], ny += double(y[e]) * y[e];
+        std::printf("  %.4f", nx > 0 && ny > 0 ? dot / std::sqrt(nx * ny) : 0.0);
+      }
+      std::printf("\n");
+    }
+  }
+  std::printf("(--json prints every value)\n");
   return 0;
 }
 
@@ -64,7 +99,7 @@ int run_tokenize(const ClipArgs& a) {
   std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab, a.model);
   int context = 77;
   if (!a.model.empty()) {
-    io::SafetensorsFile f = io::SafetensorsFile::open(a.model);
+    io::SafetensorsFile f = io::SafetensorsFile::open(resolve_model_file(a.model));
     auto it = f.metadata().find("config");
     if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
   }
@@ -92,8 +127,10 @@ int run_zero_shot(const ClipArgs& a) {
   ZeroShotResult z = r.zero_shot(imgs, labels, a.templates);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < imgs.size(); ++i) {
-    if (a.json) {
-      out.push_back({{"image", a.files[i]}, {"label", labels[size_t(z.best[i])]}, {"probs", z.probs[i]}, {"labels", labels}});
+    const size_t best = size_t(z.best[i]);
+    if (a.json) {  // the keys of /v1/zero-shot, plus the image
+      out.push_back({{"image", a.files[i]}, {"label", labels[best]}, {"best", best}, {"probability", z.probs[i][best]},
+                     {"labels", labels}, {"probs", z.probs[i]}});
     } else {
       std::printf("%s\t%s\t%.3f\n", a.files[i].c_str(), labels[size_t(z.best[i])].c_str(), z.probs[i][size_t(z.best[i])]);
     }
@@ -154,6 +191,7 @@ int run_init_clip(const InitClipArgs& a) {
   }
   Clip m;
   m.init(cfg, a.seed);
+  make_parent_dirs(a.out);
   io::save_parameters(a.out, m.parameters(), meta);
   std::printf("wrote %s (%s, seed %llu, %s)\n", a.out.c_str(), a.preset.c_str(), (unsigned long long)a.seed,
               tok_note.c_str());
@@ -165,46 +203,49 @@ int run_init_clip(const InitClipArgs& a) {
 void add_clip_commands(Cli& c) {
   auto ea = std::make_shared<ClipArgs>();
   auto* em = c.app->add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
-  em->add_option("--model", ea->model, "CLIP safetensors file")->required();
-  em->add_option("--vocab", ea->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (default: the model's embedded tokenizer, else files beside the model)");
-  em->add_option("--image", ea->images, "image file (repeatable)");
-  em->add_option("--text", ea->texts, "text (repeatable)");
-  em->add_option("--images", ea->images_dir, "embed every PNG/JPEG in this folder (needs --out)");
-  em->add_option("--out", ea->out, "output for --images: FILE.jsonl or FILE.npy");
+  add_model_option(em, &ea->model, "CLIP")->required();
+  add_vocab_option(em, &ea->vocab);
+  add_repeatable(em, "--image", &ea->images, "image file");
+  add_repeatable(em, "--text", &ea->texts, "text");
+  em->add_option("--images", ea->images_dir, "embed every PNG/JPEG in this folder (needs --out; default: none)");
+  em->add_option("--out", ea->out, "output for --images: FILE.jsonl or FILE.npy (folders created; default: none)");
   em->add_option("--preprocess", ea->preprocess, "clip or imagenet")->capture_default_str();
   em->add_flag("--raw", ea->raw, "do not L2-normalise");
-  em->add_flag("--json", ea->json, "compact JSON");
+  add_json_flag(em, &ea->json);
   add_threads_option(em, &ea->threads);
   c.on(em, ea, run_embed);
 
   auto ta = std::make_shared<ClipArgs>();
   auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included)");
-  tk->add_option("--vocab", ta->vocab, "bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt (overrides --model's)");
-  tk->add_option("--model", ta->model, "CLIP safetensors file: its embedded tokenizer, else vocabulary files beside it");
+  add_vocab_option(tk, &ta->vocab);
+  add_model_option(tk, &ta->model, "CLIP")->description(
+      "CLIP model whose tokenizer and context length to use: a .safetensors file, a run folder or a Hugging Face "
+      "folder (default: none; --vocab and 77 tokens then)");
   tk->add_option("texts", ta->texts, "texts")->required();
-  tk->add_flag("--json", ta->json, "print JSON");
+  add_json_flag(tk, &ta->json);
   c.on(tk, ta, run_tokenize);
 
   auto za = std::make_shared<ClipArgs>();
   auto* zs = c.app->add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
-  zs->add_option("--model", za->model, "CLIP safetensors file")->required();
-  zs->add_option("--vocab", za->vocab, "bpe_simple_vocab_16e6.txt.gz or HF folder (default: the model's embedded tokenizer, else files beside the model)");
+  add_model_option(zs, &za->model, "CLIP")->required();
+  add_vocab_option(zs, &za->vocab);
   zs->add_option("--labels", za->labels, "comma-separated class names")->required();
-  zs->add_option("--template", za->templates, "prompt template with {} (repeatable; averaged as CLIP does)");
+  add_repeatable(zs, "--template", &za->templates,
+                 "prompt template with {} for the label, averaged as CLIP does (default: \"a photo of a {}.\")");
   zs->add_option("--preprocess", za->preprocess, "clip or imagenet")->capture_default_str();
-  zs->add_option("images", za->files, "image files")->required();
-  zs->add_flag("--json", za->json, "print JSON");
+  zs->add_option("images", za->files, "PNG or JPEG files")->required();
+  add_json_flag(zs, &za->json);
   add_threads_option(zs, &za->threads);
   c.on(zs, za, run_zero_shot);
 
   auto ca = std::make_shared<InitClipArgs>();
-  auto* ic = c.app->add_subcommand("init-clip", "write a CLIP with seeded random weights (tests, benchmarks)");
+  auto* ic = c.app->add_subcommand("init-clip", "write a CLIP with seeded random weights (tests, demos, benchmarks)");
   ic->add_option("--preset", ca->preset, "tiny, small or vit-b-32")->capture_default_str();
-  ic->add_option("--seed", ca->seed)->capture_default_str();
+  ic->add_option("--seed", ca->seed, "random seed of the weights")->capture_default_str();
   ic->add_option("--bpe-merges", ca->bpe_merges,
                  "merges of the BPE tokenizer learned from built-in captions and stored in the file (0: none)")
       ->capture_default_str();
-  ic->add_option("--out", ca->out, "output .safetensors")->required();
+  ic->add_option("--out", ca->out, "output .safetensors file (folders created)")->required();
   c.on(ic, ca, run_init_clip);
 }
 

@@ -18,18 +18,39 @@
 #include "mmkit/eval/retrieval.h"
 #include "mmkit/eval/zero_shot_eval.h"
 #include "mmkit/train/clip_trainer.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/stop_signal.h"
 
 namespace mmkit::cli {
 namespace {
 
-int run_train_clip(train::ClipTrainOptions& o) {
+struct TrainClipArgs {
+  train::ClipTrainOptions o;
+  bool no_augment = false;
+  std::shared_ptr<StoredFlags> stored;
+};
+
+// A data folder holding train.jsonl or train.csv means that file (as `train caption` and `train vqa`
+// read DIR/train.jsonl); a folder of IDX files stays a Fashion-MNIST-style folder.
+std::string caption_file_in(const std::string& data, const std::string& split) {
+  if (!is_directory(data)) return data;
+  for (const char* ext : {".jsonl", ".csv"})
+    if (path_exists(data + "/" + split + ext)) return data + "/" + split + ext;
+  return data;
+}
+
+int run_train_clip(TrainClipArgs& a) {
+  train::ClipTrainOptions& o = a.o;
+  o.data = caption_file_in(o.data, "train");  // before restore(): the run stores the file
+  a.stored->restore(o);
+  o.augment = !a.no_augment;
+  if (!o.init.empty()) o.init = resolve_model_file(o.init);
   auto hist = train::train_clip(o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty()) {
     const auto& r = hist.back();
-    std::printf("done: %d epochs, final loss %.4f", r.epoch, r.train_loss);
+    std::printf("done: %s, final loss %.4f", plural(r.epoch, "epoch").c_str(), r.train_loss);
     if (r.zero_shot_acc >= 0) std::printf(", zero-shot top-1 %.4f on held-out templates", r.zero_shot_acc);
     std::printf("; model in %s/model.safetensors\n", o.out_dir.c_str());
   }
@@ -114,7 +135,8 @@ int run_eval_zero_shot(const EvalClipArgs& a) {
                        : std::vector<std::string>{"a photo of a {}."};
   ZeroShotEval z = zero_shot_accuracy(r.model(), r.tokenizer(), li.pixels.data(), li.labels, classes, templates,
                                       !a.json);
-  std::string png = a.confusion.empty() ? model_dir(a.model) + "/zero_shot_confusion.png" : a.confusion;
+  std::string png = a.confusion.empty() ? model_dir(a.model) + "/confusion_matrix.png" : a.confusion;
+  make_parent_dirs(png);
   plot_confusion_matrix(png, z.confusion, classes, "CLIP zero-shot (" + std::to_string(templates.size()) + " templates)");
   if (a.json) {
     std::cout << nlohmann::json{{"top1", z.top1},          {"top5", z.top5},     {"images", z.n},
@@ -139,7 +161,7 @@ int run_eval_retrieval(const EvalClipArgs& a) {
     // Caption set: test image i with a caption from a held-out template
     // (deterministic): per-pair recall, plus class-level recall (captions
     // describe a class, so another image of the class is also right).
-    LabelledImages li = load_labelled(r, a.data, a.limit > 0 ? a.limit : 1000);
+    LabelledImages li = load_labelled(r, a.data, a.limit);
     const int64_t n = int64_t(li.labels.size());
     img = clip_embed_pixels(r.model(), li.pixels.data(), n, true, 250);
     std::vector<std::string> caps;
@@ -153,9 +175,12 @@ int run_eval_retrieval(const EvalClipArgs& a) {
     }
     txt = r.embed_texts(caps, true);
   } else {
-    auto pairs = data::read_image_text_file(a.data);
+    auto pairs = data::read_image_text_file(caption_file_in(a.data, "test"));
     std::map<int64_t, std::string> images;
-    for (auto& p : pairs) images[p.image_id] = p.image;
+    for (auto& p : pairs)
+      if (a.limit <= 0 || p.image_id < a.limit) images[p.image_id] = p.image;  // ids count images in file order
+    if (a.limit > 0)
+      pairs.erase(std::remove_if(pairs.begin(), pairs.end(), [&](auto& p) { return p.image_id >= a.limit; }), pairs.end());
     std::vector<Image> decoded;
     for (auto& [id, path] : images) {
       decoded.push_back(decode_image_file(path));
@@ -201,53 +226,79 @@ int run_eval_retrieval(const EvalClipArgs& a) {
 }  // namespace
 
 void add_clip_train_commands(Cli& c) {
-  auto to = std::make_shared<train::ClipTrainOptions>();
+  auto ta = std::make_shared<TrainClipArgs>();
+  train::ClipTrainOptions* to = &ta->o;
   auto* tc = c.train->add_subcommand("clip", "contrastive training of a CLIP model (image and text towers)");
-  add_train_options(tc, to.get(), {"--batch", "image-caption pairs per step (the contrastive loss compares all of them)", "linear warmup steps (-1: one epoch)", "pairs"});
-  tc->add_option("--data", to->data, "fashion-mnist (images + generated captions) or a .jsonl/.csv of image,caption")
+  ta->stored = add_train_options(tc, to, {"--batch", "image-caption pairs per step (the contrastive loss compares all of them)", "linear warmup steps (-1: one epoch)", "pairs"});
+  StoredFlags& st = *ta->stored;
+  tc->add_option("--data", to->data,
+                 "fashion-mnist (images + generated captions), a .jsonl/.csv of image,caption, or a folder with "
+                 "train.jsonl (or train.csv)")
       ->capture_default_str();
-  tc->add_option("--init", to->init, "fine-tune this CLIP (OpenAI/OpenCLIP or Hugging Face safetensors); saved in the same layout");
-  tc->add_option("--vocab", to->vocab, "CLIP BPE merges (.txt.gz) or HF folder (default: --init's, else learned from the captions)");
-  tc->add_option("--bpe-merges", to->bpe_merges, "merges to learn when no tokenizer is given")->capture_default_str();
-  tc->add_option("--freeze", to->freeze, "lock one tower: image or text");
-  tc->add_flag("!--no-augment", to->augment, "no random shifts/flips");
+  add_model_option(tc, &to->init, "CLIP", "--init")
+      ->description("CLIP model to fine-tune: a .safetensors file, a run folder or a Hugging Face folder (saved back "
+                    "in its OpenAI/OpenCLIP or Hugging Face layout; default: none, train from scratch)");
+  add_vocab_option(tc, &to->vocab);  // "the model" is --init's
+  tc->add_option("--bpe-merges", to->bpe_merges,
+                 "BPE merges to learn from the captions when neither --vocab nor --init gives a tokenizer")
+      ->capture_default_str();
+  tc->add_option("--freeze", to->freeze, "lock one tower: image or text (default: none)");
+  tc->add_flag("--no-augment", ta->no_augment, "no random shifts and flips");
   tc->add_flag("--flip", to->flip, "random horizontal flips for caption files");
-  tc->add_option("--workers", to->workers, "image decoding threads (caption files)")->capture_default_str();
-  tc->add_option("--embed-dim", to->model.embed_dim)->capture_default_str();
-  tc->add_option("--patch", to->model.vision_patch_size)->capture_default_str();
-  tc->add_option("--vision-width", to->model.vision_width)->capture_default_str();
-  tc->add_option("--vision-layers", to->model.vision_layers)->capture_default_str();
-  tc->add_option("--vision-heads", to->model.vision_heads)->capture_default_str();
+  tc->add_option("--decode-threads", to->workers, "image decoding threads")->capture_default_str();
+  tc->add_option("--embed-dim", to->model.embed_dim, "joint embedding size")->capture_default_str();
+  tc->add_option("--patch", to->model.vision_patch_size, "image tower patch size")->capture_default_str();
+  tc->add_option("--vision-width", to->model.vision_width, "image tower width")->capture_default_str();
+  tc->add_option("--vision-layers", to->model.vision_layers, "image tower layers")->capture_default_str();
+  tc->add_option("--vision-heads", to->model.vision_heads, "image tower attention heads")->capture_default_str();
   tc->add_option("--image-size", to->model.image_resolution, "model input resolution (caption files)")->capture_default_str();
-  tc->add_option("--context", to->model.context_length)->capture_default_str();
-  tc->add_option("--text-width", to->model.transformer_width)->capture_default_str();
-  tc->add_option("--text-layers", to->model.transformer_layers)->capture_default_str();
-  tc->add_option("--text-heads", to->model.transformer_heads)->capture_default_str();
+  tc->add_option("--context", to->model.context_length, "text tower context length (tokens)")->capture_default_str();
+  tc->add_option("--text-width", to->model.transformer_width, "text tower width")->capture_default_str();
+  tc->add_option("--text-layers", to->model.transformer_layers, "text tower layers")->capture_default_str();
+  tc->add_option("--text-heads", to->model.transformer_heads, "text tower attention heads")->capture_default_str();
   tc->add_option("--eval-images", to->eval_images, "zero-shot test images per epoch (0: all)")->capture_default_str();
-  c.on(tc, to, run_train_clip);
+  st.option("--data", "data", &to->data);
+  st.option("--freeze", "freeze", &to->freeze);
+  st.option("--eval-images", "eval_images", &to->eval_images);
+  st.negated_option("--no-augment", "augment", &ta->no_augment);
+  st.config("--embed-dim", "/embed_dim", &to->model.embed_dim);
+  st.config("--patch", "/vision_patch_size", &to->model.vision_patch_size);
+  st.config("--vision-width", "/vision_width", &to->model.vision_width);
+  st.config("--vision-layers", "/vision_layers", &to->model.vision_layers);
+  st.config("--vision-heads", "/vision_heads", &to->model.vision_heads);
+  st.config("--image-size", "/image_resolution", &to->model.image_resolution);
+  st.config("--context", "/context_length", &to->model.context_length);
+  st.config("--text-width", "/transformer_width", &to->model.transformer_width);
+  st.config("--text-layers", "/transformer_layers", &to->model.transformer_layers);
+  st.config("--text-heads", "/transformer_heads", &to->model.transformer_heads);
+  c.on(tc, ta, run_train_clip);
 
   auto za = std::make_shared<EvalClipArgs>();
   auto* zs = c.eval->add_subcommand("zero-shot", "zero-shot top-1/top-5 and confusion matrix of a CLIP model");
-  zs->add_option("--model", za->model, "CLIP safetensors file")->required();
-  zs->add_option("--vocab", za->vocab, "tokenizer files (default: the model's own)");
-  zs->add_option("--data", za->data, "fashion-mnist (test set) or DIR/<class>/<image>")->capture_default_str();
+  add_model_option(zs, &za->model, "CLIP")->required();
+  add_vocab_option(zs, &za->vocab);
+  zs->add_option("--data", za->data, "fashion-mnist (test set) or a folder DIR/<class>/<image>")->capture_default_str();
   zs->add_option("--labels", za->labels, "comma-separated class names (default: fashion-mnist's / the folder names)");
-  zs->add_option("--template", za->templates, "prompt template with {} (repeatable; default: Fashion-MNIST's held-out templates)");
+  add_repeatable(zs, "--template", &za->templates,
+                 "prompt template with {} for the label (default: Fashion-MNIST's held-out templates, else \"a photo of a {}.\")");
   zs->add_flag("--train-templates", za->train_templates, "use the Fashion-MNIST training templates instead (for comparison)");
-  zs->add_option("--limit", za->limit, "first N images only")->capture_default_str();
-  zs->add_option("--confusion", za->confusion, "confusion-matrix PNG (default: beside the model)");
-  zs->add_flag("--json", za->json, "print JSON");
+  zs->add_option("--limit", za->limit, "first N images only (0: all)")->capture_default_str();
+  zs->add_option("--confusion", za->confusion, "confusion-matrix PNG (default: confusion_matrix.png beside the model)");
+  add_json_flag(zs, &za->json);
   add_threads_option(zs, &za->threads);
   c.on(zs, za, run_eval_zero_shot);
 
   auto ra = std::make_shared<EvalClipArgs>();
+  ra->limit = 1000;
   auto* rt = c.eval->add_subcommand("retrieval", "image->text and text->image recall@1/5/10 of a CLIP model");
-  rt->add_option("--model", ra->model, "CLIP safetensors file")->required();
-  rt->add_option("--vocab", ra->vocab, "tokenizer files (default: the model's own)");
-  rt->add_option("--data", ra->data, "fashion-mnist (test images + held-out captions) or a .jsonl/.csv caption set")
+  add_model_option(rt, &ra->model, "CLIP")->required();
+  add_vocab_option(rt, &ra->vocab);
+  rt->add_option("--data", ra->data,
+                 "fashion-mnist (test images + held-out captions), a .jsonl/.csv caption set, or a folder with "
+                 "test.jsonl (or test.csv)")
       ->capture_default_str();
-  rt->add_option("--limit", ra->limit, "Fashion-MNIST: first N test images (default 1000)")->capture_default_str();
-  rt->add_flag("--json", ra->json, "print JSON");
+  rt->add_option("--limit", ra->limit, "first N images only (0: all)")->capture_default_str();
+  add_json_flag(rt, &ra->json);
   add_threads_option(rt, &ra->threads);
   c.on(rt, ra, run_eval_retrieval);
 }

@@ -1,8 +1,6 @@
 // `mmkit data shapes`, `mmkit data sort-of-clevr`, `mmkit data soc-captions`:
 // the generated data sets (deterministic in their seed) that the tests,
 // benchmarks and recipes train and evaluate on.
-#include <sys/stat.h>
-
 #include <cstdio>
 
 #include "cli.h"
@@ -12,6 +10,7 @@
 #include "mmkit/data/sort_of_clevr.h"
 #include "mmkit/image/canvas.h"
 #include "mmkit/image/image.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
 
 namespace mmkit::cli {
@@ -21,14 +20,14 @@ struct ShapesArgs {
   std::string out;
   int64_t n = 100;
   int size = 64;
-  uint64_t seed = 0;
+  uint64_t seed = 1;  // as every generator
 };
 
 // Synthetic images: one or two coloured discs / squares / bars on a tinted
 // background, deterministic in (seed, index). Names: shape_000123.png.
 int run_shapes(const ShapesArgs& a) {
   MMKIT_CHECK(a.n > 0 && a.size >= 16, "--n must be positive and --size at least 16");
-  ::mkdir(a.out.c_str(), 0755);
+  make_dirs(a.out);
   Progress::Options po;
   po.unit = "img/s";
   Progress bar("shapes", a.n, stderr, po);
@@ -59,6 +58,7 @@ int run_shapes(const ShapesArgs& a) {
 }
 
 int run_sort_of_clevr(const data::SortOfClevrOptions& o) {
+  make_dirs(o.out_dir);
   data::write_sort_of_clevr(o);
   std::printf("wrote %lld train + %lld test images (20 questions each) to %s\n",
               (long long)o.train_images, (long long)o.test_images, o.out_dir.c_str());
@@ -66,6 +66,7 @@ int run_sort_of_clevr(const data::SortOfClevrOptions& o) {
 }
 
 int run_soc_captions(const data::SocCaptionOptions& o) {
+  make_dirs(o.out_dir);
   data::write_soc_captions(o);
   std::printf("wrote %lld train + %lld test images (%d captions each) to %s\n", (long long)o.train_images,
               (long long)o.test_images, o.captions_per_image, o.out_dir.c_str());
@@ -77,29 +78,29 @@ int run_soc_captions(const data::SocCaptionOptions& o) {
 void add_data_commands(Cli& c) {
   auto ha = std::make_shared<ShapesArgs>();
   auto* sh = c.data->add_subcommand("shapes", "synthetic PNG images of coloured shapes");
-  sh->add_option("--out", ha->out, "output folder")->required();
+  sh->add_option("--out", ha->out, "output folder (created)")->required();
   sh->add_option("--n", ha->n, "number of images")->capture_default_str();
   sh->add_option("--size", ha->size, "side in pixels")->capture_default_str();
-  sh->add_option("--seed", ha->seed)->capture_default_str();
+  sh->add_option("--seed", ha->seed, "random seed of the generator")->capture_default_str();
   c.on(sh, ha, run_shapes);
 
   auto sa = std::make_shared<data::SortOfClevrOptions>();
   auto* so = c.data->add_subcommand("sort-of-clevr",
                                     "generate Sort-of-CLEVR (PNG images + JSONL questions, train/test split)");
-  so->add_option("--out", sa->out_dir, "output directory")->required();
+  so->add_option("--out", sa->out_dir, "output folder (created)")->required();
   so->add_option("--train", sa->train_images, "training images")->capture_default_str();
   so->add_option("--test", sa->test_images, "held-out test images")->capture_default_str();
-  so->add_option("--seed", sa->seed)->capture_default_str();
+  so->add_option("--seed", sa->seed, "random seed of the generator")->capture_default_str();
   c.on(so, sa, run_sort_of_clevr);
 
   auto ca = std::make_shared<data::SocCaptionOptions>();
   auto* sc = c.data->add_subcommand("soc-captions",
                                     "generate Sort-of-CLEVR images with reference captions (PNG + JSONL, train/test)");
-  sc->add_option("--out", ca->out_dir, "output directory")->required();
+  sc->add_option("--out", ca->out_dir, "output folder (created)")->required();
   sc->add_option("--train", ca->train_images, "training images")->capture_default_str();
   sc->add_option("--test", ca->test_images, "held-out test images")->capture_default_str();
   sc->add_option("--captions", ca->captions_per_image, "reference captions per image (1..6)")->capture_default_str();
-  sc->add_option("--seed", ca->seed)->capture_default_str();
+  sc->add_option("--seed", ca->seed, "random seed of the generator")->capture_default_str();
   c.on(sc, ca, run_soc_captions);
 }
 

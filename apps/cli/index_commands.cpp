@@ -12,6 +12,7 @@
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/image/image.h"
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::cli {
 namespace {
@@ -26,6 +27,7 @@ int run_index_build(const IndexArgs& a) {
   set_num_threads(a.threads);
   ClipRunner r = ClipRunner::open(a.model, a.vocab);
   index::BuildOptions o = a.o;
+  make_dirs(o.out_dir);
   char abs[PATH_MAX];
   o.model_path = ::realpath(a.model.c_str(), abs) ? std::string(abs) : a.model;  // searches may run elsewhere
   index::BuildResult res = index::build_index(r, o);
@@ -33,13 +35,13 @@ int run_index_build(const IndexArgs& a) {
   std::printf("%s: %lld images indexed (%lld embedded now, %lld already done, %zu skipped now) kind %s%s\n",
               a.o.out_dir.c_str(), (long long)res.count, (long long)res.embedded, (long long)res.already_done,
               res.skipped.size(), res.kind.empty() ? "-" : res.kind.c_str(),
-              res.complete ? "" : " (stopped at --limit; run again to continue)");
+              res.complete ? "" : " (stopped at --stop-after; run again to continue)");
   return 0;
 }
 
 struct SearchArgs {
   std::string index, model, vocab, image, text;
-  int k = 10, nprobe = 0, threads = 0;
+  int top_k = kDefaultTopK, nprobe = 0, threads = 0;
   bool json = false;
 };
 
@@ -50,21 +52,23 @@ int run_search(const SearchArgs& a) {
   const std::string model = a.model.empty() ? idx->info().value("model", std::string()) : a.model;
   MMKIT_CHECK(!model.empty(), a.index, " does not record its model; pass --model");
   ClipRunner r = ClipRunner::open(model, a.vocab);
-  MMKIT_CHECK(r.embed_dim() == idx->dim(), "--model makes ", r.embed_dim(), "-d embeddings, the index holds ",
-              idx->dim(), "-d ones");
+  index::check_index_model(idx->info(), a.index, r, model);
   Tensor q = a.text.empty() ? r.embed_images({decode_image_file(a.image)}, true) : r.embed_texts({a.text}, true);
   auto t0 = std::chrono::steady_clock::now();
-  auto hits = idx->search(q.f32(), a.k, a.nprobe);
+  auto hits = idx->search(q.f32(), a.top_k, a.nprobe);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  // The keys of /v1/search's answer ("path" here instead of the server's "thumb" URL).
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < hits.size(); ++i) {
     const auto& it = idx->item(hits[i].id);
     if (a.json)
-      out.push_back({{"rank", i + 1}, {"id", hits[i].id}, {"score", hits[i].score}, {"path", it.path}});
+      out.push_back({{"rank", i + 1}, {"id", hits[i].id}, {"score", hits[i].score},
+                     {"name", it.path.substr(it.path.find_last_of('/') + 1)}, {"width", it.width},
+                     {"height", it.height}, {"path", it.path}});
     else
       std::printf("%2zu  %.4f  %s\n", i + 1, hits[i].score, it.path.c_str());
   }
-  if (a.json) std::cout << out.dump() << "\n";
+  if (a.json) std::cout << nlohmann::json{{"results", out}, {"took_ms", ms}}.dump() << "\n";
   else std::fprintf(stderr, "searched %lld images in %.2f ms\n", (long long)idx->size(), ms);
   return 0;
 }
@@ -76,29 +80,32 @@ void add_index_commands(Cli& c) {
   ix->require_subcommand(1);
   auto ia = std::make_shared<IndexArgs>();
   auto* ib = ix->add_subcommand("build", "embed a folder of images into a FAISS index (resumable)");
-  ib->add_option("--model", ia->model, "CLIP safetensors file")->required();
-  ib->add_option("--vocab", ia->vocab, "CLIP tokenizer (not needed to build)");
+  add_model_option(ib, &ia->model, "CLIP")->required();
+  add_vocab_option(ib, &ia->vocab);
   ib->add_option("--images", ia->o.images_dir, "folder of PNG/JPEG images")->required();
-  ib->add_option("--out", ia->o.out_dir, "index directory (rerun with the same --out to resume)")->required();
+  ib->add_option("--out", ia->o.out_dir, "index folder (created; rerun with the same --out to resume)")->required();
   ib->add_option("--kind", ia->o.kind, "auto, flat, ivf or ivfpq")->capture_default_str();
   ib->add_option("--nlist", ia->o.nlist, "IVF lists (0: 4 sqrt(n))")->capture_default_str();
   ib->add_option("--pq-m", ia->o.pq_m, "PQ sub-vectors (0: dim / 8)")->capture_default_str();
   ib->add_option("--batch", ia->o.batch, "images per forward")->capture_default_str();
   ib->add_option("--decode-threads", ia->o.decode_threads, "image decoding threads")->capture_default_str();
-  ib->add_option("--limit", ia->o.limit, "stop after embedding this many new images (resume later)");
+  ib->add_option("--stop-after", ia->o.limit, "stop after embedding this many new images; rerun to continue (0: no limit)")
+      ->capture_default_str();
   add_threads_option(ib, &ia->threads);
   c.on(ib, ia, run_index_build);
 
   auto qa = std::make_shared<SearchArgs>();
   auto* se = c.app->add_subcommand("search", "top-K images of an index for a text or an image");
-  se->add_option("--index", qa->index, "index directory")->required();
-  se->add_option("--model", qa->model, "the CLIP model the index was built with (default: the one info.json records)");
-  se->add_option("--vocab", qa->vocab, "CLIP tokenizer (default: beside the model)");
-  se->add_option("--image", qa->image, "image query");
+  se->add_option("--index", qa->index, "index folder from `mmkit index build`")->required();
+  add_model_option(se, &qa->model, "CLIP")->description(
+      "CLIP model the index was built with: a .safetensors file, a run folder or a Hugging Face folder (default: the "
+      "one the index records; another model is refused)");
+  add_vocab_option(se, &qa->vocab);
+  se->add_option("--image", qa->image, "image query (default: none; the text query instead)");
   se->add_option("text", qa->text, "text query");
-  se->add_option("-k", qa->k, "results")->capture_default_str();
+  add_top_k_option(se, &qa->top_k);
   se->add_option("--nprobe", qa->nprobe, "IVF lists to visit (0: min(nlist, 16))")->capture_default_str();
-  se->add_flag("--json", qa->json, "print JSON");
+  add_json_flag(se, &qa->json);
   add_threads_option(se, &qa->threads);
   c.on(se, qa, run_search);
 }

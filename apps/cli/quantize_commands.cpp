@@ -16,11 +16,17 @@ struct QuantizeArgs {
 
 int run_quantize(const QuantizeArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
+  make_parent_dirs(a.out);
   infer::QuantizeReport r = infer::quantize_clip(a.model, a.out, a.to);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %lld of %lld tensors as %s, %.1f MB -> %.1f MB (%.2fx) in %.1f s\n", a.out.c_str(),
               (long long)r.quantized, (long long)r.tensors, r.format.c_str(), r.in_bytes / 1e6, r.out_bytes / 1e6,
               r.out_bytes ? double(r.in_bytes) / double(r.out_bytes) : 0.0, s);
+  if (!r.tokenizer.empty())
+    std::printf("tokenizer stored in the file (from %s)\n", r.tokenizer.c_str());
+  else
+    std::fprintf(stderr, "quantize: no tokenizer stored (%s); text embeddings will need --vocab\n",
+                 r.tokenizer_problem.c_str());
   return 0;
 }
 
@@ -30,9 +36,9 @@ void add_quantize_commands(Cli& c) {
   auto qa = std::make_shared<QuantizeArgs>();
   auto* q = c.app->add_subcommand(
       "quantize", "rewrite a CLIP model with int8 (per-channel weights, per-token activations at run time), f16 or bf16 weights");
-  q->add_option("--model", qa->model, "CLIP safetensors file (OpenAI or Hugging Face layout)")->required();
+  add_model_option(q, &qa->model, "CLIP")->required();
   q->add_option("--to", qa->to, "int8, f16 or bf16")->required()->check(CLI::IsMember({"int8", "f16", "bf16"}));
-  q->add_option("--out", qa->out, "output safetensors file")->required();
+  q->add_option("--out", qa->out, "output .safetensors file (folders created)")->required();
   c.on(q, qa, run_quantize);
 }
 

@@ -15,13 +15,14 @@
 #include "mmkit/infer/classify.h"
 #include "mmkit/index/embedding_index.h"
 #include "mmkit/train/vit_trainer.h"
+#include "mmkit/util/file_util.h"
 #include "mmkit/util/stop_signal.h"
 
 namespace mmkit::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, vocab, vqa, caption, classifier, index, host = "127.0.0.1", port_file;
+  std::string model, vocab, vqa, caption, classifier, classifier_labels, index, host = "127.0.0.1", port_file;
   int port = 8080, max_batch = 32, http_threads = 64, threads = 0;
   double max_wait_ms = 5;
   serve::RequestLimits limits;
@@ -44,18 +45,18 @@ int run_serve(const ServeArgs& a) {
   serve::BatcherOptions bo;
   bo.max_batch = a.max_batch;
   bo.max_wait_ms = a.max_wait_ms;
-  serve::ClipService clip(ClipRunner::open(a.model, a.vocab), bo, bo, a.threads);
+  ClipRunner runner = ClipRunner::open(a.model, a.vocab);
+  std::unique_ptr<index::EmbeddingIndex> idx;
+  if (!a.index.empty()) {  // before the server starts: an index of another model would answer meaningless scores
+    idx = index::EmbeddingIndex::open(a.index);
+    index::check_index_model(idx->info(), a.index, runner, a.model);
+  }
+  serve::ClipService clip(std::move(runner), bo, bo, a.threads);
   if (!clip.has_text()) std::fprintf(stderr, "serve: text endpoints disabled: %s\n", clip.text_error().c_str());
   serve::ServerModels m;
   m.clip = &clip;
-  m.clip_name = a.model.substr(a.model.find_last_of('/') + 1);
-  std::unique_ptr<index::EmbeddingIndex> idx;
-  if (!a.index.empty()) {
-    idx = index::EmbeddingIndex::open(a.index);
-    MMKIT_CHECK(idx->dim() == clip.dim(), "--index ", a.index, " holds ", idx->dim(), "-d embeddings but --model makes ",
-                clip.dim(), "-d ones: build the index with the same model");
-    m.index = idx.get();
-  }
+  m.clip_name = model_display_name(a.model);
+  if (idx) m.index = idx.get();
   // VQA and captioning forwards hold CLIP's engine mutex too: one forward at a time, each on every core.
   std::unique_ptr<serve::VqaService> vqa;
   if (!a.vqa.empty()) {
@@ -70,6 +71,7 @@ int run_serve(const ServeArgs& a) {
   std::shared_ptr<Vit> vit;
   if (!a.classifier.empty()) {
     vit = std::make_shared<Vit>(load_vit(a.classifier));
+    if (!a.classifier_labels.empty()) vit->cfg.class_names = read_label_file(a.classifier_labels, vit->cfg.num_classes);
     m.classify = [vit](const Image& img) {
       Classification c = classify_images(*vit, {img})[0];
       std::vector<serve::LabelProb> out;
@@ -113,16 +115,23 @@ int run_serve(const ServeArgs& a) {
 void add_serve_commands(Cli& c) {
   auto sa = std::make_shared<ServeArgs>();
   auto* sv = c.app->add_subcommand("serve", "HTTP/JSON API and web page: CLIP (embeddings, zero-shot, search), VQA, captions");
-  sv->add_option("--model", sa->model, "CLIP safetensors file")->required();
-  sv->add_option("--vocab", sa->vocab, "CLIP tokenizer (default: beside the model); without one, text routes answer 501");
-  sv->add_option("--vqa", sa->vqa, "VQA model directory or .safetensors, as `mmkit vqa --model` takes (/v1/vqa)");
-  sv->add_option("--caption", sa->caption,
-                 "captioning model directory or .safetensors, as `mmkit caption --model` takes (/v1/caption)");
-  sv->add_option("--classifier", sa->classifier, "ViT classifier checkpoint (/v1/classify)");
-  sv->add_option("--index", sa->index, "index directory from `mmkit index build` (/v1/search)");
+  add_model_option(sv, &sa->model, "CLIP")->required();
+  add_vocab_option(sv, &sa->vocab);
+  add_model_option(sv, &sa->vqa, "VQA", "--vqa")
+      ->description("VQA model for /v1/vqa: a .safetensors file, a run folder or a Hugging Face folder (default: none)");
+  add_model_option(sv, &sa->caption, "captioning", "--caption")
+      ->description("captioning model for /v1/caption: a .safetensors file, a run folder or a Hugging Face folder "
+                    "(default: none)");
+  add_model_option(sv, &sa->classifier, "ViT", "--classifier")
+      ->description("ViT classifier for /v1/classify: a .safetensors file, a run folder or a Hugging Face folder "
+                    "(default: none)");
+  sv->add_option("--classifier-labels", sa->classifier_labels,
+                 "class names of --classifier, one per line in class order, as `mmkit classify --labels` (default: "
+                 "the names stored in the model, else indices)");
+  sv->add_option("--index", sa->index, "index folder from `mmkit index build`, built with --model (/v1/search; default: none)");
   sv->add_option("--host", sa->host, "address to listen on (loopback by default)")->capture_default_str();
   sv->add_option("--port", sa->port, "port (0: any free port; see --port-file)")->capture_default_str();
-  sv->add_option("--port-file", sa->port_file, "write the port listened on to this file");
+  sv->add_option("--port-file", sa->port_file, "write the port listened on to this file (default: none)");
   sv->add_option("--max-batch", sa->max_batch, "largest batch of the dynamic batcher")->capture_default_str();
   sv->add_option("--max-wait-ms", sa->max_wait_ms, "longest a request waits for its batch to fill")->capture_default_str();
   sv->add_option("--http-threads", sa->http_threads, "connections served at once")->capture_default_str();

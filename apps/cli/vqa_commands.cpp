@@ -32,19 +32,24 @@ struct TrainVqaArgs {
   }
   train::VqaTrainOptions o;
   std::string norm = "post";  // measured better than pre-norm on a shortened run (docs/RESULTS.md)
+  bool no_zero_init = false, no_film = false;
+  std::shared_ptr<StoredFlags> stored;
 };
 
 int run_train_vqa(TrainVqaArgs& a) {
+  a.stored->restore(a.o);
   MMKIT_CHECK(a.norm == "pre" || a.norm == "post", "--norm must be pre or post, got '", a.norm, "'");
   a.o.model.norm_first = a.norm == "pre";
+  if (a.no_zero_init) a.o.model.fusion_zero_init = false;
+  if (a.no_film) a.o.model.film = false;
   auto hist = train::train_vqa(a.o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty())
-    std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %d epochs; model in "
+    std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %s; model in "
                 "%s/model.safetensors\n",
                 hist.back().test_acc, hist.back().test_acc_non_relational, hist.back().test_acc_relational,
-                hist.back().epoch, a.o.out_dir.c_str());
+                plural(hist.back().epoch, "epoch").c_str(), a.o.out_dir.c_str());
   return 0;
 }
 
@@ -76,12 +81,13 @@ int run_eval_vqa(const EvalVqaArgs& a) {
     std::cout << j.dump() << "\n";
     return 0;
   }
+  // Accuracies as fractions, as every command prints them (and as --json gives them).
   std::printf("%-16s %10s %10s\n", "question type", "questions", "accuracy");
   for (auto& [t, v] : r.per_type)
-    std::printf("%-16s %10lld %9.2f%%\n", t.empty() ? "(untyped)" : t.c_str(), (long long)v.n, 100 * v.accuracy);
-  std::printf("%-16s %10lld %9.2f%%\n", "non-relational", (long long)r.non_relational.n, 100 * r.non_relational.accuracy);
-  std::printf("%-16s %10lld %9.2f%%\n", "relational", (long long)r.relational.n, 100 * r.relational.accuracy);
-  std::printf("%-16s %10lld %9.2f%%\n", "overall", (long long)r.n, 100 * r.accuracy);
+    std::printf("%-16s %10lld %10.4f\n", t.empty() ? "(untyped)" : t.c_str(), (long long)v.n, v.accuracy);
+  std::printf("%-16s %10lld %10.4f\n", "non-relational", (long long)r.non_relational.n, r.non_relational.accuracy);
+  std::printf("%-16s %10lld %10.4f\n", "relational", (long long)r.relational.n, r.relational.accuracy);
+  std::printf("%-16s %10lld %10.4f\n", "overall", (long long)r.n, r.accuracy);
   std::printf("(VQA accuracy; %s; mean loss %.4f; %.1f s)\n", jsonl.c_str(), r.loss, r.seconds);
   return 0;
 }
@@ -89,7 +95,7 @@ int run_eval_vqa(const EvalVqaArgs& a) {
 struct AskArgs {
   std::string model, image, question, attention_map;
   bool json = false;
-  int threads = 0, top = 3;
+  int threads = 0, top_k = kDefaultTopK;
 };
 
 int run_ask(const AskArgs& a) {
@@ -98,7 +104,8 @@ int run_ask(const AskArgs& a) {
   if (QuestionProblem p = check_question(m, a.question)) fail(p.message);  // before reading the image
   Image img = decode_image_file(a.image);
   std::vector<PatchAttention> maps;
-  VqaAnswer ans = answer_question(m, img, a.question, a.attention_map.empty() ? nullptr : &maps, a.top);
+  VqaAnswer ans = answer_question(m, img, a.question, a.attention_map.empty() ? nullptr : &maps, a.top_k);
+  if (!a.attention_map.empty()) make_parent_dirs(a.attention_map);
   if (!a.attention_map.empty()) write_attention_map(a.attention_map, img, maps, a.question, ans.answer, ans.probability);
   if (a.json) {
     nlohmann::json top = nlohmann::json::array();
@@ -124,27 +131,28 @@ void add_vqa_commands(Cli& c) {
   train::VqaTrainOptions& o = ta->o;
   VqaConfig& mc = o.model;
   auto* tv = c.train->add_subcommand("vqa", "train a VQA model (co-attention fusion) on VQA JSONL data");
-  add_train_options(tv, &o, {"--images-per-batch", "images per step, each with all its questions", "linear warmup steps (-1: half an epoch)", "images"});
-  tv->add_option("--data", o.data_dir, "directory with train.jsonl and test.jsonl (e.g. from `mmkit data sort-of-clevr`)")
+  ta->stored = add_train_options(tv, &o, {"--batch", "images per step, each with all its questions", "linear warmup steps (-1: half an epoch)", "images"});
+  StoredFlags& st = *ta->stored;
+  tv->add_option("--data", o.data_dir,
+                 "folder with train.jsonl and test.jsonl (e.g. from `mmkit data sort-of-clevr`), or a training JSONL file")
       ->required();
+  tv->add_option("--test-data", o.test_data, "held-out JSONL file evaluated after each epoch (default: test.jsonl in the --data folder)");
   tv->add_option("--top-k-answers", o.top_k_answers, "answer vocabulary: the K most frequent training answers")
       ->capture_default_str();
   tv->add_option("--patch", mc.patch_size, "image patch size (tokens = (image/patch)^2)")->capture_default_str();
   tv->add_option("--stem-patch", mc.stem_patch, "conv stem kernel = stride (0: no stem)")->capture_default_str();
-  tv->add_option("--stem-dim", mc.stem_dim)->capture_default_str();
-  tv->add_option("--dim", mc.dim)->capture_default_str();
-  tv->add_option("--heads", mc.heads)->capture_default_str();
-  tv->add_option("--mlp-dim", mc.mlp_dim)->capture_default_str();
-  tv->add_option("--image-layers", mc.image_layers)->capture_default_str();
-  tv->add_option("--text-layers", mc.text_layers)->capture_default_str();
-  tv->add_option("--fusion-layers", mc.fusion_layers)->capture_default_str();
-  tv->add_option("--norm", ta->norm, "post (plain residual + LayerNorm; measured better here) or pre (pre-norm)")->capture_default_str();
-  tv->add_option("--dropout", mc.dropout)->capture_default_str();
-  bool* zi = &mc.fusion_zero_init;
-  tv->add_flag_callback("--no-zero-init", [zi] { *zi = false; }, "random-init fusion residual branches (default: zero)");
-  bool* film = &mc.film;
-  tv->add_flag_callback("--no-film", [film] { *film = false; },
-                        "no FiLM conditioning of the conv stem on the question (default: FiLM)");
+  tv->add_option("--stem-dim", mc.stem_dim, "conv stem channels")->capture_default_str();
+  tv->add_option("--dim", mc.dim, "transformer width")->capture_default_str();
+  tv->add_option("--heads", mc.heads, "attention heads")->capture_default_str();
+  tv->add_option("--mlp-dim", mc.mlp_dim, "feed-forward width")->capture_default_str();
+  tv->add_option("--image-layers", mc.image_layers, "image-only transformer layers")->capture_default_str();
+  tv->add_option("--text-layers", mc.text_layers, "question-only transformer layers")->capture_default_str();
+  tv->add_option("--fusion-layers", mc.fusion_layers, "co-attention fusion layers")->capture_default_str();
+  tv->add_option("--norm", ta->norm, kNormHelp)  // post: measured better for VQA (docs/RESULTS.md)
+      ->capture_default_str();
+  tv->add_option("--dropout", mc.dropout, "dropout probability")->capture_default_str();
+  tv->add_flag("--no-zero-init", ta->no_zero_init, "random-init fusion residual branches (default: zero)");
+  tv->add_flag("--no-film", ta->no_film, "no FiLM conditioning of the conv stem on the question (default: FiLM)");
   tv->add_option("--non-relational-epochs", o.non_relational_epochs,
                  "curriculum: the first N epochs train on non-relational questions only")
       ->capture_default_str();
@@ -168,28 +176,52 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
+  st.option("--top-k-answers", "top_k_answers", &o.top_k_answers);
+  st.option("--non-relational-epochs", "non_relational_epochs", &o.non_relational_epochs);
+  st.config("--patch", "/patch_size", &mc.patch_size);
+  st.config("--stem-patch", "/stem_patch", &mc.stem_patch);
+  st.config("--stem-dim", "/stem_dim", &mc.stem_dim);
+  st.config("--dim", "/dim", &mc.dim);
+  st.config("--heads", "/heads", &mc.heads);
+  st.config("--mlp-dim", "/mlp_dim", &mc.mlp_dim);
+  st.config("--image-layers", "/image_layers", &mc.image_layers);
+  st.config("--text-layers", "/text_layers", &mc.text_layers);
+  st.config("--fusion-layers", "/fusion_layers", &mc.fusion_layers);
+  st.config("--dropout", "/dropout", &mc.dropout);
+  st.config("--relation-dim", "/relation_dim", &mc.relation_dim);
+  st.config("--relation-layers", "/relation_layers", &mc.relation_layers);
+  st.config("--relation-heads", "/relation_heads", &mc.relation_heads);
+  st.config("--relation-geometry", "/relation_geometry", &mc.relation_geometry);
+  st.config("--relation-coords", "/relation_coords", &mc.relation_coords);
+  st.config("--hop-heads", "/hop_heads", &mc.hop_heads);
+  st.config("--hop-channels", "/hop_channels", &mc.hop_channels);
+  st.config("--image-pool", "/image_pool", &mc.image_pool);
+  TrainVqaArgs* tap = ta.get();
+  st.config_as("--norm", "/norm_first", [tap] { return nlohmann::json(tap->norm == "pre"); });
+  st.config_as("--no-film", "/film", [tap] { return nlohmann::json(!tap->no_film); });
   c.on(tv, ta, run_train_vqa);
 
   // ---- eval vqa
   auto ea = std::make_shared<EvalVqaArgs>();
   auto* ev = c.eval->add_subcommand("vqa", "VQA accuracy per question type");
-  ev->add_option("--model", ea->model, "model directory or .safetensors file")->required();
-  ev->add_option("--data", ea->data, "data directory (uses SPLIT.jsonl) or a .jsonl file")->required();
+  add_model_option(ev, &ea->model, "VQA")->required();
+  ev->add_option("--data", ea->data, "data folder (uses SPLIT.jsonl) or a .jsonl file")->required();
   ev->add_option("--split", ea->split, "train or test")->capture_default_str();
-  ev->add_option("--limit", ea->limit, "only the first N images")->capture_default_str();
-  ev->add_flag("--json", ea->json, "print JSON");
+  ev->add_option("--limit", ea->limit, "first N images only (0: all)")->capture_default_str();
+  add_json_flag(ev, &ea->json);
   add_threads_option(ev, &ea->threads);
   c.on(ev, ea, run_eval_vqa);
 
   // ---- vqa (ask one question)
   auto aa = std::make_shared<AskArgs>();
   auto* av = c.app->add_subcommand("vqa", "answer a question about an image");
-  av->add_option("--model", aa->model, "model directory or .safetensors file")->required();
+  add_model_option(av, &aa->model, "VQA")->required();
   av->add_option("--image", aa->image, "PNG or JPEG file")->required();
   av->add_option("--question", aa->question, "the question, in words the model was trained on")->required();
-  av->add_option("--attention-map", aa->attention_map, "write a PNG of where the answer looked (text->image attention)");
-  av->add_option("--top", aa->top, "answers to list")->capture_default_str();
-  av->add_flag("--json", aa->json, "print JSON");
+  av->add_option("--attention-map", aa->attention_map,
+                 "write a PNG of where the answer looked (text->image attention; default: none)");
+  add_top_k_option(av, &aa->top_k);
+  add_json_flag(av, &aa->json);
   add_threads_option(av, &aa->threads);
   c.on(av, aa, run_ask);
 }

@@ -17,7 +17,7 @@
 //   POST /v1/vqa                    {"image": b64, "question": "...", "top_k": 5}   (needs --vqa)
 //   POST /v1/caption                {"image": b64, "beam": 1, "max_tokens": N, "length_penalty": 0.6}
 //                                                                       (needs --caption)
-//   POST /v1/search                 {"text": "..."} or {"image": b64}, "k": 10   (needs --index)
+//   POST /v1/search                 {"text": "..."} or {"image": b64}, "top_k": 5   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
 // Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status, from every
 // route (route_util.h's answer_route) and for requests no route takes.

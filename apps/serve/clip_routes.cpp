@@ -63,7 +63,8 @@ void ApiServer::post_zero_shot(const Request& req, Response& res) {
   }
   need_text(*m_.clip, "zero-shot classification");
   ZeroShotProbs z = m_.clip->zero_shot(img, labels, templates);
-  send_json(res, 200, {{"labels", labels}, {"probs", z.probs}, {"label", labels[size_t(z.best)]}, {"best", z.best}});
+  send_json(res, 200, {{"labels", labels}, {"probs", z.probs}, {"label", labels[size_t(z.best)]}, {"best", z.best},
+                       {"probability", z.probs[size_t(z.best)]}});
 }
 
 void ApiServer::post_search(const Request& req, Response& res) {
@@ -71,7 +72,7 @@ void ApiServer::post_search(const Request& req, Response& res) {
   const RequestLimits& lim = opt_.limits;
   RequestBody b = request_body(req, lim);
   const auto t0 = std::chrono::steady_clock::now();
-  const int64_t k = b.integer("k", 12, 1, lim.max_k);
+  const int64_t k = b.integer("top_k", 5, 1, lim.max_k);  // `mmkit search --top-k`
   std::vector<std::string> texts = b.texts("text", "texts");
   std::vector<Image> imgs = b.images();
   if (texts.size() + imgs.size() != 1)
@@ -90,7 +91,7 @@ void ApiServer::post_search(const Request& req, Response& res) {
   json out = json::array();
   for (auto& h : hits) {
     const index::IndexItem& it = m_.index->item(h.id);
-    out.push_back({{"id", h.id}, {"score", h.score}, {"name", base_name(it.path)}, {"width", it.width},
+    out.push_back({{"rank", out.size() + 1}, {"id", h.id}, {"score", h.score}, {"name", base_name(it.path)}, {"width", it.width},
                    {"height", it.height}, {"thumb", "/v1/thumb/" + std::to_string(h.id)}});
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

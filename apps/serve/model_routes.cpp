@@ -43,8 +43,9 @@ void ApiServer::post_classify(const Request& req, Response& res) {
     r = m_.classify(img);
   }
   json top = json::array();
-  for (size_t i = 0; i < r.size() && int64_t(i) < k; ++i) top.push_back({{"label", r[i].label}, {"prob", r[i].prob}});
-  send_json(res, 200, {{"label", r.empty() ? "" : r[0].label}, {"top", top}});
+  for (size_t i = 0; i < r.size() && int64_t(i) < k; ++i)
+    top.push_back({{"label", r[i].label}, {"probability", r[i].prob}});
+  send_json(res, 200, {{"label", r.empty() ? "" : r[0].label}, {"probability", r.empty() ? 0.f : r[0].prob}, {"top", top}});
 }
 
 void ApiServer::post_vqa(const Request& req, Response& res) {

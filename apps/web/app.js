@@ -118,12 +118,12 @@ $('zs-run').addEventListener('click', () => run('zs-run', async () => {
   renderBars(r.labels, r.probs, r.best);
 }));
 $('similar').addEventListener('click', () => run('similar', async () => {
-  renderGrid(await api('/v1/search', { image: imageB64, k: 12 }), 'the image');
+  renderGrid(await api('/v1/search', { image: imageB64, top_k: 12 }), 'the image');
 }));
 $('search-run').addEventListener('click', () => run('search-run', async () => {
   const q = $('query').value.trim();
   if (!q) throw new Error('type a query first');
-  renderGrid(await api('/v1/search', { text: q, k: 12 }), `"${q}"`);
+  renderGrid(await api('/v1/search', { text: q, top_k: 12 }), `"${q}"`);
 }));
 $('query').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !$('search-run').disabled) $('search-run').click(); });
 $('caption-run').addEventListener('click', () => run('caption-run', async () => {

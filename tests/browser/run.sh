@@ -43,10 +43,10 @@ export MMKIT_PROGRESS=plain
 # test (answers and captions are noise; the test compares the page with the CLI); ~25 s each of
 # training on 400 scenes when a screenshot is asked for, so the docs show words (still weak models).
 if [ -n "$shot" ]; then
-  scenes=400 vqa_args=(--epochs 4 --images-per-batch 16 --dim 32 --mlp-dim 64 --stem-dim 16)
+  scenes=400 vqa_args=(--epochs 4 --batch 16 --dim 32 --mlp-dim 64 --stem-dim 16)
   cap_args=(--epochs 10 --batch 32 --lr 3e-3 --dim 48 --heads 4 --mlp-dim 96 --dec-dim 48 --dec-heads 4 --dec-mlp-dim 96)
 else
-  scenes=8 vqa_args=(--epochs 1 --images-per-batch 4 --dim 16 --mlp-dim 32 --stem-dim 8)
+  scenes=8 vqa_args=(--epochs 1 --batch 4 --dim 16 --mlp-dim 32 --stem-dim 8)
   cap_args=(--epochs 1 --batch 8 --dim 32 --heads 2 --mlp-dim 64 --dec-dim 32 --dec-heads 2 --dec-mlp-dim 64)
 fi
 quiet() {  # runs "$@" with its output in models.log, shown if it fails

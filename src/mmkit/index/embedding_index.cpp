@@ -160,6 +160,43 @@ std::vector<IndexItem> read_items(const std::string& path) {
   return out;
 }
 
+std::vector<float> model_probe(ClipRunner& runner) {
+  const int64_t R = runner.image_resolution();
+  std::vector<float> px(size_t(3 * R * R));
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < R; ++y)
+      for (int64_t x = 0; x < R; ++x)
+        px[size_t((c * R + y) * R + x)] =
+            float(std::sin(0.21 * double(x + 1) * double(c + 1)) + std::cos(0.17 * double(y + 1) - double(c)));
+  Tensor e = runner.embed_pixels(px.data(), 1, /*normalize=*/true, 1);
+  return std::vector<float>(e.f32(), e.f32() + e.numel());
+}
+
+void check_index_model(const nlohmann::json& info, const std::string& index_dir, ClipRunner& runner,
+                       const std::string& model) {
+  const std::string built = info.value("model", std::string("(not recorded)"));
+  const int64_t dim = info.value("dim", int64_t(0));
+  MMKIT_CHECK(runner.embed_dim() == dim, "model ", model, " makes ", runner.embed_dim(), "-d embeddings but index ",
+              index_dir, " holds ", dim, "-d ones (built with ", built, "); use that model or rebuild the index");
+  if (info.contains("model_probe")) {
+    const std::vector<float> want = info.at("model_probe").get<std::vector<float>>();
+    const std::vector<float> got = model_probe(runner);
+    MMKIT_CHECK(want.size() == got.size(), index_dir, "/info.json: model_probe has ", want.size(), " values, expected ",
+                got.size());
+    double dot = 0, nw = 0, ng = 0;
+    for (size_t i = 0; i < got.size(); ++i) dot += double(want[i]) * got[i], nw += double(want[i]) * want[i], ng += double(got[i]) * got[i];
+    const double cos = nw > 0 && ng > 0 ? dot / std::sqrt(nw * ng) : 0;
+    if (cos < kProbeMinCosine)
+      fail("model ", model, " is not the model index ", index_dir, " was built with (", built,
+           "): their embeddings of the same probe input agree only to cosine ", cos, " (same model: > ",
+           kProbeMinCosine, "), so every score would be meaningless; use that model or rebuild the index");
+    return;
+  }
+  MMKIT_CHECK(info.value("model_config", nlohmann::json()) == config_json(runner.config()), "model ", model,
+              " has another config than the model index ", index_dir, " was built with (", built,
+              "); use that model or rebuild the index");
+}
+
 BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   MMKIT_CHECK(!opt.out_dir.empty(), "index build needs an output directory");
   const int64_t E = runner.embed_dim(), R = runner.image_resolution();
@@ -167,7 +204,8 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   if (!path_exists(dir)) MMKIT_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create ", dir, ": ", std::strerror(errno));
   const std::string items_p = dir + "/items.tsv", emb_p = dir + "/embeddings.f32", skip_p = dir + "/skipped.tsv",
                     info_p = dir + "/info.json", faiss_p = dir + "/index.faiss";
-  nlohmann::json cfg = config_json(runner.model().cfg);
+  nlohmann::json cfg = config_json(runner.config());
+  const std::vector<float> probe = model_probe(runner);
 
   // Resume: the model must be the same, and the tables are cut to their common complete rows.
   std::vector<IndexItem> items;
@@ -175,6 +213,7 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
     nlohmann::json old = nlohmann::json::parse(read_text(info_p));
     MMKIT_CHECK(old.value("model_config", nlohmann::json()) == cfg, dir,
                 " holds an index built with a different model config; use a new --out directory");
+    if (old.contains("model_probe")) check_index_model(old, dir, runner, opt.model_path.empty() ? "--model" : opt.model_path);
     items = read_items(items_p);
     int64_t rows = file_size(emb_p) / (E * 4);
     if (int64_t(items.size()) > rows) items.resize(size_t(rows));
@@ -190,7 +229,7 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
     std::remove(skip_p.c_str());
   }
   nlohmann::json info = {{"version", 1}, {"dim", E}, {"model_config", cfg}, {"images_dir", opt.images_dir},
-                         {"model", opt.model_path},
+                         {"model", opt.model_path}, {"model_probe", probe},
                          {"count", int64_t(items.size())}, {"complete", false}};
   write_text_atomic(info_p, info.dump(1));
 

@@ -7,7 +7,9 @@
 //   auto hits = idx->search(query_embedding.data(), 10);    // best first
 //
 // Directory layout (all written by build_index):
-//   info.json        {"version", "dim", "count", "kind", "nlist", "pq_m", "model", "model_config", "images_dir"}
+//   info.json        {"version", "dim", "count", "kind", "nlist", "pq_m", "model", "model_config", "model_probe",
+//                     "images_dir"}; model_probe: the model's embedding of a fixed input (model_probe()),
+//                     so searches can tell that they use the same model (check_index_model)
 //   items.tsv        id \t absolute path \t width \t height   (row i = FAISS id i)
 //   embeddings.f32   [count, dim] float32, row-aligned with items.tsv
 //   skipped.tsv      path \t reason, files that did not decode (not retried on resume)
@@ -89,6 +91,20 @@ class EmbeddingIndex {
   std::vector<IndexItem> items_;
   std::unique_ptr<faiss::Index> index_;
 };
+
+// The model's normalised embedding of a fixed synthetic input (a smooth pattern
+// of preprocessed pixels at its resolution), [dim]: a fingerprint of its
+// weights that survives quantisation but not another model (measured on tiny
+// CLIPs by tests/test_cli_conventions.cpp: f32 vs int8 of one model 0.99999,
+// two seeds of one config -0.009).
+std::vector<float> model_probe(ClipRunner& runner);
+inline constexpr double kProbeMinCosine = 0.9;
+// Throws unless `runner` is the model the index was built with: same
+// embedding size, and (indexes that recorded it) a probe embedding with
+// cosine >= kProbeMinCosine to the stored one, else (older indexes) the same
+// model config. `model` names the model in the message.
+void check_index_model(const nlohmann::json& info, const std::string& index_dir, ClipRunner& runner,
+                       const std::string& model);
 
 // items.tsv rows (the metadata table); stops at the first incomplete line.
 std::vector<IndexItem> read_items(const std::string& path);

@@ -13,6 +13,7 @@
 #include "mmkit/ops/gemm.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/patch_embed.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::infer {
 
@@ -161,7 +162,8 @@ struct ClipEngine::Tower {
 
 ClipEngine::~ClipEngine() = default;
 
-std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& path) {
+std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& model_path) {
+  const std::string path = resolve_model_file(model_path);
   std::unique_ptr<ClipEngine> e(new ClipEngine());
   e->path_ = path;
   e->file_ = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "mmkit/autograd/functions.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit {
 
@@ -101,7 +102,8 @@ std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, co
 }  // namespace
 
 std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab, const std::string& model) {
-  return open_tokenizer(vocab, model, nullptr);
+  // A run or Hugging Face folder: its model.safetensors (whose folder holds any vocabulary files).
+  return open_tokenizer(vocab, is_directory(model) ? resolve_model_file(model) : model, nullptr);
 }
 
 void l2_normalize_rows(Tensor& t) {
@@ -120,7 +122,7 @@ ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vo
   ClipRunner r;
   r.engine_ = infer::ClipEngine::open(model_path);
   r.vocab_ = vocab;
-  r.model_path_ = model_path;
+  r.model_path_ = r.engine_->path();  // the file, when model_path is a folder
   r.pre_ = preprocess_preset(preprocess, int(r.engine_->config().image_resolution));
   return r;
 }

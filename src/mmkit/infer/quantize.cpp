@@ -5,9 +5,11 @@
 #include <vector>
 
 #include "mmkit/core/error.h"
+#include "mmkit/infer/clip_runner.h"
 #include "mmkit/infer/packed_linear.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::infer {
 
@@ -31,7 +33,8 @@ size_t file_size(const std::string& p) {
 
 }  // namespace
 
-QuantizeReport quantize_clip(const std::string& in, const std::string& out, const std::string& to) {
+QuantizeReport quantize_clip(const std::string& model, const std::string& out, const std::string& to) {
+  const std::string in = resolve_model_file(model);  // a run or Hugging Face folder: its model.safetensors
   MMKIT_CHECK(to == "int8" || to == "f16" || to == "bf16", "quantize: --to must be int8, f16 or bf16, got '", to, "'");
   std::unique_ptr<Clip> m = load_clip(in);  // any layout/dtype -> f32 parameters with OpenAI names
   QuantizeReport r;
@@ -69,6 +72,16 @@ QuantizeReport quantize_clip(const std::string& in, const std::string& out, cons
     }
   }
   std::map<std::string, std::string> meta = m->file->metadata();
+  if (meta.count(kTokenizerMetadataKey)) {
+    r.tokenizer = "the input's metadata";
+  } else {
+    try {
+      set_tokenizer_metadata(meta, *open_clip_tokenizer("", in));
+      r.tokenizer = "vocabulary files beside the input";
+    } catch (const Error& e) {  // none beside it, or one the merges cannot reproduce
+      r.tokenizer_problem = e.what();
+    }
+  }
   meta["config"] = m->cfg.to_json();
   meta["mmkit.quantization"] = to;
   meta["format"] = "pt";

@@ -18,6 +18,10 @@ struct QuantizeReport {
   std::string format;
   int64_t tensors = 0, quantized = 0;  // tensors written / of them converted
   size_t in_bytes = 0, out_bytes = 0;  // file sizes
+  // Where the output's embedded tokenizer came from: "the input's metadata", "vocabulary files
+  // beside the input" (stored so the output is one self-contained file), or "" (none: text
+  // embeddings need --vocab; the message says why).
+  std::string tokenizer, tokenizer_problem;
 };
 
 // to: "int8", "f16" or "bf16". Writes `out` atomically.

@@ -8,26 +8,29 @@
 
 namespace mmkit::io {
 
+std::string ProblemList::str() const {
+  std::ostringstream o;
+  o << "(" << n_ << " problem" << (n_ == 1 ? "" : "s") << "):";
+  for (const auto& l : lines_) o << "\n  " << l;
+  if (n_ > int64_t(lines_.size())) o << "\n  ... and " << n_ - int64_t(lines_.size()) << " more";
+  return o.str();
+}
+
 static std::string shape_str(const std::vector<int64_t>& s) { return Shape(s).str(); }
 
 static void check_names_and_shapes(const SafetensorsFile& file,
                                    const std::vector<Parameter*>& params, const LoadOptions& opt) {
-  std::ostringstream problems;
-  int n_problems = 0;
+  ProblemList problems;
   std::set<std::string> wanted;
   for (Parameter* p : params) {
     wanted.insert(p->name);
     const TensorView* t = file.find(p->name);
     if (!t) {
-      problems << "\n  missing tensor '" << p->name << "' (expected " << p->value.shape().str()
-               << ")";
-      ++n_problems;
+      problems.add("missing tensor '" + p->name + "' (expected " + p->value.shape().str() + ")");
       continue;
     }
     if (Shape(t->shape) != p->value.shape()) {
-      problems << "\n  tensor '" << p->name << "': got " << shape_str(t->shape) << ", expected "
-               << p->value.shape().str();
-      ++n_problems;
+      problems.add("tensor '" + p->name + "': got " + shape_str(t->shape) + ", expected " + p->value.shape().str());
     }
   }
   if (!opt.allow_unexpected) {
@@ -36,13 +39,10 @@ static void check_names_and_shapes(const SafetensorsFile& file,
       bool ignored = false;
       for (const auto& pre : opt.ignore_prefixes) ignored = ignored || t.name.rfind(pre, 0) == 0;
       if (ignored) continue;
-      problems << "\n  unexpected tensor '" << t.name << "' " << shape_str(t.shape);
-      ++n_problems;
+      problems.add("unexpected tensor '" + t.name + "' " + shape_str(t.shape));
     }
   }
-  if (n_problems)
-    fail("checkpoint ", file.path(), " does not match the model (", n_problems, " problem",
-         n_problems > 1 ? "s" : "", "):", problems.str());
+  if (problems.count()) fail("checkpoint ", file.path(), " does not match the model ", problems.str());
 }
 
 void load_parameters(const SafetensorsFile& file, const std::vector<Parameter*>& params,

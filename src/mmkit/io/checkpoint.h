@@ -13,6 +13,23 @@
 
 namespace mmkit::io {
 
+// The problems a load found, listed in its error: the first kMaxLines in full,
+// then "... and N more" (a wrong file can have hundreds).
+class ProblemList {
+ public:
+  static constexpr size_t kMaxLines = 12;
+  void add(const std::string& line) {
+    if (lines_.size() < kMaxLines) lines_.push_back(line);
+    ++n_;
+  }
+  int64_t count() const { return n_; }
+  std::string str() const;  // "(N problems):\n  <line>\n  ...\n  ... and M more"
+
+ private:
+  std::vector<std::string> lines_;
+  int64_t n_ = 0;
+};
+
 struct LoadOptions {
   // Names with one of these prefixes may be present without a parameter
   // (e.g. "optim." state in a training checkpoint).

@@ -205,6 +205,7 @@ Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
   if (layout == Layout::hf_clip) rules = &hf_clip_rules();
   Remapped r;
   for (const TensorView& t : f->tensors()) {
+    if (t.name.rfind("optim.", 0) == 0) continue;  // optimizer state of a training checkpoint, not weights
     std::string to = t.name;
     bool matched = rules == nullptr;
     if (rules)
@@ -233,33 +234,28 @@ Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
 }
 
 void bind_remapped(const Remapped& r, const std::vector<Parameter*>& params, const std::string& what) {
-  std::ostringstream problems;
-  int n = 0;
+  ProblemList problems;
   std::map<std::string, bool> used;
   for (Parameter* p : params) {
     auto it = r.tensors.find(p->name);
     if (it == r.tensors.end()) {
-      problems << "\n  missing tensor for '" << p->name << "' (expected " << p->value.shape().str() << ")";
-      ++n;
+      problems.add("missing tensor for '" + p->name + "' (expected " + p->value.shape().str() + ")");
       continue;
     }
     used[p->name] = true;
     if (it->second.shape() != p->value.shape()) {
-      problems << "\n  tensor '" << r.source.at(p->name) << "': got " << it->second.shape().str()
-               << ", expected " << p->value.shape().str();
-      ++n;
+      problems.add("tensor '" + r.source.at(p->name) + "': got " + it->second.shape().str() + ", expected " +
+                   p->value.shape().str());
     }
   }
   for (auto& [name, t] : r.tensors)
     if (!used.count(name)) {
-      problems << "\n  unexpected tensor '" << r.source.at(name) << "' " << t.shape().str();
-      ++n;
+      problems.add("unexpected tensor '" + r.source.at(name) + "' " + t.shape().str());
     }
   for (auto& name : r.unused) {
-    problems << "\n  unexpected tensor '" << name << "'";
-    ++n;
+    problems.add("unexpected tensor '" + name + "'");
   }
-  if (n) fail(what, " does not match the model (", n, " problem", n > 1 ? "s" : "", "):", problems.str());
+  if (problems.count()) fail(what, " does not match the model ", problems.str());
   for (Parameter* p : params) {
     const Tensor& t = r.tensors.at(p->name);
     require_finite(t.f32(), size_t(t.numel()), r.source.at(p->name), t.shape(), what);

@@ -166,8 +166,7 @@ Var caption_decoder_forward(Graph& g, CaptionDecoder& d, const Tensor& ids, Var 
 // ------------------------------------------------------------------ loading and input
 
 CaptionModel load_captioner(const std::string& model_path) {
-  std::string path = is_directory(model_path) ? model_path + "/model.safetensors" : model_path;
-  MMKIT_CHECK(path_exists(path), "model file ", path, " not found (train one with `mmkit train caption --out DIR`)");
+  const std::string path = resolve_model_file(model_path, "train one with `mmkit train caption --out DIR`");
   io::SafetensorsFile f = io::SafetensorsFile::open(path);
   const auto& meta = f.metadata();
   MMKIT_CHECK(meta.count("config") && meta.count("vocab"), path,

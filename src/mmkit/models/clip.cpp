@@ -8,6 +8,7 @@
 #include "mmkit/autograd/functions.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit {
 
@@ -212,7 +213,8 @@ std::string dir_of(const std::string& p) {
 
 }  // namespace
 
-std::unique_ptr<Clip> load_clip(const std::string& path) {
+std::unique_ptr<Clip> load_clip(const std::string& model_path) {
+  const std::string path = resolve_model_file(model_path);
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
   io::Layout layout = io::detect_layout(*file);
   MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip, path,

@@ -72,7 +72,7 @@ struct Clip {
 // Reads config from the file's metadata ("config"), binds weights (F32 as
 // views, F16/BF16 converted). Unknown, missing or mis-shaped tensors are
 // reported by name.
-std::unique_ptr<Clip> load_clip(const std::string& path);
+std::unique_ptr<Clip> load_clip(const std::string& path);  // a file, a run folder or a Hugging Face folder
 
 // images [B, 3, R, R] (preprocessed) -> [B, E], not normalised
 Var clip_encode_image(Graph& g, Clip& m, Var images);

@@ -307,10 +307,7 @@ VitConfig hf_vit_config(const std::string& path, int64_t heads) {
 }  // namespace
 
 Vit load_vit(const std::string& model_path, int64_t heads) {
-  std::string path = model_path;
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
-  MMKIT_CHECK(path_exists(path), "model file ", path, " not found (train one with `mmkit train vit --out DIR`)");
+  const std::string path = resolve_model_file(model_path, "train one with `mmkit train vit --out DIR`");
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
   io::Layout layout = io::detect_layout(*file);
   Vit vit;
@@ -328,7 +325,8 @@ Vit load_vit(const std::string& model_path, int64_t heads) {
     io::bind_remapped(r, vit.parameters(), path);
     return vit;
   }
-  MMKIT_CHECK(layout == io::Layout::mmkit, path, " is a ", io::layout_name(layout), " checkpoint, not a ViT classifier");
+  MMKIT_CHECK(layout == io::Layout::mmkit, path, " is a checkpoint in the ", io::layout_name(layout),
+              " layout, not a ViT classifier");
   auto it = file->metadata().find("config");
   MMKIT_CHECK(it != file->metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit ViT model");
   VitConfig cfg = VitConfig::from_json(it->second);

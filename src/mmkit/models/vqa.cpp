@@ -8,6 +8,7 @@
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit {
 
@@ -428,11 +429,7 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
 }
 
 Vqa load_vqa(const std::string& model_path) {
-  std::string path = model_path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/model.safetensors";
-  MMKIT_CHECK(::stat(path.c_str(), &st) == 0, "model file ", path,
-              " not found (train one with `mmkit train vqa --data DIR --out DIR`)");
+  const std::string path = resolve_model_file(model_path, "train one with `mmkit train vqa --data DIR --out DIR`");
   io::SafetensorsFile f = io::SafetensorsFile::open(path);
   auto it = f.metadata().find("config");
   MMKIT_CHECK(it != f.metadata().end(), path, ": no 'config' in the safetensors metadata; not an mmkit VQA model");

@@ -42,9 +42,7 @@ std::vector<std::vector<std::vector<int32_t>>> encode_all(const data::CaptionDat
 
 class CaptionTask : public TrainTask {
  public:
-  explicit CaptionTask(const CaptionTrainOptions& o) : o_(o) {
-    MMKIT_CHECK(!o.data_dir.empty(), "no data directory given (--data DIR with train.jsonl and test.jsonl)");
-  }
+  explicit CaptionTask(const CaptionTrainOptions& o) : o_(o), files_(data_files(o.data_dir, o.test_data)) {}
 
   Info info() const override {
     Info i;
@@ -64,8 +62,8 @@ class CaptionTask : public TrainTask {
       m_.vocab = text::CaptionVocab::from_json(meta.at("vocab"), resume->path() + " vocab");
     }
     const int64_t channels = resume ? cfg.vision.channels : o_.channels;
-    train_ = data::load_caption_data(o_.data_dir + "/train.jsonl", cfg.vision.image_size, channels, o_.limit_train, true);
-    test_ = data::load_caption_data(o_.data_dir + "/test.jsonl", train_.size, channels, o_.limit_test, true);
+    train_ = data::load_caption_data(files_.train, cfg.vision.image_size, channels, o_.limit_train, true);
+    test_ = data::load_caption_data(files_.test, train_.size, channels, o_.limit_test, true);
     if (!resume) config_from_data(&cfg, channels);
     MMKIT_CHECK(train_.size == cfg.vision.image_size, "training images are ", train_.size,
                 " pixels, the model expects ", cfg.vision.image_size);
@@ -83,7 +81,7 @@ class CaptionTask : public TrainTask {
     std::fprintf(log,
                  "captioner: ViT %lldx%lld patch %lld dim %lld depth %lld heads %lld mlp %lld (%s) -> decoder dim "
                  "%lld depth %lld heads %lld mlp %lld (%s%s), vocabulary %lld, max %lld tokens, %lld parameters\n"
-                 "data: %lld train / %lld test images; %d epochs x %lld steps of %d; %d threads\n",
+                 "data: %lld train / %lld test images; epochs: %d x %lld steps of %d; threads: %d\n",
                  (long long)v.image_size, (long long)v.image_size, (long long)v.patch_size, (long long)v.dim,
                  (long long)v.depth, (long long)v.heads, (long long)v.mlp_dim, v.norm_first ? "pre-norm" : "post-norm",
                  (long long)dc.dim, (long long)dc.depth, (long long)dc.heads, (long long)dc.mlp_dim,
@@ -161,7 +159,7 @@ class CaptionTask : public TrainTask {
                         {{"config", m_.model.cfg.to_json()}, {"vocab", m_.vocab.to_json()}, {"format", "mmkit.captioner.v1"}});
   }
   nlohmann::json options_json() const override {
-    return {{"data", o_.data_dir}, {"label_smoothing", o_.label_smoothing}};
+    return {{"data", o_.data_dir}, {"label_smoothing", o_.label_smoothing}, {"val_images", o_.val_images}};
   }
 
  private:
@@ -199,6 +197,7 @@ class CaptionTask : public TrainTask {
   }
 
   const CaptionTrainOptions& o_;
+  const DataFiles files_;
   data::CaptionData train_, test_;
   std::vector<std::vector<std::vector<int32_t>>> train_words_, test_words_;
   CaptionModel m_;

@@ -25,7 +25,8 @@
 namespace mmkit::train {
 
 struct CaptionTrainOptions : TrainOptions {
-  std::string data_dir;  // train.jsonl + test.jsonl
+  std::string data_dir;   // holds train.jsonl + test.jsonl, or is the training JSONL (data_files())
+  std::string test_data;  // the held-out JSONL (default: data_dir/test.jsonl)
   // Hyper-parameters; the vocabulary size and (when 0) the image size and
   // max_len are taken from the data, the input channels from `channels`.
   CaptionerConfig model;

@@ -143,7 +143,7 @@ class ClipTask : public TrainTask {
     std::fprintf(log,
                  "CLIP: image %lldx%lld patch %lld width %lld x%lld layers | text ctx %lld width %lld x%lld layers, "
                  "vocab %lld | embed %lld | %lld parameters (%lld trained%s)\n"
-                 "data: %lld pairs (%s); %d epochs x %lld steps of %d; %d threads\n",
+                 "data: %lld pairs (%s); epochs: %d x %lld steps of %d; threads: %d\n",
                  (long long)c.image_resolution, (long long)c.image_resolution, (long long)c.vision_patch_size,
                  (long long)c.vision_width, (long long)c.vision_layers, (long long)c.context_length,
                  (long long)c.transformer_width, (long long)c.transformer_layers, (long long)c.vocab_size,
@@ -247,7 +247,7 @@ class ClipTask : public TrainTask {
     save_clip_model(path, clip_, meta, layout_);
   }
   nlohmann::json options_json() const override {
-    return {{"data", o_.data}, {"freeze", o_.freeze}, {"augment", o_.augment}};
+    return {{"data", o_.data}, {"freeze", o_.freeze}, {"augment", o_.augment}, {"eval_images", o_.eval_images}};
   }
   void save_state(nlohmann::json* j) const override {
     (*j)["losses"] = losses_;

@@ -30,6 +30,22 @@ void load_optimizer_state(const io::SafetensorsFile& ck, AdamW& opt, int64_t ste
   opt.set_steps(steps);
 }
 
+StoredRun read_stored_run(const std::string& out_dir) {
+  StoredRun r;
+  r.checkpoint = out_dir + "/checkpoint.safetensors";
+  if (!path_exists(r.checkpoint)) return r;
+  r.exists = true;
+  const io::SafetensorsFile ck = io::SafetensorsFile::open(r.checkpoint);
+  const auto& meta = ck.metadata();
+  if (meta.count("train_state")) r.options = TrainStateReader(meta.at("train_state"), r.checkpoint).get("options", r.options);
+  try {
+    if (meta.count("config")) r.config = nlohmann::json::parse(meta.at("config"));
+  } catch (const std::exception& e) {
+    fail("checkpoint ", r.checkpoint, ": unreadable config metadata (", e.what(), ")");
+  }
+  return r;
+}
+
 void resume_from_checkpoint(const io::SafetensorsFile& ck, const std::vector<Parameter*>& params, AdamW& opt,
                             int64_t steps) {
   io::LoadOptions lo;

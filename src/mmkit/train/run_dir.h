@@ -75,6 +75,17 @@ struct RunState {
 nlohmann::json run_state_json(const RunState& s, const std::string& weight_field, const std::string& metric_field);
 RunState read_run_state(const TrainStateReader& r, const std::string& weight_field, const std::string& metric_field);
 
+// What --resume finds in `out_dir`: its checkpoint's training options (the
+// "options" object of "train_state") and model "config", parsed. `exists` is
+// false when there is no checkpoint (nothing to resume). Throws naming the
+// checkpoint when its metadata is unreadable.
+struct StoredRun {
+  bool exists = false;
+  std::string checkpoint;  // out_dir/checkpoint.safetensors
+  nlohmann::json options = nlohmann::json::object(), config = nlohmann::json::object();
+};
+StoredRun read_stored_run(const std::string& out_dir);
+
 // DIR/history.json: the history records as a JSON array (the same objects as
 // in train_state), written atomically; and DIR/training_curves.png when there
 // is at least one epoch.

@@ -71,7 +71,8 @@ std::string state_json(const RunState& s, const TrainTask& task, const TrainTask
                          {"warmup_steps", o.warmup_steps},
                          {"clip_grad", o.clip_grad},
                          {"seed", o.seed},
-                         {"limit_train", o.limit_train}};
+                         {"limit_train", o.limit_train},
+                         {"limit_test", o.limit_test}};
   opts.update(task.options_json());
   j["options"] = opts;
   task.save_state(&j);
@@ -193,8 +194,8 @@ std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o,
     }
     task.describe(log, s);
     if (ranks > 1)
-      std::fprintf(log, "data-parallel: %s, %lld rows of each batch of %d per process, %d threads each\n",
-                   comm.describe().c_str(), (long long)rows, o.batch, s.threads);
+      std::fprintf(log, "data-parallel: %s, %lld rows of each batch of %d per process, %d thread%s each\n",
+                   comm.describe().c_str(), (long long)rows, o.batch, s.threads, s.threads == 1 ? "" : "s");
     std::fflush(log);
   }
 

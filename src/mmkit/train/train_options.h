@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "mmkit/core/error.h"
+#include "mmkit/util/file_util.h"
+
 namespace mmkit::train {
 
 struct TrainOptions {
@@ -24,5 +27,20 @@ struct TrainOptions {
   int64_t limit_test = 0;
   int64_t max_steps = 0;           // > 0: stop (with a checkpoint) after this global step
 };
+
+// `--data` of the JSONL trainers (VQA, captioning): a folder holding
+// train.jsonl and test.jsonl, or a training JSONL file whose held-out images
+// are in `test_data` (required then).
+struct DataFiles {
+  std::string train, test;
+};
+inline DataFiles data_files(const std::string& data, const std::string& test_data) {
+  MMKIT_CHECK(!data.empty(), "no training data given (--data: a folder with train.jsonl and test.jsonl, or a JSONL file)");
+  if (is_directory(data) || !path_exists(data))  // a folder (a missing one: its train.jsonl is named missing)
+    return {data + "/train.jsonl", test_data.empty() ? data + "/test.jsonl" : test_data};
+  MMKIT_CHECK(!test_data.empty(), "--data ", data, " is a file: pass --test-data FILE.jsonl with held-out images "
+              "(evaluated after each epoch), or a folder holding train.jsonl and test.jsonl");
+  return {data, test_data};
+}
 
 }  // namespace mmkit::train

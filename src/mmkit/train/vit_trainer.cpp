@@ -66,7 +66,7 @@ class VitTask : public TrainTask {
     const VitConfig& c = vit_.cfg;
     std::fprintf(log,
                  "ViT: %lldx%lld patch %lld, dim %lld, depth %lld, heads %lld, mlp %lld, %s, %lld parameters\n"
-                 "data: %lld train / %lld test images; %d epochs x %lld steps of %d; %d threads\n",
+                 "data: %lld train / %lld test images; epochs: %d x %lld steps of %d; threads: %d\n",
                  (long long)c.image_size, (long long)c.image_size, (long long)c.patch_size, (long long)c.dim,
                  (long long)c.depth, (long long)c.heads, (long long)c.mlp_dim, c.norm_first ? "pre-norm" : "post-norm",
                  (long long)s.parameters, (long long)train_.n, (long long)test_.n, s.epochs,

@@ -28,23 +28,21 @@ VqaEpochRecord record_from_json(const nlohmann::json& r) {
 
 class VqaTask : public TrainTask {
  public:
-  explicit VqaTask(const VqaTrainOptions& o) : o_(o) {
-    MMKIT_CHECK(!o.data_dir.empty(), "no data directory given (--data DIR with train.jsonl and test.jsonl)");
-  }
+  explicit VqaTask(const VqaTrainOptions& o) : o_(o), files_(data_files(o.data_dir, o.test_data)) {}
 
   Info info() const override {
     Info i;
     i.name = "VQA";
     i.format = "mmkit.vqa.checkpoint.v1";
-    i.batch_flag = "--images-per-batch";
+    i.batch_flag = "--batch";
     i.max_batch = 4096;
     i.metric_field = "acc_sum";
     return i;
   }
 
   void setup(const io::SafetensorsFile* resume, std::FILE*) override {
-    train_ = data::load_vqa_dataset(o_.data_dir + "/train.jsonl", o_.limit_train, true);
-    test_ = data::load_vqa_dataset(o_.data_dir + "/test.jsonl", o_.limit_test, true);
+    train_ = data::load_vqa_dataset(files_.train, o_.limit_train, true);
+    test_ = data::load_vqa_dataset(files_.test, o_.limit_test, true);
     VqaConfig cfg = o_.model;
     if (resume) {
       cfg = VqaConfig::from_json(resume->metadata().at("config"));
@@ -75,7 +73,7 @@ class VqaTask : public TrainTask {
                  "VQA: %lldx%lld images, patch %lld (stem %lld), %lld tokens; dim %lld, heads %lld, mlp %lld; "
                  "layers image %lld, text %lld, fusion %lld (%s)%s; %zu words, %zu answers; %lld parameters\n"
                  "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld test images "
-                 "(%zu questions); %d epochs x %lld steps of %d images; %d threads\n",
+                 "(%zu questions); epochs: %d x %lld steps of %d images; threads: %d\n",
                  (long long)c.image_size, (long long)c.image_size, (long long)c.patch_size, (long long)c.stem_patch,
                  (long long)c.num_patches(), (long long)c.dim, (long long)c.heads, (long long)c.mlp_dim,
                  (long long)c.image_layers, (long long)c.text_layers, (long long)c.fusion_layers,
@@ -140,6 +138,7 @@ class VqaTask : public TrainTask {
 
  private:
   const VqaTrainOptions& o_;
+  const DataFiles files_;
   data::VqaDataset train_, test_;
   Vqa m_;
   std::unique_ptr<AnswerVocab> answers_;

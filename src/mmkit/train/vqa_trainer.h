@@ -29,7 +29,8 @@
 namespace mmkit::train {
 
 struct VqaTrainOptions : TrainOptions {
-  std::string data_dir;          // holds train.jsonl and test.jsonl
+  std::string data_dir;          // holds train.jsonl and test.jsonl, or is the training JSONL (data_files())
+  std::string test_data;         // the held-out JSONL (default: data_dir/test.jsonl)
   VqaConfig model;               // sizes; vocab and answers come from the data
   int64_t top_k_answers = 3129;  // VQA v2's answer vocabulary size
   // Curriculum: the first N epochs train on the non-relational questions only (examples with
@@ -42,7 +43,6 @@ struct VqaTrainOptions : TrainOptions {
     batch = 8;
     lr = 1e-3f;
     weight_decay = 0.05f;
-    checkpoint_every = 500;
   }
 };
 

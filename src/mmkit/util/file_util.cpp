@@ -53,6 +53,20 @@ void write_text_atomic(const std::string& path, const std::string& text) {
   }
 }
 
+std::string resolve_model_file(const std::string& path, const std::string& hint) {
+  const std::string how = hint.empty() ? "" : " (" + hint + ")";
+  MMKIT_CHECK(!path.empty(), "no model given (--model FILE or FOLDER)");
+  MMKIT_CHECK(path_exists(path), "model ", path, " not found", how);
+  if (!is_directory(path)) return path;
+  std::string dir = path;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const std::string file = dir + "/model.safetensors";
+  if (path_exists(file)) return file;
+  fail("model folder ", dir, " has no model.safetensors: a run folder from `mmkit train` or a Hugging Face model ",
+       "folder holds one", path_exists(dir + "/pytorch_model.bin") ? " (pytorch_model.bin is not read: convert it "
+       "to safetensors)" : "", how);
+}
+
 std::string model_display_name(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();

@@ -19,6 +19,11 @@ bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 // "a/b/c.jsonl" -> "a/b/" ("" for a bare file name): prefix for relative paths.
 std::string parent_dir(const std::string& path);
+// What every `--model` takes: a model file, a run folder (from `mmkit train`) or
+// a Hugging Face model folder -- a folder means its model.safetensors. Returns
+// the file; throws naming the path and what was looked for (`hint` adds how to
+// make one, e.g. "train one with `mmkit train vit --out DIR`").
+std::string resolve_model_file(const std::string& path, const std::string& hint = "");
 // How a model given by path is named to users: "runs/soc/" -> "soc",
 // "runs/soc/model.safetensors" -> "soc/model.safetensors", "m.safetensors" -> itself.
 std::string model_display_name(const std::string& path);
