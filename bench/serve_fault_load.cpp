@@ -223,9 +223,9 @@ int main(int argc, char** argv) {
         pause_point();
         if (u(rng) < bad_fraction) {
           const hostile::HostileRequest& k = kinds[size_t(rng() % kinds.size())];
-          hostile::HttpReply r = hostile::raw_http(port, k.bytes);
+          hostile::HttpReply r = hostile::raw_http(port, k.bytes, 0, 15);
           std::string why;
-          const bool ok = hostile::matches(r, k.status, k.code, k.fragments, &why);
+          const bool ok = hostile::matches(r, k, &why);
           record(k.name, ok, why);
           continue;
         }
@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
       g_server = 0;
       break;
     }
-    hostile::HttpReply h = hostile::raw_http(port, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 0, 30);
+    hostile::HttpReply h = hostile::raw_http(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 0, 30);
     ++health_checks;
     if (h.status != 200 || h.json().value("status", "") != "ok") ++health_failures;
     const long rss = proc_kb(g_server, "VmRSS:");
@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
   bar.finish();
   const double elapsed = secs(t0, Clock::now());
   bool alive_end = !died && g_server > 0 && ::waitpid(g_server, nullptr, WNOHANG) == 0;
-  hostile::HttpReply h = alive_end ? hostile::raw_http(port, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 0, 30)
+  hostile::HttpReply h = alive_end ? hostile::raw_http(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 0, 30)
                                    : hostile::HttpReply{};
   const bool healthy_end = h.status == 200 && h.json().value("status", "") == "ok";
   if (alive_end) {  // workers joined: idle as at the warm-up sample

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <thread>
 
@@ -307,6 +310,9 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   EXPECT_EQ(r->status, 501) << r->body;
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "no_text_model");
   EXPECT_NE(r->body.find("tokenizer"), std::string::npos) << r->body;
+  // Issue #23: where the model lives is the server's business, not the client's.
+  EXPECT_EQ(r->body.find(dir), std::string::npos) << r->body;
+  EXPECT_EQ(h->body.find(dir), std::string::npos) << h->body;
   auto z = c.Post("/v1/zero-shot", json{{"image", b64_png(test::shape_image(0))}, {"labels", "a,b"}}.dump(), "application/json");
   ASSERT_TRUE(z);
   EXPECT_EQ(z->status, 501) << z->body;
@@ -388,7 +394,15 @@ TEST_F(ServeHttp, EveryRouteAnswersThroughTheWrapper) {
 }
 
 // A route failing inside (here a thumbnail whose image file is gone) answers
-// the error JSON naming the file and stays counted; the server keeps serving.
+// the error JSON naming the item (its file name, never the path: issue #23) and
+// stays counted; the server keeps serving.
+TEST(ServeRedactPaths, AbsolutePathsBecomeFileNames) {
+  EXPECT_EQ(redact_paths("cannot open /home/u/models/clip.safetensors: No such file"), "cannot open clip.safetensors: No such file");
+  EXPECT_EQ(redact_paths("no tokenizer beside '/a/b/m.safetensors' (tried /a/b/vocab.json)"),
+            "no tokenizer beside 'm.safetensors' (tried vocab.json)");
+  EXPECT_EQ(redact_paths("a/b stays, /single stays, 3/4 stays"), "a/b stays, /single stays, 3/4 stays");
+}
+
 TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   std::string dir = test::make_temp_dir("serve_thumb_gone");
   std::string images = dir + "/images";
@@ -411,11 +425,23 @@ TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   test::InProcessServer server(m, ServerOptions{});
   httplib::Client c = server.client();
   ASSERT_EQ(std::remove(files[1].c_str()), 0);
-  test::expect_api_error(c.Get("/v1/thumb/1"), 400, "bad_request", "img_00001.png");
+  auto gone = c.Get("/v1/thumb/1");
+  test::expect_api_error(gone, 404, "image_unavailable", "img_00001.png");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->body.find(dir), std::string::npos) << gone->body;
+  // A file replaced by a symlink to a non-image: neither its path nor its bytes reach the client.
+  const std::string secret = dir + "/secret.txt";
+  std::ofstream(secret) << "SECRET-CONTENTS of a private file";
+  ASSERT_EQ(::symlink(secret.c_str(), files[1].c_str()), 0);
+  auto sym = c.Get("/v1/thumb/1");
+  test::expect_api_error(sym, 404, "image_unavailable", "img_00001.png");
+  ASSERT_TRUE(sym);
+  EXPECT_EQ(sym->body.find("SECRET"), std::string::npos) << sym->body;
+  EXPECT_EQ(sym->body.find(dir), std::string::npos) << sym->body;
   auto ok = c.Get("/v1/thumb/0");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
   auto mt = c.Get("/metrics");
   ASSERT_TRUE(mt);
-  EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"400\"} 1"), std::string::npos) << mt->body;
+  EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"404\"} 2"), std::string::npos) << mt->body;
 }

@@ -43,7 +43,7 @@ json ApiServer::health_json() const {
               {"embed_dim", c.embed_dim},
               {"image_resolution", c.image_resolution},
               {"text", m_.clip->has_text()},
-              {"text_error", m_.clip->text_error()}}},
+              {"text_error", redact_paths(m_.clip->text_error())}}},
             {"classify", bool(m_.classify)},
             {"limits",
              {{"max_body_bytes", opt_.limits.max_body_bytes},
