@@ -433,12 +433,18 @@ struct EventHttpServer::Loop {
       c.deadline = Clock::now() + seconds(lim.response_timeout_s);
       flush(c);
     }
-    if (!rs.empty() && buffered < lim.max_buffered_bytes)
-      for (auto& [fd, c] : conns)
-        if (c->paused) {
-          c->paused = false;
-          set_events(*c, EPOLLIN);
-        }
+    if (!rs.empty()) resume_paused();
+  }
+
+  // Connections whose bodies waited for the buffered-bytes budget read again once it has room
+  // (after handlers finished, or connections closed).
+  void resume_paused() {
+    if (buffered >= lim.max_buffered_bytes) return;
+    for (auto& [fd, c] : conns)
+      if (c->paused) {
+        c->paused = false;
+        set_events(*c, EPOLLIN);
+      }
   }
 
   void check_deadlines(Clock::time_point now) {
@@ -543,8 +549,9 @@ struct EventHttpServer::Loop {
         auto it = conns.find(fd);
         if (it == conns.end()) continue;
         Conn& c = *it->second;
-        if (ev & EPOLLOUT) {
-          if (c.state == Conn::writing) flush(c);
+        if (c.state == Conn::writing) {  // registered for EPOLLOUT only: a hang-up ends the answer
+          if (ev & EPOLLOUT) flush(c);
+          else if (ev & (EPOLLHUP | EPOLLERR)) close_conn(fd);
           continue;
         }
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -566,6 +573,7 @@ struct EventHttpServer::Loop {
       if (!listening && !stopping && now >= listen_paused_until) listen_on(true);
       if (now >= next_scan) {
         check_deadlines(now);
+        resume_paused();
         next_scan = now + std::chrono::milliseconds(100);
       }
       st.buffered = int64_t(buffered);
