@@ -407,7 +407,7 @@ TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   std::string dir = test::make_temp_dir("serve_thumb_gone");
   std::string images = dir + "/images";
   ::mkdir(images.c_str(), 0755);
-  std::vector<std::string> files = test::write_shape_images(images, 2);
+  std::vector<std::string> files = test::write_shape_images(images, 3);
   std::string model = test::write_tiny_clip(dir);
   {
     ClipRunner builder = ClipRunner::open(model);
@@ -424,6 +424,9 @@ TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   m.index = idx.get();
   test::InProcessServer server(m, ServerOptions{});
   httplib::Client c = server.client();
+  auto first = c.Get("/v1/thumb/0");  // made now and cached (ThumbnailCache)
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
   ASSERT_EQ(std::remove(files[1].c_str()), 0);
   auto gone = c.Get("/v1/thumb/1");
   test::expect_api_error(gone, 404, "image_unavailable", "img_00001.png");
@@ -438,10 +441,20 @@ TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   ASSERT_TRUE(sym);
   EXPECT_EQ(sym->body.find("SECRET"), std::string::npos) << sym->body;
   EXPECT_EQ(sym->body.find(dir), std::string::npos) << sym->body;
+  // Thumbnail 0 comes from the cache: its original is not read again.
+  ASSERT_EQ(std::remove(files[0].c_str()), 0);
   auto ok = c.Get("/v1/thumb/0");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, first->body);
   auto mt = c.Get("/metrics");
   ASSERT_TRUE(mt);
   EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"404\"} 2"), std::string::npos) << mt->body;
+
+  // Originals above the server's pixel limit get no thumbnail (the limit uploads have).
+  ServerOptions small;
+  small.limits.max_image_pixels = 100;
+  test::InProcessServer strict(m, small);
+  httplib::Client sc = strict.client();
+  test::expect_api_error(sc.Get("/v1/thumb/2"), 404, "image_unavailable", "img_00002.png");
 }
