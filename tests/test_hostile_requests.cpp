@@ -9,6 +9,9 @@
 // Slow clients: with --request-timeout 2, clients sending their headers one byte per 50 ms, or a
 // body that never completes, are cut with 408 request_timeout, while requests from other clients
 // keep being answered in the meantime.
+// Issue #23: the table's second half (compressed bodies, header limits, framing, Host and Origin,
+// JSON bounds, prompt and JPEG-scan bombs, byte ranges; rows that must close the connection),
+// idle and slow-reading connections beside 8 HTTP threads, and descriptor exhaustion.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>

@@ -391,6 +391,10 @@ TEST_F(ServeHttp, EveryRouteAnswersThroughTheWrapper) {
                            "route=\"/v1/caption\",status=\"501\"", "route=\"other\",status=\"404\""})
     EXPECT_NE(m->body.find(std::string("mmkit_requests_total{") + want + "}"), std::string::npos)
         << want << " missing from\n" << m->body;
+  // The connection loop's gauges: this client's keep-alive connection is open.
+  EXPECT_NE(m->body.find("mmkit_connections_open "), std::string::npos) << m->body;
+  EXPECT_EQ(m->body.find("mmkit_connections_open 0\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("mmkit_connections_accepted_total "), std::string::npos) << m->body;
 }
 
 // A route failing inside (here a thumbnail whose image file is gone) answers

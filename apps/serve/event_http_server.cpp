@@ -488,6 +488,10 @@ struct EventHttpServer::Loop {
         r.out = std::move(s.out);
       }
       if (r.out.empty()) r.out = error_response(400, "bad_request_framing", "malformed request");
+      // httplib advertises ranges on every answer; Range is dropped from requests (http_head.h).
+      static const std::string kRanges = "\r\nAccept-Ranges: bytes\r\n";
+      const size_t head_end = r.out.find("\r\n\r\n");
+      if (const size_t a = r.out.find(kRanges); a != std::string::npos && a < head_end) r.out.erase(a, kRanges.size() - 2);
       // Large bodies leave freed memory in this thread's malloc arena: give it back.
       if (j.bytes.size() > (4u << 20)) {
         std::string().swap(j.bytes);
