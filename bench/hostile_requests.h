@@ -259,6 +259,11 @@ inline std::vector<HostileRequest> hostile_requests(const HostileLimits& L) {
   for (int i = 0; i < 100; ++i) labels.push_back("l" + std::to_string(i));
   for (int i = 0; i < 2000; ++i) templates.push_back("{}");  // 20,000 would hit the JSON value bound first
   const std::string prompt_bomb = json{{"image", b64(png)}, {"labels", labels}, {"templates", templates}}.dump();
+  for (int i = 2000; i < 20000; ++i) templates.push_back("{}");
+  const std::string template_bomb = json{{"image", b64(png)}, {"labels", labels}, {"templates", templates}}.dump();
+  std::string headers_9mb;
+  headers_9mb.reserve(9'800'000);
+  while (headers_9mb.size() < 9'800'000) headers_9mb += "X: y\r\n";
   std::string empty_objects = "{\"x\": [";
   for (int i = 0; i < 300000; ++i) empty_objects += i ? ",{}" : "{}";
   empty_objects += "]}";
@@ -338,6 +343,10 @@ inline std::vector<HostileRequest> hostile_requests(const HostileLimits& L) {
        431, "headers_too_large", {"the limit is 16384"}, true},
       {"zero_shot_prompt_bomb", post_bytes("/v1/zero-shot", J, prompt_bomb), 400, "too_many_prompts",
        {"100 labels x 2000 templates = 200000 prompts", "the limit is 1024"}},
+      {"zero_shot_20000_templates", post_bytes("/v1/zero-shot", J, template_bomb), 400, "bad_json",
+       {"more than 10000 JSON values"}},  // the 98 KB body: refused while parsed
+      {"headers_9_8_mb", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers_9mb + "\r\n", 431, "headers_too_large",
+       {"the limit is 16384"}, true},  // the 2M header fields: refused after 16 KB of them
       {"json_empty_objects", post_bytes(E, J, empty_objects), 400, "bad_json", {"more than 10000 JSON values"}},
       {"json_deep_nesting", post_bytes(E, J, "{\"x\": " + std::string(5000, '[') + std::string(5000, ']') + "}"), 400,
        "bad_json", {"nested deeper than 32 levels"}},

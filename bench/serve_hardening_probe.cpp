@@ -7,7 +7,7 @@
 //   one at a time, every hostile kind of bench/hostile_requests.h (built for those limits) and the
 //   heavy requests of the issue that are allowed or refused only late: 64 flat 4000x4000 PNGs in
 //   one body (decoded one at a time now), a 1,024-prompt zero-shot, 32 small images (the reference:
-//   one batch of image-tower activations), 9.8 MB of headers. Before each, /proc/PID/clear_refs is
+//   one batch of image-tower activations). Before each, /proc/PID/clear_refs is
 //   written "5" (resets the peak RSS, VmHWM); after it the peak minus the RSS before it is that
 //   request's cost. Bound: 4 x the body limit + the 32-image request's peak. Then the server
 //   idles 2 s and its RSS must be within 10% of the RSS before the mix.
@@ -132,11 +132,6 @@ bool memory_mode(int port, double body_mb, json& out) {
   wt.push_back("a {}");
   const std::string warm_text = hostile::post_bytes(
       "/v1/zero-shot", J, json{{"image", png_b64(bench::test_image(2, 224))}, {"labels", wl}, {"templates", wt}}.dump());
-  {
-    std::string h = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    while (h.size() < 9'800'000) h += "X: y\r\n";
-    probes.push_back({"headers_9.8mb", h + "\r\n", false, {}});
-  }
   auto idle_rss = [&] {
     std::this_thread::sleep_for(std::chrono::seconds(2));
     return proc_kb(g_server, "VmRSS:");

@@ -155,7 +155,7 @@ TEST_F(HostileRequests, Table) {
     EXPECT_TRUE(alive(server_->pid)) << c.name << " killed the server";
     ++n;
   }
-  EXPECT_EQ(n, 26 + 26);  // issue #9's kinds, then issue #23's
+  EXPECT_EQ(n, 26 + 28);  // issue #9's kinds, then issue #23's
   expect_healthy();
 }
 
