@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev         # JSON, command line
   libcpp-httplib-dev libfaiss-dev         # mmkit serve (HTTP), image search index
   libgtest-dev                            # tests
+  libopenmpi-dev openmpi-bin              # data-parallel training (mpirun -np N mmkit train ...)
   dataset-fashion-mnist                   # the main job's data set
 )
 # MMKIT_BENCH=1 scripts/setup.sh: also what bench/clip_bench's peers need (PyTorch, Node.js + npm for

@@ -28,6 +28,7 @@ int run_train_caption(TrainCaptionArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   auto hist = train::train_captioner(a.o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
+  if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!hist.empty())
     std::printf("done after %d epochs in %.1f s (wall, this run); greedy object F1 %.4f, BLEU-4 %.4f on the "

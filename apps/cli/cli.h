@@ -47,6 +47,9 @@ void add_train_options(CLI::App* cmd, train::TrainOptions* o, const TrainFlagTex
 // After a training run: 128 + the signal that interrupted it (its checkpoint
 // is saved), else 0.
 int training_exit_code();
+// False on the ranks other than 0 of a data-parallel job (`mpirun -np N
+// mmkit train ...`), which print nothing.
+bool is_root_process();
 
 // "fashion-mnist" names the Debian package's directory; anything else is a
 // directory holding the same four IDX files.

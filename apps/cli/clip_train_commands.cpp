@@ -26,6 +26,7 @@ namespace {
 int run_train_clip(train::ClipTrainOptions& o) {
   auto hist = train::train_clip(o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
+  if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty()) {
     const auto& r = hist.back();
     std::printf("done: %d epochs, final loss %.4f", r.epoch, r.train_loss);

@@ -1,6 +1,7 @@
 // The options every `mmkit train <model>` shares, registered in one place
 // (train::TrainOptions; the loop in src/mmkit/train/train_loop.h reads them).
 #include "cli.h"
+#include "mmkit/dist/communicator.h"
 #include "mmkit/train/train_options.h"
 #include "mmkit/util/stop_signal.h"
 
@@ -32,5 +33,7 @@ int training_exit_code() {
   const int sig = stop_signal();
   return sig ? 128 + sig : 0;  // interrupted: the checkpoint is saved; the shell's convention
 }
+
+bool is_root_process() { return dist::world().rank() == 0; }
 
 }  // namespace mmkit::cli

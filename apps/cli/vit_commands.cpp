@@ -26,6 +26,7 @@ int run_train_vit(TrainVitArgs& a) {
   o.data_dir = data_dir(o.data_dir);
   auto hist = train::train_vit(o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
+  if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty())
     std::printf("final test accuracy %.4f after %d epochs; model in %s/model.safetensors\n",
                 hist.back().test_acc, hist.back().epoch, o.out_dir.c_str());

@@ -39,6 +39,7 @@ int run_train_vqa(TrainVqaArgs& a) {
   a.o.model.norm_first = a.norm == "pre";
   auto hist = train::train_vqa(a.o);
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
+  if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty())
     std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %d epochs; model in "
                 "%s/model.safetensors\n",

@@ -1,9 +1,10 @@
 #include "mmkit/autograd/functions.h"
 
-#include "mmkit/ops/contrastive_loss.h"
-
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "mmkit/dist/communicator.h"
 
 #include "mmkit/ops/activation.h"
 #include "mmkit/ops/attention.h"
@@ -41,19 +42,33 @@ const float* val(Graph& g, int id) { return g.value(Var{id}).f32(); }
 }  // namespace
 
 // ---------------------------------------------------------------- linear
-// Node: i = {in, out, row0, bias0}; the op uses rows [row0, row0 + out) of W
-// and elements [bias0, bias0 + out) of b,
-// which is how packed in_proj weights serve separate q/k/v projections.
+// Inputs {x, W, b}. The op uses rows [row0, row0 + out) of W and elements
+// [bias0, bias0 + out) of b, which is how packed in_proj weights serve separate
+// q/k/v projections.
+struct LinearParams {
+  int64_t in, out, row0, bias0;
+};
+
 static void linear_bw(Graph& g, const Node& n) {
-  const Tensor x = g.value(Var{n.in[0]});
-  int64_t in = n.i[0], out = n.i[1], r0 = n.i[2], b0 = n.i[3], N = x.numel() / in;
-  float* dW = g.grad_ptr(n.in[1]);
-  float* db = g.grad_ptr(n.in[2]);
-  ops::linear_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in[1]) + r0 * in, g.grad_ptr(n.in[0]),
-                       dW ? dW + r0 * in : nullptr, db ? db + b0 : nullptr, N, in, out);
+  const LinearParams& p = n.params<LinearParams>();
+  const Tensor x = g.value(Var{n.in(0)});
+  const int64_t N = x.numel() / p.in;
+  float* dW = g.grad_ptr(n.in(1));
+  float* db = g.grad_ptr(n.in(2));
+  ops::linear_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in(1)) + p.row0 * p.in, g.grad_ptr(n.in(0)),
+                       dW ? dW + p.row0 * p.in : nullptr, db ? db + p.bias0 : nullptr, N, p.in, p.out);
 }
 
-Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0) {
+// relu(linear): the ReLU is applied in place on the linear's output, and the backward masks the
+// output's gradient in place (its buffer is not needed after this node), then runs linear's.
+static void linear_relu_bw(Graph& g, const Node& n) {
+  const Tensor y = g.value(Var{n.out});
+  ops::relu_mask_inplace(y.f32(), g.grad_ptr(n.out), y.numel());
+  linear_bw(g, n);
+}
+
+// linear_rows, and linear_relu when `relu` (one node either way).
+static Var linear_impl(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0, bool relu) {
   const Shape xs = g.shape(x);
   const Shape ws = g.shape(W);
   MMKIT_CHECK(ws.n == 2 && xs[-1] == ws[1], "linear: input ", xs.str(), " does not match weight ",
@@ -69,52 +84,32 @@ Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64
   Tensor y = g.alloc(with_last(xs, out));
   ops::linear_forward(g.data(x), g.data(W) + row0 * in, b.valid() ? g.data(b) + bias0 : nullptr,
                       y.f32(), N, in, out);
-  bool rg = g.needs_grad({x, W, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = linear_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.in[1] = W.id;
-    n.in[2] = b.id;
-    n.i[0] = in;
-    n.i[1] = out;
-    n.i[2] = row0;
-    n.i[3] = bias0;
-    g.add_node(n);
-  }
-  return r;
+  if (relu) ops::relu_inplace(y.f32(), y.numel());
+  return g.record(y, relu ? linear_relu_bw : linear_bw, {x, W, b}, LinearParams{in, out, row0, bias0});
 }
 
-Var linear(Graph& g, Var x, Var W, Var b) { return linear_rows(g, x, W, b, 0, -1); }
-
-// relu(linear): the ReLU is applied in place on the linear's output, and the backward masks the
-// output's gradient in place (its buffer is not needed after this node), then runs linear's.
-static void linear_relu_bw(Graph& g, const Node& n) {
-  const Tensor y = g.value(Var{n.out});
-  ops::relu_mask_inplace(y.f32(), g.grad_ptr(n.out), y.numel());
-  linear_bw(g, n);
+Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0) {
+  return linear_impl(g, x, W, b, row0, rows, bias0, false);
 }
 
-Var linear_relu(Graph& g, Var x, Var W, Var b) {
-  Var r = linear(g, x, W, b);
-  ops::relu_inplace(g.data(r), g.value(r).numel());
-  if (g.needs_grad({x, W, b})) {
-    Node& n = g.last_node();
-    n.backward = linear_relu_bw;
-  }
-  return r;
-}
+Var linear(Graph& g, Var x, Var W, Var b) { return linear_impl(g, x, W, b, 0, -1, -1, false); }
+
+Var linear_relu(Graph& g, Var x, Var W, Var b) { return linear_impl(g, x, W, b, 0, -1, -1, true); }
 
 // ---------------------------------------------------------------- matmul
+// Inputs {a [N, K], b [K, M]}.
+struct MatmulParams {
+  int64_t K, M;
+};
+
 static void matmul_bw(Graph& g, const Node& n) {
-  const int64_t K = n.i[0], M = n.i[1], N = g.value(Var{n.in[0]}).numel() / K;
+  const MatmulParams& p = n.params<MatmulParams>();
+  const int64_t K = p.K, M = p.M, N = g.value(Var{n.in(0)}).numel() / K;
   const float* dy = g.grad_ptr(n.out);
-  if (float* da = g.grad_ptr(n.in[0]))  // da += dy @ b^T
-    ops::gemm(false, true, N, K, M, 1.f, dy, M, val(g, n.in[1]), M, 1.f, da, K);
-  if (float* db = g.grad_ptr(n.in[1]))  // db += a^T @ dy
-    ops::gemm(true, false, K, M, N, 1.f, val(g, n.in[0]), K, dy, M, 1.f, db, M);
+  if (float* da = g.grad_ptr(n.in(0)))  // da += dy @ b^T
+    ops::gemm(false, true, N, K, M, 1.f, dy, M, val(g, n.in(1)), M, 1.f, da, K);
+  if (float* db = g.grad_ptr(n.in(1)))  // db += a^T @ dy
+    ops::gemm(true, false, K, M, N, 1.f, val(g, n.in(0)), K, dy, M, 1.f, db, M);
 }
 
 Var matmul(Graph& g, Var a, Var b) {
@@ -124,19 +119,7 @@ Var matmul(Graph& g, Var a, Var b) {
   const int64_t K = bs[0], M = bs[1], N = g.value(a).numel() / K;
   Tensor y = g.alloc(with_last(as, M));
   ops::gemm(false, false, N, M, K, 1.f, g.data(a), K, g.data(b), M, 0.f, y.f32(), M);
-  bool rg = g.needs_grad({a, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = matmul_bw;
-    n.out = r.id;
-    n.in[0] = a.id;
-    n.in[1] = b.id;
-    n.i[0] = K;
-    n.i[1] = M;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, matmul_bw, {a, b}, MatmulParams{K, M});
 }
 
 // ---------------------------------------------------------------- add / mul / scale
@@ -144,7 +127,7 @@ static void add_bw(Graph& g, const Node& n) {
   const float* dy = g.grad_ptr(n.out);
   int64_t cnt = g.value(Var{n.out}).numel();
   for (int k = 0; k < 2; ++k)
-    if (float* d = g.grad_ptr(n.in[k])) ops::axpy(1.f, dy, d, cnt);
+    if (float* d = g.grad_ptr(n.in(k))) ops::axpy(1.f, dy, d, cnt);
 }
 
 Var add(Graph& g, Var a, Var b) {
@@ -152,24 +135,19 @@ Var add(Graph& g, Var a, Var b) {
               g.shape(b).str(), " differ");
   Tensor y = g.alloc(g.shape(a));
   ops::add_forward(g.data(a), g.data(b), y.f32(), y.numel());
-  bool rg = g.needs_grad({a, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = add_bw;
-    n.out = r.id;
-    n.in[0] = a.id;
-    n.in[1] = b.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, add_bw, {a, b});
 }
+
+// Inputs {x, b}; inner = b's element count (x is [total / inner, inner]).
+struct AddBroadcastParams {
+  int64_t inner;
+};
 
 static void add_broadcast_bw(Graph& g, const Node& n) {
   const float* dy = g.grad_ptr(n.out);
-  int64_t total = g.value(Var{n.out}).numel(), inner = n.i[0];
-  if (float* dx = g.grad_ptr(n.in[0])) ops::axpy(1.f, dy, dx, total);
-  if (float* db = g.grad_ptr(n.in[1])) ops::sum_outer_accumulate(dy, db, total / inner, inner);
+  int64_t total = g.value(Var{n.out}).numel(), inner = n.params<AddBroadcastParams>().inner;
+  if (float* dx = g.grad_ptr(n.in(0))) ops::axpy(1.f, dy, dx, total);
+  if (float* db = g.grad_ptr(n.in(1))) ops::sum_outer_accumulate(dy, db, total / inner, inner);
 }
 
 Var add_broadcast(Graph& g, Var x, Var b) {
@@ -195,23 +173,12 @@ Var add_broadcast(Graph& g, Var x, Var b) {
   MMKIT_CHECK(ok, "add_broadcast: cannot broadcast ", bs.str(), " onto ", xs.str());
   Tensor y = g.alloc(xs);
   ops::add_broadcast_forward(g.data(x), g.data(b), y.f32(), xs.numel() / inner, inner);
-  bool rg = g.needs_grad({x, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = add_broadcast_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.in[1] = b.id;
-    n.i[0] = inner;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, add_broadcast_bw, {x, b}, AddBroadcastParams{inner});
 }
 
 static void mul_bw(Graph& g, const Node& n) {
-  ops::mul_backward(g.grad_ptr(n.out), val(g, n.in[0]), val(g, n.in[1]), g.grad_ptr(n.in[0]),
-                    g.grad_ptr(n.in[1]), g.value(Var{n.out}).numel());
+  ops::mul_backward(g.grad_ptr(n.out), val(g, n.in(0)), val(g, n.in(1)), g.grad_ptr(n.in(0)),
+                    g.grad_ptr(n.in(1)), g.value(Var{n.out}).numel());
 }
 
 Var mul(Graph& g, Var a, Var b) {
@@ -219,46 +186,30 @@ Var mul(Graph& g, Var a, Var b) {
               g.shape(b).str(), " differ");
   Tensor y = g.alloc(g.shape(a));
   ops::mul_forward(g.data(a), g.data(b), y.f32(), y.numel());
-  bool rg = g.needs_grad({a, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = mul_bw;
-    n.out = r.id;
-    n.in[0] = a.id;
-    n.in[1] = b.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, mul_bw, {a, b});
 }
 
+struct ScaleParams {
+  float s;
+};
+
 static void scale_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
-    ops::axpy(n.f[0], g.grad_ptr(n.out), dx, g.value(Var{n.out}).numel());
+  if (float* dx = g.grad_ptr(n.in(0)))
+    ops::axpy(n.params<ScaleParams>().s, g.grad_ptr(n.out), dx, g.value(Var{n.out}).numel());
 }
 
 Var scale(Graph& g, Var x, float s) {
   Tensor y = g.alloc(g.shape(x));
   ops::scale_forward(g.data(x), s, y.f32(), y.numel());
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = scale_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.f[0] = s;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, scale_bw, {x}, ScaleParams{s});
 }
 
 // ---------------------------------------------------------------- activations
 template <void (*Fwd)(const float*, float*, int64_t),
           void (*Bwd)(const float*, const float*, float*, int64_t)>
 static void unary_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
-    Bwd(g.grad_ptr(n.out), val(g, n.in[0]), dx, g.value(Var{n.out}).numel());
+  if (float* dx = g.grad_ptr(n.in(0)))
+    Bwd(g.grad_ptr(n.out), val(g, n.in(0)), dx, g.value(Var{n.out}).numel());
 }
 
 template <void (*Fwd)(const float*, float*, int64_t),
@@ -266,16 +217,7 @@ template <void (*Fwd)(const float*, float*, int64_t),
 static Var unary(Graph& g, Var x) {
   Tensor y = g.alloc(g.shape(x));
   Fwd(g.data(x), y.f32(), y.numel());
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = unary_bw<Fwd, Bwd>;
-    n.out = r.id;
-    n.in[0] = x.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, unary_bw<Fwd, Bwd>, {x});
 }
 
 Var gelu(Graph& g, Var x) { return unary<ops::gelu_forward, ops::gelu_backward>(g, x); }
@@ -288,14 +230,14 @@ Var relu(Graph& g, Var x) { return unary<ops::relu_forward, ops::relu_backward>(
 static void softmax_bw(Graph& g, const Node& n) {
   const Tensor y = g.value(Var{n.out});
   int64_t cols = y.shape()[-1];
-  if (float* dx = g.grad_ptr(n.in[0]))
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::softmax_backward(g.grad_ptr(n.out), y.f32(), dx, y.numel() / cols, cols);
 }
 
 static void log_softmax_bw(Graph& g, const Node& n) {
   const Tensor y = g.value(Var{n.out});
   int64_t cols = y.shape()[-1];
-  if (float* dx = g.grad_ptr(n.in[0]))
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::log_softmax_backward(g.grad_ptr(n.out), y.f32(), dx, y.numel() / cols, cols);
 }
 
@@ -306,26 +248,22 @@ static Var softmax_like(Graph& g, Var x, bool log) {
     ops::log_softmax_forward(g.data(x), y.f32(), y.numel() / cols, cols);
   else
     ops::softmax_forward(g.data(x), y.f32(), y.numel() / cols, cols);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = log ? log_softmax_bw : softmax_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, log ? log_softmax_bw : softmax_bw, {x});
 }
 
 Var softmax(Graph& g, Var x) { return softmax_like(g, x, false); }
 Var log_softmax(Graph& g, Var x) { return softmax_like(g, x, true); }
 
+// Inputs {logits}; saved {probs [N, K], targets I32 [N]}.
+struct CrossEntropyParams {
+  float label_smoothing;
+};
+
 static void cross_entropy_bw(Graph& g, const Node& n) {
   const Tensor& probs = n.saved[0];
-  if (float* dl = g.grad_ptr(n.in[0]))
+  if (float* dl = g.grad_ptr(n.in(0)))
     ops::cross_entropy_backward(g.grad_ptr(n.out)[0], probs.f32(), n.saved[1].ptr<int32_t>(), dl,
-                                probs.dim(0), probs.dim(1), n.f[0]);
+                                probs.dim(0), probs.dim(1), n.params<CrossEntropyParams>().label_smoothing);
 }
 
 Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float smoothing) {
@@ -338,30 +276,27 @@ Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float smoothing) 
   Tensor loss = g.alloc(Shape{1});
   loss.f32()[0] = ops::cross_entropy_forward(g.data(logits), targets.ptr<int32_t>(), probs.f32(),
                                              s[0], s[1], smoothing);
-  bool rg = g.needs_grad({logits});
-  Var r = g.add_value(loss, rg);
-  if (rg) {
-    Node n;
-    n.backward = cross_entropy_bw;
-    n.out = r.id;
-    n.in[0] = logits.id;
-    n.saved[0] = probs;
-    n.saved[1] = targets;
-    n.f[0] = smoothing;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(loss, cross_entropy_bw, {logits}, CrossEntropyParams{smoothing}, {probs, targets});
 }
 
 // ---------------------------------------------------------------- contrastive loss
-static ops::ContrastiveSaved contrastive_saved(const Node& n) {
-  return {n.saved[0].f32(), n.saved[0].f32() + n.i[0] * n.i[1], n.saved[1].f32(), n.saved[2].f32(),
-          nullptr};
+// Inputs {img, txt, logit_scale}; saved {normalised rows [2, B, E], norms [2B + 1],
+// dlogits [B, B]} as ops::ContrastiveSaved; t = logit_scale's value in the forward.
+struct ContrastiveParams {
+  int64_t B, E;
+  float t;
+};
+
+static ops::ContrastiveSaved contrastive_saved(const Tensor& rows, const Tensor& norms, const Tensor& dlogits) {
+  const int64_t B = rows.dim(1), E = rows.dim(2);
+  return {rows.f32(), rows.f32() + B * E, norms.f32(), dlogits.f32(), nullptr};
 }
 
 static void contrastive_bw(Graph& g, const Node& n) {
-  ops::contrastive_loss_backward(g.grad_ptr(n.out)[0], n.f[0], n.i[0], n.i[1], contrastive_saved(n),
-                                 g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]), g.grad_ptr(n.in[2]));
+  const ContrastiveParams& p = n.params<ContrastiveParams>();
+  ops::contrastive_loss_backward(g.grad_ptr(n.out)[0], p.t, p.B, p.E,
+                                 contrastive_saved(n.saved[0], n.saved[1], n.saved[2]), g.grad_ptr(n.in(0)),
+                                 g.grad_ptr(n.in(1)), g.grad_ptr(n.in(2)));
 }
 
 Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* logits_out) {
@@ -372,14 +307,10 @@ Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* l
               g.shape(logit_scale).str());
   const int64_t B = si[0], E = si[1];
   const float t = g.data(logit_scale)[0];
-  Node n;
-  n.saved[0] = g.alloc(Shape{2, B, E});
-  n.saved[1] = g.alloc(Shape{2 * B + 1});
-  n.saved[2] = g.alloc(Shape{B, B});
-  n.i[0] = B;
-  n.i[1] = E;
-  n.f[0] = t;
-  ops::ContrastiveSaved s = contrastive_saved(n);
+  Tensor rows = g.alloc(Shape{2, B, E});
+  Tensor norms = g.alloc(Shape{2 * B + 1});
+  Tensor dlogits = g.alloc(Shape{B, B});
+  ops::ContrastiveSaved s = contrastive_saved(rows, norms, dlogits);
   if (logits_out) {
     MMKIT_CHECK(logits_out->numel() == B * B && logits_out->dtype() == DType::f32,
                 "clip_contrastive_loss: logits_out must be F32 [", B, ", ", B, "]");
@@ -387,26 +318,74 @@ Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* l
   }
   Tensor loss = g.alloc(Shape{1});
   loss.f32()[0] = ops::contrastive_loss_forward(g.data(img), g.data(txt), t, B, E, s);
-  bool rg = g.needs_grad({img, txt, logit_scale});
-  Var r = g.add_value(loss, rg);
-  if (rg) {
-    n.backward = contrastive_bw;
-    n.out = r.id;
-    n.in[0] = img.id;
-    n.in[1] = txt.id;
-    n.in[2] = logit_scale.id;
-    g.add_node(n);
+  return g.record(loss, contrastive_bw, {img, txt, logit_scale}, ContrastiveParams{B, E, t},
+                  {rows, norms, dlogits});
+}
+
+// ---------------------------------------------------------------- contrastive loss, data-parallel
+// Inputs {img, txt, logit_scale} (this rank's rows [B, E]); saved {gathered
+// normalised rows [2, M, E], norms [2M + 1], dlogits [2, B, M]} as
+// ops::ContrastiveRowsSaved. The backward sums the gathered rows' gradients
+// over the ranks (each rank's loss depends on every rank's features) and
+// keeps this rank's rows: the semantics of open_clip's gather_with_grad.
+struct GatheredContrastiveParams {
+  int64_t B, M, E, r0;
+  float t;
+  dist::Communicator* comm;
+};
+
+static void contrastive_gathered_bw(Graph& g, const Node& n) {
+  const GatheredContrastiveParams& p = n.params<GatheredContrastiveParams>();
+  ops::ContrastiveRowsSaved s{n.saved[0].f32(), n.saved[0].f32() + p.M * p.E, n.saved[1].f32(), n.saved[2].f32(),
+                              nullptr};
+  // d img_all then d txt_all, [2, M, E], summed over ranks in one all-reduce.
+  std::vector<float> d(size_t(2 * p.M * p.E), 0.f);
+  ops::contrastive_loss_rows_backward(g.grad_ptr(n.out)[0], p.t, p.M, p.E, p.r0, p.B, s, d.data(),
+                                      d.data() + p.M * p.E, g.grad_ptr(n.in(2)));
+  p.comm->allreduce_sum(d.data(), int64_t(d.size()));
+  for (int k = 0; k < 2; ++k)
+    if (float* dx = g.grad_ptr(n.in(k))) {
+      const float* src = d.data() + k * p.M * p.E + p.r0 * p.E;
+      for (int64_t i = 0; i < p.B * p.E; ++i) dx[i] += src[i];
+    }
+}
+
+Var clip_contrastive_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, dist::Communicator& comm,
+                                   Tensor* logits_out) {
+  const Shape si = g.shape(img), st = g.shape(txt);
+  MMKIT_CHECK(si.n == 2 && si == st, "clip_contrastive_loss: image and text embeddings must both be [B, E], got ",
+              si.str(), " and ", st.str());
+  MMKIT_CHECK(g.value(logit_scale).numel() == 1, "clip_contrastive_loss: logit_scale must hold one value, got ",
+              g.shape(logit_scale).str());
+  const int64_t B = si[0], E = si[1], M = B * comm.size(), r0 = B * comm.rank();
+  const float t = g.data(logit_scale)[0];
+  // Every rank's features, in rank order (ranks hold equal row counts).
+  Tensor all = g.alloc(Shape{2, M, E});
+  comm.allgather(g.data(img), B * E, all.f32());
+  comm.allgather(g.data(txt), B * E, all.f32() + M * E);
+  Tensor rows = g.alloc(Shape{2, M, E});
+  Tensor norms = g.alloc(Shape{2 * M + 1});
+  Tensor dlogits = g.alloc(Shape{2, B, M});
+  ops::ContrastiveRowsSaved s{rows.f32(), rows.f32() + M * E, norms.f32(), dlogits.f32(), nullptr};
+  if (logits_out) {
+    MMKIT_CHECK(logits_out->numel() == B * M && logits_out->dtype() == DType::f32,
+                "clip_contrastive_loss: logits_out must be F32 [", B, ", ", M, "]");
+    s.logits = logits_out->f32();
   }
-  return r;
+  Tensor loss = g.alloc(Shape{1});
+  loss.f32()[0] = ops::contrastive_loss_rows_forward(all.f32(), all.f32() + M * E, t, M, E, r0, B, s);
+  return g.record(loss, contrastive_gathered_bw, {img, txt, logit_scale},
+                  GatheredContrastiveParams{B, M, E, r0, t, &comm}, {rows, norms, dlogits});
 }
 
 // ---------------------------------------------------------------- layernorm
+// Inputs {x, w, b}; saved {mean, rstd} per row.
 static void layernorm_bw(Graph& g, const Node& n) {
-  const Tensor x = g.value(Var{n.in[0]});
+  const Tensor x = g.value(Var{n.in(0)});
   int64_t D = x.shape()[-1];
-  ops::layernorm_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in[1]), n.saved[0].f32(),
-                          n.saved[1].f32(), g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]),
-                          g.grad_ptr(n.in[2]), x.numel() / D, D);
+  ops::layernorm_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in(1)), n.saved[0].f32(),
+                          n.saved[1].f32(), g.grad_ptr(n.in(0)), g.grad_ptr(n.in(1)),
+                          g.grad_ptr(n.in(2)), x.numel() / D, D);
 }
 
 Var layernorm(Graph& g, Var x, Var w, Var b, float eps) {
@@ -423,26 +402,19 @@ Var layernorm(Graph& g, Var x, Var w, Var b, float eps) {
   }
   ops::layernorm_forward(g.data(x), g.data(w), g.data(b), y.f32(), rg ? mean.f32() : nullptr,
                          rg ? rstd.f32() : nullptr, rows, D, eps);
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = layernorm_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.in[1] = w.id;
-    n.in[2] = b.id;
-    n.saved[0] = mean;
-    n.saved[1] = rstd;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, layernorm_bw, {x, w, b}, NoParams{}, {mean, rstd});
 }
 
 // ---------------------------------------------------------------- embedding
+// Inputs {table [V, D]}; saved {ids}.
+struct EmbeddingParams {
+  int64_t D;
+};
+
 static void embedding_bw(Graph& g, const Node& n) {
-  if (float* dt = g.grad_ptr(n.in[0]))
+  if (float* dt = g.grad_ptr(n.in(0)))
     ops::embedding_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dt, n.saved[0].numel(),
-                            n.i[0]);
+                            n.params<EmbeddingParams>().D);
 }
 
 Var embedding(Graph& g, Var table, const Tensor& ids) {
@@ -454,32 +426,26 @@ Var embedding(Graph& g, Var table, const Tensor& ids) {
   os.d[os.n++] = ts[1];
   Tensor y = g.alloc(os);
   ops::embedding_forward(g.data(table), ids.ptr<int32_t>(), y.f32(), ids.numel(), ts[0], ts[1]);
-  bool rg = g.needs_grad({table});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = embedding_bw;
-    n.out = r.id;
-    n.in[0] = table.id;
-    n.saved[0] = ids;
-    n.i[0] = ts[1];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, embedding_bw, {table}, EmbeddingParams{ts[1]}, {ids});
 }
 
 // ---------------------------------------------------------------- patch embedding
+// Inputs {images [B, C, H, W], W [D, C, p, p], b [D]}; saved {cols [B*P, C*p*p]} (im2col).
+struct PatchEmbedParams {
+  int64_t B, C, H, W, p, D;
+};
+
 static void patch_embed_bw(Graph& g, const Node& n) {
+  const PatchEmbedParams& p = n.params<PatchEmbedParams>();
   const Tensor& cols = n.saved[0];
-  int64_t B = n.i[0], C = n.i[1], H = n.i[2], W = n.i[3], p = n.i[4], D = n.i[5];
   int64_t rows = cols.dim(0), K = cols.dim(1);
-  float* dimg = g.grad_ptr(n.in[0]);
+  float* dimg = g.grad_ptr(n.in(0));
   Tensor dcols;
   if (dimg) dcols = g.arena().zeros(cols.shape());
-  ops::linear_backward(g.grad_ptr(n.out), cols.f32(), val(g, n.in[1]),
-                       dimg ? dcols.f32() : nullptr, g.grad_ptr(n.in[1]), g.grad_ptr(n.in[2]),
-                       rows, K, D);
-  if (dimg) ops::unpatchify_accumulate(dcols.f32(), dimg, B, C, H, W, p);
+  ops::linear_backward(g.grad_ptr(n.out), cols.f32(), val(g, n.in(1)),
+                       dimg ? dcols.f32() : nullptr, g.grad_ptr(n.in(1)), g.grad_ptr(n.in(2)),
+                       rows, K, p.D);
+  if (dimg) ops::unpatchify_accumulate(dcols.f32(), dimg, p.B, p.C, p.H, p.W, p.p);
 }
 
 Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t p) {
@@ -497,40 +463,25 @@ Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t p) {
   Tensor y = g.alloc(Shape{B, P, D});
   ops::linear_forward(cols.f32(), g.data(W), b.valid() ? g.data(b) : nullptr, y.f32(), B * P, K,
                       D);
-  bool rg = g.needs_grad({images, W, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = patch_embed_bw;
-    n.out = r.id;
-    n.in[0] = images.id;
-    n.in[1] = W.id;
-    n.in[2] = b.id;
-    n.saved[0] = cols;
-    int64_t dims[6] = {B, C, H, Wd, p, D};
-    for (int k = 0; k < 6; ++k) n.i[k] = dims[k];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, patch_embed_bw, {images, W, b}, PatchEmbedParams{B, C, H, Wd, p, D}, {cols});
 }
 
 // ---------------------------------------------------------------- shape ops
-// Node layout: i[0] = count, i[1] = outer, i[2 + k] = size of input k; the ids of inputs 0..3
-// are in[0..3], those of inputs 4.. follow the sizes in i[2 + count + (k - 4)], so up to
-// kMaxConcat inputs fit the node's 4 + 12 slots.
-constexpr int kMaxConcat = 7;
+// Inputs xs (all of them; the node holds up to Node::kMaxInputs). The output is [outer, sum of
+// sizes] with sizes[k] = input k's extent along the axis times the inner extent.
+constexpr int kMaxConcat = Node::kMaxInputs;
 
-static int concat_input(const Node& n, int k) { return k < 4 ? n.in[k] : int(n.i[2 + n.i[0] + (k - 4)]); }
+struct ConcatParams {
+  int64_t outer;
+  int64_t sizes[kMaxConcat];
+};
 
 static void concat_bw(Graph& g, const Node& n) {
-  int cnt = int(n.i[0]);
+  const ConcatParams& p = n.params<ConcatParams>();
+  const int cnt = n.num_inputs();
   float* dxs[kMaxConcat];
-  int64_t sizes[kMaxConcat];
-  for (int k = 0; k < cnt; ++k) {
-    dxs[k] = g.grad_ptr(concat_input(n, k));
-    sizes[k] = n.i[2 + k];
-  }
-  ops::concat_backward(g.grad_ptr(n.out), dxs, sizes, cnt, n.i[1]);
+  for (int k = 0; k < cnt; ++k) dxs[k] = g.grad_ptr(n.in(k));
+  ops::concat_backward(g.grad_ptr(n.out), dxs, p.sizes, cnt, p.outer);
 }
 
 Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
@@ -545,8 +496,8 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
   Shape out = s0;
   out[axis] = 0;
   const float* ptrs[kMaxConcat];
-  int64_t sizes[kMaxConcat];
-  bool rg = false;
+  ConcatParams params{outer, {}};
+  int64_t* sizes = params.sizes;
   for (size_t k = 0; k < xs.size(); ++k) {
     const Shape s = g.shape(xs[k]);
     bool ok = s.n == s0.n;
@@ -555,32 +506,15 @@ Var concat(Graph& g, const std::vector<Var>& xs, int axis) {
     out[axis] += s[axis];
     ptrs[k] = g.data(xs[k]);
     sizes[k] = s[axis] * inner;
-    rg = rg || g.needs_grad({xs[k]});
   }
   Tensor y = g.alloc(out);
   ops::concat_forward(ptrs, sizes, int(xs.size()), y.f32(), outer);
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = concat_bw;
-    n.out = r.id;
-    n.i[0] = int64_t(xs.size());
-    n.i[1] = outer;
-    for (size_t k = 0; k < xs.size(); ++k) {
-      if (k < 4)
-        n.in[k] = xs[k].id;
-      else
-        n.i[2 + xs.size() + (k - 4)] = xs[k].id;
-      n.i[2 + k] = sizes[k];
-    }
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, concat_bw, xs, params);
 }
 
 static void reshape_bw(Graph& g, const Node& n) {
-  if (g.alias_grad(n.in[0], n.out)) return;  // same elements, same order: no copy
-  if (float* dx = g.grad_ptr(n.in[0]))
+  if (g.alias_grad(n.in(0), n.out)) return;  // same elements, same order: no copy
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::axpy(1.f, g.grad_ptr(n.out), dx, g.value(Var{n.out}).numel());
 }
 
@@ -588,22 +522,17 @@ Var reshape(Graph& g, Var x, const Shape& s) {
   // Shares x's data; in the backward x takes over the gradient buffer when it has none yet,
   // else the gradient is added to x's.
   Tensor y = g.value(x).reshape(s);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = reshape_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, reshape_bw, {x});
 }
 
+struct TransposeParams {
+  int a, b;  // the swapped axes, non-negative
+};
+
 static void transpose_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
-    ops::transpose_backward(g.grad_ptr(n.out), dx, g.shape(Var{n.in[0]}), int(n.i[0]),
-                            int(n.i[1]));
+  const TransposeParams& p = n.params<TransposeParams>();
+  if (float* dx = g.grad_ptr(n.in(0)))
+    ops::transpose_backward(g.grad_ptr(n.out), dx, g.shape(Var{n.in(0)}), p.a, p.b);
 }
 
 Var transpose(Graph& g, Var x, int a, int b) {
@@ -615,24 +544,17 @@ Var transpose(Graph& g, Var x, int a, int b) {
   std::swap(os[a], os[b]);
   Tensor y = g.alloc(os);
   ops::transpose_forward(g.data(x), y.f32(), s, a, b);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = transpose_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.i[0] = a;
-    n.i[1] = b;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, transpose_bw, {x}, TransposeParams{a, b});
 }
 
+struct BroadcastBatchParams {
+  int64_t B;
+};
+
 static void broadcast_batch_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0])) {
-    int64_t inner = g.value(Var{n.in[0]}).numel();
-    ops::sum_outer_accumulate(g.grad_ptr(n.out), dx, n.i[0], inner);
+  if (float* dx = g.grad_ptr(n.in(0))) {
+    int64_t inner = g.value(Var{n.in(0)}).numel();
+    ops::sum_outer_accumulate(g.grad_ptr(n.out), dx, n.params<BroadcastBatchParams>().B, inner);
   }
 }
 
@@ -644,23 +566,13 @@ Var broadcast_batch(Graph& g, Var x, int64_t B) {
   Tensor y = g.alloc(os);
   int64_t inner = s.numel();
   for (int64_t b = 0; b < B; ++b) std::memcpy(y.f32() + b * inner, g.data(x), inner * 4);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = broadcast_batch_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.i[0] = B;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, broadcast_batch_bw, {x}, BroadcastBatchParams{B});
 }
 
 // ---------------------------------------------------------------- pooling
 static void mean_tokens_bw(Graph& g, const Node& n) {
-  const Shape s = g.shape(Var{n.in[0]});
-  if (float* dx = g.grad_ptr(n.in[0]))
+  const Shape s = g.shape(Var{n.in(0)});
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::mean_tokens_backward(g.grad_ptr(n.out), dx, s[0], s[1], s[2]);
 }
 
@@ -669,21 +581,13 @@ Var mean_tokens(Graph& g, Var x) {
   MMKIT_CHECK(s.n == 3, "mean_tokens: expected [B, T, D], got ", s.str());
   Tensor y = g.alloc(Shape{s[0], s[2]});
   ops::mean_tokens_forward(g.data(x), y.f32(), s[0], s[1], s[2]);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = mean_tokens_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, mean_tokens_bw, {x});
 }
 
+// Inputs {x [B, T, D]}; saved {index I32 [B]}.
 static void select_token_bw(Graph& g, const Node& n) {
-  const Shape s = g.shape(Var{n.in[0]});
-  if (float* dx = g.grad_ptr(n.in[0]))
+  const Shape s = g.shape(Var{n.in(0)});
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::select_token_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, s[0], s[1], s[2]);
 }
 
@@ -694,17 +598,7 @@ Var select_token(Graph& g, Var x, const Tensor& index) {
               "select_token: index must be I32 [", s[0], "]");
   Tensor y = g.alloc(Shape{s[0], s[2]});
   ops::select_token_forward(g.data(x), index.ptr<int32_t>(), y.f32(), s[0], s[1], s[2]);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = select_token_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.saved[0] = index;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, select_token_bw, {x}, NoParams{}, {index});
 }
 
 Var select_token(Graph& g, Var x, int64_t t) {
@@ -715,8 +609,9 @@ Var select_token(Graph& g, Var x, int64_t t) {
 }
 
 // ---------------------------------------------------------------- dropout
+// Inputs {x}; saved {mask} (0 or 1 / (1 - p) per element).
 static void dropout_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
+  if (float* dx = g.grad_ptr(n.in(0)))
     ops::dropout_backward(g.grad_ptr(n.out), n.saved[0].f32(), dx, n.saved[0].numel());
 }
 
@@ -725,45 +620,29 @@ Var dropout(Graph& g, Var x, float p) {
   MMKIT_CHECK(p < 1.f, "dropout: probability must be < 1, got ", p);
   Tensor y = g.alloc(g.shape(x));
   Tensor mask = g.alloc(g.shape(x));
-  ops::dropout_forward(g.data(x), y.f32(), mask.f32(), y.numel(), p, g.next_stream());
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = dropout_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.saved[0] = mask;
-    g.add_node(n);
-  }
-  return r;
+  // Data-parallel: the mask of this rank's rows is the one a single process
+  // draws for those rows of the global batch (x's outer dimension is the batch).
+  const int64_t n = y.numel();
+  const uint64_t index0 =
+      g.batch_rows > 0 && n % g.batch_rows == 0 ? uint64_t(g.batch_row0 * (n / g.batch_rows)) : 0;
+  ops::dropout_forward(g.data(x), y.f32(), mask.f32(), n, p, g.next_stream(), index0);
+  return g.record(y, dropout_bw, {x}, NoParams{}, {mask});
 }
 
 // ---------------------------------------------------------------- attention
-// Node layout: i = {B, H, Tq, Tk, dh, ldq, ldk, ldv, qcol, kcol, vcol, causal},
-// f[0] = scale, saved[0] = probs [B, H, Tq, Tk].
-static ops::AttentionDims attn_dims(const Node& n) {
+// Inputs {q, k, v} (whole tensors; the heads start at column qcol / kcol / vcol);
+// saved {probs [B, H, Tq, Tk]}.
+struct AttentionParams {
   ops::AttentionDims d;
-  d.B = n.i[0];
-  d.H = n.i[1];
-  d.Tq = n.i[2];
-  d.Tk = n.i[3];
-  d.dh = n.i[4];
-  d.ldq = n.i[5];
-  d.ldk = n.i[6];
-  d.ldv = n.i[7];
-  d.causal = n.i[11] != 0;
-  d.scale = n.f[0];
-  return d;
-}
+  int64_t qcol, kcol, vcol;
+};
 
 static void attention_bw(Graph& g, const Node& n) {
-  ops::AttentionDims d = attn_dims(n);
-  auto at = [](float* p, int64_t col) { return p ? p + col : nullptr; };
-  ops::attention_backward(d, val(g, n.in[0]) + n.i[8], val(g, n.in[1]) + n.i[9],
-                          val(g, n.in[2]) + n.i[10], n.saved[0].f32(), g.grad_ptr(n.out),
-                          at(g.grad_ptr(n.in[0]), n.i[8]), at(g.grad_ptr(n.in[1]), n.i[9]),
-                          at(g.grad_ptr(n.in[2]), n.i[10]));
+  const AttentionParams& p = n.params<AttentionParams>();
+  auto at = [](float* ptr, int64_t col) { return ptr ? ptr + col : nullptr; };
+  ops::attention_backward(p.d, val(g, n.in(0)) + p.qcol, val(g, n.in(1)) + p.kcol, val(g, n.in(2)) + p.vcol,
+                          n.saved[0].f32(), g.grad_ptr(n.out), at(g.grad_ptr(n.in(0)), p.qcol),
+                          at(g.grad_ptr(n.in(1)), p.kcol), at(g.grad_ptr(n.in(2)), p.vcol));
 }
 
 Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptions& opt) {
@@ -803,22 +682,7 @@ Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptio
   ops::attention_forward(d, g.data(q.var) + q.col, g.data(k.var) + k.col, g.data(v.var) + v.col,
                          pad, y.f32(), probs.defined() ? probs.f32() : nullptr);
   if (opt.probs_out) *opt.probs_out = probs;
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = attention_bw;
-    n.out = r.id;
-    n.in[0] = q.var.id;
-    n.in[1] = k.var.id;
-    n.in[2] = v.var.id;
-    n.saved[0] = probs;
-    n.f[0] = d.scale;
-    int64_t vals[12] = {d.B,   d.H,   d.Tq,  d.Tk,  d.dh,  d.ldq,
-                        d.ldk, d.ldv, q.col, k.col, v.col, d.causal ? 1 : 0};
-    for (int j = 0; j < 12; ++j) n.i[j] = vals[j];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, attention_bw, {q.var, k.var, v.var}, AttentionParams{d, q.col, k.col, v.col}, {probs});
 }
 
 }  // namespace mmkit::ag
@@ -827,9 +691,10 @@ Var attention(Graph& g, AttnIn q, AttnIn k, AttnIn v, int64_t D, const AttnOptio
 
 namespace mmkit::ag {
 
+// Inputs {logits}; saved {probs [N, K], targets [N, K]}.
 static void soft_cross_entropy_bw(Graph& g, const Node& n) {
   const Tensor& probs = n.saved[0];
-  if (float* dl = g.grad_ptr(n.in[0]))
+  if (float* dl = g.grad_ptr(n.in(0)))
     ops::soft_cross_entropy_backward(g.grad_ptr(n.out)[0], probs.f32(), n.saved[1].f32(), dl, probs.dim(0),
                                      probs.dim(1));
 }
@@ -842,23 +707,18 @@ Var soft_cross_entropy(Graph& g, Var logits, const Tensor& targets) {
   Tensor probs = g.alloc(s);
   Tensor loss = g.alloc(Shape{1});
   loss.f32()[0] = ops::soft_cross_entropy_forward(g.data(logits), targets.f32(), probs.f32(), s[0], s[1]);
-  bool rg = g.needs_grad({logits});
-  Var r = g.add_value(loss, rg);
-  if (rg) {
-    Node n;
-    n.backward = soft_cross_entropy_bw;
-    n.out = r.id;
-    n.in[0] = logits.id;
-    n.saved[0] = probs;
-    n.saved[1] = targets;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(loss, soft_cross_entropy_bw, {logits}, NoParams{}, {probs, targets});
 }
 
+// Inputs {x}; saved {index I32 [M]}; R = elements per row of x.
+struct GatherRowsParams {
+  int64_t M, R;
+};
+
 static void gather_rows_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
-    ops::gather_rows_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, n.i[0], n.i[1]);
+  const GatherRowsParams& p = n.params<GatherRowsParams>();
+  if (float* dx = g.grad_ptr(n.in(0)))
+    ops::gather_rows_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, p.M, p.R);
 }
 
 Var gather_rows(Graph& g, Var x, const Tensor& index) {
@@ -873,28 +733,22 @@ Var gather_rows(Graph& g, Var x, const Tensor& index) {
   ys[0] = M;
   Tensor y = g.alloc(ys);
   ops::gather_rows_forward(g.data(x), index.ptr<int32_t>(), y.f32(), M, R);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = gather_rows_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.saved[0] = index;
-    n.i[0] = M;
-    n.i[1] = R;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, gather_rows_bw, {x}, GatherRowsParams{M, R}, {index});
 }
 
 }  // namespace mmkit::ag
 
 namespace mmkit::ag {
 
+// Inputs {x [B, T, D]}; saved {argmax I32 [B, D]}.
+struct MaxTokensParams {
+  int64_t B, T, D;
+};
+
 static void max_tokens_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0]))
-    ops::masked_max_tokens_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, n.i[0], n.i[1], n.i[2]);
+  const MaxTokensParams& p = n.params<MaxTokensParams>();
+  if (float* dx = g.grad_ptr(n.in(0)))
+    ops::masked_max_tokens_backward(g.grad_ptr(n.out), n.saved[0].ptr<int32_t>(), dx, p.B, p.T, p.D);
 }
 
 Var max_tokens(Graph& g, Var x, const Tensor* pad) {
@@ -907,27 +761,18 @@ Var max_tokens(Graph& g, Var x, const Tensor* pad) {
   Tensor arg = g.alloc(Shape{s[0], s[2]}, DType::i32);
   ops::masked_max_tokens_forward(g.data(x), pad ? pad->ptr<uint8_t>() : nullptr, y.f32(), arg.ptr<int32_t>(), s[0],
                                  s[1], s[2]);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = max_tokens_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.saved[0] = arg;
-    n.i[0] = s[0];
-    n.i[1] = s[1];
-    n.i[2] = s[2];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, max_tokens_bw, {x}, MaxTokensParams{s[0], s[1], s[2]}, {arg});
 }
 
+// Inputs {a, c, q, e} (q, e may be absent); the backward reads the ReLU mask from the output.
+struct RelationPairsParams {
+  int64_t B, P, H;
+};
 
-// Node: in = {a, c, q, e}, i = {B, P, H}; the backward reads the ReLU mask from the output.
 static void relation_pairs_bw(Graph& g, const Node& n) {
-  ops::relation_pairs_backward(g.grad_ptr(n.out), g.data(Var{n.out}), g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]),
-                               g.grad_ptr(n.in[2]), g.grad_ptr(n.in[3]), n.i[0], n.i[1], n.i[2]);
+  const RelationPairsParams& p = n.params<RelationPairsParams>();
+  ops::relation_pairs_backward(g.grad_ptr(n.out), g.data(Var{n.out}), g.grad_ptr(n.in(0)), g.grad_ptr(n.in(1)),
+                               g.grad_ptr(n.in(2)), g.grad_ptr(n.in(3)), p.B, p.P, p.H);
 }
 
 Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e) {
@@ -942,27 +787,18 @@ Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e) {
   Tensor y = g.alloc(ys);
   ops::relation_pairs_forward(g.data(a), g.data(c), q.valid() ? g.data(q) : nullptr, e.valid() ? g.data(e) : nullptr,
                               y.f32(), as[0], as[1], as[2]);
-  bool rg = g.needs_grad({a, c, q, e});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = relation_pairs_bw;
-    n.out = r.id;
-    n.in[0] = a.id;
-    n.in[1] = c.id;
-    n.in[2] = q.valid() ? q.id : -1;
-    n.in[3] = e.valid() ? e.id : -1;
-    n.i[0] = as[0];
-    n.i[1] = as[1];
-    n.i[2] = as[2];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, relation_pairs_bw, {a, c, q, e}, RelationPairsParams{as[0], as[1], as[2]});
 }
 
+// Inputs {p [B, P, K]}.
+struct PairSqdiffParams {
+  int64_t B, P, K;
+};
+
 static void pair_sqdiff_bw(Graph& g, const Node& n) {
-  if (float* dp = g.grad_ptr(n.in[0]))
-    ops::pair_sqdiff_backward(g.grad_ptr(n.out), g.data(Var{n.in[0]}), dp, n.i[0], n.i[1], n.i[2]);
+  const PairSqdiffParams& p = n.params<PairSqdiffParams>();
+  if (float* dp = g.grad_ptr(n.in(0)))
+    ops::pair_sqdiff_backward(g.grad_ptr(n.out), g.data(Var{n.in(0)}), dp, p.B, p.P, p.K);
 }
 
 Var pair_sqdiff(Graph& g, Var p) {
@@ -970,30 +806,23 @@ Var pair_sqdiff(Graph& g, Var p) {
   MMKIT_CHECK(s.n == 3, "pair_sqdiff: expected p [B, P, K], got ", s.str());
   Tensor d = g.alloc(Shape{s[0], s[1], s[1], s[2]});
   ops::pair_sqdiff_forward(g.data(p), d.f32(), s[0], s[1], s[2]);
-  bool rg = g.needs_grad({p});
-  Var r = g.add_value(d, rg);
-  if (rg) {
-    Node n;
-    n.backward = pair_sqdiff_bw;
-    n.out = r.id;
-    n.in[0] = p.id;
-    n.i[0] = s[0];
-    n.i[1] = s[1];
-    n.i[2] = s[2];
-    g.add_node(n);
-  }
-  return r;
+  return g.record(d, pair_sqdiff_bw, {p}, PairSqdiffParams{s[0], s[1], s[2]});
 }
 
-
 // ---------------------------------------------------------------- bmm
+// Inputs {a [B, M, K], b [B, K, N]}.
+struct BmmParams {
+  int64_t B, M, K, N;
+};
+
 static void bmm_bw(Graph& g, const Node& n) {
-  const int64_t B = n.i[0], M = n.i[1], K = n.i[2], N = n.i[3];
+  const BmmParams& p = n.params<BmmParams>();
+  const int64_t B = p.B, M = p.M, K = p.K, N = p.N;
   const float* dy = g.grad_ptr(n.out);
-  const float* a = val(g, n.in[0]);
-  const float* b = val(g, n.in[1]);
-  float* da = g.grad_ptr(n.in[0]);
-  float* db = g.grad_ptr(n.in[1]);
+  const float* a = val(g, n.in(0));
+  const float* b = val(g, n.in(1));
+  float* da = g.grad_ptr(n.in(0));
+  float* db = g.grad_ptr(n.in(1));
   // One small product per batch row: parallel over rows, each GEMM single-threaded inside the
   // region (core/parallel.h), instead of waking the pool for every tiny GEMM.
 #pragma omp parallel for schedule(static)
@@ -1015,26 +844,18 @@ Var bmm(Graph& g, Var a, Var b) {
   for (int64_t i = 0; i < B; ++i)
     ops::gemm(false, false, M, N, K, 1.f, g.data(a) + i * M * K, K, g.data(b) + i * K * N, N, 0.f,
               y.f32() + i * M * N, N);
-  bool rg = g.needs_grad({a, b});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = bmm_bw;
-    n.out = r.id;
-    n.in[0] = a.id;
-    n.in[1] = b.id;
-    n.i[0] = B;
-    n.i[1] = M;
-    n.i[2] = K;
-    n.i[3] = N;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, bmm_bw, {a, b}, BmmParams{B, M, K, N});
 }
 
 // ---------------------------------------------------------------- grid_neighbours
+// Inputs {x [B, G*G, C]}; k x k neighbourhoods.
+struct GridNeighboursParams {
+  int64_t B, G, C, k;
+};
+
 static void grid_neighbours_bw(Graph& g, const Node& n) {
-  if (float* dx = g.grad_ptr(n.in[0])) ops::grid_neighbours_backward(g.grad_ptr(n.out), dx, n.i[0], n.i[1], n.i[2], n.i[3]);
+  const GridNeighboursParams& p = n.params<GridNeighboursParams>();
+  if (float* dx = g.grad_ptr(n.in(0))) ops::grid_neighbours_backward(g.grad_ptr(n.out), dx, p.B, p.G, p.C, p.k);
 }
 
 Var grid_neighbours(Graph& g, Var x, int64_t G, int64_t k) {
@@ -1044,27 +865,19 @@ Var grid_neighbours(Graph& g, Var x, int64_t G, int64_t k) {
   MMKIT_CHECK(k >= 1 && k % 2 == 1, "grid_neighbours: the neighbourhood size must be odd, got ", k);
   Tensor y = g.alloc(Shape{s[0], s[1], k * k * s[2]});
   ops::grid_neighbours_forward(g.data(x), y.f32(), s[0], G, s[2], k);
-  bool rg = g.needs_grad({x});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = grid_neighbours_bw;
-    n.out = r.id;
-    n.in[0] = x.id;
-    n.i[0] = s[0];
-    n.i[1] = G;
-    n.i[2] = s[2];
-    n.i[3] = k;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, grid_neighbours_bw, {x}, GridNeighboursParams{s[0], G, s[2], k});
 }
 
 // ---------------------------------------------------------------- distance_logits
+// Inputs {s [B, P, H], c [B, H, K], beta [H]}; saved {pos [P, K]}.
+struct DistanceLogitsParams {
+  int64_t B, P, H, K;
+};
+
 static void distance_logits_bw(Graph& g, const Node& n) {
-  ops::distance_logits_backward(g.grad_ptr(n.out), val(g, n.in[1]), val(g, n.in[2]), n.saved[0].f32(),
-                                g.grad_ptr(n.in[0]), g.grad_ptr(n.in[1]), g.grad_ptr(n.in[2]), n.i[0], n.i[1],
-                                n.i[2], n.i[3]);
+  const DistanceLogitsParams& p = n.params<DistanceLogitsParams>();
+  ops::distance_logits_backward(g.grad_ptr(n.out), val(g, n.in(1)), val(g, n.in(2)), n.saved[0].f32(),
+                                g.grad_ptr(n.in(0)), g.grad_ptr(n.in(1)), g.grad_ptr(n.in(2)), p.B, p.P, p.H, p.K);
 }
 
 Var distance_logits(Graph& g, Var s, Var c, Var beta, const Tensor& pos) {
@@ -1077,23 +890,7 @@ Var distance_logits(Graph& g, Var s, Var c, Var beta, const Tensor& pos) {
               ", ", K, "], got ", pos.shape().str());
   Tensor y = g.alloc(Shape{B, H, P});
   ops::distance_logits_forward(g.data(s), g.data(c), g.data(beta), pos.f32(), y.f32(), B, P, H, K);
-  bool rg = g.needs_grad({s, c, beta});
-  Var r = g.add_value(y, rg);
-  if (rg) {
-    Node n;
-    n.backward = distance_logits_bw;
-    n.out = r.id;
-    n.in[0] = s.id;
-    n.in[1] = c.id;
-    n.in[2] = beta.id;
-    n.saved[0] = pos;
-    n.i[0] = B;
-    n.i[1] = P;
-    n.i[2] = H;
-    n.i[3] = K;
-    g.add_node(n);
-  }
-  return r;
+  return g.record(y, distance_logits_bw, {s, c, beta}, DistanceLogitsParams{B, P, H, K}, {pos});
 }
 
 }  // namespace mmkit::ag

@@ -6,6 +6,10 @@
 
 #include "mmkit/autograd/graph.h"
 
+namespace mmkit::dist {
+class Communicator;
+}
+
 namespace mmkit::ag {
 
 // y[..., out] = x[..., in] @ W[out, in]^T + b[out]; b may be an invalid Var.
@@ -32,6 +36,12 @@ Var cross_entropy(Graph& g, Var logits, const Tensor& targets, float label_smoot
 // [1] or [] = log inverse temperature -> scalar [1]. logits_out (optional)
 // receives the [B, B] scaled cosine similarities (for accuracy/recall).
 Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* logits_out = nullptr);
+// Data-parallel: this rank's rows [B, E] against every rank's (gathered with
+// `comm`), open_clip's ClipLoss(local_loss=True, gather_with_grad=True); the
+// mean over ranks equals the single-process loss of the global batch.
+// logits_out (optional) [B, N x B]. See ops::contrastive_loss_rows_forward.
+Var clip_contrastive_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, dist::Communicator& comm,
+                                   Tensor* logits_out = nullptr);
 // Mean over N of -sum_k targets[n,k] * log_softmax(logits[n])_k; targets F32 [N, K]
 // (soft target distributions, e.g. VQA soft scores); scalar [1].
 Var soft_cross_entropy(Graph& g, Var logits, const Tensor& targets);

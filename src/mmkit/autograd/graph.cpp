@@ -31,15 +31,34 @@ Var Graph::param(Parameter& p) {
   return v;
 }
 
-bool Graph::needs_grad(std::initializer_list<Var> inputs) const {
+bool Graph::needs_grad(VarList inputs) const {
   if (!grad_enabled) return false;
   for (Var v : inputs)
     if (v.valid() && slots_[v.id].requires_grad) return true;
   return false;
 }
 
+Node& Graph::add_node(Var out, BackwardFn backward, VarList inputs, std::initializer_list<Tensor> saved) {
+  // Callers check user-facing limits (concat's input count) before their forward.
+  MMKIT_ASSERT(backward != nullptr);
+  MMKIT_ASSERT(inputs.size <= size_t(Node::kMaxInputs) && saved.size() <= size_t(Node::kMaxSaved));
+  Node& n = nodes_.emplace_back();
+  n.backward = backward;
+  n.out = out.id;
+  n.num_in_ = int(inputs.size);
+  for (size_t k = 0; k < inputs.size; ++k) {
+    // The tape is in forward order: an input is recorded before the op that reads it.
+    MMKIT_ASSERT(inputs.data[k].id < out.id);
+    n.in_[k] = inputs.data[k].valid() ? inputs.data[k].id : -1;
+  }
+  int k = 0;
+  for (const Tensor& t : saved) n.saved[k++] = t;
+  return n;
+}
+
 float* Graph::grad_ptr(int id) {
   if (id < 0) return nullptr;
+  MMKIT_ASSERT(size_t(id) < slots_.size());
   Slot& s = slots_[id];
   if (!s.requires_grad) return nullptr;
   if (!s.grad.defined()) s.grad = arena_->zeros(s.value.shape());
@@ -48,8 +67,10 @@ float* Graph::grad_ptr(int id) {
 
 bool Graph::alias_grad(int in, int out) {
   if (in < 0 || out < 0) return false;
+  MMKIT_ASSERT(size_t(in) < slots_.size() && size_t(out) < slots_.size());
   Slot& si = slots_[in];
   Slot& so = slots_[out];
+  MMKIT_ASSERT(si.value.numel() == so.value.numel());
   if (!si.requires_grad || si.grad.defined() || si.param || !so.grad.defined()) return false;
   si.grad = so.grad.reshape(si.value.shape());  // shared: out's gradient stays readable
   return true;
@@ -81,6 +102,7 @@ void Graph::backward(Var out, const Tensor& seed) {
 void Graph::run_backward() {
   for (size_t n = nodes_.size(); n-- > 0;) {
     const Node& node = nodes_[n];
+    MMKIT_ASSERT(node.out >= 0 && size_t(node.out) < slots_.size());
     // No gradient reached this node's output: nothing to propagate.
     if (!slots_[node.out].grad.defined()) continue;
     node.backward(*this, node);

@@ -3,20 +3,42 @@
 // A Graph records, for one forward pass, every op whose inputs need
 // gradients: a Node holds the op's backward function (a free function in
 // autograd/functions.cpp that calls the op's backward kernel in ops/), its
-// input/output value ids and what the forward saved. backward() walks the
-// nodes in reverse. Values and gradients live in the Graph's Arena, so after
-// the first step a training step allocates nothing: reset() rewinds the arena
-// and clears the tape (vectors keep their capacity).
+// input/output value ids, what the forward saved and the op's parameters.
+// backward() walks the nodes in reverse. Values and gradients live in the
+// Graph's Arena, so after the first step a training step allocates nothing:
+// reset() rewinds the arena and clears the tape (vectors keep their capacity,
+// and a Node holds everything inline).
+//
+// An op records itself with one call, after its forward:
+//
+//   struct ScaleParams { float s; };
+//   static void scale_bw(Graph& g, const Node& n) {  // dx += s * dy
+//     if (float* dx = g.grad_ptr(n.in(0)))
+//       ops::axpy(n.params<ScaleParams>().s, g.grad_ptr(n.out), dx, g.value(Var{n.out}).numel());
+//   }
+//   Var scale(Graph& g, Var x, float s) {
+//     Tensor y = ...;  // forward
+//     return g.record(y, scale_bw, {x}, ScaleParams{s});
+//   }
+//
+// Each op declares its parameter struct next to its forward and backward; the
+// node keeps it inline (Node::kParamsBytes) and params<P>() checks the type.
 //
 // Gradients accumulate (+=) into zero-initialised buffers; a parameter's
 // gradient buffer is its Parameter::grad, so gradients of a whole step
 // (or of several micro-batches) add up there until the optimizer zeroes them.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 #include "mmkit/autograd/parameter.h"
 #include "mmkit/core/arena.h"
+#include "mmkit/core/error.h"
 #include "mmkit/core/tensor.h"
 
 namespace mmkit {
@@ -30,13 +52,71 @@ class Graph;
 struct Node;
 using BackwardFn = void (*)(Graph&, const Node&);
 
+// An op without parameters.
+struct NoParams {};
+
+// The inputs of an op: a braced list of Vars or a vector (concat), viewed for the
+// duration of one call (a parameter type only). Invalid Vars (an absent bias)
+// keep their position; they never need a gradient.
+struct VarList {
+  VarList(std::initializer_list<Var> l) : data(std::data(l)), size(l.size()) {}
+  VarList(const std::vector<Var>& v) : data(v.data()), size(v.size()) {}
+  const Var* begin() const { return data; }
+  const Var* end() const { return data + size; }
+  const Var* data;
+  size_t size;
+};
+
 struct Node {
+  static constexpr int kMaxInputs = 7;   // concat's limit
+  static constexpr int kMaxSaved = 3;
+  static constexpr size_t kParamsBytes = 96;  // the largest: AttentionParams
+
   BackwardFn backward = nullptr;
-  int out = -1;
-  int in[4] = {-1, -1, -1, -1};
-  Tensor saved[3];     // op-specific (softmax output, layernorm stats, masks ...)
-  float f[2] = {0, 0};
-  int64_t i[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  int out = -1;  // output value id
+  Tensor saved[kMaxSaved];  // op-specific (softmax output, layernorm stats, masks ...)
+
+  int num_inputs() const { return num_in_; }
+  // Value id of input k in the order the op passed them; -1 for an absent optional input.
+  int in(int k) const {
+    MMKIT_ASSERT(k >= 0 && k < num_in_);
+    return in_[k];
+  }
+
+  // The parameters the op recorded; P must be the type it recorded.
+  template <class P>
+  const P& params() const {
+    check_params_type<P>();
+    MMKIT_ASSERT(params_type_ == type_tag<P>());
+    return *std::launder(reinterpret_cast<const P*>(params_));
+  }
+  template <class P>
+  void set_params(const P& p) {
+    check_params_type<P>();
+    new (params_) P(p);
+    params_type_ = type_tag<P>();
+  }
+
+ private:
+  friend class Graph;
+  int num_in_ = 0;
+  int in_[kMaxInputs] = {-1, -1, -1, -1, -1, -1, -1};
+  // One address per parameter type (an inline variable): which type params_ holds.
+  template <class P>
+  struct Tag {
+    static constexpr char id = 0;
+  };
+  template <class P>
+  static const void* type_tag() { return &Tag<P>::id; }
+  template <class P>
+  static constexpr void check_params_type() {
+    static_assert(std::is_trivially_copyable_v<P> && std::is_trivially_destructible_v<P>,
+                  "op parameters are copied as bytes with the node: plain values only");
+    static_assert(sizeof(P) <= kParamsBytes, "op parameters exceed Node::kParamsBytes");
+    static_assert(alignof(P) <= alignof(std::max_align_t), "op parameters over-aligned");
+  }
+  const void* params_type_ = nullptr;
+  alignas(std::max_align_t) unsigned char params_[kParamsBytes];
 };
 
 class Graph {
@@ -73,9 +153,23 @@ class Graph {
   Arena& arena() { return *arena_; }
   Tensor alloc(const Shape& s, DType t = DType::f32) { return arena_->tensor(s, t); }
   Var add_value(const Tensor& t, bool requires_grad);
-  void add_node(const Node& n) { nodes_.push_back(n); }
-  Node& last_node() { return nodes_.back(); }  // for ops that extend another op's node
-  bool needs_grad(std::initializer_list<Var> inputs) const;
+  // True when recording is on and any valid input needs a gradient (ops that
+  // save extra tensors for the backward ask before their forward).
+  bool needs_grad(VarList inputs) const;
+  // Records an op's output y and, when any input needs a gradient, its node:
+  // `backward`, the inputs (at most Node::kMaxInputs), the tensors the backward
+  // reads (at most Node::kMaxSaved) and the op's parameters. Returns y's Var.
+  Var record(const Tensor& y, BackwardFn backward, VarList inputs) {
+    return record(y, backward, inputs, NoParams{});
+  }
+  template <class P>
+  Var record(const Tensor& y, BackwardFn backward, VarList inputs, const P& params,
+             std::initializer_list<Tensor> saved = {}) {
+    const bool rg = needs_grad(inputs);
+    const Var r = add_value(y, rg);
+    if (rg) add_node(r, backward, inputs, saved).set_params(params);
+    return r;
+  }
 
   // Gradient recording can be switched off for inference: no nodes are kept.
   bool grad_enabled = true;
@@ -84,6 +178,10 @@ class Graph {
   bool training = false;
   uint64_t seed = 0;
   uint64_t next_stream() { return seed * 1000003ULL + (stream_++); }
+  // Data-parallel training: this graph computes rows [batch_row0, batch_row0 +
+  // batch_rows) of a global batch (0 rows: the whole batch), so dropout draws
+  // the masks of those rows.
+  int64_t batch_row0 = 0, batch_rows = 0;
 
   size_t node_count() const { return nodes_.size(); }
 
@@ -98,6 +196,7 @@ class Graph {
   std::vector<Slot> slots_;
   std::vector<Node> nodes_;
   uint64_t stream_ = 0;
+  Node& add_node(Var out, BackwardFn backward, VarList inputs, std::initializer_list<Tensor> saved);
   void run_backward();
 };
 

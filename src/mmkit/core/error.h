@@ -1,6 +1,8 @@
-// One exception type for every user-facing failure. Messages name the thing
-// that is wrong (file, tensor, shape) so the CLI can print them verbatim and
-// exit non-zero.
+// Two kinds of failure. User errors (bad file, field, shape) throw mmkit::Error
+// through MMKIT_CHECK / fail() with a message naming the thing that is wrong, so
+// the CLI can print it verbatim and exit non-zero. Broken internal invariants
+// (a bug in mmkit, not in the input) throw mmkit::InternalError through
+// MMKIT_ASSERT, whose message is the failed expression with file:line.
 #pragma once
 #include <sstream>
 #include <stdexcept>
@@ -32,6 +34,25 @@ template <class... A>
 #define MMKIT_CHECK(cond, ...)            \
   do {                                    \
     if (!(cond)) ::mmkit::fail(__VA_ARGS__); \
+  } while (0)
+
+// Not derived from Error: callers that handle user errors (a bad request, a bad
+// file) must not swallow a bug. The CLI still prints it (it catches std::exception).
+struct InternalError : std::logic_error {
+  explicit InternalError(const std::string& what) : std::logic_error(what) {}
+};
+
+// Cold and never inlined: an assertion costs its caller one compare and branch.
+[[noreturn, gnu::cold, gnu::noinline]] inline void assert_failed(const char* expr, const char* file, int line) {
+  std::ostringstream os;
+  os << "internal error: MMKIT_ASSERT(" << expr << ") failed at " << file << ":" << line;
+  throw InternalError(os.str());
+}
+
+// Internal invariants only (never input validation); active in every build type.
+#define MMKIT_ASSERT(cond)                                                            \
+  do {                                                                                \
+    if (__builtin_expect(!(cond), 0)) ::mmkit::assert_failed(#cond, __FILE__, __LINE__); \
   } while (0)
 
 }  // namespace mmkit

@@ -157,11 +157,11 @@ ImageBatchLoader::~ImageBatchLoader() {
   if (pending_.valid()) pending_.wait();
 }
 
-void ImageBatchLoader::start(const std::vector<int64_t>& idx, uint64_t seed) {
+void ImageBatchLoader::start(const std::vector<int64_t>& idx, uint64_t seed, int64_t row0) {
   if (pending_.valid()) pending_.wait();
   const int64_t per = floats_per_image();
   buf_.resize(idx.size() * size_t(per));
-  pending_ = std::async(std::launch::async, [this, idx, seed, per] {
+  pending_ = std::async(std::launch::async, [this, idx, seed, per, row0] {
     std::atomic<size_t> next{0};
     std::exception_ptr err;
     std::mutex mu;
@@ -173,7 +173,7 @@ void ImageBatchLoader::start(const std::vector<int64_t>& idx, uint64_t seed) {
           Image img = decode_image_file(paths_[size_t(k)]);
           float* o = buf_.data() + i * size_t(per);
           preprocess_image(img, pre_, o);
-          if (flip_ && (mix64(seed ^ mix64(i + 1)) & 1)) {
+          if (flip_ && (mix64(seed ^ mix64(uint64_t(row0) + i + 1)) & 1)) {
             const int64_t s = pre_.crop;
             for (int64_t c = 0; c < 3; ++c)
               for (int64_t y = 0; y < s; ++y) std::reverse(o + (c * s + y) * s, o + (c * s + y + 1) * s);

@@ -43,7 +43,9 @@ class ImageBatchLoader {
  public:
   ImageBatchLoader(std::vector<std::string> paths, PreprocessConfig pre, int workers, bool flip = false);
   ~ImageBatchLoader();
-  void start(const std::vector<int64_t>& idx, uint64_t seed);
+  // row0: the position of idx[0] in the global batch (data-parallel ranks
+  // load slices), so each image's flip depends on (seed, global position).
+  void start(const std::vector<int64_t>& idx, uint64_t seed, int64_t row0 = 0);
   void finish(float* out);
   int64_t floats_per_image() const { return 3 * int64_t(pre_.crop) * pre_.crop; }
 

@@ -64,9 +64,11 @@ CaptionEvalResult evaluate_captions(Captioner& m, const text::CaptionVocab& voca
   return r;
 }
 
-CaptionBatch make_caption_batch(const std::vector<const std::vector<int32_t>*>& words, const CaptionDecoderConfig& c) {
+CaptionBatch make_caption_batch(const std::vector<const std::vector<int32_t>*>& words, const CaptionDecoderConfig& c,
+                                int64_t min_T) {
   CaptionBatch b;
   const int64_t B = int64_t(words.size());
+  b.T = min_T;
   for (auto* w : words) b.T = std::max<int64_t>(b.T, int64_t(w->size()) + 1);
   b.T = std::min(b.T, c.max_len);
   b.ids = Tensor::empty(Shape{B, b.T}, DType::i32);

@@ -36,12 +36,14 @@ CaptionEvalResult evaluate_captions(Captioner& m, const text::CaptionVocab& voca
 // A batch of teacher-forcing sequences: ids [B, T] = BOS w1 .. wn PAD..,
 // targets [B*T] = w1 .. wn EOS -1.. (-1: ignored by the loss). Right padding
 // needs no key-padding mask: under the causal mask no real token sees a pad.
-// T is the longest caption + 1, at most max_len.
+// T is the longest caption + 1 (at least min_T: a data-parallel rank pads its
+// rows as the whole batch is padded), at most max_len.
 struct CaptionBatch {
   Tensor ids, targets;
   int64_t T = 0, tokens = 0;  // tokens: targets that count
 };
-CaptionBatch make_caption_batch(const std::vector<const std::vector<int32_t>*>& words, const CaptionDecoderConfig& c);
+CaptionBatch make_caption_batch(const std::vector<const std::vector<int32_t>*>& words, const CaptionDecoderConfig& c,
+                                int64_t min_T = 0);
 
 // Correct next-word predictions (logits [rows, V]) among the non-ignored targets.
 int64_t count_correct_words(const float* logits, const int32_t* targets, int64_t rows, int64_t V);

@@ -29,4 +29,27 @@ float contrastive_loss_forward(const float* img, const float* txt, float t, int6
 void contrastive_loss_backward(float dloss, float t, int64_t B, int64_t E, const ContrastiveSaved& s,
                                float* dimg, float* dtxt, float* dt);
 
+// Data-parallel form (open_clip's ClipLoss with local_loss and gathered
+// features): img/txt hold the M = N x B rows of every rank (gathered), this
+// rank owns rows [r0, r0 + B). The loss is that of its own rows only, both
+// directions, each against all M columns, averaged over its B rows:
+//   loss = (sum_{i own} CE(L[i, :], i) + sum_{j own} CE(L[:, j], j)) / (2B)
+// so the mean of the N ranks' losses is the single-process loss of the
+// global batch. Saved state: a, b [M, E] normalised, norms [2M + 1] (the last
+// = d loss / d t), g [2 x B x M]: d loss / d L of the own rows [B, M], then of
+// the own columns stored transposed [B, M]; logits (optional) [B, M] = the own rows.
+struct ContrastiveRowsSaved {
+  float* a;
+  float* b;
+  float* norms;
+  float* g;
+  float* logits;
+};
+float contrastive_loss_rows_forward(const float* img, const float* txt, float t, int64_t M, int64_t E, int64_t r0,
+                                    int64_t B, const ContrastiveRowsSaved& s);
+// Accumulates (+=) into dimg, dtxt [M, E] (all rows; the caller sums them
+// over the ranks and keeps its own) and dt.
+void contrastive_loss_rows_backward(float dloss, float t, int64_t M, int64_t E, int64_t r0, int64_t B,
+                                    const ContrastiveRowsSaved& s, float* dimg, float* dtxt, float* dt);
+
 }  // namespace mmkit::ops

@@ -9,12 +9,12 @@ static inline uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed) {
+void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed, uint64_t index0) {
   float keep_scale = 1.f / (1.f - p);
   uint64_t threshold = uint64_t(double(p) * 18446744073709551616.0);
 #pragma omp parallel for if (n > (1 << 15))
   for (int64_t i = 0; i < n; ++i) {
-    float m = mix(seed * 0x9e3779b97f4a7c15ULL + uint64_t(i)) < threshold ? 0.f : keep_scale;
+    float m = mix(seed * 0x9e3779b97f4a7c15ULL + index0 + uint64_t(i)) < threshold ? 0.f : keep_scale;
     mask[i] = m;
     y[i] = x[i] * m;
   }

@@ -6,7 +6,9 @@
 
 namespace mmkit::ops {
 
-void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed);
+// index0: the index of x[0] in the stream (a data-parallel rank's slice of a
+// global batch draws the mask the whole batch would have there).
+void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed, uint64_t index0 = 0);
 void dropout_backward(const float* dy, const float* mask, float* dx, int64_t n);
 
 }  // namespace mmkit::ops

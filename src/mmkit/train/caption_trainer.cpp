@@ -72,7 +72,6 @@ class CaptionTask : public TrainTask {
     train_words_ = encode_all(train_, m_.vocab);
     test_words_ = encode_all(test_, m_.vocab);
     m_.model.init(cfg, o_.seed);
-    x_ = Tensor::empty(Shape{o_.batch, cfg.vision.channels, cfg.vision.image_size, cfg.vision.image_size});
   }
 
   nn::ParamList parameters() override { return m_.model.parameters(); }
@@ -94,15 +93,24 @@ class CaptionTask : public TrainTask {
   }
 
   // Each image with one of its references, chosen by (seed, epoch, image).
-  void load_batch(const std::vector<int64_t>& idx, int epoch, int64_t) override {
-    n_ = int64_t(idx.size());
-    std::vector<const std::vector<int32_t>*> words;
-    for (int64_t i = 0; i < n_; ++i) {
-      const auto& refs = train_words_[size_t(idx[size_t(i)])];
-      uint64_t pick = mix64(o_.seed ^ mix64(uint64_t(epoch) * 0x100000001ull + uint64_t(idx[size_t(i)])));
-      words.push_back(&refs[size_t(pick % refs.size())]);
+  void load_batch(const std::vector<int64_t>& batch, int64_t row0, int64_t rows, int epoch, int64_t) override {
+    const std::vector<int64_t> idx(batch.begin() + row0, batch.begin() + row0 + rows);
+    if (n_ != rows) {
+      const VitConfig& v = m_.model.cfg.vision;
+      x_ = Tensor::empty(Shape{rows, v.channels, v.image_size, v.image_size});
+      n_ = rows;
     }
-    seq_ = make_caption_batch(words, m_.model.cfg.decoder);
+    // References of the whole batch (a rank pads its rows to the batch's longest).
+    std::vector<const std::vector<int32_t>*> words;
+    int64_t longest = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& refs = train_words_[size_t(batch[i])];
+      uint64_t pick = mix64(o_.seed ^ mix64(uint64_t(epoch) * 0x100000001ull + uint64_t(batch[i])));
+      const auto* w = &refs[size_t(pick % refs.size())];
+      longest = std::max<int64_t>(longest, int64_t(w->size()) + 1);
+      if (int64_t(i) >= row0 && int64_t(i) < row0 + rows) words.push_back(w);
+    }
+    seq_ = make_caption_batch(words, m_.model.cfg.decoder, longest);
     caption_input(m_.model, train_, idx.data(), n_, x_.f32());
   }
 

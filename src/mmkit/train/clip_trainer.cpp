@@ -9,6 +9,7 @@
 #include "mmkit/autograd/functions.h"
 #include "mmkit/core/rng.h"
 #include "mmkit/data/fmnist_captions.h"
+#include "mmkit/dist/communicator.h"
 #include "mmkit/data/image_text_dataset.h"
 #include "mmkit/eval/zero_shot_eval.h"
 #include "mmkit/image/preprocess.h"
@@ -23,10 +24,15 @@ namespace mmkit::train {
 namespace {
 
 // The symmetric contrastive loss of a batch; logits (optional) gets the
-// [B, B] scaled similarities.
-Var clip_loss(Graph& g, Clip& clip, const Tensor& pixels, const Tensor& ids, Tensor* logits) {
+// [B, B] scaled similarities. Data-parallel (comm of several ranks): the
+// loss of this rank's rows against the features of every rank's rows
+// (open_clip's local loss with gathered features), logits [rows, B].
+Var clip_loss(Graph& g, Clip& clip, const Tensor& pixels, const Tensor& ids, Tensor* logits,
+              dist::Communicator* comm = nullptr) {
   Var img = clip_encode_image(g, clip, g.constant(pixels));
   Var txt = clip_encode_text(g, clip, ids);
+  if (comm && comm->size() > 1)
+    return ag::clip_contrastive_loss_gathered(g, img, txt, g.param(clip.logit_scale), *comm, logits);
   return ag::clip_contrastive_loss(g, img, txt, g.param(clip.logit_scale), logits);
 }
 
@@ -127,9 +133,6 @@ class ClipTask : public TrainTask {
       test_pixels_ = data::fmnist_clip_pixels(test_, n);
       test_labels_.assign(test_.labels.begin(), test_.labels.begin() + n);
     }
-    x_ = Tensor::empty(Shape{o_.batch, 3, R, R});
-    ids_ = Tensor::empty(Shape{o_.batch, cfg.context_length}, DType::i32);
-    logits_ = Tensor::empty(Shape{o_.batch, o_.batch});
   }
 
   nn::ParamList parameters() override {
@@ -158,40 +161,46 @@ class ClipTask : public TrainTask {
                  (long long)s.steps_per_epoch, s.batch, s.threads);
   }
 
-  void prefetch(const std::vector<int64_t>& next, int64_t next_step) override {
-    if (loader_) loader_->start(next, mix64(o_.seed ^ uint64_t(next_step)));
+  void prefetch(const std::vector<int64_t>& next, int64_t row0, int64_t rows, int64_t next_step) override {
+    if (loader_)
+      loader_->start(std::vector<int64_t>(next.begin() + row0, next.begin() + row0 + rows),
+                     mix64(o_.seed ^ uint64_t(next_step)), row0);
   }
 
-  void load_batch(const std::vector<int64_t>& idx, int, int64_t step) override {
-    const int64_t n = int64_t(idx.size()), T = clip_.cfg.context_length;
-    const int64_t per = 3 * clip_.cfg.image_resolution * clip_.cfg.image_resolution;
-    idx_ = idx;
+  void load_batch(const std::vector<int64_t>& batch, int64_t row0, int64_t rows, int, int64_t step) override {
+    const int64_t T = clip_.cfg.context_length, R = clip_.cfg.image_resolution, B = int64_t(batch.size());
+    if (int64_t(idx_.size()) != B || row0_ != row0) {
+      x_ = Tensor::empty(Shape{rows, 3, R, R});
+      ids_ = Tensor::empty(Shape{rows, T}, DType::i32);
+      logits_ = Tensor::empty(Shape{rows, B});  // this rank's rows against the whole batch's columns
+    }
+    idx_ = batch;
+    row0_ = row0;
     if (loader_) loader_->finish(x_.f32());
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t k = idx[size_t(i)];
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t k = batch[size_t(row0 + i)];
       std::string caption;
-      if (loader_) {
+      if (loader_)
         caption = pairs_[size_t(k)].caption;
-      } else {
-        caption = data::fmnist_clip_pair(train_, k, mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(i))),
-                                         o_.augment, x_.f32() + i * per);
-      }
+      else
+        caption = data::fmnist_clip_pair(train_, k, mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(row0 + i))),
+                                         o_.augment, x_.f32() + i * 3 * R * R);
       std::memcpy(ids_.ptr<int32_t>() + i * T, tokens_of(caption).data(), size_t(T) * 4);
     }
   }
 
   StepOutput forward(Graph& g, int, int64_t) override {
     StepOutput out;
-    out.loss = clip_loss(g, clip_, x_, ids_, &logits_);
-    const int64_t n = int64_t(idx_.size());
-    out.weight = double(n);
+    out.loss = clip_loss(g, clip_, x_, ids_, &logits_, comm_);
+    const int64_t rows = x_.shape()[0], B = int64_t(idx_.size());
+    out.weight = double(rows);
     // In-batch image->text accuracy: the top caption is the image's own
     // (caption files) or one of its class (Fashion-MNIST, where a batch holds
     // ~batch/10 captions of each class and any of them is right).
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = logits_.f32() + i * n;
-      const int64_t j = std::max_element(row, row + n) - row;
-      out.metric += loader_ ? j == i : train_.labels[size_t(idx_[size_t(j)])] == train_.labels[size_t(idx_[size_t(i)])];
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* row = logits_.f32() + i * B;
+      const int64_t j = std::max_element(row, row + B) - row, self = row0_ + i;
+      out.metric += loader_ ? j == self : train_.labels[size_t(idx_[size_t(j)])] == train_.labels[size_t(idx_[size_t(self)])];
     }
     return out;
   }
@@ -308,8 +317,12 @@ class ClipTask : public TrainTask {
   std::unordered_map<std::string, std::vector<int32_t>> tok_cache_;
   std::string layout_ = "openai_clip";
   Clip clip_;
-  Tensor x_, ids_, logits_;  // the batch: [B, 3, R, R] pixels, I32 [B, T] ids, [B, B] scaled similarities
-  std::vector<int64_t> idx_;
+  // This rank's rows of the batch: [rows, 3, R, R] pixels, I32 [rows, T] ids,
+  // [rows, B] scaled similarities against every caption of the global batch.
+  Tensor x_, ids_, logits_;
+  std::vector<int64_t> idx_;  // the global batch
+  int64_t row0_ = 0;           // this rank's first row in it
+  dist::Communicator* comm_ = &dist::world();
   std::vector<double> losses_;  // this epoch's per-step losses
 };
 

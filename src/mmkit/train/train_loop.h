@@ -30,6 +30,7 @@
 
 #include "mmkit/autograd/graph.h"
 #include "mmkit/autograd/optimizer.h"
+#include "mmkit/dist/communicator.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/nn/module.h"
 #include "mmkit/report/plots.h"
@@ -39,8 +40,11 @@
 namespace mmkit::train {
 
 // What a task's forward pass gives for one batch.
+// Data-parallel: each rank's loss is the mean over its own rows; the loop
+// weighs each rank's gradients by weight / (the global batch's weight), so
+// the update is that of the mean over the global batch.
 struct StepOutput {
-  Var loss;           // scalar; invalid: nothing to learn from this batch (no update, the step still counts)
+  Var loss;           // scalar; invalid: nothing to learn from these rows (no update from them; the step still counts)
   double weight = 0;  // items the loss is a mean over (images, pairs, questions, target tokens)
   double metric = 0;  // the task's running metric summed over those items (correct predictions, accuracy)
 };
@@ -87,10 +91,15 @@ class TrainTask {
   virtual int64_t default_warmup(int64_t steps_per_epoch) const { return steps_per_epoch; }
   virtual void describe(std::FILE* log, const RunShape& s) const = 0;
 
-  // Per step. load_batch fills the task's input buffers for `batch` (item
-  // indices); prefetch may start loading the next one in the background.
-  virtual void load_batch(const std::vector<int64_t>& batch, int epoch, int64_t step) = 0;
-  virtual void prefetch(const std::vector<int64_t>& next_batch, int64_t next_step) {}
+  // Per step. `batch` is the global batch (item indices, the same on every
+  // rank); this process computes its rows [row0, row0 + rows) (all of them
+  // in a single process). load_batch fills the task's input buffers for
+  // those rows, with randomness drawn from (seed, step, global row), so the
+  // result does not depend on the number of processes; prefetch may start
+  // loading the next batch's rows in the background.
+  virtual void load_batch(const std::vector<int64_t>& batch, int64_t row0, int64_t rows, int epoch,
+                          int64_t step) = 0;
+  virtual void prefetch(const std::vector<int64_t>& next_batch, int64_t row0, int64_t rows, int64_t next_step) {}
   virtual StepOutput forward(Graph& g, int epoch, int64_t step) = 0;
   virtual void after_update(float loss) {}           // e.g. CLIP's temperature clamp
   virtual std::string progress_extra() const { return ""; }  // shown before the learning rate
@@ -113,6 +122,13 @@ class TrainTask {
 // task's JSON, as in history.json). Throws mmkit::Error with a clear message
 // on bad options, data, directories or checkpoints. SIGINT/SIGTERM or
 // max_steps save a checkpoint and return early (stop_signal() tells which).
+//
+// Under `mpirun -np N` (dist::world()), every rank runs this with the same
+// options: --batch is the global batch (N must divide it), each rank takes
+// its slice of every global batch, gradients are summed across ranks in
+// buckets before clipping and AdamW (which then run on identical values
+// everywhere), the running sums and the stop decision are reduced, and rank
+// 0 alone prints, writes checkpoints, history and curves.
 std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o, std::FILE* log);
 
 // The history's records as a trainer's typed records.
@@ -123,6 +139,14 @@ std::vector<Record> typed_history(const std::vector<nlohmann::json>& history,
   for (const auto& r : history) out.push_back(from_json(r));
   return out;
 }
+
+// Data-parallel: sums the trainable gradients of `params` over the ranks of
+// `comm`, each rank's multiplied by `scale` first (its share of the global
+// batch's weight), packed into buckets of at most 16 MB (one all-reduce per
+// bucket, not per tensor); adds the seconds spent in the all-reduces to
+// *comm_seconds. `buffer` is reused between steps.
+void allreduce_gradients(dist::Communicator& comm, const nn::ParamList& params, float scale, std::vector<float>* buffer,
+                         double* comm_seconds);
 
 // The update part of a step: backward from `loss`, the clipping factor of
 // the global gradient norm (clip_grad <= 0: off) and AdamW at `lr` in one

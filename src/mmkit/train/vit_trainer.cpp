@@ -52,9 +52,6 @@ class VitTask : public TrainTask {
       if (cfg.pixel_mean.empty()) set_pixel_stats(&cfg);
     }
     vit_.init(cfg, o_.seed);
-    const int64_t C = cfg.channels, S = cfg.image_size;
-    x_ = Tensor::empty(Shape{o_.batch, C, S, S});
-    y_ = Tensor::empty(Shape{o_.batch}, DType::i32);
     one_.rows = train_.rows;  // one augmented image at a time, through images_to_input
     one_.cols = train_.cols;
     one_.channels = train_.channels;
@@ -76,19 +73,23 @@ class VitTask : public TrainTask {
                  (long long)s.steps_per_epoch, s.batch, s.threads);
   }
 
-  void load_batch(const std::vector<int64_t>& idx, int, int64_t step) override {
-    const int64_t per = vit_.cfg.channels * vit_.cfg.image_size * vit_.cfg.image_size, zero = 0;
-    n_ = int64_t(idx.size());
-    for (int64_t i = 0; i < n_; ++i) {
-      const uint8_t* src = train_.image(idx[size_t(i)]);
-      if (o_.augment && vit_.cfg.channels == 1)
-        data::augment_random_crop_flip(src, train_.rows, train_.cols, o_.aug_shift, o_.aug_flip,
-                                       mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(i))),
+  void load_batch(const std::vector<int64_t>& batch, int64_t row0, int64_t rows, int, int64_t step) override {
+    const int64_t C = vit_.cfg.channels, S = vit_.cfg.image_size, zero = 0;
+    if (n_ != rows) {
+      x_ = Tensor::empty(Shape{rows, C, S, S});
+      y_ = Tensor::empty(Shape{rows}, DType::i32);
+      n_ = rows;
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t k = batch[size_t(row0 + i)];
+      if (o_.augment && C == 1)
+        data::augment_random_crop_flip(train_.image(k), train_.rows, train_.cols, o_.aug_shift, o_.aug_flip,
+                                       mix64(o_.seed ^ mix64(uint64_t(step) * 65536 + uint64_t(row0 + i))),
                                        one_.pixels.data());
       else
-        std::memcpy(one_.pixels.data(), src, one_.pixels.size());
-      images_to_input(vit_, one_, &zero, 1, x_.f32() + i * per);
-      y_.ptr<int32_t>()[i] = train_.labels[size_t(idx[size_t(i)])];
+        std::memcpy(one_.pixels.data(), train_.image(k), one_.pixels.size());
+      images_to_input(vit_, one_, &zero, 1, x_.f32() + i * C * S * S);
+      y_.ptr<int32_t>()[i] = train_.labels[size_t(k)];
     }
   }
 

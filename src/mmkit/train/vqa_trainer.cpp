@@ -85,8 +85,9 @@ class VqaTask : public TrainTask {
                  (long long)s.steps_per_epoch, s.batch, s.threads);
   }
 
-  void load_batch(const std::vector<int64_t>& idx, int epoch, int64_t) override {
-    ex_ = batches_->build(idx, /*drop_unanswerable=*/true, &batch_, &targets_, epoch < o_.non_relational_epochs);
+  void load_batch(const std::vector<int64_t>& batch, int64_t row0, int64_t rows, int epoch, int64_t) override {
+    const std::vector<int64_t> images(batch.begin() + row0, batch.begin() + row0 + rows);
+    ex_ = batches_->build(images, /*drop_unanswerable=*/true, &batch_, &targets_, epoch < o_.non_relational_epochs);
   }
 
   // Soft cross-entropy over the batch's questions; a batch left without
