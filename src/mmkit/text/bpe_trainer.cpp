@@ -1,5 +1,6 @@
 #include "mmkit/text/bpe_trainer.h"
 
+#include <chrono>
 #include <cstdint>
 #include <queue>
 #include <unordered_map>
@@ -150,6 +151,16 @@ std::vector<std::string> train_bpe_merges(const std::vector<std::string>& texts,
     }
   }
   return merges;
+}
+
+ClipTokenizer learn_clip_tokenizer(const std::vector<std::string>& texts, int num_merges, std::FILE* log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<std::string> merges = train_bpe_merges(texts, num_merges);
+  ClipTokenizer tok = ClipTokenizer::from_merges(merges);
+  std::fprintf(log, "tokenizer: learned %zu BPE merges from %zu captions in %.2f s (vocabulary %lld)\n", merges.size(),
+               texts.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               (long long)tok.vocab_size());
+  return tok;
 }
 
 }  // namespace mmkit::text

@@ -17,8 +17,11 @@
 // Cost: texts are reduced to distinct words once; afterwards a round touches only the words that
 // contain the merged pair, and pair counts are updated incrementally (lazy max-heap).
 #pragma once
+#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "mmkit/text/clip_tokenizer.h"
 
 namespace mmkit::text {
 
@@ -27,5 +30,9 @@ namespace mmkit::text {
 // (naming the text's index).
 std::vector<std::string> train_bpe_merges(const std::vector<std::string>& texts, int num_merges,
                                           int min_frequency = 2);
+
+// A CLIP tokenizer over `num_merges` merges learned from `texts`; one line on `log` says how many
+// merges, from how many texts, in how long, and the vocabulary size.
+ClipTokenizer learn_clip_tokenizer(const std::vector<std::string>& texts, int num_merges, std::FILE* log);
 
 }  // namespace mmkit::text

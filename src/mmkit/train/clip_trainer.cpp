@@ -1,7 +1,6 @@
 #include "mmkit/train/clip_trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -20,6 +19,10 @@
 #include "mmkit/train/train_loop.h"
 
 namespace mmkit::train {
+
+// history.json's record of an epoch: the field names are the keys.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ClipEpochRecord, epoch, train_loss, train_acc, zero_shot_acc, logit_scale, seconds,
+                                   pairs_per_s, losses)
 
 namespace {
 
@@ -57,18 +60,7 @@ float clip_train_step(Graph& g, Clip& clip, AdamW& opt, const Tensor& pixels, co
 
 namespace {
 
-ClipEpochRecord record_from_json(const nlohmann::json& j) {
-  ClipEpochRecord r;
-  r.epoch = j.at("epoch");
-  r.train_loss = j.at("train_loss");
-  r.train_acc = j.at("train_acc");
-  r.zero_shot_acc = j.at("zero_shot_acc");
-  r.logit_scale = j.at("logit_scale");
-  r.seconds = j.at("seconds");
-  r.pairs_per_s = j.at("pairs_per_s");
-  r.losses = j.at("losses").get<std::vector<double>>();
-  return r;
-}
+ClipEpochRecord record_from_json(const nlohmann::json& j) { return j.get<ClipEpochRecord>(); }
 
 bool is_caption_file(const std::string& d) {
   auto ends = [&](const char* s) { return d.size() >= std::strlen(s) && d.compare(d.size() - std::strlen(s), std::strlen(s), s) == 0; };
@@ -227,9 +219,7 @@ class ClipTask : public TrainTask {
                  s.train_loss, s.train_metric, scale);
     if (zs >= 0) std::fprintf(log, " | zero-shot test top-1 %.4f (held-out templates)", zs);
     std::fprintf(log, " | %.1f s, %.0f pairs/s\n", s.seconds, rate);
-    nlohmann::json r = {{"epoch", s.epoch},        {"train_loss", s.train_loss}, {"train_acc", s.train_metric},
-                        {"zero_shot_acc", zs},     {"logit_scale", scale},       {"seconds", s.seconds},
-                        {"pairs_per_s", rate},     {"losses", losses_}};
+    nlohmann::json r = ClipEpochRecord{s.epoch, s.train_loss, s.train_metric, zs, scale, s.seconds, rate, losses_};
     losses_.clear();
     return r;
   }
@@ -289,14 +279,7 @@ class ClipTask : public TrainTask {
     }
     std::vector<std::string> corpus = is_file_ ? std::vector<std::string>() : data::fmnist_training_captions();
     for (const auto& p : pairs_) corpus.push_back(p.caption);
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::string> merges = text::train_bpe_merges(corpus, o_.bpe_merges);
-    auto tok = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_merges(merges));
-    std::fprintf(log, "tokenizer: learned %zu BPE merges from %zu captions in %.2f s (vocabulary %lld)\n",
-                 merges.size(), corpus.size(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                 (long long)tok->vocab_size());
-    return tok;
+    return std::make_unique<text::ClipTokenizer>(text::learn_clip_tokenizer(corpus, o_.bpe_merges, log));
   }
 
   const std::vector<int32_t>& tokens_of(const std::string& c) {
