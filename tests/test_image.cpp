@@ -118,7 +118,7 @@ struct JpegErrJmp {
   jmp_buf jb;
 };
 
-std::vector<uint8_t> make_jpeg(const Image& im, J_COLOR_SPACE space, int quality) {
+std::vector<uint8_t> make_jpeg(const Image& im, J_COLOR_SPACE space, int quality, bool progressive = false) {
   jpeg_compress_struct c;
   JpegErrJmp err;
   c.err = jpeg_std_error(&err.pub);
@@ -139,6 +139,7 @@ std::vector<uint8_t> make_jpeg(const Image& im, J_COLOR_SPACE space, int quality
   c.in_color_space = space;
   jpeg_set_defaults(&c);
   jpeg_set_quality(&c, quality, TRUE);
+  if (progressive) jpeg_simple_progression(&c);  // libjpeg's standard script: 10 scans for YCbCr
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
     JSAMPROW row = const_cast<JSAMPROW>(im.row(int(c.next_scanline)));
@@ -299,6 +300,34 @@ TEST(Jpeg, RgbRoundTripApproximatelyEqual) {
   Image back = decode(bytes);
   EXPECT_EQ(back.channels, 3);
   expect_close(back, im, 12, 1.5);
+}
+
+// Issue #23: decoding cost is scans x 8x8 blocks, refused before decoding when it exceeds 20 full
+// scans of an image at the pixel limit. A real progressive JPEG (10 scans) decodes with the limit
+// at its own size; the same file with its last refinement scan repeated 200 times (a scan bomb:
+// the 146 KB 4000x4000 file of the issue had 985 scans and decoded for 5.8 s) is refused, naming
+// the scans and blocks.
+TEST(Jpeg, ProgressiveScanCostIsBoundedBeforeDecoding) {
+  Image im = smooth(96, 64, 3);
+  std::vector<uint8_t> p = make_jpeg(im, JCS_RGB, 90, /*progressive=*/true);
+  Image back = mmkit::decode_image_memory(p.data(), p.size(), "p.jpg", 96 * 64);
+  expect_close(back, im, 14, 2.0);
+  // The last scan starts at the last SOS marker (FF DA) and ends at EOI (FF D9).
+  size_t last_sos = 0;
+  for (size_t i = 0; i + 1 < p.size(); ++i)
+    if (p[i] == 0xFF && p[i + 1] == 0xDA) last_sos = i;
+  ASSERT_GT(last_sos, 0u);
+  ASSERT_EQ(p[p.size() - 2], 0xFF);
+  ASSERT_EQ(p[p.size() - 1], 0xD9);
+  std::vector<uint8_t> bomb(p.begin(), p.end() - 2);
+  const std::vector<uint8_t> scan(p.begin() + long(last_sos), p.end() - 2);
+  for (int k = 0; k < 200; ++k) bomb.insert(bomb.end(), scan.begin(), scan.end());
+  bomb.push_back(0xFF);
+  bomb.push_back(0xD9);
+  // 96x64 in 4:2:0 (libjpeg's default): Y 12 x 8 + Cb, Cr 6 x 4 each = 144 blocks; 210 scans;
+  // budget 20 x 3 x (96 * 64 / 64) = 5760.
+  expect_error([&] { mmkit::decode_image_memory(bomb.data(), bomb.size(), "bomb.jpg", 96 * 64); },
+               {"bomb.jpg", "210 scans x 144 blocks", "decoding cost 30240 exceeds the limit of 5760"});
 }
 
 TEST(Jpeg, Grayscale) {

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <thread>
 
@@ -307,6 +310,9 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   EXPECT_EQ(r->status, 501) << r->body;
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "no_text_model");
   EXPECT_NE(r->body.find("tokenizer"), std::string::npos) << r->body;
+  // Issue #23: where the model lives is the server's business, not the client's.
+  EXPECT_EQ(r->body.find(dir), std::string::npos) << r->body;
+  EXPECT_EQ(h->body.find(dir), std::string::npos) << h->body;
   auto z = c.Post("/v1/zero-shot", json{{"image", b64_png(test::shape_image(0))}, {"labels", "a,b"}}.dump(), "application/json");
   ASSERT_TRUE(z);
   EXPECT_EQ(z->status, 501) << z->body;
@@ -385,15 +391,27 @@ TEST_F(ServeHttp, EveryRouteAnswersThroughTheWrapper) {
                            "route=\"/v1/caption\",status=\"501\"", "route=\"other\",status=\"404\""})
     EXPECT_NE(m->body.find(std::string("mmkit_requests_total{") + want + "}"), std::string::npos)
         << want << " missing from\n" << m->body;
+  // The connection loop's gauges: this client's keep-alive connection is open.
+  EXPECT_NE(m->body.find("mmkit_connections_open "), std::string::npos) << m->body;
+  EXPECT_EQ(m->body.find("mmkit_connections_open 0\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("mmkit_connections_accepted_total "), std::string::npos) << m->body;
 }
 
 // A route failing inside (here a thumbnail whose image file is gone) answers
-// the error JSON naming the file and stays counted; the server keeps serving.
+// the error JSON naming the item (its file name, never the path: issue #23) and
+// stays counted; the server keeps serving.
+TEST(ServeRedactPaths, AbsolutePathsBecomeFileNames) {
+  EXPECT_EQ(redact_paths("cannot open /home/u/models/clip.safetensors: No such file"), "cannot open clip.safetensors: No such file");
+  EXPECT_EQ(redact_paths("no tokenizer beside '/a/b/m.safetensors' (tried /a/b/vocab.json)"),
+            "no tokenizer beside 'm.safetensors' (tried vocab.json)");
+  EXPECT_EQ(redact_paths("a/b stays, /single stays, 3/4 stays"), "a/b stays, /single stays, 3/4 stays");
+}
+
 TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   std::string dir = test::make_temp_dir("serve_thumb_gone");
   std::string images = dir + "/images";
   ::mkdir(images.c_str(), 0755);
-  std::vector<std::string> files = test::write_shape_images(images, 2);
+  std::vector<std::string> files = test::write_shape_images(images, 3);
   std::string model = test::write_tiny_clip(dir);
   {
     ClipRunner builder = ClipRunner::open(model);
@@ -410,12 +428,37 @@ TEST(ServeHttpFailures, AThumbnailOfAVanishedFileIsAnErrorJson) {
   m.index = idx.get();
   test::InProcessServer server(m, ServerOptions{});
   httplib::Client c = server.client();
+  auto first = c.Get("/v1/thumb/0");  // made now and cached (ThumbnailCache)
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
   ASSERT_EQ(std::remove(files[1].c_str()), 0);
-  test::expect_api_error(c.Get("/v1/thumb/1"), 400, "bad_request", "img_00001.png");
+  auto gone = c.Get("/v1/thumb/1");
+  test::expect_api_error(gone, 404, "image_unavailable", "img_00001.png");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->body.find(dir), std::string::npos) << gone->body;
+  // A file replaced by a symlink to a non-image: neither its path nor its bytes reach the client.
+  const std::string secret = dir + "/secret.txt";
+  std::ofstream(secret) << "SECRET-CONTENTS of a private file";
+  ASSERT_EQ(::symlink(secret.c_str(), files[1].c_str()), 0);
+  auto sym = c.Get("/v1/thumb/1");
+  test::expect_api_error(sym, 404, "image_unavailable", "img_00001.png");
+  ASSERT_TRUE(sym);
+  EXPECT_EQ(sym->body.find("SECRET"), std::string::npos) << sym->body;
+  EXPECT_EQ(sym->body.find(dir), std::string::npos) << sym->body;
+  // Thumbnail 0 comes from the cache: its original is not read again.
+  ASSERT_EQ(std::remove(files[0].c_str()), 0);
   auto ok = c.Get("/v1/thumb/0");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, first->body);
   auto mt = c.Get("/metrics");
   ASSERT_TRUE(mt);
-  EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"400\"} 1"), std::string::npos) << mt->body;
+  EXPECT_NE(mt->body.find("mmkit_requests_total{route=\"/v1/thumb\",status=\"404\"} 2"), std::string::npos) << mt->body;
+
+  // Originals above the server's pixel limit get no thumbnail (the limit uploads have).
+  ServerOptions small;
+  small.limits.max_image_pixels = 100;
+  test::InProcessServer strict(m, small);
+  httplib::Client sc = strict.client();
+  test::expect_api_error(sc.Get("/v1/thumb/2"), 404, "image_unavailable", "img_00002.png");
 }

@@ -28,6 +28,8 @@ struct ServeArgs {
   serve::RequestLimits limits;
   double max_body_mb = 32;
   double request_timeout_s = 30;
+  std::vector<std::string> allowed_hosts;
+  size_t max_connections = 4096, max_client_connections = 256;
 };
 
 int run_serve(const ServeArgs& a) {
@@ -86,6 +88,9 @@ int run_serve(const ServeArgs& a) {
   so.limits.max_body_bytes = size_t(a.max_body_mb * (1 << 20));
   so.http_threads = a.http_threads;
   so.request_timeout_s = a.request_timeout_s;
+  so.allowed_hosts = a.allowed_hosts;
+  so.max_connections = a.max_connections;
+  so.max_per_client = a.max_client_connections;
   serve::ApiServer server(m, so);
   const int port = server.bind(a.host, a.port);
   if (!a.port_file.empty()) {
@@ -137,6 +142,12 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--http-threads", sa->http_threads, "connections served at once")->capture_default_str();
   sv->add_option("--request-timeout", sa->request_timeout_s,
                  "seconds a request's bytes may take to arrive (slower clients get 408)")->capture_default_str();
+  sv->add_option("--allowed-host", sa->allowed_hosts,
+                 "a Host name clients may use besides IP addresses and localhost (repeatable; '*': any). "
+                 "Names not listed are refused so that a DNS-rebinding web page cannot reach the server")->take_all();
+  sv->add_option("--max-connections", sa->max_connections, "open connections at once")->capture_default_str();
+  sv->add_option("--max-client-connections", sa->max_client_connections, "open connections at once from one address")
+      ->capture_default_str();
   add_threads_option(sv, &sa->threads);
   sv->add_option("--max-body-mb", sa->max_body_mb, "largest request body")->capture_default_str();
   sv->add_option("--max-image-pixels", sa->limits.max_image_pixels, "largest image (width x height)")->capture_default_str();

@@ -7,23 +7,39 @@
 
 #include <algorithm>
 
-#include "deadline_http_server.h"
+#include "event_http_server.h"
 #include "route_util.h"
 #include "web_assets.h"
 
 namespace mmkit::serve {
 
+namespace {
+
+ConnectionLimits connection_limits(const ServerOptions& o) {
+  ConnectionLimits c;
+  c.workers = std::max(1, o.http_threads);
+  c.max_connections = o.max_connections;
+  c.max_per_client = o.max_per_client;
+  c.idle_timeout_s = o.idle_timeout_s;
+  c.request_timeout_s = o.request_timeout_s;
+  c.response_timeout_s = o.response_timeout_s;
+  c.head.max_body_bytes = o.limits.max_body_bytes;
+  c.head.allowed_hosts = o.allowed_hosts;
+  // Request bytes held at once (bodies being received and in handlers): room for several
+  // requests at the body limit, at most 1 GB.
+  c.max_buffered_bytes = std::min<size_t>(size_t(1) << 30, std::max<size_t>(8 * o.limits.max_body_bytes, 64u << 20));
+  return c;
+}
+
+}  // namespace
+
 ApiServer::ApiServer(ServerModels models, ServerOptions opt)
-    : m_(std::move(models)), opt_(opt), http_(std::make_unique<DeadlineHttpServer>(opt.request_timeout_s)) {
+    : m_(std::move(models)), opt_(opt), http_(std::make_unique<EventHttpServer>(connection_limits(opt))) {
   MMKIT_CHECK(m_.clip, "the server needs a CLIP model");
-  const int n = std::max(1, opt_.http_threads);
-  http_->new_task_queue = [n] { return new httplib::ThreadPool(size_t(n)); };
-  http_->set_payload_max_length(opt_.limits.max_body_bytes);
-  http_->set_tcp_nodelay(true);  // small JSON responses: no Nagle/delayed-ACK stalls
-  http_->set_keep_alive_max_count(100000);
-  http_->set_keep_alive_timeout(30);
-  http_->set_read_timeout(30, 0);
-  http_->set_write_timeout(30, 0);
+  if (m_.index)
+    thumbs_ = std::make_unique<index::ThumbnailCache>(*m_.index, opt_.thumb_size, opt_.thumb_cache_bytes,
+                                                      opt_.limits.max_image_pixels);
+  http_->on_refusal = [this](int status, const std::string&) { metrics_.observe("other", status, 0); };
   routes();
 }
 
@@ -76,15 +92,13 @@ void ApiServer::routes() {
       http_->Post(r.pattern, handler);
   }
 
-  // Unmatched routes, and errors httplib raises itself (413 for bodies over
-  // the limit): JSON like every other error. httplib calls this for a route's
-  // 4xx/5xx too, which already has its JSON body.
+  // Unmatched routes, and errors httplib raises itself: JSON like every other
+  // error. httplib calls this for a route's 4xx/5xx too, which already has its
+  // JSON body. (Framing, size, timeout and Host refusals never get here: the
+  // connection loop answers them from the head, event_http_server.h.)
   http_->set_error_handler([this](const Request& req, Response& res) {
     if (!res.body.empty()) return;
-    if (DeadlineHttpServer::request_timed_out()) {  // httplib's 400 for a request cut by its deadline
-      res.status = 408;
-      res.set_content(request_timeout_json(opt_.request_timeout_s), "application/json");
-    } else if (res.status == 413 || DeadlineHttpServer::request_too_large())
+    if (res.status == 413)
       send_error(res, 413, "payload_too_large",
                  "request body is larger than the limit of " + std::to_string(opt_.limits.max_body_bytes) + " bytes");
     else if (res.status == 404)
@@ -94,7 +108,7 @@ void ApiServer::routes() {
                  "HTTP " + std::to_string(res.status) +
                      (res.status == 400 ? ": malformed request (request line, headers or body framing)" : ""));
     // Not a route's answer: the request could not be read, so neither can what follows it.
-    if (res.status == 400 || res.status == 408 || res.status == 413) res.set_header("Connection", "close");
+    if (res.status == 400 || res.status == 413) res.set_header("Connection", "close");
     metrics_.observe("other", res.status, 0);
   });
 }

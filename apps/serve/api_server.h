@@ -23,13 +23,16 @@
 // route (route_util.h's answer_route) and for requests no route takes.
 // Handlers: one member function per route, registered by the table in routes()
 // (api_server.cpp); their bodies are in status_routes.cpp, clip_routes.cpp and model_routes.cpp.
-// Connections: DeadlineHttpServer (a request must arrive within request_timeout_s: 408),
-// request bodies: RequestBody (mmkit/serve/request_body.h).
+// Connections: EventHttpServer (one epoll loop owns the sockets; a handler thread only gets a
+// complete request whose head passed http_head.h's checks; deadlines, caps), request bodies:
+// RequestBody (mmkit/serve/request_body.h).
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/index/thumbnail_cache.h"
 #include "mmkit/serve/caption_service.h"
 #include "mmkit/serve/clip_service.h"
 #include "mmkit/serve/metrics.h"
@@ -44,7 +47,7 @@ struct Response;
 
 namespace mmkit::serve {
 
-class DeadlineHttpServer;
+class EventHttpServer;
 
 struct ServerModels {
   ClipService* clip = nullptr;             // required
@@ -57,9 +60,15 @@ struct ServerModels {
 
 struct ServerOptions {
   RequestLimits limits;
-  int http_threads = 64;  // connections served at once (keep-alive connections hold a thread)
+  int http_threads = 64;  // requests handled at once (idle and slow connections hold none)
   int thumb_size = 160;   // longest side of /v1/thumb images
-  double request_timeout_s = 30;  // a request's bytes must all arrive within this (slow clients: 408)
+  size_t thumb_cache_bytes = 16u << 20;  // thumbnails kept (PNG bytes, LRU)
+  double request_timeout_s = 30;   // a request's bytes must all arrive within this (slow clients: 408)
+  double idle_timeout_s = 30;      // a connection must start a request within this
+  double response_timeout_s = 30;  // a client must take its whole response within this
+  size_t max_connections = 4096;   // open at once (the longest-idle one makes room)
+  size_t max_per_client = 256;     // open at once from one address
+  std::vector<std::string> allowed_hosts;  // Host names besides IP literals and localhost ("*": any)
 };
 
 class ApiServer {
@@ -98,7 +107,8 @@ class ApiServer {
   ServerModels m_;
   ServerOptions opt_;
   Metrics metrics_;
-  std::unique_ptr<DeadlineHttpServer> http_;
+  std::unique_ptr<EventHttpServer> http_;
+  std::unique_ptr<index::ThumbnailCache> thumbs_;  // with an index
 };
 
 }  // namespace mmkit::serve

@@ -20,9 +20,16 @@ namespace mmkit::serve {
 // Runs `handle` and records the route's status and latency in `metrics`. What
 // it throws becomes the standard error JSON: ApiError -> its status and code,
 // QueueFull -> 503 overloaded, mmkit::Error -> 400 bad_request, anything else
-// -> 500 internal.
+// -> 500 internal. The library's own messages (not ApiError's, which the
+// handlers word for clients) go to the log in full and to the client with
+// filesystem paths cut to their last component (redact_paths).
 void answer_route(Metrics& metrics, const std::string& route, httplib::Response& res,
                   const std::function<void()>& handle);
+
+// "cannot open /home/u/models/clip.safetensors: ..." -> "cannot open clip.safetensors: ...":
+// every absolute path (a '/' at the start of a word, with another '/' in it) becomes its
+// file name, so that errors never tell a client where files live.
+std::string redact_paths(const std::string& message);
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& j);
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message);

@@ -2,6 +2,7 @@
 #include <httplib.h>
 
 #include "api_server.h"
+#include "event_http_server.h"
 #include "mmkit/serve/api_error.h"
 #include "route_util.h"
 #include "web_assets.h"
@@ -43,7 +44,7 @@ json ApiServer::health_json() const {
               {"embed_dim", c.embed_dim},
               {"image_resolution", c.image_resolution},
               {"text", m_.clip->has_text()},
-              {"text_error", m_.clip->text_error()}}},
+              {"text_error", redact_paths(m_.clip->text_error())}}},
             {"classify", bool(m_.classify)},
             {"limits",
              {{"max_body_bytes", opt_.limits.max_body_bytes},
@@ -85,6 +86,21 @@ void ApiServer::update_gauges() {
                                                  {"index", m_.index != nullptr}};
   for (auto& [name, on] : loaded)
     metrics_.set_gauge(std::string("mmkit_model_loaded{model=\"") + name + "\"}", on ? 1 : 0);
+  // The connection loop (event_http_server.h): what idle, slow and hostile clients cost.
+  const ConnectionStats cs = http_->stats();
+  const std::pair<const char*, int64_t> conn[] = {
+      {"mmkit_connections_open", cs.open},
+      {"mmkit_connections_busy", cs.busy},
+      {"mmkit_connections_accepted_total", cs.accepted},
+      {"mmkit_connections_evicted_idle_total", cs.evicted_idle},
+      {"mmkit_connections_refused_total", cs.refused_full},
+      {"mmkit_accept_backoffs_total", cs.accept_backoffs},
+      {"mmkit_connections_timed_out_total{phase=\"idle\"}", cs.timed_out_idle},
+      {"mmkit_connections_timed_out_total{phase=\"request\"}", cs.timed_out_request},
+      {"mmkit_connections_timed_out_total{phase=\"response\"}", cs.timed_out_response},
+      {"mmkit_requests_refused_from_head_total", cs.refused_head},
+      {"mmkit_request_bytes_buffered", cs.buffered_bytes}};
+  for (auto& [name, v] : conn) metrics_.set_gauge(name, double(v));
 }
 
 }  // namespace mmkit::serve

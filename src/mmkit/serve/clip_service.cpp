@@ -1,5 +1,6 @@
 #include "mmkit/serve/clip_service.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <future>
@@ -80,20 +81,36 @@ ClipService::~ClipService() {
 std::vector<Embedding> ClipService::embed_texts(const std::vector<std::string>& texts, bool normalize) {
   if (texts.empty()) return {};
   MMKIT_CHECK(has_text_, "text embeddings are unavailable: ", text_error_);
-  std::vector<std::future<Embedding>> fs;
-  for (auto& ids : runner_.tokenize(texts)) fs.push_back(text_->submit(std::move(ids)));
-  return wait_all(fs, normalize);
+  const size_t chunk = size_t(std::max(1, text_->options().max_batch));
+  std::vector<Embedding> out;
+  out.reserve(texts.size());
+  for (size_t a = 0; a < texts.size(); a += chunk) {
+    const std::vector<std::string> part(texts.begin() + long(a), texts.begin() + long(std::min(texts.size(), a + chunk)));
+    std::vector<std::future<Embedding>> fs;
+    for (auto& ids : runner_.tokenize(part)) fs.push_back(text_->submit(std::move(ids)));
+    for (Embedding& e : wait_all(fs, normalize)) out.push_back(std::move(e));
+  }
+  return out;
 }
 
 std::vector<Embedding> ClipService::embed_images(const std::vector<Image>& images, bool normalize) {
-  std::vector<std::future<Embedding>> fs;
-  const size_t P = size_t(3 * res_ * res_);
-  for (const Image& im : images) {
-    std::vector<float> px(P);
-    preprocess_image(im, runner_.preprocess(), px.data());  // on the caller's thread
-    fs.push_back(image_->submit(std::move(px)));
+  return embed_images(images.size(), [&](size_t i) { return images[i]; }, normalize);
+}
+
+std::vector<Embedding> ClipService::embed_images(size_t n, const std::function<Image(size_t)>& image, bool normalize) {
+  const size_t P = size_t(3 * res_ * res_), chunk = size_t(std::max(1, image_->options().max_batch));
+  std::vector<Embedding> out;
+  out.reserve(n);
+  for (size_t a = 0; a < n; a += chunk) {
+    std::vector<std::future<Embedding>> fs;
+    for (size_t i = a; i < std::min(n, a + chunk); ++i) {
+      std::vector<float> px(P);
+      preprocess_image(image(i), runner_.preprocess(), px.data());  // on the caller's thread; the Image dies here
+      fs.push_back(image_->submit(std::move(px)));
+    }
+    for (Embedding& e : wait_all(fs, normalize)) out.push_back(std::move(e));
   }
-  return wait_all(fs, normalize);
+  return out;
 }
 
 std::vector<Embedding> ClipService::label_embeddings(const std::vector<std::string>& labels,

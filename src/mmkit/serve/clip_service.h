@@ -8,6 +8,7 @@
 //   std::vector<float> e = svc.embed_text("a photo of a cat");    // L2-normalised, [E]
 //   ZeroShotProbs z = svc.zero_shot(img, {"cat", "dog"}, {});
 #pragma once
+#include <functional>
 #include <list>
 #include <map>
 #include <mutex>
@@ -42,8 +43,14 @@ class ClipService {
 
   // Raw (normalize = false) or L2-normalised embeddings; inputs from many
   // calls are batched together. Text without a tokenizer throws mmkit::Error.
+  // At most one batch (max_batch items) of a call is queued at a time, so one request with
+  // many inputs neither fills the queue (503 for everyone else) nor holds more than a batch
+  // of preprocessed pixels.
   std::vector<Embedding> embed_texts(const std::vector<std::string>& texts, bool normalize = true);
   std::vector<Embedding> embed_images(const std::vector<Image>& images, bool normalize = true);
+  // Images produced one at a time by image(i), i < n (decoded on demand and dropped after
+  // preprocessing: a request's decoded pixels are one image's).
+  std::vector<Embedding> embed_images(size_t n, const std::function<Image(size_t)>& image, bool normalize = true);
 
   // CLIP zero-shot with prompt ensembling (ClipRunner::zero_shot's maths):
   // label embeddings = renormalised mean of normalised template embeddings,

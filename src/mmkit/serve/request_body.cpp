@@ -1,18 +1,48 @@
 #include "mmkit/serve/request_body.h"
 
+#include <cctype>
+
 #include "mmkit/serve/api_error.h"
 
 namespace mmkit::serve {
 
 using json = nlohmann::json;
 
+namespace {
+
+// "application/json", alone or with parameters ("; charset=utf-8"), any case; not "application/jsonfoo".
+bool is_json_media_type(const std::string& ct) {
+  static const std::string J = "application/json";
+  if (ct.size() < J.size()) return false;
+  for (size_t i = 0; i < J.size(); ++i)
+    if (std::tolower(uint8_t(ct[i])) != J[i]) return false;
+  return ct.size() == J.size() || ct[J.size()] == ';' || ct[J.size()] == ' ' || ct[J.size()] == '\t';
+}
+
+}  // namespace
+
 RequestBody RequestBody::from_body(const std::string& ct, const std::string& body, const RequestLimits& lim) {
   RequestBody b(lim);
-  if (ct.rfind("application/json", 0) != 0 && !(ct.empty() && !body.empty() && body[0] == '{'))
+  if (!is_json_media_type(ct) && !(ct.empty() && !body.empty() && body[0] == '{'))
     api_fail(415, "unsupported_media_type", "Content-Type '", ct, "': send application/json or multipart/form-data");
   if (body.empty()) api_fail(400, "bad_request", "empty request body; expected a JSON object");
+  // nlohmann reads a std::string up to its first NUL: what follows would be ignored silently.
+  if (const size_t nul = body.find('\0'); nul != std::string::npos)
+    api_fail(400, "bad_json", "request body is not valid JSON: NUL byte at offset ", nul);
+  // Depth and element count are checked while parsing, so a body of a million {} is refused
+  // after max_json_elements values instead of costing ~40 bytes of tree per input byte.
+  size_t elements = 0;
+  auto bound = [&](int depth, json::parse_event_t ev, json&) {
+    if (size_t(depth) > lim.max_json_depth)
+      api_fail(400, "bad_json", "request body is nested deeper than ", lim.max_json_depth, " levels");
+    if ((ev == json::parse_event_t::value || ev == json::parse_event_t::object_start ||
+         ev == json::parse_event_t::array_start) &&
+        ++elements > lim.max_json_elements)
+      api_fail(400, "bad_json", "request body has more than ", lim.max_json_elements, " JSON values");
+    return true;
+  };
   try {
-    b.j_ = json::parse(body);
+    b.j_ = json::parse(body, bound);
   } catch (const json::exception& e) {
     api_fail(400, "bad_json", "request body is not valid JSON: ", e.what());
   }
@@ -142,25 +172,51 @@ bool RequestBody::boolean(const std::string& k, bool def) const {
   return j_[k].get<bool>();
 }
 
-std::vector<Image> RequestBody::images() const {
-  std::vector<Image> out;
-  int i = 0;
+size_t RequestBody::image_count() const {
+  size_t n = 0;
   if (multipart_) {
+    for (auto& f : files_) n += f.first == "image" || f.first == "images";
+    return n;
+  }
+  for (const char* k : {"image", "images"})
+    if (j_.contains(k) && !j_[k].is_null()) n += j_[k].is_array() ? j_[k].size() : 1;
+  return n;
+}
+
+Image RequestBody::image(size_t i) const {
+  if (multipart_) {
+    size_t seen = 0;
     for (auto& [name, bytes] : files_) {
       if (name != "image" && name != "images") continue;
-      std::string field = name + "[" + std::to_string(i++) + "]";
-      out.push_back(decode_request_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), lim_, field));
+      if (seen++ != i) continue;
+      const std::string field = name + "[" + std::to_string(i) + "]";
+      return decode_request_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), lim_, field);
     }
-    return out;
+    api_fail(400, "bad_request", "no image ", i);
   }
+  size_t base = 0;
   for (const char* k : {"image", "images"}) {
-    std::vector<std::string> b64 = strings(k);
-    for (size_t n = 0; n < b64.size(); ++n) {
-      std::string field = std::string(k) + (std::string(k) == "images" ? "[" + std::to_string(n) + "]" : "");
-      std::vector<uint8_t> bytes = decode_base64(b64[n], field);
-      out.push_back(decode_request_image(bytes.data(), bytes.size(), lim_, field));
+    if (!j_.contains(k) || j_[k].is_null()) continue;
+    const json& v = j_[k];
+    const size_t n = v.is_array() ? v.size() : 1;
+    if (i >= base + n) {
+      base += n;
+      continue;
     }
+    const size_t at = i - base;
+    const json& e = v.is_array() ? v[at] : v;
+    const std::string field = std::string(k) + (v.is_array() ? "[" + std::to_string(at) + "]" : "");
+    if (!v.is_string() && !v.is_array()) api_fail(400, "bad_request", "'", k, "' must be a string or an array of strings");
+    if (!e.is_string()) api_fail(400, "bad_request", field, " must be a string, got ", e.type_name());
+    std::vector<uint8_t> bytes = decode_base64(e.get_ref<const std::string&>(), field);
+    return decode_request_image(bytes.data(), bytes.size(), lim_, field);
   }
+  api_fail(400, "bad_request", "no image ", i);
+}
+
+std::vector<Image> RequestBody::images() const {
+  std::vector<Image> out;
+  for (size_t i = 0, n = image_count(); i < n; ++i) out.push_back(image(i));
   return out;
 }
 

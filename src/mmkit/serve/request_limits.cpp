@@ -76,6 +76,7 @@ Image decode_request_image(const uint8_t* data, size_t size, const RequestLimits
   } catch (const Error& e) {
     std::string m = e.what();
     // The decoders check the declared size before allocating pixels.
+    if (m.find("decoding cost") != std::string::npos) throw ApiError(413, "image_too_costly", m);
     if (m.find("exceeds the limit of") != std::string::npos) throw ApiError(413, "image_too_large", m);
     throw ApiError(400, "bad_image", m);
   }
