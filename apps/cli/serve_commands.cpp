@@ -142,9 +142,9 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--http-threads", sa->http_threads, "connections served at once")->capture_default_str();
   sv->add_option("--request-timeout", sa->request_timeout_s,
                  "seconds a request's bytes may take to arrive (slower clients get 408)")->capture_default_str();
-  sv->add_option("--allowed-host", sa->allowed_hosts,
-                 "a Host name clients may use besides IP addresses and localhost (repeatable; '*': any). "
-                 "Names not listed are refused so that a DNS-rebinding web page cannot reach the server")->take_all();
+  add_repeatable(sv, "--allowed-host", &sa->allowed_hosts,
+                 "a Host name clients may use besides IP addresses and localhost ('*': any; default: none). "
+                 "Names not listed are refused so that a DNS-rebinding web page cannot reach the server");
   sv->add_option("--max-connections", sa->max_connections, "open connections at once")->capture_default_str();
   sv->add_option("--max-client-connections", sa->max_client_connections, "open connections at once from one address")
       ->capture_default_str();
