@@ -25,11 +25,6 @@
 using namespace mmkit;
 using nlohmann::json;
 
-// The README's main job and these tests train on Debian's dataset-fashion-mnist (scripts/setup.sh).
-#define REQUIRE_FMNIST()                                                                         \
-  if (!test::file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) \
-  GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
-
 namespace {
 
 // Runs `mmkit ARGS` (stdout to `out`, stderr to `err`; 10 min at most); the exit code.

@@ -32,11 +32,6 @@ using namespace mmkit;
 
 namespace {
 
-bool have_fmnist() {
-  return test::file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
-}
-#define REQUIRE_FMNIST() \
-  if (!have_fmnist()) GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 std::string mmkit_bin() { return std::string(MMKIT_BINARY_DIR) + "/mmkit"; }
 

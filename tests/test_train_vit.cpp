@@ -31,13 +31,6 @@ using namespace mmkit;
 
 namespace {
 
-bool have_fmnist() {
-  return test::file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
-}
-
-#define REQUIRE_FMNIST()                                                                   \
-  if (!have_fmnist())                                                                      \
-  GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 train::VitTrainOptions tiny_options(const std::string& out) {
   train::VitTrainOptions o;

@@ -15,6 +15,7 @@
 
 #include "mmkit/core/error.h"
 #include "mmkit/core/tensor.h"
+#include "mmkit/data/fashion_mnist.h"
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/models/clip.h"
 
@@ -118,6 +119,15 @@ inline std::string mpirun_prefix(int np, const std::string& extra, int timeout_s
   return "ASAN_OPTIONS=detect_leaks=0 timeout " + std::to_string(timeout_s) +
          " mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -np " + std::to_string(np) + " " + extra + " ";
 }
+
+// Debian's dataset-fashion-mnist (scripts/setup.sh installs it): the README's main job and the
+// training tests use it; without it they skip.
+inline bool have_fmnist() {
+  return file_exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
+}
+#define REQUIRE_FMNIST()           \
+  if (!mmkit::test::have_fmnist()) \
+  GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 inline std::string make_temp_dir(const std::string& tag) {
   std::string tmpl = "/tmp/mmkit_" + tag + "_XXXXXX";
