@@ -105,6 +105,17 @@ Result run(int rows, int warmup, int steps, int words) {
   return r;
 }
 
+// The "RESULT ..." line a --worker prints, from its output.
+Result read_result(FILE* p) {
+  Result r;
+  char line[512];
+  while (std::fgets(line, sizeof line, p))
+    if (std::sscanf(line, "RESULT ranks=%d batch=%d step_s=%lf comm_s=%lf", &r.ranks, &r.batch, &r.step_s,
+                    &r.comm_s) == 4)
+      break;
+  return r;
+}
+
 int arg(int argc, char** argv, const char* name, int def) {
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], name)) return std::atoi(argv[i + 1]);
@@ -174,12 +185,7 @@ int main(int argc, char** argv) {
                           " --warmup " + std::to_string(warmup) + " --words " + std::to_string(words);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return 1;
-  Result many;
-  char line[512];
-  while (std::fgets(line, sizeof line, p))
-    if (std::sscanf(line, "RESULT ranks=%d batch=%d step_s=%lf comm_s=%lf", &many.ranks, &many.batch, &many.step_s,
-                    &many.comm_s) == 4)
-      break;
+  const Result many = read_result(p);
   if (pclose(p) != 0 || many.step_s <= 0) {
     std::fprintf(stderr, "dist_train_bench: the mpirun half failed: %s\n", cmd.c_str());
     return 1;
@@ -201,11 +207,7 @@ int main(int argc, char** argv) {
   double ceiling = 0, slowest = 0;
   bool ok = int(solos.size()) == ranks;
   for (FILE* q : solos) {
-    Result r;
-    while (std::fgets(line, sizeof line, q))
-      if (std::sscanf(line, "RESULT ranks=%d batch=%d step_s=%lf comm_s=%lf", &r.ranks, &r.batch, &r.step_s,
-                      &r.comm_s) == 4)
-        break;
+    const Result r = read_result(q);
     ok = pclose(q) == 0 && r.step_s > 0 && ok;
     ceiling += r.pairs_per_s();
     slowest = std::max(slowest, r.step_s);
