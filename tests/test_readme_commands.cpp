@@ -383,9 +383,7 @@ TEST(ReadmeCommands, EveryCommandLineRunsAsWritten) {
         ran.push_back({sub, c.text});
         continue;
       }
-      // As root (CI) Open MPI needs --allow-run-as-root; 2 ranks may exceed the cores CI gives.
-      // The sanitizer build's ranks skip the exit-time leak check (test_util.h, mpirun_prefix).
-      cmd = "ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS" + cmd.substr(6);
+      cmd = test::mpirun_launcher() + cmd.substr(6);  // "mpirun" + the line's own options
     }
     Ran r = run_in(dir, cmd);
     total += r.seconds;

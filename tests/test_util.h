@@ -109,15 +109,19 @@ inline RunResult run_mmkit(const std::string& args, const std::string& dir) {
   return {WIFEXITED(st) ? WEXITSTATUS(st) : 1000, err};
 }
 
-// The start of a command line that runs a program on `np` local ranks for a test: as root (CI)
-// Open MPI needs --allow-run-as-root, and two ranks may exceed the cores CI gives. In the
-// sanitizer build the ranks run without the exit-time leak check: Open MPI unloads its plugins
-// in MPI_Finalize, so what they keep until exit is reported from an unknown module that no
-// suppression can name (ASan and UBSan stay on, and the same code paths are leak-checked in the
-// single-process tests).
+// `mpirun` with the flags every test needs: as root (CI) Open MPI needs --allow-run-as-root, and
+// two ranks may exceed the cores CI gives. In the sanitizer build the ranks run without the
+// exit-time leak check: Open MPI unloads its plugins in MPI_Finalize, so what they keep until exit
+// is reported from an unknown module that no suppression can name (ASan and UBSan stay on, and the
+// same code paths are leak-checked in the single-process tests).
+inline std::string mpirun_launcher() {
+  return "env ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS";
+}
+
+// The start of a command line that runs a program on `np` local ranks for a test.
 inline std::string mpirun_prefix(int np, const std::string& extra, int timeout_s) {
-  return "ASAN_OPTIONS=detect_leaks=0 timeout " + std::to_string(timeout_s) +
-         " mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -np " + std::to_string(np) + " " + extra + " ";
+  return "timeout " + std::to_string(timeout_s) + " " + mpirun_launcher() + " -np " + std::to_string(np) + " " + extra +
+         " ";
 }
 
 // Debian's dataset-fashion-mnist (scripts/setup.sh installs it): the README's main job and the
