@@ -23,7 +23,9 @@ int run_quantize(const QuantizeArgs& a) {
               (long long)r.quantized, (long long)r.tensors, r.format.c_str(), r.in_bytes / 1e6, r.out_bytes / 1e6,
               r.out_bytes ? double(r.in_bytes) / double(r.out_bytes) : 0.0, s);
   if (!r.tokenizer.empty())
-    std::printf("tokenizer stored in the file (from %s)\n", r.tokenizer.c_str());
+    std::printf(r.tokenizer.rfind("spiece", 0) == 0 || r.tokenizer.rfind("the spiece", 0) == 0
+                    ? "tokenizer: %s\n" : "tokenizer stored in the file (from %s)\n",
+                r.tokenizer.c_str());
   else
     std::fprintf(stderr, "quantize: no tokenizer stored (%s); text embeddings will need --vocab\n",
                  r.tokenizer_problem.c_str());
