@@ -220,7 +220,7 @@ int run_init_clip(const InitClipArgs& a) {
 void add_clip_commands(Cli& c) {
   auto ea = std::make_shared<ClipArgs>();
   auto* em = c.app->add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
-  add_model_option(em, &ea->model, "CLIP")->required();
+  add_model_option(em, &ea->model, "CLIP or SigLIP")->required();
   add_vocab_option(em, &ea->vocab);
   add_repeatable(em, "--image", &ea->images, "image file");
   add_repeatable(em, "--text", &ea->texts, "text");
@@ -233,18 +233,18 @@ void add_clip_commands(Cli& c) {
   c.on(em, ea, run_embed);
 
   auto ta = std::make_shared<ClipArgs>();
-  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included)");
+  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included); with a SigLIP --model its SentencePiece ids, </s> and </s> padding to 64");
   add_vocab_option(tk, &ta->vocab);
-  add_model_option(tk, &ta->model, "CLIP")->description(
-      "CLIP model whose tokenizer and context length to use: a .safetensors file, a run folder or a Hugging Face "
-      "folder (default: none; --vocab and 77 tokens then)");
+  add_model_option(tk, &ta->model, "CLIP or SigLIP")->description(
+      "CLIP or SigLIP model whose tokenizer and context length to use: a .safetensors file, a run folder or a "
+      "Hugging Face folder (default: none; --vocab and 77 tokens then)");
   tk->add_option("texts", ta->texts, "texts")->required();
   add_json_flag(tk, &ta->json);
   c.on(tk, ta, run_tokenize);
 
   auto za = std::make_shared<ClipArgs>();
   auto* zs = c.app->add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
-  add_model_option(zs, &za->model, "CLIP")->required();
+  add_model_option(zs, &za->model, "CLIP or SigLIP")->required();
   add_vocab_option(zs, &za->vocab);
   zs->add_option("--labels", za->labels, "comma-separated class names")->required();
   add_repeatable(zs, "--template", &za->templates,

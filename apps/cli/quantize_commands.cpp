@@ -38,7 +38,7 @@ void add_quantize_commands(Cli& c) {
   auto qa = std::make_shared<QuantizeArgs>();
   auto* q = c.app->add_subcommand(
       "quantize", "rewrite a CLIP model with int8 (per-channel weights, per-token activations at run time), f16 or bf16 weights");
-  add_model_option(q, &qa->model, "CLIP")->required();
+  add_model_option(q, &qa->model, "CLIP or SigLIP")->required();
   q->add_option("--to", qa->to, "int8, f16 or bf16")->required()->check(CLI::IsMember({"int8", "f16", "bf16"}));
   q->add_option("--out", qa->out, "output .safetensors file (folders created)")->required();
   c.on(q, qa, run_quantize);
