@@ -255,6 +255,13 @@ TEST(ClipParity, HuggingFaceLegacyPositionIdsAreAcceptedWhenTheyHoldZeroToNMinus
   io::write_safetensors(dir + "/model.safetensors", w);
   err = test::error_of([&] { load_clip(dir); });
   EXPECT_NE(err.find("'vision_model.embeddings.position_ids' has 18 positions"), std::string::npos) << err;
+  // Floats are not position ids.
+  std::vector<float> vision_posf(17);
+  for (size_t i = 0; i < vision_posf.size(); ++i) vision_posf[i] = float(i);
+  w.back() = {"vision_model.embeddings.position_ids", DType::f32, {1, 17}, vision_posf.data()};
+  io::write_safetensors(dir + "/model.safetensors", w);
+  err = test::error_of([&] { load_clip(dir); });
+  EXPECT_NE(err.find("'vision_model.embeddings.position_ids' must hold integers"), std::string::npos) << err;
 }
 
 // OpenAI's TorchScript state dicts carry `input_resolution`, `context_length` and `vocab_size`

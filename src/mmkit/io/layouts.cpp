@@ -188,8 +188,10 @@ bool check_legacy_buffer(const SafetensorsFile& f, const TensorView& t, Layout l
     const TensorView* w = f.find(name);
     return w && !w->shape.empty() ? w->shape[0] : -1;
   };
+  const bool is_integer =
+      t.dtype == DType::i8 || t.dtype == DType::u8 || t.dtype == DType::i32 || t.dtype == DType::i64;
   int64_t probe = 0;
-  const bool is_integer = integer_at(t, 0, &probe) || t.numel() == 0;
+  if (is_integer && t.numel() > 0) integer_at(t, 0, &probe);
   if (layout == Layout::hf_clip || layout == Layout::hf_siglip) {
     static const std::regex re(R"(^(vision_model|text_model)\.embeddings\.position_ids$)");
     std::smatch m;
