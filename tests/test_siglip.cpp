@@ -4,7 +4,7 @@
 // expected.safetensors, both from tools/fixtures/gen_siglip_fixture.py.
 // Tolerances (acceptance 2): token ids and pixels exact; embeddings cosine >= 0.9999 and max abs
 // diff <= 1e-3; sigmoid probabilities within 1e-3; the same for F16 / BF16 copies against PyTorch
-// run on the rounded weights.
+// run on the rounded weights. The embedding and probability checks hold 2e-5 (kTight, below).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -52,8 +52,12 @@ std::vector<Image> fixture_images() {
   return out;
 }
 
-// Each row: cosine >= 0.9999 and max |diff| <= 1e-3; the worst row is named on failure.
-void expect_rows_match(const std::string& what, const float* got, const Tensor& want) {
+// Each row: cosine >= 0.9999 and max |diff| <= max_abs_tol; the worst element is named on failure.
+// Acceptance 2 asks 1e-3; the parity tests hold kTight, because on this small model a wrong
+// detail can stay under 1e-3 (GELU in its erf form instead of the tanh form moves the embeddings by
+// 5e-4 and the probabilities by 3e-4), while the implementation matches to ~1e-6.
+constexpr double kTight = 2e-5;
+void expect_rows_match(const std::string& what, const float* got, const Tensor& want, double max_abs_tol = kTight) {
   const int64_t E = want.shape()[-1], N = want.numel() / E;
   double worst_cos = 1, worst_abs = 0;
   for (int64_t r = 0; r < N; ++r) {
@@ -70,7 +74,7 @@ void expect_rows_match(const std::string& what, const float* got, const Tensor& 
     worst_cos = std::min(worst_cos, cos);
     worst_abs = std::max(worst_abs, max_abs);
     EXPECT_GE(cos, 0.9999) << what << " row " << r;
-    EXPECT_LE(max_abs, 1e-3) << what << " row " << r << ": worst element " << worst << " got " << got[r * E + worst]
+    EXPECT_LE(max_abs, max_abs_tol) << what << " row " << r << ": worst element " << worst << " got " << got[r * E + worst]
                              << ", expected " << want.f32()[r * E + worst] << " (cosine " << cos << ")";
   }
   std::printf("  %s: %lld rows, lowest cosine %.7f, max |diff| %.2e\n", what.c_str(), (long long)N, worst_cos, worst_abs);
@@ -82,7 +86,7 @@ void expect_probs_match(const std::string& what, const ZeroShotResult& z, const 
   for (int64_t i = 0; i < want.dim(0); ++i)
     for (int64_t l = 0; l < L; ++l) {
       worst = std::max(worst, std::fabs(double(z.probs[size_t(i)][size_t(l)]) - want.f32()[i * L + l]));
-      EXPECT_NEAR(z.probs[size_t(i)][size_t(l)], want.f32()[i * L + l], 1e-3) << what << " image " << i << " label " << l;
+      EXPECT_NEAR(z.probs[size_t(i)][size_t(l)], want.f32()[i * L + l], kTight) << what << " image " << i << " label " << l;
     }
   std::printf("  %s sigmoid probabilities: max |diff| %.2e\n", what.c_str(), worst);
 }
