@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""SigLIP in plain PyTorch, written from transformers' models/siglip/modeling_siglip.py (v4.47):
+"""SigLIP in plain PyTorch, written from transformers' src/transformers/models/siglip/modeling_siglip.py
+(the version at commit 00b206564aa29563b46bfce0511de4a4f1eefc8c; class names below are its classes):
 SiglipModel with its Hugging Face state-dict names (vision_model.*, text_model.*, logit_scale,
 logit_bias), for the parity fixtures (tools/fixtures/gen_siglip_fixture.py) and the benchmark peer
 (bench/torch_clip_bench.py --arch siglip). Configs are dicts with SiglipVisionConfig /
