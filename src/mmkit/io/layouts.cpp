@@ -170,6 +170,8 @@ bool integer_at(const TensorView& t, int64_t i, int64_t* out) {
 //  - OpenAI CLIP's TorchScript state dict `input_resolution`, `context_length`, `vocab_size`
 //    (scalars that clip/model.py build_model() deletes before load_state_dict); checked against
 //    the shapes of the tensors they describe.
+// Hugging Face ViT (ViTEmbeddings: position_embeddings is a Parameter) and torchvision's ViT register
+// no buffers, so their files have no such extras.
 // Returns true if `t` is such a buffer (and valid), false if it is not one.
 bool check_legacy_buffer(const SafetensorsFile& f, const TensorView& t, Layout layout) {
   auto integers = [&](int64_t* first_bad, int64_t* bad_value, int64_t expect_from) {
