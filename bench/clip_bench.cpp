@@ -6,6 +6,10 @@
 //                    [--startup-runs 3] [--dir /tmp/mmkit_bench] [--no-torch] [--no-ort] [--no-startup]
 //                    [--write-docs] [--doc FILE] [--no-spin-variant]
 //   --quick = --batches 1,32 --threads 2 --formats f32,int8 --reps 5 --reps-large 2 --startup-runs 2
+//   --arch siglip: SigLIP ViT-B/16 at 224 px (google/siglip-base-patch16-224 sizes: width 768, 12
+//   layers, MLP 3072, 196 patches, attention-pooling head; text 768 x 12, 64 tokens, vocabulary 32000)
+//   instead of CLIP ViT-B/32; weights DIR/siglip_b16*.safetensors (mmkit's SigLIP names + config,
+//   made by torch_clip_bench.py make-weights with bench/torch_siglip.py); no ONNX Runtime peer.
 //
 // 1. Weights: bench/torch_clip_bench.py make-weights writes seeded random ViT-B/32 weights (OpenAI
 //    names, config in the metadata) to DIR/clip_vitb32.safetensors (reused while its config matches);
@@ -181,13 +185,36 @@ std::string self_dir() {
 
 ClipConfig vit_b_32() { return ClipConfig{}; }  // ClipConfig's defaults are OpenAI ViT-B/32
 
+// google/siglip-base-patch16-224 (transformers' SiglipConfig defaults).
+ClipConfig siglip_b_16() {
+  ClipConfig c;
+  c.arch = "siglip";
+  c.embed_dim = 768;
+  c.image_resolution = 224;
+  c.vision_patch_size = 16;
+  c.vision_width = 768;
+  c.vision_layers = 12;
+  c.vision_heads = 12;
+  c.vision_mlp = 3072;
+  c.context_length = 64;
+  c.vocab_size = 32000;
+  c.transformer_width = 768;
+  c.transformer_layers = 12;
+  c.transformer_heads = 12;
+  c.text_mlp = 3072;
+  c.activation = "gelu_tanh";
+  c.eps = 1e-6f;
+  return c;
+}
+
 bool same_config(const ClipConfig& a, const ClipConfig& b) {
   return a.embed_dim == b.embed_dim && a.image_resolution == b.image_resolution &&
          a.vision_patch_size == b.vision_patch_size && a.vision_width == b.vision_width &&
          a.vision_layers == b.vision_layers && a.vision_heads == b.vision_heads &&
          a.context_length == b.context_length && a.vocab_size == b.vocab_size &&
          a.transformer_width == b.transformer_width && a.transformer_layers == b.transformer_layers &&
-         a.transformer_heads == b.transformer_heads && a.activation == b.activation;
+         a.transformer_heads == b.transformer_heads && a.activation == b.activation && a.arch == b.arch &&
+         a.vision_mlp_dim() == b.vision_mlp_dim() && a.text_mlp_dim() == b.text_mlp_dim();
 }
 
 // The existing file is reused only if it opens cleanly and records the wanted config.
@@ -205,7 +232,7 @@ void ensure_weights(const std::string& path, const std::string& check_path, cons
     }
   }
   nlohmann::json cfg = nlohmann::json::parse(want.to_json());
-  cfg.erase("activation");  // the Python side only knows OpenAI's QuickGELU CLIP
+  if (!want.siglip()) cfg.erase("activation");  // the Python CLIP is OpenAI's QuickGELU one
   std::printf("weights: creating %s ...\n", path.c_str());
   // Everything derived from the old weights: PyTorch's dumps, quantised files, ONNX exports.
   for (const char* f : {"_check_image.safetensors", "_check_text.safetensors", "_int8.safetensors", "_bf16.safetensors",
@@ -222,20 +249,23 @@ void ensure_weights(const std::string& path, const std::string& check_path, cons
 // 2 x multiply-adds of the vision tower for one image.
 double vision_gflop(const ClipConfig& c) {
   const double R = double(c.image_resolution), p = double(c.vision_patch_size);
-  const double P = (R / p) * (R / p), N = P + 1, W = double(c.vision_width), E = double(c.embed_dim);
+  const double P = (R / p) * (R / p), N = double(c.vision_tokens()), W = double(c.vision_width), E = double(c.embed_dim);
+  const double F = double(c.vision_mlp_dim());
   const double patch = P * 3 * p * p * W;
   const double layer = N * 3 * W * W      // q, k, v
                        + 2 * N * N * W    // QK^T and PV over all heads
                        + N * W * W        // out-proj
-                       + 2 * N * W * 4 * W;  // MLP c_fc + c_proj
-  return 2 * (patch + double(c.vision_layers) * layer + W * E) / 1e9;
+                       + 2 * N * W * F;   // MLP c_fc + c_proj
+  // CLIP: the projection; SigLIP: the pooling head (k/v of every token, q/out-proj/MLP of one row).
+  const double head = c.siglip() ? N * 2 * W * W + 2 * N * W + 2 * W * W + 2 * W * F : W * E;
+  return 2 * (patch + double(c.vision_layers) * layer + head) / 1e9;
 }
 
 // 2 x multiply-adds of the text tower for one row of context_length tokens (every runtime here
 // computes the full T x T scores under the causal mask).
 double text_gflop(const ClipConfig& c) {
   const double N = double(c.context_length), W = double(c.transformer_width), E = double(c.embed_dim);
-  const double layer = N * 3 * W * W + 2 * N * N * W + N * W * W + 2 * N * W * 4 * W;
+  const double layer = N * 3 * W * W + 2 * N * N * W + N * W * W + 2 * N * W * double(c.text_mlp_dim());
   return 2 * (double(c.transformer_layers) * layer + W * E) / 1e9;
 }
 
@@ -285,6 +315,7 @@ struct Options {
   int warmup = 2, reps = 10, reps_large = 3, startup_runs = 3;
   std::string dir = "/tmp/mmkit_bench", doc = kSrc + "/docs/BENCHMARKS.md", command;
   bool torch = true, ort = true, startup = true, write = false, quick = false, spin = true;
+  std::string arch = "clip";  // clip (ViT-B/32) | siglip (ViT-B/16)
   std::string worker;  // internal: time this mmkit format only (re-executed under another OpenMP policy)
 };
 
@@ -324,11 +355,15 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--no-startup") o.startup = false;
     else if (a == "--no-spin-variant") o.spin = false;
     else if (a == "--worker") o.worker = next();
+    else if (a == "--arch") o.arch = next();
     else fail("unknown argument ", a, " (see the comment at the top of bench/clip_bench.cpp)");
   }
   MMKIT_CHECK(o.warmup >= 1 && o.reps >= 1 && o.reps_large >= 1 && o.startup_runs >= 1,
               "--warmup, --reps, --reps-large and --startup-runs must be >= 1");
   for (auto& t : o.towers) MMKIT_CHECK(t == "image" || t == "text", "--towers: image and/or text, got '", t, "'");
+  MMKIT_CHECK(o.arch == "clip" || o.arch == "siglip", "--arch: clip or siglip, got '", o.arch, "'");
+  if (o.arch == "siglip") o.ort = false;  // no ONNX export of the SigLIP peer
+  MMKIT_CHECK(!(o.write && o.arch == "siglip"), "--write-docs / --doc: the documented table is CLIP's (not with --arch siglip)");
   for (auto& f : o.formats)
     MMKIT_CHECK(f == "f32" || f == "int8" || f == "bf16" || f == "f16", "--formats: f32, int8, bf16, f16; got '", f, "'");
   MMKIT_CHECK(std::find(o.formats.begin(), o.formats.end(), "f32") != o.formats.end(),
@@ -496,17 +531,18 @@ int run(int argc, char** argv) {
   const int bmax = *std::max_element(o.batches.begin(), o.batches.end());
   auto reps_for = [&](int b) { return b > 8 ? o.reps_large : o.reps; };
   ::mkdir(o.dir.c_str(), 0755);
-  const std::string weights = o.dir + "/clip_vitb32.safetensors";
-  const ClipConfig want = vit_b_32();
+  const std::string stem = o.arch == "siglip" ? "siglip_b16" : "clip_vitb32";
+  const std::string weights = o.dir + "/" + stem + ".safetensors";
+  const ClipConfig want = o.arch == "siglip" ? siglip_b_16() : vit_b_32();
   const std::map<std::string, double> gflop = {{"image", vision_gflop(want)}, {"text", text_gflop(want)}};
   const bool worker = !o.worker.empty();  // re-executed copy: only times mmkit (see "spinning" below)
   if (!worker) {
-    std::printf("CLIP ViT-B/32 inference benchmark: towers");
+    std::printf("%s inference benchmark: towers", o.arch == "siglip" ? "SigLIP ViT-B/16 (224 px)" : "CLIP ViT-B/32");
     for (auto& t : o.towers) std::printf(" %s (%.2f GFLOP/item)", t.c_str(), gflop.at(t));
     std::printf(", %s\n", load_before.c_str());
     if (load1() >= 0.5)
       std::printf("WARNING: the machine is busy (1-minute load %.2f >= 0.5): timings are not representative\n", load1());
-    ensure_weights(weights, o.dir + "/clip_vitb32_check.safetensors", want);
+    ensure_weights(weights, o.dir + "/" + stem + "_check.safetensors", want);
   }
   auto older = [&](const std::string& p) {
     struct stat a, b;
@@ -515,7 +551,7 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> files = {{"f32", weights}};
   for (auto& f : o.formats) {
     if (f == "f32") continue;
-    files[f] = o.dir + "/clip_vitb32_" + f + ".safetensors";
+    files[f] = o.dir + "/" + stem + "_" + f + ".safetensors";
     if (!worker && older(files[f])) {
       auto t0 = Clock::now();
       infer::QuantizeReport r = infer::quantize_clip(weights, files[f], f);
@@ -552,7 +588,7 @@ int run(int argc, char** argv) {
 
   // ---- PyTorch (first: its dump gives everyone the inputs)
   for (const auto& tower : o.towers) {
-    const std::string dump = o.dir + "/clip_vitb32_check_" + tower + ".safetensors";
+    const std::string dump = o.dir + "/" + stem + "_check_" + tower + ".safetensors";
     bool have = false;
     if (o.torch && !worker)
       for (int th : o.threads) {
@@ -643,7 +679,7 @@ int run(int argc, char** argv) {
     }
   };
   if (worker) {
-    auto e = infer::ClipEngine::open(o.worker == "f32" ? weights : o.dir + "/clip_vitb32_" + o.worker + ".safetensors");
+    auto e = infer::ClipEngine::open(o.worker == "f32" ? weights : o.dir + "/" + stem + "_" + o.worker + ".safetensors");
     for (const auto& tower : o.towers)
       for (int th : o.threads) time_engine(*e, "mmkit " + o.worker, tower, th);
     return 0;
@@ -676,7 +712,7 @@ int run(int argc, char** argv) {
       if (f != "f32" && f != "int8") continue;
       std::vector<std::string> cmd = {self_dir() + "/clip_bench", "--worker", f, "--dir", o.dir, "--batches", batches_s,
                                       "--warmup", std::to_string(o.warmup), "--reps", std::to_string(o.reps),
-                                      "--reps-large", std::to_string(o.reps_large), "--towers", towers_s};
+                                      "--reps-large", std::to_string(o.reps_large), "--towers", towers_s, "--arch", o.arch};
       std::string th_s;
       for (int th : o.threads)
         if (th > 1) th_s += (th_s.empty() ? "" : ",") + std::to_string(th);

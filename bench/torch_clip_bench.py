@@ -55,6 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import torch_clip  # noqa: E402
+import torch_siglip  # noqa: E402
 
 VIT_B_32 = {"embed_dim": 512, "image_resolution": 224, "vision_layers": 12, "vision_width": 768,
             "vision_patch_size": 32, "vision_heads": 12, "context_length": 77, "vocab_size": 49408,
@@ -64,6 +65,15 @@ VIT_B_32 = {"embed_dim": 512, "image_resolution": 224, "vision_layers": 12, "vis
 def make_weights(args):
     from safetensors_py import save
     config = json.loads(args.config) if args.config else VIT_B_32
+    if config.get("arch") == "siglip":
+        # SigLIP (bench/torch_siglip.py), saved under mmkit's names with mmkit's config JSON.
+        torch.manual_seed(args.seed)
+        model = torch_siglip.from_mmkit_config(config)
+        tmp = f"{args.out}.tmp.{os.getpid()}"
+        save(tmp, torch_siglip.to_mmkit_names(model.state_dict()), metadata={"format": "pt", "config": json.dumps(config)})
+        os.replace(tmp, args.out)
+        print(json.dumps({"out": args.out, "params": sum(p.numel() for p in model.parameters()), "config": config}))
+        return
     model = torch_clip.build(config, init_seed=args.seed)
     tmp = f"{args.out}.tmp.{os.getpid()}"
     save(tmp, model.state_dict(), metadata={"format": "pt", "config": json.dumps(model.config)})
@@ -74,7 +84,12 @@ def make_weights(args):
 
 def load_model(path):
     tensors, meta = torch_clip.load_safetensors_mmap(path)
-    model = torch_clip.build(json.loads(meta["config"]))
+    config = json.loads(meta["config"])
+    if config.get("arch") == "siglip":
+        model = torch_siglip.from_mmkit_config(config)
+        model.load_state_dict(torch_siglip.from_mmkit_names(model, tensors), strict=True)
+        return model
+    model = torch_clip.build(config)
     model.load_state_dict(tensors, strict=True)
     return model
 
@@ -84,6 +99,13 @@ def text_inputs(config, n, seed):
     (vocab-1, the highest id, where the text tower pools), zeros after."""
     g = torch.Generator().manual_seed(seed)
     T, V = config["context_length"], config["vocab_size"]
+    if config.get("arch") == "siglip":
+        # SigLIP: word ids, then </s> (1) to the end (its padding), as SiglipTokenizer pads.
+        ids = torch.ones(n, T, dtype=torch.long)
+        for i in range(n):
+            length = int(torch.randint(3, T - 1, (1,), generator=g))
+            ids[i, :length] = torch.randint(3, V, (length,), generator=g)
+        return ids
     ids = torch.zeros(n, T, dtype=torch.long)
     for i in range(n):
         length = int(torch.randint(3, T - 1, (1,), generator=g))
@@ -142,7 +164,10 @@ def first_embedding(args):
     t = {"import_torch_s": T_IMPORT_TORCH - T_START}
     model = load_model(args.model)
     t["load_s"] = time.perf_counter() - T_START
-    x = torch_clip.preprocess(args.image, model.config["image_resolution"])
+    if model.config.get("arch") == "siglip":
+        x = torch_siglip.preprocess(args.image, model.config["image_resolution"])
+    else:
+        x = torch_clip.preprocess(args.image, model.config["image_resolution"])
     t["preprocess_s"] = time.perf_counter() - T_START
     with torch.no_grad():
         e = model.encode_image(x)

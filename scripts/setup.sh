@@ -13,12 +13,18 @@ PACKAGES=(
   libgtest-dev curl                       # tests (curl: the README test runs its curl lines)
   libopenmpi-dev openmpi-bin              # data-parallel training (mpirun -np N mmkit train ...)
   dataset-fashion-mnist                   # the main job's data set
+  libsentencepiece-dev                    # SigLIP's SentencePiece tokenizer
 )
 # MMKIT_BENCH=1 scripts/setup.sh: also what bench/clip_bench's peers need (PyTorch, Node.js + npm for
 # ONNX Runtime, GNU time for peak RSS); onnxruntime-node comes from npm (ships its linux-x64 binding,
 # so --ignore-scripts is enough).
 if [ "${MMKIT_BENCH:-0}" = 1 ]; then
   PACKAGES+=(python3-torch python3-numpy python3-pil nodejs npm time)
+fi
+# MMKIT_FIXTURES=1 scripts/setup.sh: what the fixture generators in tools/fixtures/ need
+# (gen_siglip_fixture.py trains a SentencePiece model and edits it as transformers does).
+if [ "${MMKIT_FIXTURES:-0}" = 1 ]; then
+  PACKAGES+=(python3-torch python3-numpy python3-pil python3-sentencepiece python3-protobuf)
 fi
 
 missing=()

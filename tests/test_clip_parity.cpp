@@ -104,11 +104,9 @@ TEST(ClipParity, ImagesTextsAndZeroShotEndToEnd) {
       EXPECT_NEAR(z.probs[i][l], ref["probs"][i][l].get<double>(), 1e-4) << "image " << i << " label " << l;
 }
 
-// Hugging Face layout: the reference checkpoint rewritten with transformers'
-// CLIPModel names (q/k/v split, projections stored as nn.Linear) plus a
-// config.json must give the same embeddings.
-TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
-  REQUIRE_REFERENCE();
+// The reference checkpoint rewritten with transformers' CLIPModel names (q/k/v split, projections
+// stored as nn.Linear), as (name, tensor) pairs in the file's order.
+static std::vector<std::pair<std::string, Tensor>> hf_clip_tensors() {
   io::SafetensorsFile src = io::SafetensorsFile::open(ref_dir() + "/clip_tiny_f32.safetensors");
   std::vector<std::pair<std::string, Tensor>> out;
   auto rename = [](std::string n) {
@@ -155,23 +153,39 @@ TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
       out.push_back({rename(t.name), x});
     }
   }
-  char tmpl[] = "/tmp/mmkit_hfclip_XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::vector<io::TensorToWrite> w;
-  for (auto& [n, t] : out) w.push_back({n, DType::f32, t.shape().vec(), t.raw()});
-  io::write_safetensors(dir + "/model.safetensors", w);
+  return out;
+}
+
+static void write_hf_clip_config(const std::string& dir) {
   std::ofstream(dir + "/config.json") << R"({"projection_dim": 64,
     "text_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
                     "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "quick_gelu"},
     "vision_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 1,
                       "image_size": 64, "patch_size": 16, "hidden_act": "quick_gelu"}})";
-  auto clip = load_clip(dir + "/model.safetensors");
-  nlohmann::json ref = ref_json();
+}
+
+static Tensor reference_token_ids(const nlohmann::json& ref) {
   const auto& ids_json = ref["token_ids"];
   const int64_t B = int64_t(ids_json.size()), T = 77;
   Tensor ids = Tensor::empty(Shape{B, T}, DType::i32);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) ids.ptr<int32_t>()[b * T + t] = ids_json[b][t].get<int32_t>();
+  return ids;
+}
+
+// Hugging Face layout: the reference checkpoint rewritten with transformers'
+// CLIPModel names plus a config.json must give the same embeddings.
+TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
+  REQUIRE_REFERENCE();
+  std::vector<std::pair<std::string, Tensor>> out = hf_clip_tensors();
+  std::string dir = test::make_temp_dir("hfclip");
+  std::vector<io::TensorToWrite> w;
+  for (auto& [n, t] : out) w.push_back({n, DType::f32, t.shape().vec(), t.raw()});
+  io::write_safetensors(dir + "/model.safetensors", w);
+  write_hf_clip_config(dir);
+  auto clip = load_clip(dir + "/model.safetensors");
+  nlohmann::json ref = ref_json();
+  Tensor ids = reference_token_ids(ref);
   Arena arena;
   Graph g(arena);
   g.grad_enabled = false;
@@ -186,6 +200,97 @@ TEST(ClipParity, HuggingFaceLayoutGivesTheSameEmbeddings) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing tensor"), std::string::npos) << e.what();
   }
+}
+
+// Issue #18, acceptance 1: files saved by transformers before v4.31 carry the buffers
+// `{vision,text}_model.embeddings.position_ids` (I64 [1, n] = 0..n-1). Such a folder loads (graph
+// and inference engine) and matches the reference embeddings; a buffer that is not 0..n-1 is
+// refused with the tensor's name.
+TEST(ClipParity, HuggingFaceLegacyPositionIdsAreAcceptedWhenTheyHoldZeroToNMinusOne) {
+  REQUIRE_REFERENCE();
+  std::vector<std::pair<std::string, Tensor>> out = hf_clip_tensors();
+  std::vector<int64_t> text_pos(77), vision_pos(17);  // context 77; (64/16)^2 patches + class token
+  for (size_t i = 0; i < text_pos.size(); ++i) text_pos[i] = int64_t(i);
+  for (size_t i = 0; i < vision_pos.size(); ++i) vision_pos[i] = int64_t(i);
+  std::vector<int32_t> vision_pos32(vision_pos.begin(), vision_pos.end());
+  auto write = [&](const std::string& dir, DType vision_dtype) {
+    std::vector<io::TensorToWrite> w;
+    for (auto& [n, t] : out) w.push_back({n, DType::f32, t.shape().vec(), t.raw()});
+    w.push_back({"text_model.embeddings.position_ids", DType::i64, {1, 77}, text_pos.data()});
+    w.push_back({"vision_model.embeddings.position_ids", vision_dtype, {1, 17},
+                 vision_dtype == DType::i64 ? static_cast<const void*>(vision_pos.data()) : vision_pos32.data()});
+    io::write_safetensors(dir + "/model.safetensors", w);
+    write_hf_clip_config(dir);
+  };
+  nlohmann::json ref = ref_json();
+  std::string dir = test::make_temp_dir("hfclip_legacy");
+  for (DType vd : {DType::i64, DType::i32}) {
+    write(dir, vd);
+    auto clip = load_clip(dir);
+    Arena arena;
+    Graph g(arena);
+    g.grad_enabled = false;
+    expect_rows_match("text_embeddings (HF layout + position_ids)", g.data(clip_encode_text(g, *clip, reference_token_ids(ref))),
+                      ref["text_embeddings"], clip->cfg.embed_dim);
+    ClipRunner r = ClipRunner::open(dir);
+    std::vector<Image> images;
+    for (auto& name : ref["images"]) images.push_back(decode_image_file(ref_dir() + "/../inputs/" + name.get<std::string>()));
+    expect_rows_match("image_embeddings (HF layout + position_ids)", r.embed_images(images, false).f32(),
+                      ref["image_embeddings"], clip->cfg.embed_dim);
+  }
+  // Not 0..n-1: refused, naming the tensor and the first wrong element.
+  text_pos[5] = 6;
+  write(dir, DType::i64);
+  std::string err = test::error_of([&] { load_clip(dir); });
+  EXPECT_NE(err.find("'text_model.embeddings.position_ids'"), std::string::npos) << err;
+  EXPECT_NE(err.find("element 5 is 6"), std::string::npos) << err;
+  err = test::error_of([&] { infer::ClipEngine::open(dir); });
+  EXPECT_NE(err.find("'text_model.embeddings.position_ids'"), std::string::npos) << err;
+  text_pos[5] = 5;
+  // A buffer longer than the position table is refused too.
+  vision_pos.push_back(17);
+  std::vector<io::TensorToWrite> w;
+  for (auto& [n, t] : out) w.push_back({n, DType::f32, t.shape().vec(), t.raw()});
+  w.push_back({"vision_model.embeddings.position_ids", DType::i64, {1, 18}, vision_pos.data()});
+  io::write_safetensors(dir + "/model.safetensors", w);
+  err = test::error_of([&] { load_clip(dir); });
+  EXPECT_NE(err.find("'vision_model.embeddings.position_ids' has 18 positions"), std::string::npos) << err;
+  // Floats are not position ids.
+  std::vector<float> vision_posf(17);
+  for (size_t i = 0; i < vision_posf.size(); ++i) vision_posf[i] = float(i);
+  w.back() = {"vision_model.embeddings.position_ids", DType::f32, {1, 17}, vision_posf.data()};
+  io::write_safetensors(dir + "/model.safetensors", w);
+  err = test::error_of([&] { load_clip(dir); });
+  EXPECT_NE(err.find("'vision_model.embeddings.position_ids' must hold integers"), std::string::npos) << err;
+}
+
+// OpenAI's TorchScript state dicts carry `input_resolution`, `context_length` and `vocab_size`
+// (clip/model.py build_model deletes them): accepted when they agree with the weights.
+TEST(ClipParity, OpenAiLegacyScalarsAreCheckedAgainstTheWeights) {
+  REQUIRE_REFERENCE();
+  io::SafetensorsFile src = io::SafetensorsFile::open(ref_dir() + "/clip_tiny_f32.safetensors");
+  int64_t res = 64, ctx = 77, vocab = 49408;
+  std::string dir = test::make_temp_dir("openai_legacy");
+  auto write = [&] {
+    std::vector<io::TensorToWrite> w;
+    for (const auto& t : src.tensors()) w.push_back({t.name, t.dtype, t.shape, t.data});
+    w.push_back({"input_resolution", DType::i64, {}, &res});
+    w.push_back({"context_length", DType::i64, {}, &ctx});
+    w.push_back({"vocab_size", DType::i64, {}, &vocab});
+    io::write_safetensors(dir + "/clip.safetensors", w, src.metadata());
+  };
+  write();
+  nlohmann::json ref = ref_json();
+  auto clip = load_clip(dir + "/clip.safetensors");
+  Arena arena;
+  Graph g(arena);
+  g.grad_enabled = false;
+  expect_rows_match("text_embeddings (OpenAI + legacy scalars)", g.data(clip_encode_text(g, *clip, reference_token_ids(ref))),
+                    ref["text_embeddings"], clip->cfg.embed_dim);
+  ctx = 76;
+  write();
+  std::string err = test::error_of([&] { load_clip(dir + "/clip.safetensors"); });
+  EXPECT_NE(err.find("'context_length' is 76, but the weights say 77"), std::string::npos) << err;
 }
 
 // F16 and BF16 copies of the reference checkpoint (made here with mmkit's

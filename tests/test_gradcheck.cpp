@@ -12,6 +12,7 @@
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/core/rng.h"
+#include "mmkit/ops/activation.h"
 #include "test_util.h"
 
 using namespace mmkit;
@@ -101,6 +102,20 @@ TEST(GradCheck, Activations) {
             {randn({4, 8}, 1, 2.f)});
   gradcheck("quick_gelu", [](Graph& g, const std::vector<Var>& v) { return ag::quick_gelu(g, v[0]); },
             {randn({4, 8}, 2, 2.f)});
+  gradcheck("gelu_tanh", [](Graph& g, const std::vector<Var>& v) { return ag::gelu_tanh(g, v[0]); },
+            {randn({4, 8}, 3, 2.f)});
+}
+
+// gelu_tanh's forward (computed as x * sigmoid(2u)) against the tanh form PyTorch writes.
+TEST(GradCheck, GeluTanhMatchesTheTanhFormula) {
+  Tensor x = randn({64}, 4, 3.f);
+  std::vector<float> y(64);
+  ops::gelu_tanh_forward(x.f32(), y.data(), 64);
+  for (int i = 0; i < 64; ++i) {
+    const double v = x.f32()[i];
+    const double want = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    EXPECT_NEAR(y[size_t(i)], want, 2e-6 * (1 + std::fabs(want))) << "x = " << v;
+  }
 }
 
 // Values k + offset for integers k in [-3, 3]: sums of up to three such tensors (offsets chosen so

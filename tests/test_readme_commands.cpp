@@ -4,7 +4,8 @@
 // The commands run in order, as a newcomer would type them, in an empty folder where `build` is a
 // link to this build (so `build/mmkit` works as written). Files the README presumes the reader
 // has are made first: `clip-vit-base-patch32/` (a tiny random CLIP in Hugging Face layout:
-// model.safetensors, config.json, vocab.json, merges.txt) and `photo.png` (a generated image).
+// model.safetensors, config.json, vocab.json, merges.txt), `siglip-base-patch16-224/` (the tiny
+// SigLIP fixture folder) and `photo.png` (a generated image).
 // Rules:
 //  - a line whose comment starts with "full" (`# full: ...`) is not run: the nearest command above
 //    it with the same subcommand must be its short variant, i.e. the same arguments plus or with
@@ -254,6 +255,12 @@ void make_placeholders(const std::string& dir) {
   std::ofstream mg(hf + "/merges.txt");
   mg << "#version: 0.2\n";
   for (const auto& x : tok.merges()) mg << x << "\n";
+  // siglip-base-patch16-224/: the tiny random SigLIP folder of tests/fixtures/siglip_tiny.
+  const std::string sig = dir + "/siglip-base-patch16-224";
+  std::filesystem::create_directory(sig);
+  for (const char* f : {"config.json", "model.safetensors", "spiece.model", "preprocessor_config.json",
+                        "tokenizer_config.json"})
+    std::filesystem::copy_file(test::fixture(std::string("siglip_tiny/") + f), sig + "/" + f);
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {

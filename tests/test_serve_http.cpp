@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 
 #include <thread>
@@ -322,6 +323,33 @@ TEST(ServeHttpNoTokenizer, TextRoutesAnswer501) {
   auto e = c.Post("/v1/embeddings", json{{"image", b64_png(test::shape_image(0))}}.dump(), "application/json");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, 200) << e->body;
+}
+
+// Issue #18: a SigLIP folder served like a CLIP; /v1/zero-shot says its probabilities are
+// per-label sigmoids and gives what ClipRunner::zero_shot (checked against PyTorch in
+// test_siglip.cpp) gives.
+TEST(ServeHttpSiglip, ZeroShotAnswersSigmoidProbabilities) {
+  const std::string dir = test::fixture("siglip_tiny");
+  ClipService clip(ClipRunner::open(dir), BatcherOptions{4, 1, 64}, BatcherOptions{4, 1, 64});
+  EXPECT_TRUE(clip.has_text());
+  ServerModels m;
+  m.clip = &clip;
+  test::InProcessServer server(m, ServerOptions{});
+  const std::vector<std::string> labels = {"cat", "dog", "red car"};
+  json z = server.post("/v1/zero-shot", {{"image", b64_file(dir + "/image_0.png")}, {"labels", labels},
+                                         {"templates", {"a photo of a {}."}}}, 200);
+  EXPECT_EQ(z["probabilities"], "sigmoid");
+  ClipRunner ref = ClipRunner::open(dir);
+  ZeroShotResult want = ref.zero_shot({decode_image_file(dir + "/image_0.png")}, labels, {"a photo of a {}."});
+  ASSERT_EQ(z["probs"].size(), labels.size());
+  double sum = 0;
+  for (size_t l = 0; l < labels.size(); ++l) {
+    EXPECT_NEAR(z["probs"][l].get<double>(), want.probs[0][l], 1e-5) << labels[l];
+    sum += z["probs"][l].get<double>();
+  }
+  EXPECT_GT(std::fabs(sum - 1.0), 0.1) << "independent sigmoids, not a softmax";
+  json e = server.post("/v1/embeddings", {{"texts", {"a photo of a cat."}}}, 200);
+  EXPECT_EQ(e["dim"], 32);
 }
 
 // answer_route is the wrapper every route runs in: whatever a handler throws

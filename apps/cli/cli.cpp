@@ -38,8 +38,9 @@ CLI::Option* add_model_option(CLI::App* cmd, std::string* model, const std::stri
 
 CLI::Option* add_vocab_option(CLI::App* cmd, std::string* vocab) {
   return cmd->add_option("--vocab", *vocab,
-                         "CLIP tokenizer: bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt "
-                         "(default: the model's own: embedded in its file, else these files beside it)");
+                         "CLIP tokenizer: bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt; "
+                         "SigLIP: its spiece.model (default: the model's own: embedded in its file, else these files "
+                         "beside it)");
 }
 
 CLI::Option* add_json_flag(CLI::App* cmd, bool* json) {

@@ -14,6 +14,7 @@
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/infer/embed_folder.h"
 #include "mmkit/io/checkpoint.h"
+#include "mmkit/io/layouts.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/util/file_util.h"
 
@@ -29,7 +30,7 @@ nlohmann::json rows_json(const Tensor& t) {
 }
 
 struct ClipArgs {
-  std::string model, vocab, preprocess = "clip", images_dir, out;
+  std::string model, vocab, preprocess, images_dir, out;
   std::vector<std::string> images, texts, templates, files;
   std::string labels;
   bool raw = false, json = false;
@@ -96,6 +97,22 @@ int run_tokenize(const ClipArgs& a) {
     fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt) "
          "or --model (a CLIP checkpoint with its tokenizer embedded, or with vocabulary files beside it)");
   // With --model, its tokenizer (unless --vocab overrides) and its context length.
+  if (!a.model.empty() && io::detect_layout(io::SafetensorsFile::open(resolve_model_file(a.model))) == io::Layout::hf_siglip) {
+    // SigLIP: SentencePiece (spiece.model beside the model, or --vocab), padded with </s> to 64.
+    ClipRunner r = ClipRunner::open(a.model, a.vocab);
+    const auto rows = r.tokenize(a.texts);
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (a.json) {
+        out.push_back({{"text", a.texts[i]}, {"token_ids", rows[i]}});
+      } else {
+        for (size_t k = 0; k < rows[i].size(); ++k) std::printf("%s%d", k ? " " : "", rows[i][k]);
+        std::printf("\n");
+      }
+    }
+    if (a.json) std::cout << out.dump() << "\n";
+    return 0;
+  }
   std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab, a.model);
   int context = 77;
   if (!a.model.empty()) {
@@ -130,7 +147,7 @@ int run_zero_shot(const ClipArgs& a) {
     const size_t best = size_t(z.best[i]);
     if (a.json) {  // the keys of /v1/zero-shot, plus the image
       out.push_back({{"image", a.files[i]}, {"label", labels[best]}, {"best", best}, {"probability", z.probs[i][best]},
-                     {"labels", labels}, {"probs", z.probs[i]}});
+                     {"labels", labels}, {"probs", z.probs[i]}, {"probabilities", r.probability_kind()}});
     } else {
       std::printf("%s\t%s\t%.3f\n", a.files[i].c_str(), labels[size_t(z.best[i])].c_str(), z.probs[i][size_t(z.best[i])]);
     }
@@ -203,36 +220,36 @@ int run_init_clip(const InitClipArgs& a) {
 void add_clip_commands(Cli& c) {
   auto ea = std::make_shared<ClipArgs>();
   auto* em = c.app->add_subcommand("embed", "CLIP image and text embeddings (L2-normalised unless --raw)");
-  add_model_option(em, &ea->model, "CLIP")->required();
+  add_model_option(em, &ea->model, "CLIP or SigLIP")->required();
   add_vocab_option(em, &ea->vocab);
   add_repeatable(em, "--image", &ea->images, "image file");
   add_repeatable(em, "--text", &ea->texts, "text");
   em->add_option("--images", ea->images_dir, "embed every PNG/JPEG in this folder (needs --out; default: none)");
   em->add_option("--out", ea->out, "output for --images: FILE.jsonl or FILE.npy (folders created; default: none)");
-  em->add_option("--preprocess", ea->preprocess, "clip or imagenet")->capture_default_str();
+  em->add_option("--preprocess", ea->preprocess, "clip, siglip or imagenet (default: the model's own: siglip for SigLIP, else clip)");
   em->add_flag("--raw", ea->raw, "do not L2-normalise");
   add_json_flag(em, &ea->json);
   add_threads_option(em, &ea->threads);
   c.on(em, ea, run_embed);
 
   auto ta = std::make_shared<ClipArgs>();
-  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included)");
+  auto* tk = c.app->add_subcommand("tokenize", "CLIP BPE token ids (77 tokens, or the --model's context length; start/end included); with a SigLIP --model its SentencePiece ids, </s> and </s> padding to 64");
   add_vocab_option(tk, &ta->vocab);
-  add_model_option(tk, &ta->model, "CLIP")->description(
-      "CLIP model whose tokenizer and context length to use: a .safetensors file, a run folder or a Hugging Face "
-      "folder (default: none; --vocab and 77 tokens then)");
+  add_model_option(tk, &ta->model, "CLIP or SigLIP")->description(
+      "CLIP or SigLIP model whose tokenizer and context length to use: a .safetensors file, a run folder or a "
+      "Hugging Face folder (default: none; --vocab and 77 tokens then)");
   tk->add_option("texts", ta->texts, "texts")->required();
   add_json_flag(tk, &ta->json);
   c.on(tk, ta, run_tokenize);
 
   auto za = std::make_shared<ClipArgs>();
   auto* zs = c.app->add_subcommand("zero-shot", "zero-shot classification of images with CLIP");
-  add_model_option(zs, &za->model, "CLIP")->required();
+  add_model_option(zs, &za->model, "CLIP or SigLIP")->required();
   add_vocab_option(zs, &za->vocab);
   zs->add_option("--labels", za->labels, "comma-separated class names")->required();
   add_repeatable(zs, "--template", &za->templates,
                  "prompt template with {} for the label, averaged as CLIP does (default: \"a photo of a {}.\")");
-  zs->add_option("--preprocess", za->preprocess, "clip or imagenet")->capture_default_str();
+  zs->add_option("--preprocess", za->preprocess, "clip, siglip or imagenet (default: the model's own: siglip for SigLIP, else clip)");
   zs->add_option("images", za->files, "PNG or JPEG files")->required();
   add_json_flag(zs, &za->json);
   add_threads_option(zs, &za->threads);

@@ -80,7 +80,7 @@ void add_index_commands(Cli& c) {
   ix->require_subcommand(1);
   auto ia = std::make_shared<IndexArgs>();
   auto* ib = ix->add_subcommand("build", "embed a folder of images into a FAISS index (resumable)");
-  add_model_option(ib, &ia->model, "CLIP")->required();
+  add_model_option(ib, &ia->model, "CLIP or SigLIP")->required();
   add_vocab_option(ib, &ia->vocab);
   ib->add_option("--images", ia->o.images_dir, "folder of PNG/JPEG images")->required();
   ib->add_option("--out", ia->o.out_dir, "index folder (created; rerun with the same --out to resume)")->required();
@@ -97,7 +97,7 @@ void add_index_commands(Cli& c) {
   auto qa = std::make_shared<SearchArgs>();
   auto* se = c.app->add_subcommand("search", "top-K images of an index for a text or an image");
   se->add_option("--index", qa->index, "index folder from `mmkit index build`")->required();
-  add_model_option(se, &qa->model, "CLIP")->description(
+  add_model_option(se, &qa->model, "CLIP or SigLIP")->description(
       "CLIP model the index was built with: a .safetensors file, a run folder or a Hugging Face folder (default: the "
       "one the index records; another model is refused)");
   add_vocab_option(se, &qa->vocab);

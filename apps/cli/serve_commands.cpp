@@ -120,7 +120,7 @@ int run_serve(const ServeArgs& a) {
 void add_serve_commands(Cli& c) {
   auto sa = std::make_shared<ServeArgs>();
   auto* sv = c.app->add_subcommand("serve", "HTTP/JSON API and web page: CLIP (embeddings, zero-shot, search), VQA, captions");
-  add_model_option(sv, &sa->model, "CLIP")->required();
+  add_model_option(sv, &sa->model, "CLIP or SigLIP")->required();
   add_vocab_option(sv, &sa->vocab);
   add_model_option(sv, &sa->vqa, "VQA", "--vqa")
       ->description("VQA model for /v1/vqa: a .safetensors file, a run folder or a Hugging Face folder (default: none)");

@@ -72,7 +72,7 @@ void ApiServer::post_zero_shot(const Request& req, Response& res) {
   Image img = one_image(b);
   ZeroShotProbs z = m_.clip->zero_shot(img, labels, templates);
   send_json(res, 200, {{"labels", labels}, {"probs", z.probs}, {"label", labels[size_t(z.best)]}, {"best", z.best},
-                       {"probability", z.probs[size_t(z.best)]}});
+                       {"probability", z.probs[size_t(z.best)]}, {"probabilities", z.kind}});
 }
 
 void ApiServer::post_search(const Request& req, Response& res) {

@@ -116,6 +116,12 @@ $('zs-run').addEventListener('click', () => run('zs-run', async () => {
   const labels = $('labels').value.split(',').map((s) => s.trim()).filter(Boolean);
   const r = await api('/v1/zero-shot', { image: imageB64, labels });
   renderBars(r.labels, r.probs, r.best);
+  if (r.probabilities === 'sigmoid') {  // SigLIP: one sigmoid per label, not shares of 100%
+    const note = document.createElement('div');
+    note.className = 'note';
+    note.textContent = 'SigLIP: each label\'s probability on its own (sigmoid); they need not sum to 100%.';
+    $('zs-result').appendChild(note);
+  }
 }));
 $('similar').addEventListener('click', () => run('similar', async () => {
   renderGrid(await api('/v1/search', { image: imageB64, top_k: 12 }), 'the image');

@@ -224,6 +224,10 @@ Var gelu(Graph& g, Var x) { return unary<ops::gelu_forward, ops::gelu_backward>(
 Var quick_gelu(Graph& g, Var x) {
   return unary<ops::quick_gelu_forward, ops::quick_gelu_backward>(g, x);
 }
+
+Var gelu_tanh(Graph& g, Var x) {
+  return unary<ops::gelu_tanh_forward, ops::gelu_tanh_backward>(g, x);
+}
 Var relu(Graph& g, Var x) { return unary<ops::relu_forward, ops::relu_backward>(g, x); }
 
 // ---------------------------------------------------------------- softmax family

@@ -26,6 +26,7 @@ Var mul(Graph& g, Var a, Var b);                    // same shapes
 Var scale(Graph& g, Var x, float s);
 Var gelu(Graph& g, Var x);                          // erf form
 Var quick_gelu(Graph& g, Var x);                    // x * sigmoid(1.702 x)
+Var gelu_tanh(Graph& g, Var x);                     // PyTorch gelu(approximate="tanh")
 Var relu(Graph& g, Var x);
 Var softmax(Graph& g, Var x);                       // last axis
 Var log_softmax(Graph& g, Var x);                   // last axis

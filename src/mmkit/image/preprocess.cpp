@@ -20,6 +20,14 @@ PreprocessConfig preprocess_preset(const std::string& name, int image_size) {
     c.mean = {float(0.48145466), float(0.4578275), float(0.40821073)};
     c.std = {float(0.26862954), float(0.26130258), float(0.27577711)};
     c.rgb_before_resize = false;
+  } else if (name == "siglip") {
+    c.size = image_size;
+    c.filter = Filter::bicubic;
+    c.mean = {0.5f, 0.5f, 0.5f};
+    c.std = {0.5f, 0.5f, 0.5f};
+    c.rgb_before_resize = true;
+    c.square_resize = true;
+    c.rescale_f64 = true;
   } else if (name == "imagenet") {
     // 256/224 = 8/7 never lands on .5, so rounding mode does not matter.
     c.size = int(std::lround(image_size * 256.0 / 224.0));
@@ -28,7 +36,7 @@ PreprocessConfig preprocess_preset(const std::string& name, int image_size) {
     c.std = {float(0.229), float(0.224), float(0.225)};
     c.rgb_before_resize = true;
   } else {
-    fail("unknown preprocess preset '", name, "' (expected clip or imagenet)");
+    fail("unknown preprocess preset '", name, "' (expected clip, siglip or imagenet)");
   }
   return c;
 }
@@ -90,6 +98,10 @@ Image preprocess_rgb(const Image& img, const PreprocessConfig& cfg) {
   if (img.channels != 1 && img.channels != 3 && img.channels != 4)
     fail("preprocess '", cfg.name, "': expected a gray, RGB or RGBA image, got ", img.channels, " channels");
   Image im = cfg.rgb_before_resize ? to_rgb(img) : img;
+  if (cfg.square_resize) {
+    if (im.width != cfg.crop || im.height != cfg.crop) im = resize_pil(im, cfg.crop, cfg.crop, cfg.filter);
+    return to_rgb(im);
+  }
   const auto [w, h] = shorter_side_resize_size(im.width, im.height, cfg.size);
   if (w != im.width || h != im.height) im = resize_pil(im, w, h, cfg.filter);
   im = center_crop(im, cfg.crop, cfg.crop);
@@ -101,7 +113,7 @@ std::vector<uint8_t> preprocess_to_u8(const Image& img, const PreprocessConfig& 
 }
 
 void normalize_to_chw(const Image& rgb, const std::array<float, 3>& mean, const std::array<float, 3>& std,
-                      float* out_chw) {
+                      float* out_chw, bool rescale_f64) {
   if (rgb.channels != 3 || rgb.pixels.size() != size_t(rgb.width) * rgb.height * 3)
     fail("normalize_to_chw: expected an RGB image, got ", rgb.width, "x", rgb.height, "x", rgb.channels);
   for (int c = 0; c < 3; ++c)
@@ -110,7 +122,10 @@ void normalize_to_chw(const Image& rgb, const std::array<float, 3>& mean, const 
   // operations (ToTensor: v / 255; Normalize: (x - mean) / std), so it is exact.
   float lut[3][256];
   for (int c = 0; c < 3; ++c)
-    for (int v = 0; v < 256; ++v) lut[c][v] = (float(v) / 255.0f - mean[size_t(c)]) / std[size_t(c)];
+    for (int v = 0; v < 256; ++v) {
+      const float x = rescale_f64 ? float(double(v) * (1.0 / 255)) : float(v) / 255.0f;
+      lut[c][v] = (x - mean[size_t(c)]) / std[size_t(c)];
+    }
   const size_t n = size_t(rgb.width) * rgb.height;
   const uint8_t* p = rgb.pixels.data();
   for (size_t i = 0; i < n; ++i, p += 3) {
@@ -121,7 +136,7 @@ void normalize_to_chw(const Image& rgb, const std::array<float, 3>& mean, const 
 }
 
 void preprocess_image(const Image& img, const PreprocessConfig& cfg, float* out_chw) {
-  normalize_to_chw(preprocess_rgb(img, cfg), cfg.mean, cfg.std, out_chw);
+  normalize_to_chw(preprocess_rgb(img, cfg), cfg.mean, cfg.std, out_chw, cfg.rescale_f64);
 }
 
 }  // namespace mmkit

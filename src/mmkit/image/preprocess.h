@@ -18,6 +18,9 @@
 // Presets:
 //   "clip"     OpenAI CLIP's _transform(n): Resize(n, BICUBIC), CenterCrop(n),
 //              convert("RGB") after the crop, CLIP mean/std.
+//   "siglip"   transformers' SiglipImageProcessor (do_convert_rgb): convert("RGB"), resize to
+//              n x n (no aspect ratio kept, no crop) BICUBIC, rescale as image_transforms.rescale
+//              does (float64 v * (1/255), then float32), normalize (x - 0.5) / 0.5 in float32.
 //   "imagenet" torchvision's classification eval: images are loaded with
 //              convert("RGB") (ImageFolder's loader), Resize(round(n * 256 / 224),
 //              BILINEAR), CenterCrop(n), ImageNet mean/std; n = 224 gives 256/224.
@@ -42,9 +45,11 @@ struct PreprocessConfig {
   std::array<float, 3> mean{};     // per RGB channel, applied after scaling to [0, 1]
   std::array<float, 3> std{};
   bool rgb_before_resize = false;  // true: drop alpha before resizing (no premultiplied resize)
+  bool square_resize = false;      // true: resize straight to crop x crop (no shorter-side resize, no crop)
+  bool rescale_f64 = false;        // true: float(double(v) * (1.0 / 255)) (transformers); else v / 255.f (torch)
 };
 
-// "clip" or "imagenet" (see above) for a square model input of image_size
+// "clip", "siglip" or "imagenet" (see above) for a square model input of image_size
 // pixels; throws naming the known presets otherwise.
 PreprocessConfig preprocess_preset(const std::string& name, int image_size = 224);
 
@@ -69,6 +74,6 @@ void preprocess_image(const Image& img, const PreprocessConfig& cfg, float* out_
 
 // Step 5 alone: [h, w, 3] uint8 RGB -> [3, h, w] float.
 void normalize_to_chw(const Image& rgb, const std::array<float, 3>& mean, const std::array<float, 3>& std,
-                      float* out_chw);
+                      float* out_chw, bool rescale_f64 = false);
 
 }  // namespace mmkit

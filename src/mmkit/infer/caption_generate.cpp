@@ -265,6 +265,8 @@ void DecodeSession::layer(size_t l, int64_t Tq, int64_t past, float* x, bool wan
   float* fa = grow(ffa_, size_t(N * F));
   if (Ly.ff.act == nn::Activation::gelu)
     ops::gelu_forward(f, fa, N * F);
+  else if (Ly.ff.act == nn::Activation::gelu_tanh)
+    ops::gelu_tanh_forward(f, fa, N * F);
   else
     ops::quick_gelu_forward(f, fa, N * F);
   ops::linear_forward(fa, ptr(Ly.ff.fc2.weight), ptr(Ly.ff.fc2.bias), h, N, F, D);

@@ -25,6 +25,15 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+Epilogue activation_epilogue(const std::string& name) {
+  switch (nn::activation_from_name(name)) {
+    case nn::Activation::gelu: return Epilogue::gelu;
+    case nn::Activation::gelu_tanh: return Epilogue::gelu_tanh;
+    case nn::Activation::quick_gelu: break;
+  }
+  return Epilogue::quick_gelu;
+}
+
 }  // namespace
 
 // The model's tensors by OpenAI/mmkit name, whatever their dtype; small ones widened to f32 on request.
@@ -145,11 +154,19 @@ struct ClipEngine::Tower {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     PackedLinear qkv, out, fc, proj;
   };
-  int64_t width = 0, heads = 0;
+  int64_t width = 0, heads = 0, mlp = 0;  // mlp: the blocks' MLP hidden size
   float eps = 1e-5f;
   std::vector<Block> blocks;
   // vision: the last block's q and k/v rows of in_proj as two layers (run_last_block_cls)
   std::unique_ptr<PackedLinear> last_q, last_kv;
+  // SigLIP's attention-pooling head (vision) and text head
+  struct Head {
+    std::vector<float> q;                  // probe's query [W], computed once at prepare time
+    std::unique_ptr<PackedLinear> kv, out, fc, proj;
+    const float *ln_w = nullptr, *ln_b = nullptr;
+  };
+  std::unique_ptr<Head> head;
+  std::unique_ptr<PackedLinear> text_head;  // [E, Wt] + bias
   // vision
   std::unique_ptr<PackedLinear> patch;  // conv1 as [W, 3 p p]
   const float *cls = nullptr, *pos = nullptr, *ln_pre_w = nullptr, *ln_pre_b = nullptr;
@@ -196,10 +213,12 @@ std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& model_path) {
     for (Parameter* p : e->clip_->parameters())
       t.by_name[p->name] = {DType::f32, p->value.raw(), p->value.shape().vec(), p->name};
   }
-  const auto& ls = t.get("logit_scale", {});
+  const std::vector<int64_t> scalar = e->cfg_.siglip() ? std::vector<int64_t>{1} : std::vector<int64_t>{};
+  const auto& ls = t.get("logit_scale", scalar);
   MMKIT_CHECK(ls.dtype == DType::f32 || ls.dtype == DType::f16 || ls.dtype == DType::bf16, path,
               ": 'logit_scale' must be a float");
-  e->logit_scale_ = t.f32("logit_scale", {})[0];
+  e->logit_scale_ = t.f32("logit_scale", scalar)[0];
+  if (e->cfg_.siglip()) e->logit_bias_ = t.f32("logit_bias", scalar)[0];
   return e;
 }
 
@@ -208,27 +227,31 @@ void ClipEngine::prepare_vision() {
   Tensors& t = *src_;
   const ClipConfig& c = cfg_;
   auto v = std::make_unique<Tower>();
-  const int64_t W = c.vision_width, p = c.vision_patch_size, E = c.embed_dim;
+  const int64_t W = c.vision_width, p = c.vision_patch_size, E = c.embed_dim, Fv = c.vision_mlp_dim();
   const int64_t P = (c.image_resolution / p) * (c.image_resolution / p);
+  const bool sig = c.siglip();
   v->width = W;
+  v->mlp = Fv;
   v->heads = c.vision_heads;
   v->eps = c.eps;
   {
     // conv1 [W, 3, p, p] is the GEMM matrix [W, 3 p p] (see ops/patch_embed.h); no bias.
     const auto& e = t.get("visual.conv1.weight", {W, 3, p, p});
     t.by_name["visual.conv1.weight#2d"] = {e.dtype, e.data, {W, 3 * p * p}, e.source};
-    LinearSource s = t.linear("visual.conv1.weight#2d", "", W, 3 * p * p);
+    LinearSource s = t.linear("visual.conv1.weight#2d", sig ? "visual.conv1.bias" : "", W, 3 * p * p);
     t.set_release(s);
     v->patch = std::make_unique<PackedLinear>(s, Epilogue::none);
   }
-  v->cls = t.f32("visual.class_embedding", {W});
-  v->pos = t.f32("visual.positional_embedding", {P + 1, W});
-  v->ln_pre_w = t.f32("visual.ln_pre.weight", {W});
-  v->ln_pre_b = t.f32("visual.ln_pre.bias", {W});
+  v->pos = t.f32("visual.positional_embedding", {c.vision_tokens(), W});
+  if (!sig) {
+    v->cls = t.f32("visual.class_embedding", {W});
+    v->ln_pre_w = t.f32("visual.ln_pre.weight", {W});
+    v->ln_pre_b = t.f32("visual.ln_pre.bias", {W});
+    v->proj = t.f32("visual.proj", {W, E});
+  }
   v->ln_out_w = t.f32("visual.ln_post.weight", {W});
   v->ln_out_b = t.f32("visual.ln_post.bias", {W});
-  v->proj = t.f32("visual.proj", {W, E});
-  const Epilogue act = c.activation == "gelu" ? Epilogue::gelu : Epilogue::quick_gelu;
+  const Epilogue act = activation_epilogue(c.activation);
   for (int64_t i = 0; i < c.vision_layers; ++i) {
     const std::string b = "visual.transformer.resblocks." + std::to_string(i);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
@@ -236,7 +259,7 @@ void ClipEngine::prepare_vision() {
       t.set_release(s);
       return PackedLinear(s, ep);
     };
-    if (i == c.vision_layers - 1) {
+    if (i == c.vision_layers - 1 && !sig) {
       // Only the class tokens leave the last block (see run_last_block_cls): q for them alone,
       // k and v for every token. Both are row ranges of in_proj, packed as their own layers.
       LinearSource qkv = t.linear(b + ".attn.in_proj_weight", b + ".attn.in_proj_bias", 3 * W, W);
@@ -250,10 +273,37 @@ void ClipEngine::prepare_vision() {
                          t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),
                          lin(".attn.in_proj_weight", ".attn.in_proj_bias", 3 * W, W, Epilogue::none),
                          lin(".attn.out_proj.weight", ".attn.out_proj.bias", W, W, Epilogue::residual),
-                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", 4 * W, W, act),
-                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, 4 * W, Epilogue::residual)});
+                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", Fv, W, act),
+                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, Fv, Epilogue::residual)});
   }
+  if (sig) prepare_siglip_head(*v);
   vision_ = std::move(v);
+}
+
+// SigLIP's attention-pooling head (nn/attention_pool.h): the probe's query is the same for every
+// image, so it is computed here once; k/v, out_proj and the MLP are packed like a block's layers.
+void ClipEngine::prepare_siglip_head(Tower& v) {
+  Tensors& t = *src_;
+  const int64_t W = cfg_.vision_width, F = cfg_.vision_mlp_dim();
+  auto h = std::make_unique<Tower::Head>();
+  LinearSource in = t.linear("visual.head.attn.in_proj_weight", "visual.head.attn.in_proj_bias", 3 * W, W);
+  PackedLinear q(Tensors::slice_rows(in, 0, W, in.name + "[q]"), Epilogue::none);
+  LinearSource kv = Tensors::slice_rows(in, W, 2 * W, in.name + "[kv]");
+  t.set_release(kv);
+  h->kv = std::make_unique<PackedLinear>(kv, Epilogue::none);
+  h->q.resize(size_t(W));
+  q.forward(t.f32("visual.head.probe", {1, 1, W}), 1, h->q.data(), scratch_);
+  auto lin = [&](const std::string& n, int64_t out, int64_t inw, Epilogue ep) {
+    LinearSource s = t.linear("visual.head." + n + ".weight", "visual.head." + n + ".bias", out, inw);
+    t.set_release(s);
+    return std::make_unique<PackedLinear>(s, ep);
+  };
+  h->out = lin("attn.out_proj", W, W, Epilogue::none);
+  h->fc = lin("mlp.c_fc", F, W, activation_epilogue(cfg_.activation));
+  h->proj = lin("mlp.c_proj", W, F, Epilogue::residual);
+  h->ln_w = t.f32("visual.head.ln.weight", {W});
+  h->ln_b = t.f32("visual.head.ln.bias", {W});
+  v.head = std::move(h);
 }
 
 void ClipEngine::prepare_text() {
@@ -261,8 +311,9 @@ void ClipEngine::prepare_text() {
   Tensors& t = *src_;
   const ClipConfig& c = cfg_;
   auto v = std::make_unique<Tower>();
-  const int64_t W = c.transformer_width, E = c.embed_dim;
+  const int64_t W = c.transformer_width, E = c.embed_dim, Ft = c.text_mlp_dim();
   v->width = W;
+  v->mlp = Ft;
   v->heads = c.transformer_heads;
   v->eps = c.eps;
   const auto& tok = t.get("token_embedding.weight", {c.vocab_size, W});
@@ -278,8 +329,14 @@ void ClipEngine::prepare_text() {
   v->pos = t.f32("positional_embedding", {c.context_length, W});
   v->ln_out_w = t.f32("ln_final.weight", {W});
   v->ln_out_b = t.f32("ln_final.bias", {W});
-  v->proj = t.f32("text_projection", {W, E});
-  const Epilogue act = c.activation == "gelu" ? Epilogue::gelu : Epilogue::quick_gelu;
+  if (c.siglip()) {
+    LinearSource s = t.linear("text_head.weight", "text_head.bias", E, W);
+    t.set_release(s);
+    v->text_head = std::make_unique<PackedLinear>(s, Epilogue::none);
+  } else {
+    v->proj = t.f32("text_projection", {W, E});
+  }
+  const Epilogue act = activation_epilogue(c.activation);
   for (int64_t i = 0; i < c.transformer_layers; ++i) {
     const std::string b = "transformer.resblocks." + std::to_string(i);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
@@ -291,8 +348,8 @@ void ClipEngine::prepare_text() {
                          t.f32(b + ".ln_2.weight", {W}), t.f32(b + ".ln_2.bias", {W}),
                          lin(".attn.in_proj_weight", ".attn.in_proj_bias", 3 * W, W, Epilogue::none),
                          lin(".attn.out_proj.weight", ".attn.out_proj.bias", W, W, Epilogue::residual),
-                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", 4 * W, W, act),
-                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, 4 * W, Epilogue::residual)});
+                         lin(".mlp.c_fc.weight", ".mlp.c_fc.bias", Ft, W, act),
+                         lin(".mlp.c_proj.weight", ".mlp.c_proj.bias", W, Ft, Epilogue::residual)});
   }
   text_ = std::move(v);
 }
@@ -305,7 +362,7 @@ void ClipEngine::run_blocks(Tower& t, int64_t B, int64_t T, bool causal, size_t 
   float* x = x_.data();
   float* h = grow(h_, size_t(M * W));
   float* qkv = grow(qkv_, size_t(M * 3 * W));
-  float* f = grow(f_, size_t(M * 4 * W));
+  float* f = grow(f_, size_t(M * t.mlp));
   ops::AttentionDims d{B, H, T, T, dh, 3 * W, 3 * W, 3 * W, 1.f / std::sqrt(float(dh)), causal};
   for (size_t i = 0; i < n_blocks; ++i) {
     auto& blk = t.blocks[i];
@@ -362,9 +419,25 @@ void ClipEngine::encode_image(const float* images, int64_t B, float* out) {
   float* x = grow(x_, size_t(M * W));
   // Patches [B*P, 3 p p] in the qkv buffer, their embeddings [B*P, W] in f.
   float* cols = grow(qkv_, size_t(std::max(B * P * 3 * p * p, M * 3 * W)));
-  float* emb = grow(f_, size_t(std::max(B * P * W, M * 4 * W)));
+  float* emb = grow(f_, size_t(std::max(B * P * W, M * std::max(v.mlp, 4 * W))));
   ops::patchify(images, cols, B, 3, R, R, p);
   v.patch->forward(cols, B * P, emb, scratch_);
+  if (c.siglip()) {
+    // SigLIP: x = patches + pos (no class token, no ln_pre); every block on every token;
+    // ln_post on all of them, then the attention-pooling head.
+    const int64_t Ms = B * P;
+#pragma omp parallel for if (Ms * W > (1 << 14))
+    for (int64_t r = 0; r < Ms; ++r) {
+      const float* src = emb + r * W;
+      const float* pos = v.pos + (r % P) * W;
+      float* xr = x + r * W;
+#pragma omp simd
+      for (int64_t j = 0; j < W; ++j) xr[j] = src[j] + pos[j];
+    }
+    run_blocks(v, B, P, false, v.blocks.size());
+    run_siglip_head(v, B, P, out);
+    return;
+  }
   // x[b, 0] = class embedding + pos[0]; x[b, 1 + i] = patch i + pos[1 + i]; then ln_pre.
   float* h = grow(h_, size_t(M * W));
 #pragma omp parallel for if (M * W > (1 << 14))
@@ -387,6 +460,29 @@ void ClipEngine::encode_image(const float* images, int64_t B, float* out) {
   ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
 }
 
+// SigLIP's attention-pooling head on x_ [B*T, W] (after the blocks):
+//   h = ln_post(x); kv = h Wkv^T + b [B*T, 2W]; a = attention(q (the probe's, every image), k, v)
+//   [B, W]; y = a Wo^T + bo; y += mlp(ln(y)) -> out [B, W]
+void ClipEngine::run_siglip_head(Tower& t, int64_t B, int64_t T, float* out) {
+  const int64_t M = B * T, W = t.width, H = t.heads, dh = W / H, F = cfg_.vision_mlp_dim();
+  const Tower::Head& hd = *t.head;
+  float* h = grow(h_, size_t(M * W));
+  float* kv = grow(qkv_, size_t(M * 3 * W));
+  float* f = grow(f_, size_t(std::max(M * t.mlp, B * F)));
+  float* qc = grow(cls_, size_t(3 * B * W));  // queries, attention output, LN output [B, W] each
+  float* ac = qc + B * W;
+  float* hc = ac + B * W;
+  ops::layernorm_forward(x_.data(), t.ln_out_w, t.ln_out_b, h, nullptr, nullptr, M, W, t.eps);
+  hd.kv->forward(h, M, kv, scratch_);  // [M, 2W]: k | v
+  for (int64_t b = 0; b < B; ++b) std::memcpy(qc + b * W, hd.q.data(), size_t(W) * 4);
+  ops::AttentionDims d{B, H, 1, T, dh, W, 2 * W, 2 * W, 1.f / std::sqrt(float(dh)), false};
+  ops::attention_forward(d, qc, kv, kv + W, nullptr, ac, nullptr);
+  hd.out->forward(ac, B, out, scratch_);
+  ops::layernorm_forward(out, hd.ln_w, hd.ln_b, hc, nullptr, nullptr, B, W, t.eps);
+  hd.fc->forward(hc, B, f, scratch_);
+  hd.proj->forward(f, B, out, scratch_);  // residual: out += mlp
+}
+
 void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* out) {
   if (B == 0) return;
   const ClipConfig& c = cfg_;
@@ -401,10 +497,11 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
   // Pooling reads the end-of-text token (the highest id of each row). Under the causal mask no
   // token sees a later one, so positions after the last end-of-text of the batch cannot change the
   // result: the tower runs on the first Tu <= T positions only ("a photo of a cat." is 7 of 77).
+  // SigLIP has no causal mask and pools at the last position: every position runs.
   std::vector<int64_t>& eot = eot_;
-  eot.assign(size_t(B), 0);
-  int64_t Tu = 1;
-  for (int64_t b = 0; b < B; ++b) {
+  eot.assign(size_t(B), c.siglip() ? T - 1 : 0);
+  int64_t Tu = c.siglip() ? T : 1;
+  for (int64_t b = 0; b < B && !c.siglip(); ++b) {
     for (int64_t t = 1; t < T; ++t)
       if (ids[b * T + t] > ids[b * T + eot[size_t(b)]]) eot[size_t(b)] = t;
     Tu = std::max(Tu, eot[size_t(b)] + 1);
@@ -426,12 +523,15 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
         xr[j] = (v.tok_dtype == DType::f16 ? io::f16_to_f32(e[j]) : io::bf16_to_f32(e[j])) + pos[j];
     }
   }
-  run_blocks(v, B, Tu, true, v.blocks.size());
-  // ln_final on the end-of-text rows, then the projection.
+  run_blocks(v, B, Tu, !c.siglip(), v.blocks.size());
+  // ln_final on the pooled rows, then the projection (SigLIP: the text head, a Linear with bias).
   float* pooled = grow(pooled_, size_t(2 * B * W));
   for (int64_t b = 0; b < B; ++b) std::memcpy(pooled + b * W, x + (b * Tu + eot[size_t(b)]) * W, size_t(W) * 4);
   ops::layernorm_forward(pooled, v.ln_out_w, v.ln_out_b, pooled + B * W, nullptr, nullptr, B, W, v.eps);
-  ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
+  if (v.text_head)
+    v.text_head->forward(pooled + B * W, B, out, scratch_);
+  else
+    ops::gemm(false, false, B, E, W, 1.f, pooled + B * W, W, v.proj, E, 0.f, out, E);
 }
 
 size_t ClipEngine::workspace_bytes() const {
@@ -445,6 +545,10 @@ size_t ClipEngine::packed_weight_bytes() const {
     if (!t) continue;
     if (t->patch) n += t->patch->packed_bytes();
     if (t->last_q) n += t->last_q->packed_bytes() + t->last_kv->packed_bytes();
+    if (t->text_head) n += t->text_head->packed_bytes();
+    if (t->head)
+      n += t->head->kv->packed_bytes() + t->head->out->packed_bytes() + t->head->fc->packed_bytes() +
+           t->head->proj->packed_bytes();
     for (const auto& b : t->blocks)
       n += b.qkv.packed_bytes() + b.out.packed_bytes() + b.fc.packed_bytes() + b.proj.packed_bytes();
   }

@@ -42,6 +42,7 @@ class ClipEngine {
   // "f16" or "bf16".
   const std::string& weight_format() const { return format_; }
   float logit_scale() const { return logit_scale_; }
+  float logit_bias() const { return logit_bias_; }  // SigLIP; 0 for CLIP
   const io::SafetensorsFile& file() const { return *file_; }
   const std::string& path() const { return path_; }
 
@@ -49,6 +50,8 @@ class ClipEngine {
   void encode_image(const float* images, int64_t B, float* out);
   // ids [B, T] (T <= context_length, pooled at argmax = end of text) -> out [B, E]. Runs only the
   // positions up to the batch's last end-of-text token (the causal mask makes the rest irrelevant).
+  // SigLIP (config().siglip()): no causal mask, every position runs, pooled at T - 1; the image
+  // tower runs every block on every token and pools with the attention head (models/clip.h).
   void encode_text(const int32_t* ids, int64_t B, int64_t T, float* out);
 
   // Bytes held in the activation buffers (grown to the largest call so far) and in packed weights.
@@ -63,10 +66,12 @@ class ClipEngine {
   void prepare_text();
   void run_blocks(Tower& t, int64_t B, int64_t T, bool causal, size_t n_blocks);
   float* run_last_block_cls(Tower& t, int64_t B, int64_t T);
+  void prepare_siglip_head(Tower& v);
+  void run_siglip_head(Tower& t, int64_t B, int64_t T, float* out);
 
   ClipConfig cfg_;
   std::string format_, path_;
-  float logit_scale_ = 0.f;
+  float logit_scale_ = 0.f, logit_bias_ = 0.f;
   std::shared_ptr<io::SafetensorsFile> file_;
   std::unique_ptr<Clip> clip_;  // f32 path for checkpoints that need remapping/widening
   std::unique_ptr<Tensors> src_;

@@ -123,7 +123,8 @@ ClipRunner ClipRunner::open(const std::string& model_path, const std::string& vo
   r.engine_ = infer::ClipEngine::open(model_path);
   r.vocab_ = vocab;
   r.model_path_ = r.engine_->path();  // the file, when model_path is a folder
-  r.pre_ = preprocess_preset(preprocess, int(r.engine_->config().image_resolution));
+  const std::string preset = !preprocess.empty() ? preprocess : r.engine_->config().siglip() ? "siglip" : "clip";
+  r.pre_ = preprocess_preset(preset, int(r.engine_->config().image_resolution));
   return r;
 }
 
@@ -133,6 +134,7 @@ Clip& ClipRunner::model() {
 }
 
 const text::ClipTokenizer& ClipRunner::tokenizer() const {
+  MMKIT_CHECK(!config().siglip(), model_path_, " is a SigLIP model: its tokenizer is SentencePiece, not CLIP's BPE");
   if (!tok_) {
     auto tok = open_tokenizer(vocab_, model_path_, &engine_->file());
     // An id past the token embedding would read outside it; catch the mismatch by name here.
@@ -144,9 +146,31 @@ const text::ClipTokenizer& ClipRunner::tokenizer() const {
   return *tok_;
 }
 
+const text::SiglipTokenizer& ClipRunner::siglip_tokenizer() const {
+  MMKIT_CHECK(config().siglip(), model_path_, " is a CLIP model: it has no SentencePiece tokenizer");
+  if (!sp_tok_) {
+    std::string path = vocab_.empty() ? dir_of(model_path_) + "/spiece.model" : vocab_;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/spiece.model";
+    MMKIT_CHECK(exists(path), model_path_, ": SigLIP model without its tokenizer: ", path,
+                " not found (pass --vocab with the model's spiece.model)");
+    auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_file(path));
+    MMKIT_CHECK(tok->vocab_size() == config().vocab_size, path, ": the tokenizer has ", tok->vocab_size(),
+                " pieces but the model's token embedding (", model_path_, ") has ", config().vocab_size,
+                " rows: not this model's tokenizer");
+    sp_tok_ = std::move(tok);
+  }
+  return *sp_tok_;
+}
+
 std::vector<std::vector<int32_t>> ClipRunner::tokenize(const std::vector<std::string>& texts) const {
   std::vector<std::vector<int32_t>> out;
   if (texts.empty()) return out;
+  if (config().siglip()) {
+    const text::SiglipTokenizer& tok = siglip_tokenizer();
+    for (const auto& t : texts) out.push_back(tok.encode_padded(t, int(config().context_length)));
+    return out;
+  }
   const text::ClipTokenizer& tok = tokenizer();
   for (const auto& t : texts) out.push_back(tok.encode_padded(t, int(config().context_length)));
   return out;
@@ -301,6 +325,7 @@ ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
   l2_normalize_rows(cls);
   Tensor img = embed_images(images, true);
   const float scale = std::exp(engine_->logit_scale());
+  const bool sigmoid = config().siglip();
   ZeroShotResult r;
   for (int64_t i = 0; i < int64_t(images.size()); ++i) {
     std::vector<double> logits(static_cast<size_t>(L));
@@ -312,11 +337,14 @@ ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
       m = std::max(m, logits[size_t(l)]);
     }
     double s = 0;
-    for (double& v : logits) s += (v = std::exp(v - m));
+    if (sigmoid)  // SigLIP: each label on its own, sigmoid(scale * cos + bias)
+      for (double& v : logits) v = 1.0 / (1.0 + std::exp(-(v + engine_->logit_bias())));
+    else
+      for (double& v : logits) s += (v = std::exp(v - m));
     std::vector<float> p;
     int64_t best = 0;
     for (int64_t l = 0; l < L; ++l) {
-      p.push_back(float(logits[size_t(l)] / s));
+      p.push_back(float(sigmoid ? logits[size_t(l)] : logits[size_t(l)] / s));
       if (p.back() > p[size_t(best)]) best = l;
     }
     r.probs.push_back(std::move(p));

@@ -18,6 +18,7 @@
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/text/clip_tokenizer.h"
+#include "mmkit/text/siglip_tokenizer.h"
 
 namespace mmkit {
 
@@ -31,8 +32,9 @@ class ClipRunner {
   // vocab: the OpenAI merges file (.txt.gz) or a directory with HF
   // vocab.json + merges.txt. Empty: the tokenizer stored in the model's
   // metadata if any, else looks beside the model for either.
+  // preprocess: a preset of image/preprocess.h; "" = the model's own (siglip for SigLIP, else clip).
   static ClipRunner open(const std::string& model_path, const std::string& vocab = "",
-                         const std::string& preprocess = "clip");
+                         const std::string& preprocess = "");
 
   std::vector<std::vector<int32_t>> tokenize(const std::vector<std::string>& texts) const;
   // [N, E]; normalize = L2-normalise each row.
@@ -48,7 +50,8 @@ class ClipRunner {
   int64_t image_resolution() const { return config().image_resolution; }
   // CLIP's prompt ensembling: each label's text embedding is the renormalised
   // mean of its normalised template embeddings ("{}" replaced by the label);
-  // probs = softmax(exp(logit_scale) * cos(image, label)).
+  // probs = softmax(exp(logit_scale) * cos(image, label)); SigLIP: per label,
+  // sigmoid(exp(logit_scale) * cos(image, label) + logit_bias) (independent, not summing to 1).
   ZeroShotResult zero_shot(const std::vector<Image>& images, const std::vector<std::string>& labels,
                            const std::vector<std::string>& templates);
 
@@ -59,8 +62,14 @@ class ClipRunner {
   // loaded with load_clip on first use: a second, f32 copy of the weights.
   Clip& model();
   // Loaded on first use, so image-only work needs no vocabulary file. Throws
-  // if its vocabulary is larger than the model's token embedding.
+  // if its vocabulary is larger than the model's token embedding, and for SigLIP models.
   const text::ClipTokenizer& tokenizer() const;
+  // SigLIP models: `vocab` (a spiece.model file or a folder holding one) or the spiece.model beside
+  // the model. Throws naming the file when it is missing or its vocabulary size differs from the
+  // model's token embedding rows.
+  const text::SiglipTokenizer& siglip_tokenizer() const;
+  // What zero_shot's probabilities are: "softmax" (CLIP) or "sigmoid" (SigLIP).
+  const char* probability_kind() const { return config().siglip() ? "sigmoid" : "softmax"; }
   const PreprocessConfig& preprocess() const { return pre_; }
 
  private:
@@ -68,6 +77,7 @@ class ClipRunner {
   std::shared_ptr<std::mutex> engine_mu_ = std::make_shared<std::mutex>();  // embed_token_ids / embed_pixels
   std::unique_ptr<Clip> model_;
   mutable std::unique_ptr<text::ClipTokenizer> tok_;
+  mutable std::unique_ptr<text::SiglipTokenizer> sp_tok_;
   std::string vocab_, model_path_;
   PreprocessConfig pre_;
 };

@@ -42,6 +42,8 @@ inline float act(Epilogue ep, float v) {
   constexpr float kInvSqrt2 = 0.70710678118654752f;
   if (ep == Epilogue::gelu) return 0.5f * v * (1.f + ops::erf_approx(v * kInvSqrt2));
   if (ep == Epilogue::quick_gelu) return v * ops::sigmoid_approx(1.702f * v);
+  if (ep == Epilogue::gelu_tanh)  // 0.5 v (1 + tanh(u)) = v sigmoid(2 u), see ops/activation.h
+    return v * ops::sigmoid_approx(2.f * 0.7978845608028654f * (v + 0.044715f * v * v * v));
   return v;
 }
 
@@ -177,6 +179,7 @@ dnnl::matmul::primitive_desc make_pd(const PackedLinear::Impl& im, int64_t K, in
   if (!int8) {
     if (ep == Epilogue::gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
     if (ep == Epilogue::quick_gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.702f, 0.f);
+    if (ep == Epilogue::gelu_tanh) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f);
     if (ep == Epilogue::residual) po.append_sum(1.f);
     attr.set_post_ops(po);
   }
@@ -283,6 +286,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
     case Epilogue::none: rescale_rows<Epilogue::none>(acc, xs, scale_, bias_, y, M, N); break;
     case Epilogue::gelu: rescale_rows<Epilogue::gelu>(acc, xs, scale_, bias_, y, M, N); break;
     case Epilogue::quick_gelu: rescale_rows<Epilogue::quick_gelu>(acc, xs, scale_, bias_, y, M, N); break;
+    case Epilogue::gelu_tanh: rescale_rows<Epilogue::gelu_tanh>(acc, xs, scale_, bias_, y, M, N); break;
     case Epilogue::residual: rescale_rows<Epilogue::residual>(acc, xs, scale_, bias_, y, M, N); break;
   }
 }

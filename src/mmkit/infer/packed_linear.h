@@ -9,7 +9,8 @@
 //   int8  symmetric per-output-channel weights W = Wq[out, in] * scale[out] (s8), activations
 //         quantised per row at each call (x ~= xq[m, :] * sx[m], symmetric s8, sx = max|x[m,:]|/127),
 //         s8 x s8 -> s32 oneDNN matmul (VNNI), then y = acc * sx[m] * scale[n] + b[n] in one pass
-// Epilogues fused into the GEMM's output pass: GELU (erf), QuickGELU, or residual (y += result).
+// Epilogues fused into the GEMM's output pass: GELU (erf), QuickGELU, GELU (tanh form), or residual
+// (y += result).
 // The matmul primitive is created once per layer with a run-time row count M, so any batch size
 // reuses it; no allocation per call except what oneDNN does internally. The first call reads the
 // weights in place (a mapped file: nothing copied); from the second call on they are packed into
@@ -30,7 +31,7 @@ namespace mmkit::infer {
 enum class WeightKind { f32, f16, bf16, int8 };
 const char* weight_kind_name(WeightKind k);
 
-enum class Epilogue { none, gelu, quick_gelu, residual };
+enum class Epilogue { none, gelu, quick_gelu, gelu_tanh, residual };
 
 // Where a layer's weights are: `w` points to out*in values of `kind` (f16/bf16: uint16_t,
 // int8: int8_t) in row-major [out, in]; `scale` [out] for int8; `bias` [out] f32 or null.

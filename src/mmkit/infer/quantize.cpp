@@ -7,6 +7,7 @@
 #include "mmkit/core/error.h"
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/infer/packed_linear.h"
+#include "mmkit/io/layouts.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/models/clip.h"
 #include "mmkit/util/file_util.h"
@@ -72,7 +73,19 @@ QuantizeReport quantize_clip(const std::string& model, const std::string& out, c
     }
   }
   std::map<std::string, std::string> meta = m->file->metadata();
-  if (meta.count(kTokenizerMetadataKey)) {
+  if (m->cfg.siglip()) {
+    // SigLIP's SentencePiece model is binary: it goes beside the output as spiece.model (where
+    // ClipRunner looks for it), unless the output already sits next to the input's.
+    const std::string src = parent_dir(in) + "/spiece.model", dst = parent_dir(out) + "/spiece.model";
+    if (!path_exists(src)) {
+      r.tokenizer_problem = src + " not found";
+    } else if (!path_exists(dst)) {
+      write_text_atomic(dst, io::read_text_file(src));
+      r.tokenizer = "spiece.model copied beside the output";
+    } else {
+      r.tokenizer = "the spiece.model beside the output";
+    }
+  } else if (meta.count(kTokenizerMetadataKey)) {
     r.tokenizer = "the input's metadata";
   } else {
     try {

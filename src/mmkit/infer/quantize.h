@@ -20,7 +20,8 @@ struct QuantizeReport {
   size_t in_bytes = 0, out_bytes = 0;  // file sizes
   // Where the output's embedded tokenizer came from: "the input's metadata", "vocabulary files
   // beside the input" (stored so the output is one self-contained file), or "" (none: text
-  // embeddings need --vocab; the message says why).
+  // embeddings need --vocab; the message says why). SigLIP: its spiece.model is copied beside
+  // the output instead.
   std::string tokenizer, tokenizer_problem;
 };
 

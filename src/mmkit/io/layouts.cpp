@@ -1,5 +1,6 @@
 #include "mmkit/io/layouts.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -82,6 +83,43 @@ const std::vector<Rule>& hf_clip_rules() {
   return r;
 }
 
+// transformers SiglipModel -> mmkit's SigLIP names (models/clip.h): the encoder layers are named
+// as in CLIP; the vision tower has a patch bias, no class token or ln_pre, and the attention-pooling
+// head (modeling_siglip.py SiglipMultiheadAttentionPoolingHead: `probe`, an nn.MultiheadAttention
+// with packed in_proj, `layernorm`, `mlp`); the text tower ends in `head` (an nn.Linear, kept
+// [out, in]). q/k/v packed below.
+const std::vector<Rule>& hf_siglip_rules() {
+  static const std::vector<Rule> r = {
+      {std::regex(R"(^vision_model\.embeddings\.patch_embedding\.(weight|bias)$)"), "visual.conv1.$1"},
+      {std::regex(R"(^vision_model\.embeddings\.position_embedding\.weight$)"), "visual.positional_embedding"},
+      {std::regex(R"(^vision_model\.post_layernorm\.(weight|bias)$)"), "visual.ln_post.$1"},
+      {std::regex(R"(^vision_model\.head\.probe$)"), "visual.head.probe"},
+      {std::regex(R"(^vision_model\.head\.attention\.(in_proj_weight|in_proj_bias)$)"), "visual.head.attn.$1"},
+      {std::regex(R"(^vision_model\.head\.attention\.out_proj\.(weight|bias)$)"), "visual.head.attn.out_proj.$1"},
+      {std::regex(R"(^vision_model\.head\.layernorm\.(weight|bias)$)"), "visual.head.ln.$1"},
+      {std::regex(R"(^vision_model\.head\.mlp\.fc1\.(weight|bias)$)"), "visual.head.mlp.c_fc.$1"},
+      {std::regex(R"(^vision_model\.head\.mlp\.fc2\.(weight|bias)$)"), "visual.head.mlp.c_proj.$1"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_1.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_2.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_fc.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_proj.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.out_proj.$2"},
+      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.$2.$3"},
+      {std::regex(R"(^text_model\.embeddings\.token_embedding\.weight$)"), "token_embedding.weight"},
+      {std::regex(R"(^text_model\.embeddings\.position_embedding\.weight$)"), "positional_embedding"},
+      {std::regex(R"(^text_model\.final_layer_norm\.(weight|bias)$)"), "ln_final.$1"},
+      {std::regex(R"(^text_model\.head\.(weight|bias)$)"), "text_head.$1"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "transformer.resblocks.$1.ln_1.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "transformer.resblocks.$1.ln_2.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_fc.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_proj.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.out_proj.$2"},
+      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.$2.$3"},
+      {std::regex(R"(^logit_(scale|bias)$)"), "logit_$1"},
+  };
+  return r;
+}
+
 Tensor as_f32(const std::shared_ptr<SafetensorsFile>& f, const TensorView& t) {
   if (t.dtype == DType::f32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0)
     return Tensor::view(const_cast<void*>(t.data), Shape(t.shape), DType::f32,
@@ -110,6 +148,89 @@ Tensor dequantize_s8(const SafetensorsFile& f, const TensorView& t) {
 
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+// Element i of an integer tensor (I8/U8/I32/I64) as int64; false for other dtypes.
+bool integer_at(const TensorView& t, int64_t i, int64_t* out) {
+  switch (t.dtype) {
+    case DType::i8: *out = static_cast<const int8_t*>(t.data)[i]; return true;
+    case DType::u8: *out = static_cast<const uint8_t*>(t.data)[i]; return true;
+    case DType::i32: { int32_t v; std::memcpy(&v, static_cast<const char*>(t.data) + 4 * i, 4); *out = v; return true; }
+    case DType::i64: { int64_t v; std::memcpy(&v, static_cast<const char*>(t.data) + 8 * i, 8); *out = v; return true; }
+    default: return false;
+  }
+}
+
+// Legacy buffers: tensors that published files carry but that hold no weights, because the saving
+// release stored a buffer the model now builds itself. They are accepted only when they hold
+// exactly what the model would build; anything else is an error naming the tensor.
+//  - Hugging Face CLIP/SigLIP `{vision,text}_model.embeddings.position_ids` [1, n] = 0..n-1
+//    (transformers made them non-persistent in v4.31; files saved before still have them, e.g.
+//    openai/clip-vit-base-patch32). n must equal the rows of the tower's position_embedding.
+//  - OpenAI CLIP's TorchScript state dict `input_resolution`, `context_length`, `vocab_size`
+//    (scalars that clip/model.py build_model() deletes before load_state_dict); checked against
+//    the shapes of the tensors they describe.
+// Hugging Face ViT (ViTEmbeddings: position_embeddings is a Parameter) and torchvision's ViT register
+// no buffers, so their files have no such extras.
+// Returns true if `t` is such a buffer (and valid), false if it is not one.
+bool check_legacy_buffer(const SafetensorsFile& f, const TensorView& t, Layout layout) {
+  auto integers = [&](int64_t* first_bad, int64_t* bad_value, int64_t expect_from) {
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      int64_t v = 0;
+      integer_at(t, i, &v);
+      if (v != expect_from + i) {
+        *first_bad = i;
+        *bad_value = v;
+        return false;
+      }
+    }
+    return true;
+  };
+  auto rows_of = [&](const std::string& name) -> int64_t {
+    const TensorView* w = f.find(name);
+    return w && !w->shape.empty() ? w->shape[0] : -1;
+  };
+  const bool is_integer =
+      t.dtype == DType::i8 || t.dtype == DType::u8 || t.dtype == DType::i32 || t.dtype == DType::i64;
+  int64_t probe = 0;
+  if (is_integer && t.numel() > 0) integer_at(t, 0, &probe);
+  if (layout == Layout::hf_clip || layout == Layout::hf_siglip) {
+    static const std::regex re(R"(^(vision_model|text_model)\.embeddings\.position_ids$)");
+    std::smatch m;
+    if (!std::regex_match(t.name, m, re)) return false;
+    MMKIT_CHECK(is_integer, f.path(), ": legacy buffer '", t.name, "' must hold integers (0..n-1), got ",
+                dtype_name(t.dtype));
+    MMKIT_CHECK(t.shape.size() == 2 && t.shape[0] == 1, f.path(), ": legacy buffer '", t.name,
+                "' must be [1, n], got ", Shape(t.shape).str());
+    const int64_t n = t.shape[1], want = rows_of(m[1].str() + ".embeddings.position_embedding.weight");
+    MMKIT_CHECK(want < 0 || n == want, f.path(), ": legacy buffer '", t.name, "' has ", n,
+                " positions, but the position embedding has ", want, " rows");
+    int64_t bad = 0, value = 0;
+    MMKIT_CHECK(integers(&bad, &value, 0), f.path(), ": legacy buffer '", t.name, "' must hold 0..", n - 1,
+                " (position ids), but element ", bad, " is ", value);
+    return true;
+  }
+  if (layout == Layout::openai_clip) {
+    int64_t want = -1;
+    if (t.name == "context_length") {
+      want = rows_of("positional_embedding");
+    } else if (t.name == "vocab_size") {
+      want = rows_of("token_embedding.weight");
+    } else if (t.name == "input_resolution") {
+      const TensorView* conv = f.find("visual.conv1.weight");
+      const int64_t P = rows_of("visual.positional_embedding") - 1;
+      const int64_t grid = P > 0 ? int64_t(std::llround(std::sqrt(double(P)))) : -1;
+      if (conv && conv->shape.size() == 4 && grid > 0 && grid * grid == P) want = grid * conv->shape[3];
+    } else {
+      return false;
+    }
+    MMKIT_CHECK(is_integer && t.numel() == 1, f.path(), ": legacy tensor '", t.name,
+                "' must be one integer, got ", dtype_name(t.dtype), " ", Shape(t.shape).str());
+    MMKIT_CHECK(want < 0 || probe == want, f.path(), ": legacy tensor '", t.name, "' is ", probe,
+                ", but the weights say ", want);
+    return true;
+  }
+  return false;
 }
 
 // "<prefix>.{q,k,v}.{weight,bias}" (or query/key/value) -> packed
@@ -182,6 +303,7 @@ const char* layout_name(Layout l) {
     case Layout::mmkit: return "mmkit";
     case Layout::openai_clip: return "OpenAI/OpenCLIP CLIP";
     case Layout::hf_clip: return "Hugging Face CLIPModel";
+    case Layout::hf_siglip: return "Hugging Face SiglipModel";
     case Layout::torchvision_vit: return "torchvision VisionTransformer";
     case Layout::hf_vit: return "Hugging Face ViTForImageClassification";
   }
@@ -192,7 +314,7 @@ Layout detect_layout(const SafetensorsFile& f) {
   if (f.find("visual.conv1.weight") || f.find("token_embedding.weight")) return Layout::openai_clip;
   if (f.find("vision_model.embeddings.patch_embedding.weight") ||
       f.find("text_model.embeddings.token_embedding.weight"))
-    return Layout::hf_clip;
+    return f.find("logit_bias") || f.find("vision_model.head.probe") ? Layout::hf_siglip : Layout::hf_clip;
   if (f.find("conv_proj.weight")) return Layout::torchvision_vit;
   if (f.find("vit.embeddings.patch_embeddings.projection.weight")) return Layout::hf_vit;
   return Layout::mmkit;
@@ -203,9 +325,11 @@ Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
   if (layout == Layout::torchvision_vit) rules = &torchvision_vit_rules();
   if (layout == Layout::hf_vit) rules = &hf_vit_rules();
   if (layout == Layout::hf_clip) rules = &hf_clip_rules();
+  if (layout == Layout::hf_siglip) rules = &hf_siglip_rules();
   Remapped r;
   for (const TensorView& t : f->tensors()) {
     if (t.name.rfind("optim.", 0) == 0) continue;  // optimizer state of a training checkpoint, not weights
+    if (check_legacy_buffer(*f, t, layout)) continue;
     std::string to = t.name;
     bool matched = rules == nullptr;
     if (rules)

@@ -15,9 +15,10 @@
 namespace mmkit::io {
 
 // mmkit and openai_clip use mmkit's own names (identity remap).
-enum class Layout { mmkit, openai_clip, hf_clip, torchvision_vit, hf_vit };
+enum class Layout { mmkit, openai_clip, hf_clip, hf_siglip, torchvision_vit, hf_vit };
 const char* layout_name(Layout l);
-// Guesses the layout from characteristic tensor names.
+// Guesses the layout from characteristic tensor names (SigLIP: a Hugging Face CLIP-like file with
+// `logit_bias` or the attention-pooling head `vision_model.head.probe`).
 Layout detect_layout(const SafetensorsFile& f);
 
 struct Remapped {

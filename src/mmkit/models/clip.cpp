@@ -37,6 +37,17 @@ void ClipConfig::validate() const {
   MMKIT_CHECK(transformer_width % transformer_heads == 0, "CLIP config: transformer_width ",
               transformer_width, " not divisible by transformer_heads ", transformer_heads);
   nn::activation_from_name(activation);
+  MMKIT_CHECK(arch == "clip" || arch == "siglip", "CLIP config: arch must be clip or siglip, got '", arch, "'");
+  MMKIT_CHECK(vision_mlp >= 0 && vision_mlp <= (1 << 22) && text_mlp >= 0 && text_mlp <= (1 << 22),
+              "CLIP config: MLP sizes must be in 0..", 1 << 22, ", got ", vision_mlp, " and ", text_mlp);
+  if (siglip())
+    MMKIT_CHECK(embed_dim == vision_width, "SigLIP config: the image embedding is the vision tower's width ",
+                vision_width, ", so the text head must project to it too, got ", embed_dim);
+}
+
+int64_t ClipConfig::vision_tokens() const {
+  const int64_t g = image_resolution / vision_patch_size;
+  return g * g + (siglip() ? 0 : 1);
 }
 
 std::string ClipConfig::to_json() const {
@@ -52,6 +63,12 @@ std::string ClipConfig::to_json() const {
                       {"transformer_heads", transformer_heads},
                       {"transformer_layers", transformer_layers},
                       {"activation", activation}};
+  if (eps != 1e-5f) j["layer_norm_eps"] = eps;
+  if (siglip()) {
+    j["arch"] = arch;
+    j["vision_mlp"] = vision_mlp_dim();
+    j["text_mlp"] = text_mlp_dim();
+  }
   return j.dump();
 }
 
@@ -87,6 +104,89 @@ ClipConfig ClipConfig::from_json(const std::string& text) {
     MMKIT_CHECK(j["activation"].is_string(), "CLIP config: 'activation' must be a string");
     c.activation = j["activation"].get<std::string>();
   }
+  if (j.contains("arch")) {
+    MMKIT_CHECK(j["arch"].is_string(), "CLIP config: 'arch' must be a string");
+    c.arch = j["arch"].get<std::string>();
+  }
+  if (j.contains("vision_mlp")) get("vision_mlp", c.vision_mlp);
+  if (j.contains("text_mlp")) get("text_mlp", c.text_mlp);
+  if (j.contains("layer_norm_eps")) {
+    MMKIT_CHECK(j["layer_norm_eps"].is_number(), "CLIP config: 'layer_norm_eps' must be a number");
+    c.eps = j["layer_norm_eps"].get<float>();
+  }
+  c.validate();
+  return c;
+}
+
+std::string hf_config_arch(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("model_type") && j["model_type"].is_string()) {
+    const std::string t = j["model_type"].get<std::string>();
+    if (t == "siglip" || t == "siglip2") return "siglip";
+  }
+  return "clip";
+}
+
+// Hugging Face config.json (SiglipConfig) -> ClipConfig. Defaults are transformers'
+// SiglipTextConfig / SiglipVisionConfig ones (configuration_siglip.py): width 768, 12 layers and
+// heads, MLP 3072, gelu_pytorch_tanh, eps 1e-6, 224 px in 16 px patches, 64 text positions,
+// vocabulary 32000; the text head projects to projection_size (default: the text width).
+ClipConfig ClipConfig::from_hf_siglip_json(const std::string& text, const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail(path, " is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(j.is_object(), path, " is not a JSON object");
+  auto sub = [&](const char* k) {
+    if (!j.contains(k) || j[k].is_null()) return nlohmann::json::object();
+    MMKIT_CHECK(j[k].is_object(), path, ": '", k, "' must be an object");
+    return j[k];
+  };
+  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
+  auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
+    if (!o.contains(k) || o[k].is_null()) return d;
+    MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
+    return o[k].get<int64_t>();
+  };
+  auto str = [&](const nlohmann::json& o, const char* k, const char* d) -> std::string {
+    if (!o.contains(k)) return d;
+    MMKIT_CHECK(o[k].is_string(), path, ": field '", k, "' must be a string");
+    return o[k].get<std::string>();
+  };
+  auto eps = [&](const nlohmann::json& o) -> float {
+    if (!o.contains("layer_norm_eps")) return 1e-6f;
+    MMKIT_CHECK(o["layer_norm_eps"].is_number(), path, ": field 'layer_norm_eps' must be a number");
+    return o["layer_norm_eps"].get<float>();
+  };
+  MMKIT_CHECK(!vc.contains("vision_use_head") || vc["vision_use_head"] != false, path,
+              ": vision_use_head false (no attention-pooling head) is not supported");
+  ClipConfig c;
+  c.arch = "siglip";
+  c.vision_width = num(vc, "hidden_size", 768);
+  c.vision_layers = num(vc, "num_hidden_layers", 12);
+  c.vision_heads = num(vc, "num_attention_heads", 12);
+  c.vision_mlp = num(vc, "intermediate_size", 3072);
+  c.image_resolution = num(vc, "image_size", 224);
+  c.vision_patch_size = num(vc, "patch_size", 16);
+  MMKIT_CHECK(num(vc, "num_channels", 3) == 3, path, ": only 3-channel images are supported");
+  c.transformer_width = num(tc, "hidden_size", 768);
+  c.transformer_layers = num(tc, "num_hidden_layers", 12);
+  c.transformer_heads = num(tc, "num_attention_heads", 12);
+  c.text_mlp = num(tc, "intermediate_size", 3072);
+  c.context_length = num(tc, "max_position_embeddings", 64);
+  c.vocab_size = num(tc, "vocab_size", 32000);
+  c.embed_dim = num(tc, "projection_size", c.transformer_width);
+  const std::string act = str(vc, "hidden_act", "gelu_pytorch_tanh");
+  MMKIT_CHECK(act == str(tc, "hidden_act", "gelu_pytorch_tanh"), path,
+              ": different activations in the two towers are not supported");
+  c.activation = nn::activation_name(nn::activation_from_name(act));
+  c.eps = eps(vc);
+  MMKIT_CHECK(c.eps == eps(tc), path, ": different layer_norm_eps in the two towers are not supported");
+  MMKIT_CHECK(c.embed_dim == c.vision_width, path, ": the text head projects to ", c.embed_dim,
+              " (text_config projection_size, default hidden_size) but image embeddings have the vision width ",
+              c.vision_width);
   c.validate();
   return c;
 }
@@ -146,18 +246,20 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
   cfg = c;
   Rng rng(seed);
   const int64_t W = c.vision_width, Wt = c.transformer_width, E = c.embed_dim;
-  const int64_t P = (c.image_resolution / c.vision_patch_size) * (c.image_resolution / c.vision_patch_size);
-  conv1.init("visual.conv1", 3, W, c.vision_patch_size, /*bias=*/false, rng);
-  class_embedding.init("visual.class_embedding", Shape{W}, false);
-  nn::init_trunc_normal(class_embedding, 0.02f, rng);
-  visual_positional.init("visual.positional_embedding", Shape{P + 1, W}, false);
+  const bool sig = c.siglip();
+  conv1.init("visual.conv1", 3, W, c.vision_patch_size, /*bias=*/sig, rng);
+  if (!sig) {
+    class_embedding.init("visual.class_embedding", Shape{W}, false);
+    nn::init_trunc_normal(class_embedding, 0.02f, rng);
+  }
+  visual_positional.init("visual.positional_embedding", Shape{c.vision_tokens(), W}, false);
   nn::init_trunc_normal(visual_positional, 0.01f, rng);
-  ln_pre.init("visual.ln_pre", W, c.eps);
+  if (!sig) ln_pre.init("visual.ln_pre", W, c.eps);
   ln_post.init("visual.ln_post", W, c.eps);
   nn::EncoderLayerConfig vc;
   vc.dim = W;
   vc.heads = c.vision_heads;
-  vc.mlp_dim = 4 * W;
+  vc.mlp_dim = c.vision_mlp_dim();
   vc.act = nn::activation_from_name(c.activation);
   vc.norm_first = true;
   vc.eps = c.eps;
@@ -165,8 +267,12 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
   for (int64_t i = 0; i < c.vision_layers; ++i)
     visual_blocks[size_t(i)].init("visual.transformer.resblocks." + std::to_string(i), vc, rng,
                                   nn::EncoderLayerNames::clip_names());
-  visual_proj.init("visual.proj", Shape{W, E}, true);
-  nn::init_trunc_normal(visual_proj, 1.f / std::sqrt(float(W)), rng);
+  if (sig) {
+    visual_head.init("visual.head", W, c.vision_heads, c.vision_mlp_dim(), vc.act, c.eps, rng);
+  } else {
+    visual_proj.init("visual.proj", Shape{W, E}, true);
+    nn::init_trunc_normal(visual_proj, 1.f / std::sqrt(float(W)), rng);
+  }
 
   token_embedding.init("token_embedding", c.vocab_size, Wt, 0.02f, rng);
   text_positional.init("positional_embedding", Shape{c.context_length, Wt}, false);
@@ -174,12 +280,21 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
   nn::EncoderLayerConfig tc = vc;
   tc.dim = Wt;
   tc.heads = c.transformer_heads;
-  tc.mlp_dim = 4 * Wt;
+  tc.mlp_dim = c.text_mlp_dim();
   text_blocks.assign(size_t(c.transformer_layers), {});
   for (int64_t i = 0; i < c.transformer_layers; ++i)
     text_blocks[size_t(i)].init("transformer.resblocks." + std::to_string(i), tc, rng,
                                 nn::EncoderLayerNames::clip_names());
   ln_final.init("ln_final", Wt, c.eps);
+  if (sig) {
+    text_head.init("text_head", Wt, E, true, rng);
+    // open_clip's SigLIP initialisation: temperature 10, bias -10.
+    logit_scale.init("logit_scale", Shape{1}, false);
+    if (logit_scale.value.defined()) logit_scale.value.f32()[0] = std::log(10.f);
+    logit_bias.init("logit_bias", Shape{1}, false);
+    if (logit_bias.value.defined()) logit_bias.value.f32()[0] = -10.f;
+    return;
+  }
   text_projection.init("text_projection", Shape{Wt, E}, true);
   nn::init_trunc_normal(text_projection, 1.f / std::sqrt(float(Wt)), rng);
   logit_scale.init("logit_scale", Shape{}, false);
@@ -187,20 +302,28 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
 }
 
 nn::ParamList Clip::parameters() {
+  const bool sig = cfg.siglip();
   nn::ParamList p;
   conv1.collect(p);
-  p.push_back(&class_embedding);
+  if (!sig) p.push_back(&class_embedding);
   p.push_back(&visual_positional);
-  ln_pre.collect(p);
+  if (!sig) ln_pre.collect(p);
   for (auto& b : visual_blocks) b.collect(p);
   ln_post.collect(p);
-  p.push_back(&visual_proj);
+  if (sig)
+    visual_head.collect(p);
+  else
+    p.push_back(&visual_proj);
   token_embedding.collect(p);
   p.push_back(&text_positional);
   for (auto& b : text_blocks) b.collect(p);
   ln_final.collect(p);
-  p.push_back(&text_projection);
+  if (sig)
+    text_head.collect(p);
+  else
+    p.push_back(&text_projection);
   p.push_back(&logit_scale);
+  if (sig) p.push_back(&logit_bias);
   return p;
 }
 
@@ -217,8 +340,9 @@ std::unique_ptr<Clip> load_clip(const std::string& model_path) {
   const std::string path = resolve_model_file(model_path);
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
   io::Layout layout = io::detect_layout(*file);
-  MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip, path,
-              " does not look like a CLIP checkpoint (layout: ", io::layout_name(layout), ")");
+  MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip || layout == io::Layout::hf_siglip,
+              path, " does not look like a CLIP or SigLIP checkpoint (layout: ", io::layout_name(layout), ")");
+  std::string what = path;
   auto m = std::make_unique<Clip>();
   ShapeOnlyScope shapes_only;  // the checkpoint provides every value
   auto it = file->metadata().find("config");
@@ -234,14 +358,18 @@ std::unique_ptr<Clip> load_clip(const std::string& model_path) {
     } else {
       std::string cj = dir_of(path) + "/config.json";
       std::string text = io::read_text_file(cj);
-      MMKIT_CHECK(!text.empty(), path, ": Hugging Face CLIP checkpoint without ", cj,
+      const bool sig = layout == io::Layout::hf_siglip;
+      MMKIT_CHECK(!text.empty(), path, ": Hugging Face ", sig ? "SigLIP" : "CLIP", " checkpoint without ", cj,
                   " (needed for the hyper-parameters; head counts cannot be inferred)");
-      cfg = ClipConfig::from_hf_json(text, cj);
+      MMKIT_CHECK(sig == (hf_config_arch(text) == "siglip"), cj, ": model_type does not match ", path, " (its tensors are a ",
+                  io::layout_name(layout), ")");
+      cfg = sig ? ClipConfig::from_hf_siglip_json(text, cj) : ClipConfig::from_hf_json(text, cj);
+      what = path + " (with the hyper-parameters of " + cj + ")";
     }
     m->init(cfg, 0);
   }
   // OpenAI names are mmkit's own (identity remap); Hugging Face is renamed.
-  io::bind_remapped(io::remap(file, layout), m->parameters(), path);
+  io::bind_remapped(io::remap(file, layout), m->parameters(), what);
   m->file = file;
   return m;
 }
@@ -254,6 +382,12 @@ Var clip_encode_image(Graph& g, Clip& m, Var images) {
               "], got ", s.str());
   const int64_t B = s[0], W = c.vision_width;
   Var x = nn::patch_embedding(g, m.conv1, images);                         // [B, P, W]
+  if (c.siglip()) {
+    // Every token reaches the attention-pooling head, so every block runs on all of them.
+    x = ag::add_broadcast(g, x, g.param(m.visual_positional));
+    for (auto& blk : m.visual_blocks) x = nn::transformer_encoder_layer(g, blk, x);
+    return nn::attention_pool(g, m.visual_head, nn::layer_norm(g, m.ln_post, x));  // [B, W] = [B, E]
+  }
   Var cls = ag::broadcast_batch(g, ag::reshape(g, g.param(m.class_embedding), Shape{1, 1, W}), B);
   x = ag::concat(g, {cls, x}, 1);                                           // [B, P+1, W]
   x = ag::add_broadcast(g, x, g.param(m.visual_positional));
@@ -272,6 +406,23 @@ Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids) {
               "CLIP: token ids must be I32 [B, T<=", c.context_length, "], got ",
               ids.shape().str());
   const int64_t B = ids.dim(0), T = ids.dim(1), Wt = c.transformer_width;
+  if (c.siglip()) {
+    // No causal mask: every position (padding included, as SigLIP was trained) reaches the pooled
+    // last one, so the tower runs on all T.
+    Var x = nn::embedding(g, m.token_embedding, ids);                        // [B, T, Wt]
+    Var pos = g.param(m.text_positional);
+    if (T != c.context_length) {
+      Tensor rows = g.alloc(Shape{T}, DType::i32);
+      for (int64_t t = 0; t < T; ++t) rows.ptr<int32_t>()[t] = int32_t(t);
+      pos = ag::gather_rows(g, pos, rows);
+    }
+    x = ag::add_broadcast(g, x, pos);
+    for (auto& blk : m.text_blocks) x = nn::transformer_encoder_layer(g, blk, x);
+    Tensor last = g.alloc(Shape{B}, DType::i32);
+    for (int64_t b = 0; b < B; ++b) last.ptr<int32_t>()[b] = int32_t(T - 1);
+    Var pooled = nn::layer_norm(g, m.ln_final, ag::select_token(g, x, last)); // [B, Wt]
+    return nn::linear(g, m.text_head, pooled);                              // [B, E]
+  }
   // Pool at the end-of-text token: the highest id in each row.
   Tensor eot = g.alloc(Shape{B}, DType::i32);
   int64_t Tu = 1;

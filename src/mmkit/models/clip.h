@@ -13,6 +13,16 @@
 //   text: token_embedding.weight [V, Wt], positional_embedding [ctx, Wt],
 //     transformer.resblocks.N.*, ln_final, text_projection [Wt, E]
 //   logit_scale [] (log of the temperature's inverse)
+//
+// SigLIP (Zhai et al. 2023; cfg.arch == "siglip", Hugging Face SiglipModel files) is the same two
+// towers with these differences (transformers models/siglip/modeling_siglip.py):
+//   vision: visual.conv1 has a bias, no class token and no ln_pre (visual.positional_embedding
+//     [P, W]); after visual.ln_post on every token, the attention-pooling head visual.head.*
+//     (nn/attention_pool.h) gives the embedding, so E = W and there is no visual.proj;
+//   text: no causal mask; pooled at the last position (texts are padded to context_length with
+//     the end-of-text id), ln_final, then text_head (an nn.Linear [E, Wt] + [E]);
+//   MLP hidden sizes from the config (vision_mlp / text_mlp), GELU in its tanh form, eps 1e-6;
+//   logit_scale [1], logit_bias [1]: logits = exp(scale) cos + bias, probabilities are sigmoids.
 // Shape letters: B batch, P patches, W vision width, Wt text width, E embed dim, T tokens.
 #pragma once
 #include <memory>
@@ -20,6 +30,7 @@
 #include <vector>
 
 #include "mmkit/io/safetensors.h"
+#include "mmkit/nn/attention_pool.h"
 #include "mmkit/nn/embedding.h"
 #include "mmkit/nn/patch_embedding.h"
 #include "mmkit/nn/transformer_encoder_layer.h"
@@ -32,8 +43,16 @@ struct ClipConfig {
           vision_heads = 12;
   int64_t context_length = 77, vocab_size = 49408, transformer_width = 512,
           transformer_layers = 12, transformer_heads = 8;
-  std::string activation = "quick_gelu";  // OpenAI; many OpenCLIP models use "gelu"
+  std::string activation = "quick_gelu";  // OpenAI; many OpenCLIP models use "gelu"; SigLIP "gelu_tanh"
   float eps = 1e-5f;
+  std::string arch = "clip";              // "clip" | "siglip" (see the top of this file)
+  int64_t vision_mlp = 0, text_mlp = 0;   // MLP hidden sizes; 0 = 4 x width (CLIP)
+
+  bool siglip() const { return arch == "siglip"; }
+  int64_t vision_mlp_dim() const { return vision_mlp > 0 ? vision_mlp : 4 * vision_width; }
+  int64_t text_mlp_dim() const { return text_mlp > 0 ? text_mlp : 4 * transformer_width; }
+  // Patch tokens per image, plus the class token for CLIP.
+  int64_t vision_tokens() const;
 
   void validate() const;
   std::string to_json() const;
@@ -45,7 +64,13 @@ struct ClipConfig {
   // Hugging Face CLIPConfig (config.json with text_config / vision_config); absent fields take
   // transformers' defaults. `where` names the file in messages. Validated.
   static ClipConfig from_hf_json(const std::string& json, const std::string& where);
+  // Hugging Face SiglipConfig (model_type "siglip"); absent fields take transformers' SigLIP
+  // defaults (base-patch16-224). Validated; `where` names the file in messages.
+  static ClipConfig from_hf_siglip_json(const std::string& json, const std::string& where);
 };
+
+// "siglip" when a Hugging Face config.json says model_type "siglip" (or "siglip2"), else "clip".
+std::string hf_config_arch(const std::string& json);
 
 struct Clip {
   ClipConfig cfg;
@@ -62,7 +87,12 @@ struct Clip {
   std::vector<nn::TransformerEncoderLayer> text_blocks;
   nn::LayerNorm ln_final;
   Parameter text_projection;       // [Wt, E]
-  Parameter logit_scale;           // []
+  Parameter logit_scale;           // [] ([1] for SigLIP)
+  // SigLIP only (CLIP leaves them empty and SigLIP leaves class_embedding, ln_pre, visual_proj and
+  // text_projection empty; parameters() lists what the architecture has)
+  nn::AttentionPool visual_head;   // visual.head.*: probe [1, 1, W], attn, ln, mlp
+  nn::Linear text_head;            // text_head.weight [E, Wt], text_head.bias [E]
+  Parameter logit_bias;            // [1]
 
   void init(const ClipConfig& cfg, uint64_t seed);  // random weights (training, tests)
   nn::ParamList parameters();
@@ -76,7 +106,7 @@ std::unique_ptr<Clip> load_clip(const std::string& path);  // a file, a run fold
 
 // images [B, 3, R, R] (preprocessed) -> [B, E], not normalised
 Var clip_encode_image(Graph& g, Clip& m, Var images);
-// ids I32 [B, T] (T <= context_length; pooled at argmax(id) = end of text) -> [B, E]
+// ids I32 [B, T] (T <= context_length; pooled at argmax(id) = end of text; SigLIP: at T - 1) -> [B, E]
 Var clip_encode_text(Graph& g, Clip& m, const Tensor& ids);
 
 // A small CLIP for 28x28 Fashion-MNIST (`mmkit train clip`'s default: towers of

@@ -5,11 +5,12 @@ namespace mmkit::nn {
 Activation activation_from_name(const std::string& n) {
   if (n == "gelu") return Activation::gelu;
   if (n == "quick_gelu") return Activation::quick_gelu;
-  fail("unknown activation '", n, "' (expected gelu or quick_gelu)");
+  if (n == "gelu_tanh" || n == "gelu_pytorch_tanh" || n == "gelu_new") return Activation::gelu_tanh;
+  fail("unknown activation '", n, "' (expected gelu, quick_gelu or gelu_tanh)");
 }
 
 const char* activation_name(Activation a) {
-  return a == Activation::gelu ? "gelu" : "quick_gelu";
+  return a == Activation::gelu ? "gelu" : a == Activation::quick_gelu ? "quick_gelu" : "gelu_tanh";
 }
 
 void Mlp::init(const std::string& fc1_name, const std::string& fc2_name, int64_t D,
@@ -26,7 +27,12 @@ void Mlp::collect(ParamList& out) {
 }
 
 Var activation(Graph& g, Activation a, Var x) {
-  return a == Activation::gelu ? ag::gelu(g, x) : ag::quick_gelu(g, x);
+  switch (a) {
+    case Activation::gelu: return ag::gelu(g, x);
+    case Activation::quick_gelu: return ag::quick_gelu(g, x);
+    case Activation::gelu_tanh: return ag::gelu_tanh(g, x);
+  }
+  return x;
 }
 
 Var mlp(Graph& g, Mlp& m, Var x) {

@@ -8,8 +8,9 @@
 
 namespace mmkit::nn {
 
-enum class Activation { gelu, quick_gelu };
-Activation activation_from_name(const std::string& name);  // "gelu" | "quick_gelu"
+enum class Activation { gelu, quick_gelu, gelu_tanh };
+// "gelu" | "quick_gelu" | "gelu_tanh" (also transformers' names for it: "gelu_pytorch_tanh", "gelu_new")
+Activation activation_from_name(const std::string& name);
 const char* activation_name(Activation a);
 
 struct Mlp {

@@ -40,6 +40,22 @@ void quick_gelu_backward(const float* dy, const float* x, float* dx, int64_t n) 
   }
 }
 
+void gelu_tanh_forward(const float* x, float* y, int64_t n) {
+  constexpr float k2 = 2.f * 0.7978845608028654f;  // 2 sqrt(2 / pi)
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_approx(k2 * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
+}
+
+void gelu_tanh_backward(const float* dy, const float* x, float* dx, int64_t n) {
+  // y = x s(v), v = k2 (x + c x^3): dy/dx = s + x s (1 - s) k2 (1 + 3 c x^2)
+  constexpr float k2 = 2.f * 0.7978845608028654f;
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float xi = x[i], s = sigmoid_approx(k2 * (xi + 0.044715f * xi * xi * xi));
+    dx[i] += dy[i] * (s + xi * s * (1.f - s) * k2 * (1.f + 3.f * 0.044715f * xi * xi));
+  }
+}
+
 void relu_forward(const float* x, float* y, int64_t n) {
 #pragma omp parallel for simd if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;

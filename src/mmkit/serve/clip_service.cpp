@@ -48,12 +48,14 @@ void init_worker_thread(int threads) {
 
 ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOptions image_opt, int threads)
     : runner_(std::move(runner)), threads_(threads) {
-  cfg_ = runner_.model().cfg;
+  // From the inference engine: no second (graph) copy of the weights.
+  cfg_ = runner_.config();
   dim_ = cfg_.embed_dim;
   res_ = cfg_.image_resolution;
-  logit_scale_ = std::exp(runner_.model().logit_scale.value.f32()[0]);
+  logit_scale_ = std::exp(runner_.engine().logit_scale());
+  logit_bias_ = runner_.engine().logit_bias();
   try {
-    runner_.tokenizer();  // loaded now: the lazy load is not thread-safe
+    runner_.tokenize({""});  // the tokenizer is loaded now: the lazy load is not thread-safe
     has_text_ = true;
   } catch (const Error& e) {
     text_error_ = e.what();
@@ -177,10 +179,14 @@ ZeroShotProbs ClipService::zero_shot(const Image& image, const std::vector<std::
     m = std::max(m, logits.back());
   }
   double s = 0;
-  for (double& v : logits) s += (v = std::exp(v - m));
   ZeroShotProbs z;
+  z.kind = runner_.probability_kind();
+  if (cfg_.siglip())  // SigLIP: one sigmoid per label, sigmoid(scale * cos + bias)
+    for (double& v : logits) v = 1.0 / (1.0 + std::exp(-(v + double(logit_bias_))));
+  else
+    for (double& v : logits) s += (v = std::exp(v - m));
   for (size_t l = 0; l < logits.size(); ++l) {
-    z.probs.push_back(float(logits[l] / s));
+    z.probs.push_back(float(cfg_.siglip() ? logits[l] : logits[l] / s));
     if (z.probs.back() > z.probs[size_t(z.best)]) z.best = int64_t(l);
   }
   return z;

@@ -24,8 +24,9 @@ namespace mmkit::serve {
 using Embedding = std::vector<float>;
 
 struct ZeroShotProbs {
-  std::vector<float> probs;  // [labels], sums to 1
+  std::vector<float> probs;  // [labels]: softmax (sums to 1), or SigLIP's independent sigmoids
   int64_t best = 0;
+  std::string kind = "softmax";  // "softmax" | "sigmoid"
 };
 
 class ClipService {
@@ -71,7 +72,7 @@ class ClipService {
   ClipRunner runner_;
   ClipConfig cfg_;
   int64_t dim_ = 0, res_ = 0;
-  float logit_scale_ = 1;
+  float logit_scale_ = 1, logit_bias_ = 0;
   bool has_text_ = false;
   int threads_ = 0;
   std::string text_error_;
