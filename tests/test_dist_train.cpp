@@ -132,6 +132,14 @@ TEST_F(DistTrain, ClipMatchesOneProcessWithTheLossOverTheGlobalBatch) {
                 "--text-width 32 --embed-dim 16 --vision-heads 2 --text-heads 2");
 }
 
+// SigLIP's sigmoid loss: each rank's images against the all-gathered texts;
+// the model file's logit_bias is compared with the other weights.
+TEST_F(DistTrain, ClipSigmoidLossMatchesOneProcess) {
+  check("clip_sigmoid", "train clip --loss sigmoid --data fashion-mnist --limit-train 320 --limit-test 64 "
+                        "--eval-images 32 --epochs 2 --batch 32 --seed 5 --bpe-merges 100 --vision-layers 1 "
+                        "--text-layers 1 --vision-width 32 --text-width 32 --embed-dim 16 --vision-heads 2 --text-heads 2");
+}
+
 TEST_F(DistTrain, VqaMatchesOneProcess) {
   const std::string dir = test::make_temp_dir("dist_vqa_data");
   ASSERT_EQ(test::run_mmkit("data sort-of-clevr --out " + dir + "/soc --train 48 --test 8 --seed 3", dir).code, 0);

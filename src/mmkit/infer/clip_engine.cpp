@@ -195,11 +195,16 @@ std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& model_path) {
     e->format_ = "f32";
     for (Parameter* p : e->clip_->parameters())
       t.by_name[p->name] = {DType::f32, p->value.raw(), p->value.shape().vec(), p->name};
+    if (e->clip_->has_logit_bias()) t.by_name["logit_bias"] = {DType::f32, e->clip_->logit_bias.value.raw(), {}, "logit_bias"};
   }
   const auto& ls = t.get("logit_scale", {});
   MMKIT_CHECK(ls.dtype == DType::f32 || ls.dtype == DType::f16 || ls.dtype == DType::bf16, path,
               ": 'logit_scale' must be a float");
   e->logit_scale_ = t.f32("logit_scale", {})[0];
+  if (t.by_name.count("logit_bias")) {
+    e->has_logit_bias_ = true;
+    e->logit_bias_ = t.f32("logit_bias", {})[0];
+  }
   return e;
 }
 

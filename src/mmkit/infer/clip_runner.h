@@ -48,7 +48,8 @@ class ClipRunner {
   int64_t image_resolution() const { return config().image_resolution; }
   // CLIP's prompt ensembling: each label's text embedding is the renormalised
   // mean of its normalised template embeddings ("{}" replaced by the label);
-  // probs = softmax(exp(logit_scale) * cos(image, label)).
+  // probs = softmax(exp(logit_scale) * cos(image, label)), or for a model with
+  // a logit bias (sigmoid loss) sigmoid(exp(logit_scale) * cos + logit_bias) per label.
   ZeroShotResult zero_shot(const std::vector<Image>& images, const std::vector<std::string>& labels,
                            const std::vector<std::string>& templates);
 

@@ -41,6 +41,7 @@ QuantizeReport quantize_clip(const std::string& model, const std::string& out, c
   r.format = to;
   // Storage for converted tensors; reserved up front so pointers handed to the writer stay valid.
   auto params = m->parameters();
+  if (m->has_logit_bias()) params.push_back(&m->logit_bias);  // a sigmoid-loss model's bias travels along
   std::vector<std::vector<int8_t>> q8;
   std::vector<std::vector<float>> scales;
   std::vector<std::vector<uint16_t>> halves;

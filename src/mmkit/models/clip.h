@@ -13,6 +13,8 @@
 //   text: token_embedding.weight [V, Wt], positional_embedding [ctx, Wt],
 //     transformer.resblocks.N.*, ln_final, text_projection [Wt, E]
 //   logit_scale [] (log of the temperature's inverse)
+//   logit_bias [] (optional: models trained with SigLIP's sigmoid loss, the
+//     name open_clip and Hugging Face SigLIP use)
 // Shape letters: B batch, P patches, W vision width, Wt text width, E embed dim, T tokens.
 #pragma once
 #include <memory>
@@ -63,6 +65,12 @@ struct Clip {
   nn::LayerNorm ln_final;
   Parameter text_projection;       // [Wt, E]
   Parameter logit_scale;           // []
+  // SigLIP's logit bias [] ("logit_bias"), present only in models trained
+  // with the sigmoid loss (`mmkit train clip --loss sigmoid` trains it and
+  // save_clip_model writes it; load_clip binds it when the file holds it).
+  // Not in parameters(): a contrastive model and its files stay as they were.
+  Parameter logit_bias;
+  bool has_logit_bias() const { return !logit_bias.name.empty(); }
 
   void init(const ClipConfig& cfg, uint64_t seed);  // random weights (training, tests)
   nn::ParamList parameters();
