@@ -24,6 +24,7 @@
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
 #include "mmkit/models/clip_export.h"
+#include "mmkit/serve/clip_service.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/train/clip_trainer.h"
 #include "test_util.h"
@@ -275,9 +276,9 @@ TEST(ClipTrain, LearnsFashionMnistZeroShot) {
 
 // `--loss sigmoid` (SigLIP): a few steps from open_clip's initialisation
 // (scale 10, bias -10) lower the loss; the model file carries the trained
-// `logit_bias`, loads in `mmkit zero-shot` / `mmkit embed` / `eval zero-shot`,
-// and zero-shot reports sigmoid(exp(t) cos + bias) per label; --resume keeps
-// the loss it was started with.
+// `logit_bias`, loads in `mmkit zero-shot` / `mmkit embed` / `eval zero-shot`
+// and the server, and zero-shot reports sigmoid(exp(t) cos + bias) per label;
+// --resume keeps the loss it was started with.
 TEST(ClipTrain, SigmoidLossTrainsAndItsModelLoads) {
   REQUIRE_FMNIST();
   const std::string dir = test::make_temp_dir("sigmoid");
@@ -329,6 +330,14 @@ TEST(ClipTrain, SigmoidLossTrainsAndItsModelLoads) {
     for (int64_t e = 0; e < E; ++e) dot += double(ei.f32()[e]) * et.f32()[l * E + e];
     const double want = 1.0 / (1.0 + std::exp(-(scale * dot + bias)));
     EXPECT_NEAR(z.probs[0][size_t(l)], want, 1e-5 + 1e-4 * want) << labels[size_t(l)];
+  }
+  // The server's zero-shot agrees.
+  {
+    serve::ClipService svc(ClipRunner::open(dir + "/model.safetensors"), serve::BatcherOptions{}, serve::BatcherOptions{},
+                           2);
+    serve::ZeroShotProbs sz = svc.zero_shot(img, labels, {"a photo of a {}."});
+    ASSERT_EQ(sz.probs.size(), 3u);
+    for (size_t l = 0; l < 3; ++l) EXPECT_NEAR(sz.probs[l], z.probs[0][l], 1e-5) << labels[l];
   }
   // The CLI commands load it.
   const std::string out = dir + "/out.json";

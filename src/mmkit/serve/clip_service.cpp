@@ -52,6 +52,7 @@ ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOpti
   dim_ = cfg_.embed_dim;
   res_ = cfg_.image_resolution;
   logit_scale_ = std::exp(runner_.model().logit_scale.value.f32()[0]);
+  if (runner_.model().has_logit_bias()) logit_bias_ = runner_.model().logit_bias.value.f32()[0];
   try {
     runner_.tokenizer();  // loaded now: the lazy load is not thread-safe
     has_text_ = true;
@@ -176,13 +177,17 @@ ZeroShotProbs ClipService::zero_shot(const Image& image, const std::vector<std::
     logits.push_back(double(logit_scale_) * dot);
     m = std::max(m, logits.back());
   }
-  double s = 0;
-  for (double& v : logits) s += (v = std::exp(v - m));
   ZeroShotProbs z;
-  for (size_t l = 0; l < logits.size(); ++l) {
-    z.probs.push_back(float(logits[l] / s));
-    if (z.probs.back() > z.probs[size_t(z.best)]) z.best = int64_t(l);
+  if (logit_bias_) {
+    // Sigmoid-loss model: each label's own sigmoid, as ClipRunner::zero_shot.
+    for (double v : logits) z.probs.push_back(float(1.0 / (1.0 + std::exp(-(v + *logit_bias_)))));
+  } else {
+    double s = 0;
+    for (double& v : logits) s += (v = std::exp(v - m));
+    for (double v : logits) z.probs.push_back(float(v / s));
   }
+  for (size_t l = 1; l < z.probs.size(); ++l)
+    if (z.probs[l] > z.probs[size_t(z.best)]) z.best = int64_t(l);
   return z;
 }
 

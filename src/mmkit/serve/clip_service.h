@@ -12,6 +12,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,7 +25,7 @@ namespace mmkit::serve {
 using Embedding = std::vector<float>;
 
 struct ZeroShotProbs {
-  std::vector<float> probs;  // [labels], sums to 1
+  std::vector<float> probs;  // [labels], sums to 1 (sigmoid-loss models: per-label sigmoids)
   int64_t best = 0;
 };
 
@@ -72,6 +73,7 @@ class ClipService {
   ClipConfig cfg_;
   int64_t dim_ = 0, res_ = 0;
   float logit_scale_ = 1;
+  std::optional<float> logit_bias_;  // sigmoid-loss models: probabilities are per-label sigmoids
   bool has_text_ = false;
   int threads_ = 0;
   std::string text_error_;
