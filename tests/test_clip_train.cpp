@@ -313,6 +313,18 @@ TEST(ClipTrain, SigmoidLossTrainsAndItsModelLoads) {
   auto m = load_clip(dir + "/model.safetensors");
   ASSERT_TRUE(m->has_logit_bias());
   EXPECT_EQ(m->logit_bias.value.f32()[0], bias);
+  // In the Hugging Face layout too (what --init from a Hugging Face folder saves back).
+  const std::string hf = test::make_temp_dir("sigmoid_hf") + "/model.safetensors";
+  save_clip_model(hf, *m, {}, "hf_clip");
+  ASSERT_TRUE(io::SafetensorsFile::open(hf).find("logit_bias"));
+  auto mh = load_clip(hf);
+  ASSERT_TRUE(mh->has_logit_bias());
+  EXPECT_EQ(mh->logit_bias.value.f32()[0], bias);
+  // Stopped after 8 of the 20 steps and resumed: the same model file, bias included.
+  const std::string cut = test::make_temp_dir("sigmoid_resume");
+  ASSERT_EQ(run(mmkit_bin() + " train clip --out " + cut + args + " --max-steps 8 > /dev/null 2>&1"), 0);
+  ASSERT_EQ(run(mmkit_bin() + " train clip --out " + cut + " --resume --threads 2 > /dev/null 2>&1"), 0);
+  EXPECT_EQ(read_file(cut + "/model.safetensors"), read_file(dir + "/model.safetensors"));
 
   // Zero-shot through the inference engine: per-label sigmoids of the scaled cosine plus the bias.
   Image img(28, 28, 3);
