@@ -24,6 +24,7 @@
 #include "mmkit/io/checkpoint.h"
 #include "mmkit/io/layouts.h"
 #include "mmkit/models/clip_export.h"
+#include "mmkit/serve/clip_service.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/train/clip_trainer.h"
 #include "test_util.h"
@@ -271,6 +272,103 @@ TEST(ClipTrain, LearnsFashionMnistZeroShot) {
   j = nlohmann::json::parse(read_file(out));
   EXPECT_EQ(j["images"].get<int>(), 200);
   EXPECT_GE(j["class_image_to_text_recall"][0].get<double>(), j["image_to_text_recall"][0].get<double>());
+}
+
+// `--loss sigmoid` (SigLIP): a few steps from open_clip's initialisation
+// (scale 10, bias -10) lower the loss; the model file carries the trained
+// `logit_bias`, loads in `mmkit zero-shot` / `mmkit embed` / `eval zero-shot`
+// and the server, and zero-shot reports sigmoid(exp(t) cos + bias) per label;
+// --resume keeps the loss it was started with.
+TEST(ClipTrain, SigmoidLossTrainsAndItsModelLoads) {
+  REQUIRE_FMNIST();
+  const std::string dir = test::make_temp_dir("sigmoid");
+  const std::string args =
+      " --loss sigmoid --embed-dim 32 --vision-width 32 --vision-layers 1 --vision-heads 2 --patch 7 --context 16"
+      " --text-width 32 --text-layers 1 --text-heads 2 --bpe-merges 100 --batch 64 --limit-train 1280"
+      " --limit-test 200 --epochs 1 --checkpoint-every 0 --threads 2 --lr 2e-3 --warmup-steps 2";
+  ASSERT_EQ(run(mmkit_bin() + " train clip --out " + dir + args + " > " + dir + "/log.txt 2>&1"), 0)
+      << read_file(dir + "/log.txt");
+  nlohmann::json h = nlohmann::json::parse(read_file(dir + "/history.json"));
+  ASSERT_EQ(h.size(), 1u);
+  const auto losses = h[0]["losses"].get<std::vector<double>>();
+  ASSERT_EQ(losses.size(), 20u);
+  // The first step's loss is near the initialisation's: the 63 negatives of a row at logit ~-10
+  // cost ~63 e^-10 and the positive ~10 + log1p(e^-10). Then the loss falls.
+  EXPECT_GT(losses.front(), 5.0);
+  EXPECT_LT(losses.front(), 20.0);
+  const double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[17] + losses[18] + losses[19]) / 3;
+  EXPECT_LT(last, 0.8 * first) << "first steps " << first << ", last steps " << last;
+  ASSERT_TRUE(h[0].contains("logit_bias"));
+  EXPECT_NE(read_file(dir + "/log.txt").find(", bias "), std::string::npos);
+
+  // The model file: logit_bias [] beside logit_scale, trained away from -10.
+  io::SafetensorsFile f = io::SafetensorsFile::open(dir + "/model.safetensors");
+  const io::TensorView* tb = f.find("logit_bias");
+  ASSERT_TRUE(tb);
+  EXPECT_TRUE(tb->shape.empty());
+  const float bias = io::read_tensor_f32(f, "logit_bias").f32()[0];
+  const float scale = std::exp(io::read_tensor_f32(f, "logit_scale").f32()[0]);
+  EXPECT_NE(bias, -10.f);
+  EXPECT_NEAR(h[0]["logit_bias"].get<double>(), bias, 1e-6);
+  auto m = load_clip(dir + "/model.safetensors");
+  ASSERT_TRUE(m->has_logit_bias());
+  EXPECT_EQ(m->logit_bias.value.f32()[0], bias);
+  // In the Hugging Face layout too (what --init from a Hugging Face folder saves back).
+  const std::string hf = test::make_temp_dir("sigmoid_hf") + "/model.safetensors";
+  save_clip_model(hf, *m, {}, "hf_clip");
+  ASSERT_TRUE(io::SafetensorsFile::open(hf).find("logit_bias"));
+  auto mh = load_clip(hf);
+  ASSERT_TRUE(mh->has_logit_bias());
+  EXPECT_EQ(mh->logit_bias.value.f32()[0], bias);
+  // Stopped after 8 of the 20 steps and resumed: the same model file, bias included.
+  const std::string cut = test::make_temp_dir("sigmoid_resume");
+  ASSERT_EQ(run(mmkit_bin() + " train clip --out " + cut + args + " --max-steps 8 > /dev/null 2>&1"), 0);
+  ASSERT_EQ(run(mmkit_bin() + " train clip --out " + cut + " --resume --threads 2 > /dev/null 2>&1"), 0);
+  EXPECT_EQ(read_file(cut + "/model.safetensors"), read_file(dir + "/model.safetensors"));
+
+  // Zero-shot through the inference engine: per-label sigmoids of the scaled cosine plus the bias.
+  Image img(28, 28, 3);
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t((i * 37) % 251);
+  const std::string png = dir + "/x.png";
+  write_png(png, img);
+  ClipRunner r = ClipRunner::open(dir + "/model.safetensors");
+  const std::vector<std::string> labels = {"shirt", "sneaker", "bag"};
+  ZeroShotResult z = r.zero_shot({img}, labels, {"a photo of a {}."});
+  Tensor ei = r.embed_images({img}, true);
+  Tensor et = r.embed_texts({"a photo of a shirt.", "a photo of a sneaker.", "a photo of a bag."}, true);
+  const int64_t E = r.embed_dim();
+  for (int64_t l = 0; l < 3; ++l) {
+    double dot = 0;
+    for (int64_t e = 0; e < E; ++e) dot += double(ei.f32()[e]) * et.f32()[l * E + e];
+    const double want = 1.0 / (1.0 + std::exp(-(scale * dot + bias)));
+    EXPECT_NEAR(z.probs[0][size_t(l)], want, 1e-5 + 1e-4 * want) << labels[size_t(l)];
+  }
+  // The server's zero-shot agrees.
+  {
+    serve::ClipService svc(ClipRunner::open(dir + "/model.safetensors"), serve::BatcherOptions{}, serve::BatcherOptions{},
+                           2);
+    serve::ZeroShotProbs sz = svc.zero_shot(img, labels, {"a photo of a {}."});
+    ASSERT_EQ(sz.probs.size(), 3u);
+    for (size_t l = 0; l < 3; ++l) EXPECT_NEAR(sz.probs[l], z.probs[0][l], 1e-5) << labels[l];
+  }
+  // The CLI commands load it.
+  const std::string out = dir + "/out.json";
+  ASSERT_EQ(run(mmkit_bin() + " zero-shot --model " + dir + " --labels shirt,sneaker,bag --json " + png + " > " + out +
+                " 2>&1"),
+            0)
+      << read_file(out);
+  nlohmann::json zj = nlohmann::json::parse(read_file(out));
+  EXPECT_NEAR(zj[0]["probs"][0].get<double>(), z.probs[0][0], 1e-6);
+  ASSERT_EQ(run(mmkit_bin() + " embed --model " + dir + " --text shoe --image " + png + " --json > " + out + " 2>&1"), 0)
+      << read_file(out);
+  ASSERT_EQ(run(mmkit_bin() + " eval zero-shot --model " + dir + " --limit 200 --json --threads 2 > " + out +
+                " 2>/dev/null"),
+            0);
+  EXPECT_NEAR(nlohmann::json::parse(read_file(out))["top1"].get<double>(), h[0]["zero_shot_acc"].get<double>(), 1e-9);
+
+  // --resume restores --loss; another loss is refused.
+  EXPECT_NE(run(mmkit_bin() + " train clip --out " + dir + " --resume --loss contrastive > " + out + " 2>&1"), 0);
+  EXPECT_NE(read_file(out).find("--loss"), std::string::npos) << read_file(out);
 }
 
 TEST(ClipTrain, SigkillThenResumeReproducesLossCurve) {

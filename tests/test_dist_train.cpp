@@ -96,7 +96,7 @@ class DistTrain : public ::testing::Test {
   }
 
   // The same 20 steps in one process and in two (shared memory, then TCP on loopback).
-  void check(const std::string& name, const std::string& args) {
+  void check(const std::string& name, const std::string& args, double weight_tol = 1e-5) {
     const std::string dir = test::make_temp_dir("dist_" + name);
     const std::string common = args + " --threads 1 --max-steps 20 --checkpoint-every 0";
     ASSERT_EQ(sh(std::string(MMKIT_BINARY_DIR) + "/mmkit " + common + " --out " + dir + "/one", dir + "/one.log"), 0)
@@ -114,7 +114,7 @@ class DistTrain : public ::testing::Test {
       for (size_t i = 0; i < want.size(); ++i)
         EXPECT_LE(std::fabs(got[i] - want[i]), 1e-5 * std::fabs(want[i])) << "step " << i << ": " << got[i]
                                                                           << " vs " << want[i];
-      expect_same_weights(dir + "/one/model.safetensors", out + "/model.safetensors", 1e-5);
+      expect_same_weights(dir + "/one/model.safetensors", out + "/model.safetensors", weight_tol);
     }
   }
 };
@@ -130,6 +130,23 @@ TEST_F(DistTrain, ClipMatchesOneProcessWithTheLossOverTheGlobalBatch) {
   check("clip", "train clip --data fashion-mnist --limit-train 320 --limit-test 64 --eval-images 32 --epochs 2 "
                 "--batch 32 --seed 5 --bpe-merges 100 --vision-layers 1 --text-layers 1 --vision-width 32 "
                 "--text-width 32 --embed-dim 16 --vision-heads 2 --text-heads 2");
+}
+
+// SigLIP's sigmoid loss: each rank's images against the all-gathered texts;
+// the model file's logit_bias is compared with the other weights. Weights
+// within 2e-5 of each tensor's scale: measured (2026-12-07), every tensor is
+// within 5.8e-6 except one token-embedding row (token 72) at 1.29e-5, the
+// next rows below 6e-8. The ranks sum the texts' gradients in another order
+// than one process (per-rank partial sums, then the all-reduce); our reading,
+// not traced further, is that this row's small gradient makes AdamW's
+// normalised step magnify that rounding. One process is bitwise the same
+// with 1 or 2 threads.
+TEST_F(DistTrain, ClipSigmoidLossMatchesOneProcess) {
+  check("clip_sigmoid",
+        "train clip --loss sigmoid --data fashion-mnist --limit-train 320 --limit-test 64 "
+        "--eval-images 32 --epochs 2 --batch 32 --seed 5 --bpe-merges 100 --vision-layers 1 "
+        "--text-layers 1 --vision-width 32 --text-width 32 --embed-dim 16 --vision-heads 2 --text-heads 2",
+        2e-5);
 }
 
 TEST_F(DistTrain, VqaMatchesOneProcess) {

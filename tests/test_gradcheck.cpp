@@ -197,6 +197,20 @@ TEST(GradCheck, ClipContrastiveLoss) {
   }
 }
 
+TEST(GradCheck, SigmoidLoss) {
+  // Embeddings, log logit scale and bias: SigLIP's initialisation (log 10, -10),
+  // a trained-like point, and a positive bias (negatives in the loss's steep part).
+  const float cases[3][2] = {{2.303f, -10.f}, {3.2f, -2.5f}, {0.7f, 1.3f}};
+  for (const auto& c : cases) {
+    Tensor ts = Tensor::empty(Shape{1}), tb = Tensor::empty(Shape{1});
+    ts.f32()[0] = c[0];
+    tb.f32()[0] = c[1];
+    gradcheck("sigmoid_loss t=" + std::to_string(c[0]) + " bias=" + std::to_string(c[1]),
+              [](Graph& g, const std::vector<Var>& v) { return ag::sigmoid_loss(g, v[0], v[1], v[2], v[3]); },
+              {randn({5, 6}, 1), randn({5, 6}, 2), ts, tb}, {}, 1e-3f);
+  }
+}
+
 TEST(GradCheck, LayerNorm) {
   gradcheck("layernorm",
             [](Graph& g, const std::vector<Var>& v) { return ag::layernorm(g, v[0], v[1], v[2], 1e-5f); },

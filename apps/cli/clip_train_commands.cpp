@@ -228,7 +228,7 @@ int run_eval_retrieval(const EvalClipArgs& a) {
 void add_clip_train_commands(Cli& c) {
   auto ta = std::make_shared<TrainClipArgs>();
   train::ClipTrainOptions* to = &ta->o;
-  auto* tc = c.train->add_subcommand("clip", "contrastive training of a CLIP model (image and text towers)");
+  auto* tc = c.train->add_subcommand("clip", "contrastive training of a CLIP model (image and text towers; CLIP's or SigLIP's loss)");
   ta->stored = add_train_options(tc, to, {"--batch", "image-caption pairs per step (the contrastive loss compares all of them)", "linear warmup steps (-1: one epoch)", "pairs"});
   StoredFlags& st = *ta->stored;
   tc->add_option("--data", to->data,
@@ -241,6 +241,11 @@ void add_clip_train_commands(Cli& c) {
   add_vocab_option(tc, &to->vocab);  // "the model" is --init's
   tc->add_option("--bpe-merges", to->bpe_merges,
                  "BPE merges to learn from the captions when neither --vocab nor --init gives a tokenizer")
+      ->capture_default_str();
+  tc->add_option("--loss", to->loss,
+                 "contrastive (CLIP's softmax over the batch) or sigmoid (SigLIP's pairwise sigmoid with a learned "
+                 "bias, saved as logit_bias)")
+      ->check(CLI::IsMember({"contrastive", "sigmoid"}))
       ->capture_default_str();
   tc->add_option("--freeze", to->freeze, "lock one tower: image or text (default: none)");
   tc->add_flag("--no-augment", ta->no_augment, "no random shifts and flips");
@@ -259,6 +264,7 @@ void add_clip_train_commands(Cli& c) {
   tc->add_option("--eval-images", to->eval_images, "zero-shot test images per epoch (0: all)")->capture_default_str();
   st.option("--data", "data", &to->data);
   st.option("--freeze", "freeze", &to->freeze);
+  st.option("--loss", "loss", &to->loss);
   st.option("--eval-images", "eval_images", &to->eval_images);
   st.negated_option("--no-augment", "augment", &ta->no_augment);
   st.config("--embed-dim", "/embed_dim", &to->model.embed_dim);

@@ -3,6 +3,10 @@
 // tools/fixtures/gen_dist_clip_loss_fixture.py (open_clip's ClipLoss with
 // local_loss and gather_with_grad, torch.distributed gloo) and compares its
 // loss and the gradients of its features and of the temperature.
+// With a second argument `sigmoid` (tests/test_sigmoid_loss.cpp): the same for
+// ag::sigmoid_loss_gathered against tools/fixtures/gen_sigmoid_loss_fixture.py
+// (open_clip's SigLipLoss with its neighbour exchange of text features), and
+// the gradient of the bias too.
 // Exit 0: all within 1e-5 relative; 1: a mismatch (the worst element printed);
 // 2: the setup is wrong (world size, fixture).
 #include <cmath>
@@ -36,8 +40,9 @@ bool close(int rank, const char* what, const float* got, const Tensor& want) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: mpirun -np 2 dist_clip_loss_check FIXTURE\n");
+  const bool sigmoid = argc == 3 && std::string(argv[2]) == "sigmoid";
+  if (argc != 2 && !sigmoid) {
+    std::fprintf(stderr, "usage: mpirun -np 2 dist_clip_loss_check FIXTURE [sigmoid]\n");
     return 2;
   }
   try {
@@ -49,16 +54,23 @@ int main(int argc, char** argv) {
     }
     const std::string p = "rank" + std::to_string(comm.rank()) + ".";
     Tensor img = io::read_tensor_f32(f, p + "img"), txt = io::read_tensor_f32(f, p + "txt");
-    Tensor t = io::read_tensor_f32(f, "t");
+    Tensor t = io::read_tensor_f32(f, sigmoid ? "dist.t" : "t");
     Arena arena;
     Graph g(arena);
-    Var vi = g.leaf(img), vt = g.leaf(txt), vs = g.leaf(t);
-    Var loss = ag::clip_contrastive_loss_gathered(g, vi, vt, vs, comm);
+    Var vi = g.leaf(img), vt = g.leaf(txt), vs = g.leaf(t), vb;
+    Var loss;
+    if (sigmoid) {
+      vb = g.leaf(io::read_tensor_f32(f, "dist.bias"));
+      loss = ag::sigmoid_loss_gathered(g, vi, vt, vs, vb, comm);
+    } else {
+      loss = ag::clip_contrastive_loss_gathered(g, vi, vt, vs, comm);
+    }
     g.backward(loss);
     bool ok = close(comm.rank(), "loss", g.data(loss), io::read_tensor_f32(f, p + "loss"));
     ok &= close(comm.rank(), "dimg", g.grad(vi).f32(), io::read_tensor_f32(f, p + "dimg"));
     ok &= close(comm.rank(), "dtxt", g.grad(vt).f32(), io::read_tensor_f32(f, p + "dtxt"));
     ok &= close(comm.rank(), "dt", g.grad(vs).f32(), io::read_tensor_f32(f, p + "dt"));
+    if (sigmoid) ok &= close(comm.rank(), "dbias", g.grad(vb).f32(), io::read_tensor_f32(f, p + "dbias"));
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_clip_loss_check: %s\n", e.what());

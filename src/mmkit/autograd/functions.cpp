@@ -24,6 +24,7 @@
 #include "mmkit/ops/pooling.h"
 #include "mmkit/ops/relation_pairs.h"
 #include "mmkit/ops/shape_ops.h"
+#include "mmkit/ops/sigmoid_loss.h"
 #include "mmkit/ops/soft_cross_entropy.h"
 #include "mmkit/ops/softmax.h"
 
@@ -380,6 +381,81 @@ Var clip_contrastive_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, 
   loss.f32()[0] = ops::contrastive_loss_rows_forward(all.f32(), all.f32() + M * E, t, M, E, r0, B, s);
   return g.record(loss, contrastive_gathered_bw, {img, txt, logit_scale},
                   GatheredContrastiveParams{B, M, E, r0, t, &comm}, {rows, norms, dlogits});
+}
+
+// ---------------------------------------------------------------- sigmoid loss
+// Inputs {img, txt, logit_scale, logit_bias} (img: this rank's rows [B, E];
+// txt: the same rows, or with comm this rank's rows of the M = N x B texts);
+// saved {normalised image rows then text rows [B + M, E], norms [B + M + 2],
+// dlogits [B, M]} as ops::SigmoidLossSaved. With several ranks
+// the backward sums the gathered texts' gradients over the ranks (every
+// rank's loss reads every rank's texts) and keeps this rank's rows.
+struct SigmoidLossParams {
+  int64_t B, M, E, r0;
+  float t;
+  dist::Communicator* comm;  // null: one process (M = B, r0 = 0)
+};
+
+static void sigmoid_loss_bw(Graph& g, const Node& n) {
+  const SigmoidLossParams& p = n.params<SigmoidLossParams>();
+  ops::SigmoidLossSaved s{n.saved[0].f32(), n.saved[0].f32() + p.B * p.E, n.saved[1].f32(), n.saved[2].f32(),
+                          nullptr};
+  const float dloss = g.grad_ptr(n.out)[0];
+  float* dtxt = g.grad_ptr(n.in(1));
+  if (!p.comm) {
+    ops::sigmoid_loss_backward(dloss, p.t, p.B, p.M, p.E, s, g.grad_ptr(n.in(0)), dtxt, g.grad_ptr(n.in(2)),
+                               g.grad_ptr(n.in(3)));
+    return;
+  }
+  // Every rank calls the all-reduce, whether or not its texts need a gradient.
+  std::vector<float> d(size_t(p.M * p.E), 0.f);
+  ops::sigmoid_loss_backward(dloss, p.t, p.B, p.M, p.E, s, g.grad_ptr(n.in(0)), d.data(), g.grad_ptr(n.in(2)),
+                             g.grad_ptr(n.in(3)));
+  p.comm->allreduce_sum(d.data(), int64_t(d.size()));
+  if (dtxt)
+    for (int64_t i = 0; i < p.B * p.E; ++i) dtxt[i] += d[size_t(p.r0 * p.E + i)];
+}
+
+static Var sigmoid_loss_impl(Graph& g, Var img, Var txt, Var logit_scale, Var logit_bias, dist::Communicator* comm,
+                             Tensor* logits_out) {
+  const Shape si = g.shape(img), st = g.shape(txt);
+  MMKIT_CHECK(si.n == 2 && si == st, "sigmoid_loss: image and text embeddings must both be [B, E], got ", si.str(),
+              " and ", st.str());
+  MMKIT_CHECK(g.value(logit_scale).numel() == 1, "sigmoid_loss: logit_scale must hold one value, got ",
+              g.shape(logit_scale).str());
+  MMKIT_CHECK(g.value(logit_bias).numel() == 1, "sigmoid_loss: logit_bias must hold one value, got ",
+              g.shape(logit_bias).str());
+  const int ranks = comm ? comm->size() : 1;
+  const int64_t B = si[0], E = si[1], M = B * ranks, r0 = comm ? B * comm->rank() : 0;
+  const float t = g.data(logit_scale)[0], bias = g.data(logit_bias)[0];
+  const float* texts = g.data(txt);
+  if (comm) {
+    // Every rank's texts, in rank order (ranks hold equal row counts).
+    Tensor all = g.alloc(Shape{M, E});
+    comm->allgather(texts, B * E, all.f32());
+    texts = all.f32();
+  }
+  Tensor rows = g.alloc(Shape{B + M, E});
+  Tensor norms = g.alloc(Shape{B + M + 2}), dlogits = g.alloc(Shape{B, M});
+  ops::SigmoidLossSaved s{rows.f32(), rows.f32() + B * E, norms.f32(), dlogits.f32(), nullptr};
+  if (logits_out) {
+    MMKIT_CHECK(logits_out->numel() == B * M && logits_out->dtype() == DType::f32,
+                "sigmoid_loss: logits_out must be F32 [", B, ", ", M, "]");
+    s.logits = logits_out->f32();
+  }
+  Tensor loss = g.alloc(Shape{1});
+  loss.f32()[0] = ops::sigmoid_loss_forward(g.data(img), texts, t, bias, B, M, E, r0, s);
+  return g.record(loss, sigmoid_loss_bw, {img, txt, logit_scale, logit_bias}, SigmoidLossParams{B, M, E, r0, t, comm},
+                  {rows, norms, dlogits});
+}
+
+Var sigmoid_loss(Graph& g, Var img, Var txt, Var logit_scale, Var logit_bias, Tensor* logits_out) {
+  return sigmoid_loss_impl(g, img, txt, logit_scale, logit_bias, nullptr, logits_out);
+}
+
+Var sigmoid_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, Var logit_bias, dist::Communicator& comm,
+                          Tensor* logits_out) {
+  return sigmoid_loss_impl(g, img, txt, logit_scale, logit_bias, &comm, logits_out);
 }
 
 // ---------------------------------------------------------------- layernorm

@@ -43,6 +43,18 @@ Var clip_contrastive_loss(Graph& g, Var img, Var txt, Var logit_scale, Tensor* l
 // logits_out (optional) [B, N x B]. See ops::contrastive_loss_rows_forward.
 Var clip_contrastive_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, dist::Communicator& comm,
                                    Tensor* logits_out = nullptr);
+// SigLIP's pairwise sigmoid loss (open_clip's SigLipLoss; ops/sigmoid_loss.h):
+// img [B, E], txt [B, E] (raw embeddings; normalised inside), logit_scale and
+// logit_bias [1] or [] -> scalar [1] = sum_ij -log sigmoid(z_ij (exp(t) cos_ij
+// + bias)) / B, z = +1 on the diagonal, -1 elsewhere. logits_out (optional)
+// receives the [B, B] logits, bias included.
+Var sigmoid_loss(Graph& g, Var img, Var txt, Var logit_scale, Var logit_bias, Tensor* logits_out = nullptr);
+// Data-parallel: this rank's image rows [B, E] against the text rows of every
+// rank (all-gathered with `comm`; the texts' gradients are summed over the
+// ranks in the backward); the mean over ranks equals the single-process loss
+// of the global batch. logits_out (optional) [B, N x B].
+Var sigmoid_loss_gathered(Graph& g, Var img, Var txt, Var logit_scale, Var logit_bias, dist::Communicator& comm,
+                          Tensor* logits_out = nullptr);
 // Mean over N of -sum_k targets[n,k] * log_softmax(logits[n])_k; targets F32 [N, K]
 // (soft target distributions, e.g. VQA soft scores); scalar [1].
 Var soft_cross_entropy(Graph& g, Var logits, const Tensor& targets);

@@ -212,13 +212,19 @@ std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& model_path) {
     e->format_ = "f32";
     for (Parameter* p : e->clip_->parameters())
       t.by_name[p->name] = {DType::f32, p->value.raw(), p->value.shape().vec(), p->name};
+    if (e->clip_->has_logit_bias() && !t.by_name.count("logit_bias"))  // a sigmoid-loss CLIP's (SigLIP's is a parameter)
+      t.by_name["logit_bias"] = {DType::f32, e->clip_->logit_bias.value.raw(), {}, "logit_bias"};
   }
   const std::vector<int64_t> scalar = e->cfg_.siglip() ? std::vector<int64_t>{1} : std::vector<int64_t>{};
   const auto& ls = t.get("logit_scale", scalar);
   MMKIT_CHECK(ls.dtype == DType::f32 || ls.dtype == DType::f16 || ls.dtype == DType::bf16, path,
               ": 'logit_scale' must be a float");
   e->logit_scale_ = t.f32("logit_scale", scalar)[0];
-  if (e->cfg_.siglip()) e->logit_bias_ = t.f32("logit_bias", scalar)[0];
+  MMKIT_CHECK(!e->cfg_.siglip() || t.by_name.count("logit_bias"), path, ": a SigLIP model needs 'logit_bias'");
+  if (t.by_name.count("logit_bias")) {  // SigLIP [1]; a sigmoid-loss CLIP []
+    e->has_logit_bias_ = true;
+    e->logit_bias_ = t.f32("logit_bias", scalar)[0];
+  }
   return e;
 }
 

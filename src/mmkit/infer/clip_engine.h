@@ -42,7 +42,10 @@ class ClipEngine {
   // "f16" or "bf16".
   const std::string& weight_format() const { return format_; }
   float logit_scale() const { return logit_scale_; }
-  float logit_bias() const { return logit_bias_; }  // SigLIP; 0 for CLIP
+  // Models with a logit bias (SigLIP, or a CLIP trained with the sigmoid loss: the file's
+  // optional `logit_bias`) give per-label sigmoid probabilities; 0 and false otherwise.
+  bool has_logit_bias() const { return has_logit_bias_; }
+  float logit_bias() const { return logit_bias_; }
   const io::SafetensorsFile& file() const { return *file_; }
   const std::string& path() const { return path_; }
 
@@ -71,7 +74,9 @@ class ClipEngine {
 
   ClipConfig cfg_;
   std::string format_, path_;
-  float logit_scale_ = 0.f, logit_bias_ = 0.f;
+  float logit_scale_ = 0.f;
+  bool has_logit_bias_ = false;
+  float logit_bias_ = 0.f;
   std::shared_ptr<io::SafetensorsFile> file_;
   std::unique_ptr<Clip> clip_;  // f32 path for checkpoints that need remapping/widening
   std::unique_ptr<Tensors> src_;

@@ -325,7 +325,7 @@ ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
   l2_normalize_rows(cls);
   Tensor img = embed_images(images, true);
   const float scale = std::exp(engine_->logit_scale());
-  const bool sigmoid = config().siglip();
+  const bool sigmoid = engine_->has_logit_bias();
   ZeroShotResult r;
   for (int64_t i = 0; i < int64_t(images.size()); ++i) {
     std::vector<double> logits(static_cast<size_t>(L));
@@ -336,17 +336,19 @@ ZeroShotResult ClipRunner::zero_shot(const std::vector<Image>& images,
       logits[size_t(l)] = scale * dot;
       m = std::max(m, logits[size_t(l)]);
     }
-    double s = 0;
-    if (sigmoid)  // SigLIP: each label on its own, sigmoid(scale * cos + bias)
-      for (double& v : logits) v = 1.0 / (1.0 + std::exp(-(v + engine_->logit_bias())));
-    else
-      for (double& v : logits) s += (v = std::exp(v - m));
     std::vector<float> p;
-    int64_t best = 0;
-    for (int64_t l = 0; l < L; ++l) {
-      p.push_back(float(sigmoid ? logits[size_t(l)] : logits[size_t(l)] / s));
-      if (p.back() > p[size_t(best)]) best = l;
+    if (sigmoid) {
+      // SigLIP or a sigmoid-loss CLIP: each label's own probability sigmoid(logit + bias)
+      // (the ranking is the softmax's; the values need not sum to 1).
+      for (double v : logits) p.push_back(float(1.0 / (1.0 + std::exp(-(v + engine_->logit_bias())))));
+    } else {
+      double s = 0;
+      for (double& v : logits) s += (v = std::exp(v - m));
+      for (double v : logits) p.push_back(float(v / s));
     }
+    int64_t best = 0;
+    for (int64_t l = 1; l < L; ++l)
+      if (p[size_t(l)] > p[size_t(best)]) best = l;
     r.probs.push_back(std::move(p));
     r.best.push_back(best);
   }

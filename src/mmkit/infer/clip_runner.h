@@ -50,8 +50,9 @@ class ClipRunner {
   int64_t image_resolution() const { return config().image_resolution; }
   // CLIP's prompt ensembling: each label's text embedding is the renormalised
   // mean of its normalised template embeddings ("{}" replaced by the label);
-  // probs = softmax(exp(logit_scale) * cos(image, label)); SigLIP: per label,
-  // sigmoid(exp(logit_scale) * cos(image, label) + logit_bias) (independent, not summing to 1).
+  // probs = softmax(exp(logit_scale) * cos(image, label)); a model with a logit bias (SigLIP, or a
+  // CLIP trained with the sigmoid loss): per label, sigmoid(exp(logit_scale) * cos(image, label) +
+  // logit_bias) (independent, not summing to 1).
   ZeroShotResult zero_shot(const std::vector<Image>& images, const std::vector<std::string>& labels,
                            const std::vector<std::string>& templates);
 
@@ -68,8 +69,8 @@ class ClipRunner {
   // the model. Throws naming the file when it is missing or its vocabulary size differs from the
   // model's token embedding rows.
   const text::SiglipTokenizer& siglip_tokenizer() const;
-  // What zero_shot's probabilities are: "softmax" (CLIP) or "sigmoid" (SigLIP).
-  const char* probability_kind() const { return config().siglip() ? "sigmoid" : "softmax"; }
+  // What zero_shot's probabilities are: "softmax" (CLIP) or "sigmoid" (a model with a logit bias).
+  const char* probability_kind() const { return engine_->has_logit_bias() ? "sigmoid" : "softmax"; }
   const PreprocessConfig& preprocess() const { return pre_; }
 
  private:

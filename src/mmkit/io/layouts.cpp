@@ -314,7 +314,7 @@ Layout detect_layout(const SafetensorsFile& f) {
   if (f.find("visual.conv1.weight") || f.find("token_embedding.weight")) return Layout::openai_clip;
   if (f.find("vision_model.embeddings.patch_embedding.weight") ||
       f.find("text_model.embeddings.token_embedding.weight"))
-    return f.find("logit_bias") || f.find("vision_model.head.probe") ? Layout::hf_siglip : Layout::hf_clip;
+    return f.find("vision_model.head.probe") ? Layout::hf_siglip : Layout::hf_clip;  // (a sigmoid-loss CLIP has logit_bias too)
   if (f.find("conv_proj.weight")) return Layout::torchvision_vit;
   if (f.find("vit.embeddings.patch_embeddings.projection.weight")) return Layout::hf_vit;
   return Layout::mmkit;

@@ -369,7 +369,24 @@ std::unique_ptr<Clip> load_clip(const std::string& model_path) {
     m->init(cfg, 0);
   }
   // OpenAI names are mmkit's own (identity remap); Hugging Face is renamed.
-  io::bind_remapped(io::remap(file, layout), m->parameters(), what);
+  io::Remapped r = io::remap(file, layout);
+  nn::ParamList params = m->parameters();
+  if (!m->cfg.siglip()) {
+    // A CLIP trained with the sigmoid loss carries the optional bias under the same name in both
+    // layouts (the Hugging Face CLIP rules leave it unmatched); a scalar like logit_scale. SigLIP's
+    // [1] bias is one of its parameters() already.
+    auto unused_bias = std::find(r.unused.begin(), r.unused.end(), "logit_bias");
+    if (unused_bias != r.unused.end()) {
+      r.unused.erase(unused_bias);
+      r.tensors["logit_bias"] = io::read_tensor_f32(*file, "logit_bias");
+      r.source["logit_bias"] = "logit_bias";
+    }
+    if (r.tensors.count("logit_bias")) {
+      m->logit_bias.init("logit_bias", Shape{}, false);
+      params.push_back(&m->logit_bias);
+    }
+  }
+  io::bind_remapped(r, params, what);
   m->file = file;
   return m;
 }

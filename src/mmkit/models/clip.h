@@ -23,6 +23,8 @@
 //     the end-of-text id), ln_final, then text_head (an nn.Linear [E, Wt] + [E]);
 //   MLP hidden sizes from the config (vision_mlp / text_mlp), GELU in its tanh form, eps 1e-6;
 //   logit_scale [1], logit_bias [1]: logits = exp(scale) cos + bias, probabilities are sigmoids.
+//   logit_bias [] (optional in CLIP: models trained with SigLIP's sigmoid loss, the name
+//     open_clip and Hugging Face SigLIP use)
 // Shape letters: B batch, P patches, W vision width, Wt text width, E embed dim, T tokens.
 #pragma once
 #include <memory>
@@ -92,7 +94,12 @@ struct Clip {
   // text_projection empty; parameters() lists what the architecture has)
   nn::AttentionPool visual_head;   // visual.head.*: probe [1, 1, W], attn, ln, mlp
   nn::Linear text_head;            // text_head.weight [E, Wt], text_head.bias [E]
-  Parameter logit_bias;            // [1]
+  // logits = exp(scale) cos + bias, probabilities per-label sigmoids: SigLIP's [1] (one of its
+  // parameters()), or [] in a CLIP trained with the sigmoid loss (`mmkit train clip --loss
+  // sigmoid` trains it, save_clip_model writes it, load_clip binds it when the file holds it; not
+  // in parameters(), so a contrastive model and its files stay as they were).
+  Parameter logit_bias;
+  bool has_logit_bias() const { return !logit_bias.name.empty(); }
 
   void init(const ClipConfig& cfg, uint64_t seed);  // random weights (training, tests)
   nn::ParamList parameters();

@@ -30,6 +30,7 @@ std::string hf_name(const std::string& n) {
       {std::regex(R"(^text_projection$)"), "text_projection.weight"},
       {std::regex(R"(^transformer\.resblocks\.(\d+)\.(.*)$)"), "text_model.encoder.layers.$1.$2"},
       {std::regex(R"(^logit_scale$)"), "logit_scale"},
+      {std::regex(R"(^logit_bias$)"), "logit_bias"},  // sigmoid-loss models only
   };
   static const std::vector<std::pair<std::regex, std::string>> block = {
       {std::regex(R"(\.ln_1\.)"), ".layer_norm1."},
@@ -88,14 +89,16 @@ std::string hf_clip_config_json(const ClipConfig& c) {
 void save_clip_model(const std::string& path, Clip& m, std::map<std::string, std::string> metadata,
                      const std::string& layout) {
   metadata["config"] = m.cfg.to_json();
+  nn::ParamList params = m.parameters();
+  if (m.has_logit_bias() && !m.cfg.siglip()) params.push_back(&m.logit_bias);  // SigLIP's is a parameter
   if (layout == "openai_clip" || layout == "mmkit") {
     metadata["format"] = "mmkit.clip.v1";
-    io::save_parameters(path, m.parameters(), metadata);
+    io::save_parameters(path, params, metadata);
     return;
   }
   MMKIT_CHECK(layout == "hf_clip", "unknown CLIP export layout '", layout, "' (openai_clip or hf_clip)");
   std::vector<io::NamedTensor> out;
-  for (Parameter* p : m.parameters()) {
+  for (Parameter* p : params) {
     const std::string& n = p->name;
     size_t ip = n.find(".attn.in_proj_");
     if (ip != std::string::npos) {

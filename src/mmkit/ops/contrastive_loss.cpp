@@ -5,38 +5,9 @@
 #include <vector>
 
 #include "mmkit/ops/gemm.h"
+#include "mmkit/ops/l2_normalize.h"
 
 namespace mmkit::ops {
-
-namespace {
-
-// out_i = x_i / |x_i| for the B rows of x [B, E]; norms_i = |x_i| (clamped
-// away from 0 so a zero row gives a zero direction, not NaN).
-void normalize_rows(const float* x, int64_t B, int64_t E, float* out, float* norms) {
-  for (int64_t i = 0; i < B; ++i) {
-    const float* r = x + i * E;
-    double ss = 0;
-    for (int64_t e = 0; e < E; ++e) ss += double(r[e]) * r[e];
-    float n = float(std::max(std::sqrt(ss), 1e-12));
-    norms[i] = n;
-    for (int64_t e = 0; e < E; ++e) out[i * E + e] = r[e] / n;
-  }
-}
-
-// dx_i += (dn_i - n_i (n_i . dn_i)) / |x_i|: the Jacobian of x / |x|.
-void normalize_rows_backward(const float* n, const float* norms, const float* dn, int64_t B,
-                             int64_t E, float* dx) {
-  for (int64_t i = 0; i < B; ++i) {
-    const float* ni = n + i * E;
-    const float* gi = dn + i * E;
-    double dot = 0;
-    for (int64_t e = 0; e < E; ++e) dot += double(ni[e]) * gi[e];
-    const float inv = 1.f / norms[i], d = float(dot);
-    for (int64_t e = 0; e < E; ++e) dx[i * E + e] += (gi[e] - ni[e] * d) * inv;
-  }
-}
-
-}  // namespace
 
 float contrastive_loss_forward(const float* img, const float* txt, float t, int64_t B, int64_t E,
                                const ContrastiveSaved& s) {

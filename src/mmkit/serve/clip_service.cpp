@@ -53,7 +53,7 @@ ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOpti
   dim_ = cfg_.embed_dim;
   res_ = cfg_.image_resolution;
   logit_scale_ = std::exp(runner_.engine().logit_scale());
-  logit_bias_ = runner_.engine().logit_bias();
+  if (runner_.engine().has_logit_bias()) logit_bias_ = runner_.engine().logit_bias();
   try {
     runner_.tokenize({""});  // the tokenizer is loaded now: the lazy load is not thread-safe
     has_text_ = true;
@@ -178,17 +178,18 @@ ZeroShotProbs ClipService::zero_shot(const Image& image, const std::vector<std::
     logits.push_back(double(logit_scale_) * dot);
     m = std::max(m, logits.back());
   }
-  double s = 0;
   ZeroShotProbs z;
   z.kind = runner_.probability_kind();
-  if (cfg_.siglip())  // SigLIP: one sigmoid per label, sigmoid(scale * cos + bias)
-    for (double& v : logits) v = 1.0 / (1.0 + std::exp(-(v + double(logit_bias_))));
-  else
+  if (logit_bias_) {
+    // SigLIP or a sigmoid-loss CLIP: each label's own sigmoid, as ClipRunner::zero_shot.
+    for (double v : logits) z.probs.push_back(float(1.0 / (1.0 + std::exp(-(v + *logit_bias_)))));
+  } else {
+    double s = 0;
     for (double& v : logits) s += (v = std::exp(v - m));
-  for (size_t l = 0; l < logits.size(); ++l) {
-    z.probs.push_back(float(cfg_.siglip() ? logits[l] : logits[l] / s));
-    if (z.probs.back() > z.probs[size_t(z.best)]) z.best = int64_t(l);
+    for (double v : logits) z.probs.push_back(float(v / s));
   }
+  for (size_t l = 1; l < z.probs.size(); ++l)
+    if (z.probs[l] > z.probs[size_t(z.best)]) z.best = int64_t(l);
   return z;
 }
 

@@ -12,6 +12,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,7 +25,7 @@ namespace mmkit::serve {
 using Embedding = std::vector<float>;
 
 struct ZeroShotProbs {
-  std::vector<float> probs;  // [labels]: softmax (sums to 1), or SigLIP's independent sigmoids
+  std::vector<float> probs;  // [labels]: softmax (sums to 1), or per-label sigmoids (`kind`)
   int64_t best = 0;
   std::string kind = "softmax";  // "softmax" | "sigmoid"
 };
@@ -72,7 +73,8 @@ class ClipService {
   ClipRunner runner_;
   ClipConfig cfg_;
   int64_t dim_ = 0, res_ = 0;
-  float logit_scale_ = 1, logit_bias_ = 0;
+  float logit_scale_ = 1;
+  std::optional<float> logit_bias_;  // SigLIP and sigmoid-loss models: probabilities are per-label sigmoids
   bool has_text_ = false;
   int threads_ = 0;
   std::string text_error_;

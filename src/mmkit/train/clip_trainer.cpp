@@ -26,17 +26,31 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ClipEpochRecord, epoch, train_loss, train_acc
 
 namespace {
 
-// The symmetric contrastive loss of a batch; logits (optional) gets the
-// [B, B] scaled similarities. Data-parallel (comm of several ranks): the
-// loss of this rank's rows against the features of every rank's rows
-// (open_clip's local loss with gathered features), logits [rows, B].
+// The loss of a batch: CLIP's symmetric contrastive loss, or SigLIP's
+// sigmoid loss when `sigmoid` (with clip.logit_bias). logits (optional) gets
+// the [B, B] logits. Data-parallel (comm of several ranks): the loss of this
+// rank's rows against the features of every rank's rows (open_clip's local
+// loss with gathered features; for the sigmoid loss only the texts are
+// gathered), logits [rows, B].
 Var clip_loss(Graph& g, Clip& clip, const Tensor& pixels, const Tensor& ids, Tensor* logits,
-              dist::Communicator* comm = nullptr) {
+              dist::Communicator* comm = nullptr, bool sigmoid = false) {
   Var img = clip_encode_image(g, clip, g.constant(pixels));
   Var txt = clip_encode_text(g, clip, ids);
-  if (comm && comm->size() > 1)
-    return ag::clip_contrastive_loss_gathered(g, img, txt, g.param(clip.logit_scale), *comm, logits);
+  const bool gathered = comm && comm->size() > 1;
+  if (sigmoid) {
+    Var scale = g.param(clip.logit_scale), bias = g.param(clip.logit_bias);
+    return gathered ? ag::sigmoid_loss_gathered(g, img, txt, scale, bias, *comm, logits)
+                    : ag::sigmoid_loss(g, img, txt, scale, bias, logits);
+  }
+  if (gathered) return ag::clip_contrastive_loss_gathered(g, img, txt, g.param(clip.logit_scale), *comm, logits);
   return ag::clip_contrastive_loss(g, img, txt, g.param(clip.logit_scale), logits);
+}
+
+// open_clip's SigLIP initialisation (init_logit_scale = log 10, init_logit_bias = -10).
+void init_sigmoid_loss_parameters(Clip& clip, bool scale_too) {
+  if (scale_too) clip.logit_scale.value.f32()[0] = std::log(10.f);
+  clip.logit_bias.init("logit_bias", Shape{}, false);
+  clip.logit_bias.value.f32()[0] = -10.f;
 }
 
 // CLIP clips the temperature so logits are scaled by at most 100.
@@ -72,6 +86,8 @@ class ClipTask : public TrainTask {
   explicit ClipTask(const ClipTrainOptions& o) : o_(o), is_file_(is_caption_file(o.data)) {
     MMKIT_CHECK(o.freeze.empty() || o.freeze == "image" || o.freeze == "text",
                 "--freeze must be image or text, got '", o.freeze, "'");
+    MMKIT_CHECK(o.loss == "contrastive" || o.loss == "sigmoid", "--loss must be contrastive or sigmoid, got '", o.loss,
+                "'");
   }
 
   Info info() const override {
@@ -92,6 +108,7 @@ class ClipTask : public TrainTask {
       tok_ = tokenizer_from_metadata(*resume);
       MMKIT_CHECK(tok_, resume->path(), ": no tokenizer in the checkpoint metadata");
       clip_.init(cfg, o_.seed);
+      if (sigmoid_) init_sigmoid_loss_parameters(clip_, false);  // the checkpoint's values replace these
     } else {
       tok_ = choose_tokenizer(log);
       if (!o_.init.empty()) {
@@ -102,11 +119,16 @@ class ClipTask : public TrainTask {
         auto dst = clip_.parameters(), from = src->parameters();
         for (size_t k = 0; k < dst.size(); ++k)
           std::memcpy(dst[k]->value.raw(), from[k]->value.raw(), dst[k]->value.nbytes());
+        if (sigmoid_) {
+          init_sigmoid_loss_parameters(clip_, false);
+          if (src->has_logit_bias()) clip_.logit_bias.value.f32()[0] = src->logit_bias.value.f32()[0];
+        }
         std::fprintf(log, "fine-tuning %s (%s layout)\n", o_.init.c_str(), layout_.c_str());
       } else {
         cfg.vocab_size = tok_->vocab_size();
         if (!is_file_) cfg.image_resolution = train_.rows;
         clip_.init(cfg, o_.seed);
+        if (sigmoid_) init_sigmoid_loss_parameters(clip_, true);
       }
     }
     MMKIT_CHECK(tok_->vocab_size() <= cfg.vocab_size, "the tokenizer has ", tok_->vocab_size(),
@@ -129,10 +151,11 @@ class ClipTask : public TrainTask {
 
   nn::ParamList parameters() override {
     nn::ParamList params = clip_.parameters();
+    if (sigmoid_) params.push_back(&clip_.logit_bias);
     for (Parameter* p : params) {
       const bool visual = p->name.rfind("visual.", 0) == 0;
-      if ((o_.freeze == "image" && visual) || (o_.freeze == "text" && !visual && p->name != "logit_scale"))
-        p->trainable = false;
+      const bool loss_param = p->name == "logit_scale" || p->name == "logit_bias";
+      if ((o_.freeze == "image" && visual) || (o_.freeze == "text" && !visual && !loss_param)) p->trainable = false;
     }
     return params;
   }
@@ -183,7 +206,7 @@ class ClipTask : public TrainTask {
 
   StepOutput forward(Graph& g, int, int64_t) override {
     StepOutput out;
-    out.loss = clip_loss(g, clip_, x_, ids_, &logits_, comm_);
+    out.loss = clip_loss(g, clip_, x_, ids_, &logits_, comm_, sigmoid_);
     const int64_t rows = x_.shape()[0], B = int64_t(idx_.size());
     out.weight = double(rows);
     // In-batch image->text accuracy: the top caption is the image's own
@@ -204,6 +227,7 @@ class ClipTask : public TrainTask {
   std::string progress_extra() const override {
     char b[32];
     std::snprintf(b, sizeof b, " T %.1f", std::exp(double(clip_.logit_scale.value.f32()[0])));
+    if (sigmoid_) std::snprintf(b + std::strlen(b), sizeof b - std::strlen(b), " b %.2f", double(clip_.logit_bias.value.f32()[0]));
     return b;
   }
 
@@ -217,9 +241,11 @@ class ClipTask : public TrainTask {
                .top1;
     std::fprintf(log, "epoch %d/%d: loss %.4f, in-batch acc %.4f, temperature 1/%.1f", s.epoch, s.epochs,
                  s.train_loss, s.train_metric, scale);
+    if (sigmoid_) std::fprintf(log, ", bias %.3f", double(clip_.logit_bias.value.f32()[0]));
     if (zs >= 0) std::fprintf(log, " | zero-shot test top-1 %.4f (held-out templates)", zs);
     std::fprintf(log, " | %.1f s, %.0f pairs/s\n", s.seconds, rate);
     nlohmann::json r = ClipEpochRecord{s.epoch, s.train_loss, s.train_metric, zs, scale, s.seconds, rate, losses_};
+    if (sigmoid_) r["logit_bias"] = clip_.logit_bias.value.f32()[0];  // an extra key: contrastive records are unchanged
     losses_.clear();
     return r;
   }
@@ -234,7 +260,8 @@ class ClipTask : public TrainTask {
     return p;
   }
   std::string curve_title() const override {
-    return "CLIP: contrastive loss; in-batch (train) and zero-shot (test) accuracy";
+    return sigmoid_ ? "CLIP: sigmoid loss; in-batch (train) and zero-shot (test) accuracy"
+                    : "CLIP: contrastive loss; in-batch (train) and zero-shot (test) accuracy";
   }
 
   std::string config_json() const override { return clip_.cfg.to_json(); }
@@ -247,7 +274,11 @@ class ClipTask : public TrainTask {
     save_clip_model(path, clip_, meta, layout_);
   }
   nlohmann::json options_json() const override {
-    return {{"data", o_.data}, {"freeze", o_.freeze}, {"augment", o_.augment}, {"eval_images", o_.eval_images}};
+    return {{"data", o_.data},
+            {"freeze", o_.freeze},
+            {"augment", o_.augment},
+            {"eval_images", o_.eval_images},
+            {"loss", o_.loss}};
   }
   void save_state(nlohmann::json* j) const override {
     (*j)["losses"] = losses_;
@@ -291,6 +322,7 @@ class ClipTask : public TrainTask {
 
   const ClipTrainOptions& o_;
   const bool is_file_;
+  const bool sigmoid_ = o_.loss == "sigmoid";
   data::ImageSet train_, test_;
   std::vector<data::ImageTextPair> pairs_;
   std::unique_ptr<data::ImageBatchLoader> loader_;

@@ -1,6 +1,9 @@
 // Contrastive training of CLIP (`mmkit train clip`): image and text towers,
-// L2-normalised projections, learnable temperature, symmetric cross-entropy
-// over the batch's similarity matrix (ag::clip_contrastive_loss).
+// L2-normalised projections, learnable temperature, and one of two losses
+// over the batch's similarity matrix: CLIP's symmetric cross-entropy
+// (--loss contrastive, ag::clip_contrastive_loss) or SigLIP's pairwise
+// sigmoid loss (--loss sigmoid, ag::sigmoid_loss), which adds a learned
+// logit bias (Clip::logit_bias, saved as the model file's `logit_bias`).
 //
 // Data: "fashion-mnist" (the Debian package: images + captions generated from
 // class names, synonyms and templates, data/fmnist_captions.h) or an
@@ -39,6 +42,10 @@ struct ClipTrainOptions : TrainOptions {
   bool flip = false;      // caption files: random horizontal flips (off: captions may say left/right)
   int workers = 2;        // image decoding threads for caption files
   int64_t eval_images = 0;  // Fashion-MNIST: zero-shot on the first N test images per epoch (0: all)
+  // "contrastive" (CLIP) or "sigmoid" (SigLIP: logit scale starts at log 10 and
+  // a learned bias at -10, as open_clip initialises SigLIP; --init keeps the
+  // source's scale and its bias when it has one)
+  std::string loss = "contrastive";
   ClipTrainOptions() {
     epochs = 10;
     batch = 256;
