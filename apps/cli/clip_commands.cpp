@@ -96,18 +96,12 @@ int run_tokenize(const ClipArgs& a) {
     fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt) "
          "or --model (a CLIP checkpoint with its tokenizer embedded, or with vocabulary files beside it)");
   // With --model, its tokenizer (unless --vocab overrides) and its context length.
-  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab, a.model);
-  int context = 77;
-  if (!a.model.empty()) {
-    io::SafetensorsFile f = io::SafetensorsFile::open(resolve_model_file(a.model));
-    auto it = f.metadata().find("config");
-    if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
-  }
+  const std::vector<std::vector<int32_t>> all = tokenize_clip_texts(a.texts, a.vocab, a.model);
   nlohmann::json out = nlohmann::json::array();
-  for (auto& t : a.texts) {
-    auto ids = tok->encode_padded(t, context);
+  for (size_t k = 0; k < a.texts.size(); ++k) {
+    const std::vector<int32_t>& ids = all[k];
     if (a.json) {
-      out.push_back({{"text", t}, {"token_ids", ids}});
+      out.push_back({{"text", a.texts[k]}, {"token_ids", ids}});
     } else {
       for (size_t i = 0; i < ids.size() && (i == 0 || ids[i] != 0); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
       std::printf("\n");

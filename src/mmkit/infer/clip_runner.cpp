@@ -106,6 +106,20 @@ std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& voca
   return open_tokenizer(vocab, is_directory(model) ? resolve_model_file(model) : model, nullptr);
 }
 
+std::vector<std::vector<int32_t>> tokenize_clip_texts(const std::vector<std::string>& texts,
+                                                      const std::string& vocab, const std::string& model) {
+  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(vocab, model);
+  int context = 77;
+  if (!model.empty()) {
+    io::SafetensorsFile f = io::SafetensorsFile::open(resolve_model_file(model));
+    auto it = f.metadata().find("config");
+    if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
+  }
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& t : texts) ids.push_back(tok->encode_padded(t, context));
+  return ids;
+}
+
 void l2_normalize_rows(Tensor& t) {
   const int64_t E = t.shape()[-1], N = t.numel() / E;
   float* d = t.f32();
