@@ -1,5 +1,6 @@
 // The `mmkit` command line: a thin client of the library. Command groups
-// live in apps/cli/ (one file each) and register their subcommands here;
+// live in apps/cli/ (one file each) and register their subcommands through
+// cli::register_commands (which the Python module's mmkit.train parses with too);
 // main() parses, then runs the chosen action inside one error handler:
 // mmkit::Error prints "mmkit: error: <message>" and exits 1; usage errors exit 2.
 #include <csignal>

@@ -77,7 +77,10 @@ def threads(paths, n_calls, batch):
     work(shared)
     serial = time.perf_counter() - t0
     out = {"one after the other": serial}
-    for name, models in (("two threads, one model", [shared, shared]), ("two threads, a model each", own)):
+    runs = (("two threads, one model", [shared, shared], 0), ("two threads, a model each", own, 0),
+            ("two threads, a model each, 1 OpenMP thread per call", own, 1))
+    for name, models, omp in runs:
+        mmkit.set_num_threads(omp)
         ts = [threading.Thread(target=work, args=(m,)) for m in models]
         t0 = time.perf_counter()
         for t in ts:
@@ -85,6 +88,7 @@ def threads(paths, n_calls, batch):
         for t in ts:
             t.join()
         out[name] = time.perf_counter() - t0
+    mmkit.set_num_threads(0)
     # Python work beside one compute thread: how many pure-Python loop steps run while it computes.
     counter = [0]
     done = threading.Event()

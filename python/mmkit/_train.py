@@ -1,8 +1,12 @@
 """mmkit.train: `mmkit train <kind>` run in this process, so its options, defaults, checks and
 --resume rules are the command line's (docs/CLI.md, `mmkit train <kind> --help`)."""
+import contextlib
+import io
 import json
 import os
 import signal
+import sys
+import threading
 
 from . import _mmkit
 
@@ -26,12 +30,49 @@ def _flags(options):
     return args
 
 
+@contextlib.contextmanager
+def _stderr_to_python():
+    """The engine writes progress to file descriptor 2. Where sys.stderr is not that descriptor (a
+    Jupyter notebook, pytest's capsys), forward what is written there to sys.stderr while the block
+    runs, so the progress shows where Python's own output goes."""
+    try:
+        same = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        same = False
+    if same:
+        yield
+        return
+    saved = os.dup(2)
+    r, w = os.pipe()
+    os.dup2(w, 2)
+    os.close(w)
+
+    def pump():
+        with os.fdopen(r, "rb", buffering=0) as f:
+            while True:
+                chunk = f.read(4096)
+                if not chunk:
+                    break
+                sys.stderr.write(chunk.decode("utf-8", "replace"))
+                sys.stderr.flush()
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees end of file
+        os.close(saved)
+        t.join()
+
+
 def train(kind, data=None, out=None, **options):
     """Train a model as `mmkit train KIND --data DATA --out OUT --option value ...` does.
 
     kind: 'vit', 'clip', 'vqa' or 'caption'. Options are the command's flags with '_' for '-'
     (epochs=2, lr=1e-3, batch=64, limit_train=1000, resume=True, no_augment=True, ...), with the
-    CLI's defaults when left out. Progress goes to the terminal (stderr) as with the CLI.
+    CLI's defaults when left out. Progress goes to stderr as with the CLI: the terminal, or (where
+    sys.stderr is not the process's stderr, as in a notebook) sys.stderr.
 
     Returns the run's history: one dict per epoch (the run folder's history.json). Ctrl-C stops the
     run cleanly: the checkpoint is saved in `out` (continue with resume=True) and KeyboardInterrupt
@@ -42,7 +83,8 @@ def train(kind, data=None, out=None, **options):
     if out is None:
         raise ValueError("out= is required: the run folder (checkpoints, model.safetensors, history)")
     args = ["train", kind] + _flags({"data": data, "out": out, **options})
-    code = _mmkit.run_cli(args)
+    with _stderr_to_python():
+        code = _mmkit.run_cli(args)
     if code >= 128:
         name = signal.Signals(code - 128).name if code - 128 in signal.Signals._value2member_map_ else str(code - 128)
         raise KeyboardInterrupt(f"training stopped by {name}; checkpoint saved in {os.fspath(out)} "

@@ -32,6 +32,13 @@ def test_train_clip_matches_the_cli_and_returns_the_history(cap_data, work):
     assert model.encode_text("a red circle").shape[0] == 1
 
 
+def test_progress_reaches_python_stderr(cap_data, work, capsys):
+    # capsys: sys.stderr is a Python object, not descriptor 2 (as in a notebook).
+    mmkit.train("clip", data=cap_data, out=work / "progress_run", epochs=1, **CLIP_OPTS)
+    err = capsys.readouterr().err
+    assert "epoch 1" in err, err[-500:]
+
+
 def test_bad_options_raise(cap_data, work):
     with pytest.raises(ValueError, match="--no-such-option"):
         mmkit.train("clip", data=cap_data, out=work / "bad1", no_such_option=3)
