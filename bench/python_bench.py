@@ -136,6 +136,14 @@ def main():
         base, peak, end = memory(tiny, a.calls, img)
         print(f"memory (tiny, {a.calls} x (encode_text + encode_image)): RSS after warm-up {base/1024:.1f} MiB, "
               f"peak {peak/1024:.1f} MiB, end {end/1024:.1f} MiB, growth {100*(end-base)/base:+.2f}%", flush=True)
+        # The fixed cost of a call from Python (argument checks, GIL release, lock, result array), on
+        # a tiny model at batch 1 where the engine's time is smallest: many interleaved calls, medians.
+        tm = mmkit.load(tiny)
+        py, eng = overhead(tm, 1, 2000)
+        print(f"fixed cost (tiny, batch 1, 2000 rounds): from Python median {statistics.median(py)*1e6:.0f} us, "
+              f"engine median {statistics.median(eng)*1e6:.0f} us, difference "
+              f"{(statistics.median(py) - statistics.median(eng))*1e6:.0f} us per call", flush=True)
+        del tm
         path = init_clip(tmp, a.preset)
         model = mmkit.load(path)
         py, eng = overhead(model, a.batch, a.rounds)
