@@ -31,9 +31,20 @@ from ._mmkit import (  # noqa: E402,F401
     set_num_threads,
     tokenize,
 )
+from ._stderr import stderr_to_python as _stderr_to_python  # noqa: E402
 from ._train import train  # noqa: E402,F401
 
 __version__ = _mmkit.__version__
+
+
+def _build_index(model, images, out, *args, **options):
+    with _stderr_to_python():  # the progress bar, in a notebook too
+        return _build_index_engine(model, images, out, *args, **options)
+
+
+_build_index_engine = Index.build
+_build_index.__doc__ = Index.build.__doc__
+Index.build = staticmethod(_build_index)
 
 _LOADERS = {"clip": ClipModel, "vit": VitModel, "vqa": VqaModel, "caption": CaptionModel}
 

@@ -1,14 +1,11 @@
 """mmkit.train: `mmkit train <kind>` run in this process, so its options, defaults, checks and
 --resume rules are the command line's (docs/CLI.md, `mmkit train <kind> --help`)."""
-import contextlib
-import io
 import json
 import os
 import signal
-import sys
-import threading
 
 from . import _mmkit
+from ._stderr import stderr_to_python
 
 KINDS = ("vit", "clip", "vqa", "caption")
 
@@ -30,42 +27,6 @@ def _flags(options):
     return args
 
 
-@contextlib.contextmanager
-def _stderr_to_python():
-    """The engine writes progress to file descriptor 2. Where sys.stderr is not that descriptor (a
-    Jupyter notebook, pytest's capsys), forward what is written there to sys.stderr while the block
-    runs, so the progress shows where Python's own output goes."""
-    try:
-        same = sys.stderr.fileno() == 2
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        same = False
-    if same:
-        yield
-        return
-    saved = os.dup(2)
-    r, w = os.pipe()
-    os.dup2(w, 2)
-    os.close(w)
-
-    def pump():
-        with os.fdopen(r, "rb", buffering=0) as f:
-            while True:
-                chunk = f.read(4096)
-                if not chunk:
-                    break
-                sys.stderr.write(chunk.decode("utf-8", "replace"))
-                sys.stderr.flush()
-
-    t = threading.Thread(target=pump, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees end of file
-        os.close(saved)
-        t.join()
-
-
 def train(kind, data=None, out=None, **options):
     """Train a model as `mmkit train KIND --data DATA --out OUT --option value ...` does.
 
@@ -83,7 +44,7 @@ def train(kind, data=None, out=None, **options):
     if out is None:
         raise ValueError("out= is required: the run folder (checkpoints, model.safetensors, history)")
     args = ["train", kind] + _flags({"data": data, "out": out, **options})
-    with _stderr_to_python():
+    with stderr_to_python():
         code = _mmkit.run_cli(args)
     if code >= 128:
         name = signal.Signals(code - 128).name if code - 128 in signal.Signals._value2member_map_ else str(code - 128)
