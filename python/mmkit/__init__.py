@@ -57,8 +57,10 @@ def load(path, kind=None, **options):
     VitModel(heads=, labels=, preprocess=).
     """
     path = _os.fspath(path)
-    if not _os.path.exists(path):
-        raise FileNotFoundError(f"model {path} not found", ) from None
+    if not _os.path.exists(path):  # the library's message for a missing --model
+        e = FileNotFoundError(f"model {path} not found")
+        e.filename = path
+        raise e
     k = kind or model_kind(path)
     if k not in _LOADERS:
         raise ValueError(f"kind must be one of {sorted(_LOADERS)}, got {k!r}")
