@@ -93,10 +93,6 @@ std::string model_dir(const std::string& model_in) {
   return slash == std::string::npos ? "." : model.substr(0, slash);
 }
 
-}  // namespace mmkit::cli
-
-namespace mmkit::cli {
-
 void register_commands(CLI::App& app, Cli& c) {
   app.require_subcommand(1);
   c.app = &app;
