@@ -10,6 +10,7 @@ Results are numpy arrays that own their memory. Compute runs without the GIL. Er
 FileNotFoundError (a missing file), ValueError / TypeError (a bad argument) or mmkit.Error (the
 library's message, the same as the CLI's).
 """
+import errno as _errno
 import os as _os
 
 # libgomp reads its wait policy when it is loaded, i.e. when the extension below is imported. Its
@@ -57,10 +58,8 @@ def load(path, kind=None, **options):
     VitModel(heads=, labels=, preprocess=).
     """
     path = _os.fspath(path)
-    if not _os.path.exists(path):  # the library's message for a missing --model
-        e = FileNotFoundError(f"model {path} not found")
-        e.filename = path
-        raise e
+    if not _os.path.exists(path):  # the library's message for a missing --model, errno and filename set
+        raise FileNotFoundError(_errno.ENOENT, f"model {path} not found", path)
     k = kind or model_kind(path)
     if k not in _LOADERS:
         raise ValueError(f"kind must be one of {sorted(_LOADERS)}, got {k!r}")

@@ -1,5 +1,6 @@
 #include "py_common.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "mmkit/core/parallel.h"
@@ -12,11 +13,11 @@ PyObject* g_error_type = nullptr;
 void raise_library_error(const std::string& message, const std::vector<std::string>& paths) {
   for (const std::string& p : paths) {
     if (p.empty() || path_exists(p)) continue;
-    // FileNotFoundError(message) with .filename set, as open() would.
+    // FileNotFoundError(ENOENT, message, path), as open() raises it: errno and filename set, and
+    // str() is "[Errno 2] <the library's message>: '<path>'".
     pb::object e = pb::reinterpret_steal<pb::object>(
-        PyObject_CallFunction(PyExc_FileNotFoundError, "s", message.c_str()));
+        PyObject_CallFunction(PyExc_FileNotFoundError, "iss", ENOENT, message.c_str(), p.c_str()));
     if (!e) throw pb::error_already_set();
-    e.attr("filename") = p;
     PyErr_SetObject(PyExc_FileNotFoundError, e.ptr());
     throw pb::error_already_set();
   }

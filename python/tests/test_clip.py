@@ -4,6 +4,7 @@ The engine reads a tower's weights in place on its first call and packs them for
 second call on (infer/clip_engine.h), which changes the last bits of the sums. A one-shot CLI run is
 a first call, so each comparison with the CLI runs on a freshly loaded model (the same calls in the
 same order); comparisons within Python run on one model, all on the packed path."""
+import errno
 import os
 
 import numpy as np
@@ -150,9 +151,11 @@ def test_results_own_their_memory(clip_path, images):
 def test_missing_files_raise_file_not_found(model, tmp_path, clip_path):
     with pytest.raises(FileNotFoundError) as e:
         model.encode_image([str(tmp_path / "nope.png")])
-    assert "nope.png" in str(e.value) and e.value.filename == str(tmp_path / "nope.png")
-    with pytest.raises(FileNotFoundError, match="not found"):
+    assert e.value.filename == str(tmp_path / "nope.png") and e.value.errno == errno.ENOENT
+    assert "cannot open (No such file or directory)" in str(e.value)  # the library's (the CLI's) message
+    with pytest.raises(FileNotFoundError, match="not found") as e:
         mmkit.load(tmp_path / "missing.safetensors")
+    assert e.value.filename == str(tmp_path / "missing.safetensors")
     with pytest.raises(FileNotFoundError):
         mmkit.ClipModel(str(tmp_path / "missing.safetensors"))
 
