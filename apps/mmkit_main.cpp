@@ -1,5 +1,6 @@
 // The `mmkit` command line: a thin client of the library. Command groups
-// live in apps/cli/ (one file each) and register their subcommands here;
+// live in apps/cli/ (one file each) and register their subcommands through
+// cli::register_commands (which the Python module's mmkit.train parses with too);
 // main() parses, then runs the chosen action inside one error handler:
 // mmkit::Error prints "mmkit: error: <message>" and exits 1; usage errors exit 2.
 #include <csignal>
@@ -14,27 +15,9 @@ int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) then fails the write with EFBIG, which the atomic writers report
   // like a full disk ("cannot write ...: File too large"), instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
-  CLI::App app{"mmkit: vision-language models in C++ (train, evaluate and run ViT, CLIP, VQA and captioning models)"};
-  app.require_subcommand(1);
+  CLI::App app{mmkit::cli::kAppDescription};
   mmkit::cli::Cli c;
-  c.app = &app;
-  c.train = app.add_subcommand("train", "train a model");
-  c.train->require_subcommand(1);
-  c.eval = app.add_subcommand("eval", "evaluate a model");
-  c.eval->require_subcommand(1);
-  c.data = app.add_subcommand("data", "generate a dataset");
-  c.data->require_subcommand(1);
-
-  mmkit::cli::add_vit_commands(c);
-  mmkit::cli::add_clip_commands(c);
-  mmkit::cli::add_clip_train_commands(c);
-  mmkit::cli::add_serve_commands(c);
-  mmkit::cli::add_index_commands(c);
-  mmkit::cli::add_vqa_commands(c);
-  mmkit::cli::add_caption_commands(c);
-  mmkit::cli::add_data_commands(c);
-  mmkit::cli::add_quantize_commands(c);
-  mmkit::cli::add_reference_commands(c);
+  mmkit::cli::register_commands(app, c);
 
   try {
     app.parse(argc, argv);

@@ -14,6 +14,9 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin              # data-parallel training (mpirun -np N mmkit train ...)
   dataset-fashion-mnist                   # the main job's data set
   libsentencepiece-dev                    # SigLIP's SentencePiece tokenizer
+  pybind11-dev python3-dev python3-numpy  # the Python module (python/, `import mmkit`)
+  python3-pytest python3-pil              # its tests (PIL images as inputs)
+  python3-venv python3-pip python3-setuptools python3-wheel  # `pip install --no-build-isolation .` (README)
 )
 # MMKIT_BENCH=1 scripts/setup.sh: also what bench/clip_bench's peers need (PyTorch, Node.js + npm for
 # ONNX Runtime, GNU time for peak RSS); onnxruntime-node comes from npm (ships its linux-x64 binding,

@@ -94,4 +94,26 @@ std::string model_dir(const std::string& model_in) {
   return slash == std::string::npos ? "." : model.substr(0, slash);
 }
 
+void register_commands(CLI::App& app, Cli& c) {
+  app.require_subcommand(1);
+  c.app = &app;
+  c.train = app.add_subcommand("train", "train a model");
+  c.train->require_subcommand(1);
+  c.eval = app.add_subcommand("eval", "evaluate a model");
+  c.eval->require_subcommand(1);
+  c.data = app.add_subcommand("data", "generate a dataset");
+  c.data->require_subcommand(1);
+
+  add_vit_commands(c);
+  add_clip_commands(c);
+  add_clip_train_commands(c);
+  add_serve_commands(c);
+  add_index_commands(c);
+  add_vqa_commands(c);
+  add_caption_commands(c);
+  add_data_commands(c);
+  add_quantize_commands(c);
+  add_reference_commands(c);
+}
+
 }  // namespace mmkit::cli

@@ -142,6 +142,13 @@ std::vector<std::string> split_commas(const std::string& s);
 // the path itself when it is a directory.
 std::string model_dir(const std::string& model);
 
+// The whole command line: `app` gets the train/eval/data groups and every command below, `c` its
+// action once parsed. Used by main() and by the Python module's mmkit.train (the same options,
+// defaults and --resume rules as `mmkit train`).
+inline constexpr const char* kAppDescription =
+    "mmkit: vision-language models in C++ (train, evaluate and run ViT, CLIP, VQA and captioning models)";
+void register_commands(CLI::App& app, Cli& c);
+
 void add_vit_commands(Cli& c);         // train vit, eval vit, classify
 void add_clip_commands(Cli& c);        // embed, tokenize, zero-shot, init-clip
 void add_clip_train_commands(Cli& c);  // train clip, eval zero-shot, eval retrieval

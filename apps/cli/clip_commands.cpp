@@ -97,36 +97,18 @@ int run_tokenize(const ClipArgs& a) {
     fail("tokenize needs --vocab (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt) "
          "or --model (a CLIP checkpoint with its tokenizer embedded, or with vocabulary files beside it)");
   // With --model, its tokenizer (unless --vocab overrides) and its context length.
-  if (!a.model.empty() && io::detect_layout(io::SafetensorsFile::open(resolve_model_file(a.model))) == io::Layout::hf_siglip) {
-    // SigLIP: SentencePiece (spiece.model beside the model, or --vocab), padded with </s> to 64.
-    ClipRunner r = ClipRunner::open(a.model, a.vocab);
-    const auto rows = r.tokenize(a.texts);
-    nlohmann::json out = nlohmann::json::array();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (a.json) {
-        out.push_back({{"text", a.texts[i]}, {"token_ids", rows[i]}});
-      } else {
-        for (size_t k = 0; k < rows[i].size(); ++k) std::printf("%s%d", k ? " " : "", rows[i][k]);
-        std::printf("\n");
-      }
-    }
-    if (a.json) std::cout << out.dump() << "\n";
-    return 0;
-  }
-  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(a.vocab, a.model);
-  int context = 77;
-  if (!a.model.empty()) {
-    io::SafetensorsFile f = io::SafetensorsFile::open(resolve_model_file(a.model));
-    auto it = f.metadata().find("config");
-    if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
-  }
+  // SigLIP: SentencePiece (spiece.model beside the model, or --vocab), padded with </s> to 64, so
+  // its rows are printed whole; CLIP rows stop at the zero padding.
+  const bool siglip = !a.model.empty() &&
+                      io::detect_layout(io::SafetensorsFile::open(resolve_model_file(a.model))) == io::Layout::hf_siglip;
+  const std::vector<std::vector<int32_t>> all = tokenize_clip_texts(a.texts, a.vocab, a.model);
   nlohmann::json out = nlohmann::json::array();
-  for (auto& t : a.texts) {
-    auto ids = tok->encode_padded(t, context);
+  for (size_t k = 0; k < a.texts.size(); ++k) {
+    const std::vector<int32_t>& ids = all[k];
     if (a.json) {
-      out.push_back({{"text", t}, {"token_ids", ids}});
+      out.push_back({{"text", a.texts[k]}, {"token_ids", ids}});
     } else {
-      for (size_t i = 0; i < ids.size() && (i == 0 || ids[i] != 0); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
+      for (size_t i = 0; i < ids.size() && (siglip || i == 0 || ids[i] != 0); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
       std::printf("\n");
     }
   }

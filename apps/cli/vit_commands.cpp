@@ -93,10 +93,7 @@ int run_classify(const ClassifyArgs& a) {
   nlohmann::json arr = nlohmann::json::array();
   for (size_t i = 0; i < a.files.size(); ++i) {
     const Classification& c = res[i];
-    std::vector<size_t> order(c.probs.size());
-    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return c.probs[x] > c.probs[y]; });
-    order.resize(std::min(order.size(), size_t(a.top_k)));
+    const std::vector<size_t> order = top_classes(c, a.top_k);
     auto name = [&](size_t k) { return k < vit.cfg.class_names.size() ? vit.cfg.class_names[k] : std::to_string(k); };
     if (a.json) {
       nlohmann::json top = nlohmann::json::array();

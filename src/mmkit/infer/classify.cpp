@@ -1,5 +1,7 @@
 #include "mmkit/infer/classify.h"
 
+#include <algorithm>
+
 #include "mmkit/autograd/functions.h"
 #include "mmkit/image/preprocess.h"
 #include "mmkit/image/to_tensor.h"
@@ -44,6 +46,14 @@ std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& 
     out.push_back(std::move(r));
   }
   return out;
+}
+
+std::vector<size_t> top_classes(const Classification& c, int k) {
+  std::vector<size_t> order(c.probs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return c.probs[x] > c.probs[y]; });
+  order.resize(std::min(order.size(), size_t(std::max(k, 0))));
+  return order;
 }
 
 }  // namespace mmkit

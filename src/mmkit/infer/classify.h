@@ -21,4 +21,8 @@ struct Classification {
 // bilinear resize to image_size) and classifies it.
 std::vector<Classification> classify_images(Vit& vit, const std::vector<Image>& images);
 
+// The k most probable classes of c, most probable first (ties: lower index first): `mmkit classify`'s
+// list and the Python module's "top".
+std::vector<size_t> top_classes(const Classification& c, int k);
+
 }  // namespace mmkit

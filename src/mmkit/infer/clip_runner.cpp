@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "mmkit/autograd/functions.h"
+#include "mmkit/io/layouts.h"
 #include "mmkit/util/file_util.h"
 
 namespace mmkit {
@@ -104,6 +105,23 @@ std::unique_ptr<text::ClipTokenizer> open_tokenizer(const std::string& vocab, co
 std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab, const std::string& model) {
   // A run or Hugging Face folder: its model.safetensors (whose folder holds any vocabulary files).
   return open_tokenizer(vocab, is_directory(model) ? resolve_model_file(model) : model, nullptr);
+}
+
+std::vector<std::vector<int32_t>> tokenize_clip_texts(const std::vector<std::string>& texts,
+                                                      const std::string& vocab, const std::string& model) {
+  if (!model.empty() &&
+      io::detect_layout(io::SafetensorsFile::open(resolve_model_file(model))) == io::Layout::hf_siglip)
+    return ClipRunner::open(model, vocab).tokenize(texts);  // SentencePiece, padded with </s> to 64
+  std::unique_ptr<text::ClipTokenizer> tok = open_clip_tokenizer(vocab, model);
+  int context = 77;
+  if (!model.empty()) {
+    io::SafetensorsFile f = io::SafetensorsFile::open(resolve_model_file(model));
+    auto it = f.metadata().find("config");
+    if (it != f.metadata().end()) context = int(ClipConfig::from_json(it->second).context_length);
+  }
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& t : texts) ids.push_back(tok->encode_padded(t, context));
+  return ids;
 }
 
 void l2_normalize_rows(Tensor& t) {

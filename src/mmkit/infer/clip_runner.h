@@ -104,6 +104,13 @@ Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std:
 std::unique_ptr<text::ClipTokenizer> open_clip_tokenizer(const std::string& vocab,
                                                          const std::string& model_path = "");
 
+// Token ids of each text, padded to the context length: `mmkit tokenize` and the Python module's
+// mmkit.tokenize. The tokenizer is open_clip_tokenizer(vocab, model); the context length is the
+// model's (its config metadata), else 77. A SigLIP model: its SentencePiece tokenizer (ClipRunner's),
+// rows padded with </s> to its context length. -> [texts][context_length]
+std::vector<std::vector<int32_t>> tokenize_clip_texts(const std::vector<std::string>& texts,
+                                                      const std::string& vocab, const std::string& model);
+
 // A tokenizer inside the checkpoint, so a model trained with its own BPE is
 // one self-contained file: metadata key "tokenizer.bpe_merges" holds
 // tok.merges_text() (the vocabulary is rebuilt from the merges in OpenAI's
