@@ -127,24 +127,38 @@ std::string hf_config_arch(const std::string& text) {
   return "clip";
 }
 
+namespace {
+// A Hugging Face CLIPConfig / SiglipConfig: the object and its text_config / vision_config
+// sub-objects (absent or null: empty, so every field takes its default).
+struct HfTowerConfigs {
+  nlohmann::json root, text, vision;
+};
+HfTowerConfigs parse_hf_tower_configs(const std::string& text, const std::string& path) {
+  HfTowerConfigs h;
+  try {
+    h.root = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail(path, " is not valid JSON: ", e.what());
+  }
+  MMKIT_CHECK(h.root.is_object(), path, " is not a JSON object");
+  auto sub = [&](const char* k) {
+    if (!h.root.contains(k) || h.root[k].is_null()) return nlohmann::json::object();
+    MMKIT_CHECK(h.root[k].is_object(), path, ": '", k, "' must be an object");
+    return h.root[k];
+  };
+  h.text = sub("text_config");
+  h.vision = sub("vision_config");
+  return h;
+}
+}  // namespace
+
 // Hugging Face config.json (SiglipConfig) -> ClipConfig. Defaults are transformers'
 // SiglipTextConfig / SiglipVisionConfig ones (configuration_siglip.py): width 768, 12 layers and
 // heads, MLP 3072, gelu_pytorch_tanh, eps 1e-6, 224 px in 16 px patches, 64 text positions,
 // vocabulary 32000; the text head projects to projection_size (default: the text width).
 ClipConfig ClipConfig::from_hf_siglip_json(const std::string& text, const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    fail(path, " is not valid JSON: ", e.what());
-  }
-  MMKIT_CHECK(j.is_object(), path, " is not a JSON object");
-  auto sub = [&](const char* k) {
-    if (!j.contains(k) || j[k].is_null()) return nlohmann::json::object();
-    MMKIT_CHECK(j[k].is_object(), path, ": '", k, "' must be an object");
-    return j[k];
-  };
-  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
+  const HfTowerConfigs h = parse_hf_tower_configs(text, path);
+  const nlohmann::json &j = h.root, &tc = h.text, &vc = h.vision;
   auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
     if (!o.contains(k) || o[k].is_null()) return d;
     MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
@@ -194,19 +208,8 @@ ClipConfig ClipConfig::from_hf_siglip_json(const std::string& text, const std::s
 // Hugging Face config.json (CLIPConfig) -> ClipConfig. Absent fields take
 // transformers' defaults (CLIPTextConfig / CLIPVisionConfig), as it does.
 ClipConfig ClipConfig::from_hf_json(const std::string& text, const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    fail(path, " is not valid JSON: ", e.what());
-  }
-  MMKIT_CHECK(j.is_object(), path, " is not a JSON object");
-  auto sub = [&](const char* k) {
-    if (!j.contains(k) || j[k].is_null()) return nlohmann::json::object();
-    MMKIT_CHECK(j[k].is_object(), path, ": '", k, "' must be an object");
-    return j[k];
-  };
-  nlohmann::json tc = sub("text_config"), vc = sub("vision_config");
+  const HfTowerConfigs h = parse_hf_tower_configs(text, path);
+  const nlohmann::json &j = h.root, &tc = h.text, &vc = h.vision;
   auto str = [&](const nlohmann::json& o, const char* k, const char* d) -> std::string {
     if (!o.contains(k)) return d;
     MMKIT_CHECK(o[k].is_string(), path, ": field '", k, "' must be a string");
