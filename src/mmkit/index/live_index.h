@@ -1,0 +1,143 @@
+// A live image index: items (a caller-given id, JSON metadata, a normalised
+// embedding, an optional PNG thumbnail) added, updated and removed one at a
+// time, durable once a call returns, searched exactly (every matching row is
+// scored, so a filtered top-k is the true top-k among the matching items).
+//
+//   auto li = LiveIndex::create("photos.live", runner, "clip.safetensors");  // or LiveIndex::open(dir)
+//   li->add({"img-1", {{"year", 2024}}, 640, 480, thumb_png}, emb.data());   // emb: [dim], normalised
+//   auto hits = li->search(q.data(), 10, MetadataFilter::parse(filter), /*min_score=*/0.2f);
+//   li->remove("img-1");
+//
+// Folder layout:
+//   live.snapshot   "MMKSNAP1\n" + checksummed records (record_file.h): an info record
+//                   {"version", "kind": "live", "dim", "model", "model_config", "model_probe", "seq"},
+//                   then one item record per item. Replaced whole (temp + fsync + rename) by compact().
+//   live.wal        "MMKWAL1\n" + one record per change since the snapshot, each with a sequence number.
+//   lock            flock()ed while a process has the index open: a second writer is refused.
+// Durability: a change is appended to live.wal and fdatasync()ed before add/update/remove returns
+// (so before the server answers 2xx); open() loads the snapshot and replays the log's records with
+// a sequence number above the snapshot's. A crash mid-append leaves a torn last record, which
+// open() drops with a warning (warnings()) and cuts off; records before it are kept. A crash inside
+// compact() leaves either the old snapshot and the whole log, or the new snapshot and a log whose
+// records it already holds (skipped by their sequence numbers).
+//
+// Item record payload (little-endian): u8 op (1 add, 2 put = full replacement, 3 remove) | u64 seq |
+// u32 n | n bytes of JSON {"id", "metadata", "width", "height"} | u32 d | d float32 | u32 t | t bytes of PNG.
+// Thread-safe: searches share a lock, changes take it alone (one fsync at a time).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mmkit/core/error.h"
+#include "mmkit/index/metadata_filter.h"
+#include "mmkit/infer/clip_runner.h"
+
+namespace mmkit::index {
+
+// An id the index does not hold (HTTP 404) / an id it already holds on add (HTTP 409).
+struct UnknownItemId : Error {
+  using Error::Error;
+};
+struct DuplicateItemId : Error {
+  using Error::Error;
+};
+
+// Near-duplicate groups join pairs with cosine >= this by default (docs/LIVE_INDEX.md: how it was chosen).
+inline constexpr float kDefaultDuplicateThreshold = 0.95f;
+
+// Item ids: 1..128 bytes of [A-Za-z0-9._:@~-], so they go into URLs as they are. Throws mmkit::Error.
+inline constexpr size_t kMaxItemIdBytes = 128;
+void check_item_id(const std::string& id);
+
+struct LiveItem {
+  std::string id;
+  nlohmann::json metadata = nlohmann::json::object();
+  int width = 0, height = 0;  // of the original image
+  std::string thumb_png;      // may be empty
+};
+
+struct LiveHit {
+  std::string id;
+  float score = 0;  // cosine similarity
+  nlohmann::json metadata;
+  int width = 0, height = 0;
+  bool has_thumb = false;
+};
+
+struct LiveStats {
+  int64_t count = 0, dim = 0;
+  int64_t wal_records = 0;  // changes since the last compaction
+  uint64_t wal_bytes = 0, snapshot_bytes = 0, seq = 0;
+  int64_t compactions = 0;  // by this process
+};
+
+class LiveIndex {
+ public:
+  struct Options {
+    int64_t compact_every = 10000;  // compact() after this many log records (0: only when asked)
+  };
+  // A new, empty index in `dir` (created if missing; refused if it already holds one) for the
+  // model `runner` (its probe embedding is recorded, as build_index does).
+  static std::unique_ptr<LiveIndex> create(const std::string& dir, ClipRunner& runner, const std::string& model_path,
+                                           Options opt);
+  // The same from a model description {"dim", "model", "model_config", "model_probe"} (benchmarks
+  // that store vectors of no loaded model give just {"dim"}).
+  static std::unique_ptr<LiveIndex> create(const std::string& dir, const nlohmann::json& model_info, Options opt);
+  static std::unique_ptr<LiveIndex> open(const std::string& dir, Options opt);
+  static bool exists(const std::string& dir);  // dir holds live.snapshot
+  ~LiveIndex();
+
+  // emb: [dim] normalised. Throw DuplicateItemId / UnknownItemId, or mmkit::Error for a bad id or metadata.
+  void add(const LiveItem& item, const float* emb);
+  // Replaces what is given: metadata (when set), image (emb + size + thumbnail, when emb is set).
+  void update(const std::string& id, const std::optional<nlohmann::json>& metadata, const float* emb, int width,
+              int height, const std::string& thumb_png);
+  void remove(const std::string& id);
+  std::optional<LiveItem> get(const std::string& id) const;
+
+  // Up to k items matching `filter` with score >= min_score, best first (ties: smaller id first).
+  std::vector<LiveHit> search(const float* q, int k, const MetadataFilter& filter, float min_score) const;
+  // Groups (>= 2 items) of the matching items joined by pairs with cosine >= threshold (connected
+  // components), each sorted by id, groups sorted by their first id.
+  std::vector<std::vector<std::string>> duplicate_groups(float threshold, const MetadataFilter& filter) const;
+  // Writes every item into a new snapshot and empties the log.
+  void compact();
+
+  LiveStats stats() const;
+  const nlohmann::json& info() const { return info_; }
+  int64_t dim() const { return dim_; }
+  const std::string& dir() const { return dir_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }  // from open(): torn records dropped
+
+ private:
+  LiveIndex() = default;
+  void load();
+  void apply(const std::string& payload, bool from_snapshot);
+  void put(LiveItem item, const float* emb);  // insert or replace in memory
+  void erase(const std::string& id);
+  void append(uint8_t op, const LiveItem& item, const float* emb);  // to the log, fsynced; caller holds mu_
+  void compact_locked();
+
+  std::string dir_;
+  Options opt_;
+  nlohmann::json info_;
+  int64_t dim_ = 0;
+  std::vector<LiveItem> items_;
+  std::vector<float> emb_;  // [items_.size(), dim_], row i = items_[i]
+  std::unordered_map<std::string, size_t> row_of_;
+  uint64_t seq_ = 0;
+  int64_t wal_records_ = 0, compactions_ = 0;
+  uint64_t wal_bytes_ = 0, snapshot_bytes_ = 0;
+  int wal_fd_ = -1, lock_fd_ = -1;
+  std::vector<std::string> warnings_;
+  mutable std::shared_mutex mu_;
+};
+
+}  // namespace mmkit::index
