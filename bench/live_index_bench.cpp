@@ -47,7 +47,7 @@ bool flag(int argc, char** argv, const char* name) {
 }
 
 std::vector<float> unit_vector(Rng& r, int64_t d) {
-  std::vector<float> v(size_t(d));
+  std::vector<float> v(static_cast<size_t>(d));
   double n = 0;
   for (auto& x : v) x = r.uniform() * 2 - 1, n += double(x) * x;
   for (auto& x : v) x = float(x / std::sqrt(n));

@@ -31,7 +31,7 @@ constexpr int64_t D = 32;  // serve_clip_config's embed_dim
 
 std::vector<float> unit_vector(uint64_t seed) {
   Rng r(seed);
-  std::vector<float> v(D);
+  std::vector<float> v(static_cast<size_t>(D));
   double n = 0;
   for (auto& x : v) x = r.uniform() * 2 - 1, n += double(x) * x;
   for (auto& x : v) x = float(x / std::sqrt(n));
@@ -282,8 +282,9 @@ TEST(LiveIndex, FilteredSearchIsTheTrueTopKAmongMatchingItems) {
           // Scores from two summation orders: compare the ids, unless two scores are within rounding.
           EXPECT_NEAR(hits[j].score, oracle[j].first, 1e-5) << c.filter << " rank " << j;
           if (j + 1 < oracle.size() && std::fabs(oracle[j].first - oracle[j + 1].first) > 1e-5 &&
-              (j == 0 || std::fabs(oracle[j].first - oracle[j - 1].first) > 1e-5))
+              (j == 0 || std::fabs(oracle[j].first - oracle[j - 1].first) > 1e-5)) {
             EXPECT_EQ(hits[j].id, oracle[j].second) << c.filter << " rank " << j;
+          }
           const int i = std::stoi(hits[j].id.substr(1));
           EXPECT_TRUE(c.want(i)) << c.filter << " returned " << hits[j].id << " " << hits[j].metadata.dump();
         }

@@ -90,30 +90,30 @@ TEST(ServeLiveIndex, AThousandAddsAHundredRemovesFiftyUpdatesAndNoSearchReturnsA
     });
   for (auto& t : ts) t.join();
   ASSERT_EQ(failures, 0);
-  auto c = s.client();
-  EXPECT_EQ(json::parse(c.Get("/v1/index")->body)["size"], N);
+  auto c = std::make_unique<httplib::Client>(s.client());
+  EXPECT_EQ(json::parse(c->Get("/v1/index")->body)["size"], N);
 
   std::set<std::string> removed, updated;
   for (int i = 3; i < N; i += 10) {  // 100 removals: group 3
-    auto r = c.Delete(("/v1/index/items/" + id_of(i)).c_str());
+    auto r = c->Delete(("/v1/index/items/" + id_of(i)).c_str());
     ASSERT_EQ(status_of(r), 200) << (r ? r->body : "");
     removed.insert(id_of(i));
   }
   for (int i = 1; i < N; i += 20) {  // 50 updates: new metadata, and for every other one a new image
     json body = {{"metadata", {{"n", i}, {"group", 99}, {"updated", true}}}};
     if (i % 40 == 1) body["image"] = b64_png(test::shape_image(5000 + i, 32));
-    auto r = c.Put(("/v1/index/items/" + id_of(i)).c_str(), body.dump(), "application/json");
+    auto r = c->Put(("/v1/index/items/" + id_of(i)).c_str(), body.dump(), "application/json");
     ASSERT_EQ(status_of(r), 200) << (r ? r->body : "");
     EXPECT_EQ(json::parse(r->body)["metadata"]["group"], 99);
     updated.insert(id_of(i));
   }
   ASSERT_EQ(removed.size(), 100u);
   ASSERT_EQ(updated.size(), 50u);
-  EXPECT_EQ(json::parse(c.Get("/v1/index")->body)["size"], N - 100);
+  EXPECT_EQ(json::parse(c->Get("/v1/index")->body)["size"], N - 100);
 
   auto search = [&](json body) {
     body["top_k"] = 100;
-    auto r = c.Post("/v1/index/search", body.dump(), "application/json");
+    auto r = c->Post("/v1/index/search", body.dump(), "application/json");
     EXPECT_EQ(status_of(r), 200) << (r ? r->body : "");
     return r ? json::parse(r->body)["results"] : json::array();
   };
@@ -145,10 +145,10 @@ TEST(ServeLiveIndex, AThousandAddsAHundredRemovesFiftyUpdatesAndNoSearchReturnsA
   EXPECT_EQ(res[0]["id"], id_of(41));
   EXPECT_GT(res[0]["score"].get<double>(), 0.9999);
   for (int i : {3, 13, 993}) {
-    auto r = c.Get(("/v1/index/items/" + id_of(i)).c_str());
+    auto r = c->Get(("/v1/index/items/" + id_of(i)).c_str());
     test::expect_api_error(r, 404, "unknown_id", id_of(i));
   }
-  auto thumb = c.Get(("/v1/index/items/" + id_of(2) + "/thumb").c_str());
+  auto thumb = c->Get(("/v1/index/items/" + id_of(2) + "/thumb").c_str());
   ASSERT_EQ(status_of(thumb), 200);
   EXPECT_EQ(thumb->get_header_value("Content-Type"), "image/png");
   EXPECT_EQ(decode_image_memory(reinterpret_cast<const uint8_t*>(thumb->body.data()), thumb->body.size(), "thumb").width, 32);
@@ -165,12 +165,12 @@ TEST(ServeLiveIndex, AThousandAddsAHundredRemovesFiftyUpdatesAndNoSearchReturnsA
     EXPECT_EQ(li->get(id_of(2))->metadata["name"], "image 2");
   }
   s.start();
-  c = s.client();
-  auto r = c.Post("/v1/index/compact", "{}", "application/json");
+  c = std::make_unique<httplib::Client>(s.client());
+  auto r = c->Post("/v1/index/compact", "{}", "application/json");
   ASSERT_EQ(status_of(r), 200);
   EXPECT_EQ(json::parse(r->body)["log_records_compacted"], N + 150);
   check_none_removed(search({{"text", "a photo of a red circle"}}), "text after compaction");
-  EXPECT_EQ(json::parse(c.Get("/v1/index")->body)["size"], N - 100);
+  EXPECT_EQ(json::parse(c->Get("/v1/index")->body)["size"], N - 100);
 }
 
 TEST(ServeLiveIndex, BadRequestsGet4xxNamingTheProblem) {

@@ -154,11 +154,6 @@ void add_clip_commands(Cli& c);        // embed, tokenize, zero-shot, init-clip
 void add_clip_train_commands(Cli& c);  // train clip, eval zero-shot, eval retrieval
 void add_serve_commands(Cli& c);       // serve
 void add_index_commands(Cli& c);       // index build, search
-// index add, update, remove, duplicates, compact (live_index_commands.cpp), under `index`
-void add_live_index_commands(Cli& c, CLI::App* index_cmd);
-// `mmkit search` on a live index folder: --filter (JSON) and --min-score apply.
-int run_live_search(const std::string& dir, const std::string& model, const std::string& vocab, const std::string& text,
-                    const std::string& image, int top_k, const std::string& filter, double min_score, bool as_json);
 void add_vqa_commands(Cli& c);         // train vqa, eval vqa, vqa
 void add_caption_commands(Cli& c);     // train caption, eval caption, caption
 void add_data_commands(Cli& c);        // data shapes, data sort-of-clevr, data soc-captions

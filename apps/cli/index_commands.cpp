@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "live_index_commands.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/image/image.h"

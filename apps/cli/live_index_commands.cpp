@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "live_index_commands.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/image/image.h"
 #include "mmkit/index/embedding_index.h"

@@ -377,9 +377,9 @@ std::vector<std::vector<std::string>> LiveIndex::duplicate_groups(float threshol
   // All pairs above the threshold through FAISS's blocked inner products; its range search keeps
   // scores > radius, so the radius is the next float below the threshold (pairs >= threshold).
   faiss::IndexFlatIP flat(dim_);
-  flat.add(faiss::idx_t(n), x.data());
-  faiss::RangeSearchResult rs(faiss::idx_t(n));
-  flat.range_search(faiss::idx_t(n), x.data(), std::nextafter(threshold, -1.0f), &rs);
+  flat.add(faiss::Index::idx_t(n), x.data());
+  faiss::RangeSearchResult rs{faiss::Index::idx_t(n)};
+  flat.range_search(faiss::Index::idx_t(n), x.data(), std::nextafter(threshold, -1.0f), &rs);
   std::vector<size_t> parent(n);
   std::iota(parent.begin(), parent.end(), 0);
   std::function<size_t(size_t)> root = [&](size_t a) {
