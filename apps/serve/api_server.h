@@ -40,7 +40,6 @@
 #include <vector>
 
 #include "mmkit/index/embedding_index.h"
-#include "mmkit/index/live_index.h"
 #include "mmkit/index/thumbnail_cache.h"
 #include "mmkit/serve/caption_service.h"
 #include "mmkit/serve/clip_service.h"
@@ -53,6 +52,10 @@ namespace httplib {
 struct Request;
 struct Response;
 }  // namespace httplib
+
+namespace mmkit::index {
+class LiveIndex;
+}  // namespace mmkit::index
 
 namespace mmkit::serve {
 

@@ -6,10 +6,12 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 
 #include "api_server.h"
+#include "mmkit/index/live_index.h"
 #include "mmkit/index/thumbnail_cache.h"
 #include "mmkit/serve/api_error.h"
 #include "request_adapter.h"
@@ -49,6 +51,12 @@ index::MetadataFilter filter_of(const RequestBody& b) {
   } catch (const Error& e) {
     api_fail(400, "bad_filter", e.what());
   }
+}
+
+// The log could not take the change: not acknowledged. The log gets the path, the client not.
+[[noreturn]] void storage_failed(const index::StorageError& e) {
+  std::fprintf(stderr, "serve: live index: %s\n", e.what());
+  api_fail(503, "storage_error", "the change could not be made durable (", redact_paths(e.what()), "); it is not acknowledged");
 }
 
 json item_json(const std::string& id, const json& metadata, int w, int h, bool thumb) {
@@ -104,6 +112,8 @@ void ApiServer::post_index_item(const Request& req, Response& res) {
     li.add({id, meta, x.width, x.height, x.thumb}, x.e.data());
   } catch (const index::DuplicateItemId& e) {  // added by another request meanwhile
     api_fail(409, "duplicate_id", e.what());
+  } catch (const index::StorageError& e) {
+    storage_failed(e);
   }
   send_json(res, 201, item_json(id, meta, x.width, x.height, true));
 }
@@ -122,6 +132,8 @@ void ApiServer::put_index_item(const Request& req, Response& res) {
     li.update(id, meta, x.e.empty() ? nullptr : x.e.data(), x.width, x.height, x.thumb);
   } catch (const index::UnknownItemId& e) {  // removed by another request meanwhile
     api_fail(404, "unknown_id", e.what());
+  } catch (const index::StorageError& e) {
+    storage_failed(e);
   }
   auto it = li.get(id);
   if (!it) api_fail(404, "unknown_id", "no item with id '", id, "' in the index");
@@ -135,6 +147,8 @@ void ApiServer::delete_index_item(const Request& req, Response& res) {
     li.remove(id);
   } catch (const index::UnknownItemId& e) {
     api_fail(404, "unknown_id", e.what());
+  } catch (const index::StorageError& e) {
+    storage_failed(e);
   }
   send_json(res, 200, {{"id", id}, {"removed", true}});
 }

@@ -3,6 +3,7 @@
 
 #include "api_server.h"
 #include "event_http_server.h"
+#include "mmkit/index/live_index.h"
 #include "mmkit/serve/api_error.h"
 #include "route_util.h"
 #include "web_assets.h"

@@ -266,7 +266,13 @@ void LiveIndex::erase(const std::string& id) {
   row_of_.erase(id);
 }
 
-void LiveIndex::append(uint8_t op, const LiveItem& item, const float* emb) {
+uint64_t LiveIndex::append(uint8_t op, const LiveItem& item, const float* emb) {
+  {
+    std::lock_guard<std::mutex> c(sync_mu_);
+    if (!sync_error_.empty())
+      throw StorageError("the live index's log could not be synced earlier (" + sync_error_ +
+                         "); no change is accepted until the index is reopened");
+  }
   const std::string fr = frame_record(encode(op, seq_ + 1, item, emb, dim_));
   size_t done = 0;
   while (done < fr.size()) {
@@ -275,58 +281,94 @@ void LiveIndex::append(uint8_t op, const LiveItem& item, const float* emb) {
     if (n <= 0) break;
     done += size_t(n);
   }
-  if (done < fr.size() || ::fdatasync(wal_fd_) != 0) {
+  if (done < fr.size()) {
     const int e = errno;
     // Not acknowledged: take the partial record back so the log stays well-formed.
     if (::ftruncate(wal_fd_, off_t(wal_bytes_)) == 0) ::lseek(wal_fd_, off_t(wal_bytes_), SEEK_SET);
-    fail("cannot write the change to ", dir_, "/live.wal: ", std::strerror(e ? e : EIO));
+    throw StorageError("cannot write the change to " + dir_ + "/live.wal: " + std::strerror(e ? e : EIO));
   }
   wal_bytes_ += fr.size();
   ++wal_records_;
   ++seq_;
+  std::lock_guard<std::mutex> c(sync_mu_);
+  written_total_ += fr.size();
+  return written_total_;
+}
+
+void LiveIndex::wait_durable(uint64_t end) {
+  std::unique_lock<std::mutex> c(sync_mu_);
+  while (synced_total_ < end) {
+    if (!sync_error_.empty()) throw StorageError("cannot sync " + dir_ + "/live.wal: " + sync_error_);
+    if (syncing_) {  // another writer's fdatasync is running: it may cover this record too
+      synced_cv_.wait(c);
+      continue;
+    }
+    syncing_ = true;
+    const uint64_t target = written_total_;  // every byte counted here is already written
+    c.unlock();
+    const int rc = ::fdatasync(wal_fd_);
+    const int e = errno;
+    c.lock();
+    syncing_ = false;
+    if (rc != 0) sync_error_ = std::strerror(e);  // after a failed fsync the kernel may have dropped pages
+    else synced_total_ = std::max(synced_total_, target);
+    synced_cv_.notify_all();
+  }
 }
 
 void LiveIndex::add(const LiveItem& item, const float* emb) {
   check_item_id(item.id);
   check_metadata(item.metadata);
-  std::unique_lock<std::shared_mutex> l(mu_);
-  if (row_of_.count(item.id)) throw DuplicateItemId("id '" + item.id + "' is already in the index (update it with PUT, or remove it first)");
-  append(ADD, item, emb);
-  put(item, emb);
-  if (opt_.compact_every > 0 && wal_records_ >= opt_.compact_every) compact_locked();
+  uint64_t end;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    if (row_of_.count(item.id)) throw DuplicateItemId("id '" + item.id + "' is already in the index (update it with PUT, or remove it first)");
+    end = append(ADD, item, emb);
+    put(item, emb);
+    if (opt_.compact_every > 0 && wal_records_ >= opt_.compact_every) compact_locked();
+  }
+  wait_durable(end);
 }
 
 void LiveIndex::update(const std::string& id, const std::optional<json>& metadata, const float* emb, int width,
                        int height, const std::string& thumb_png) {
   check_item_id(id);
   if (metadata) check_metadata(*metadata);
-  std::unique_lock<std::shared_mutex> l(mu_);
-  auto f = row_of_.find(id);
-  if (f == row_of_.end()) throw UnknownItemId("no item with id '" + id + "' in the index");
-  LiveItem it = items_[f->second];
-  if (metadata) it.metadata = *metadata;
-  std::vector<float> e(emb_.begin() + std::ptrdiff_t(f->second * size_t(dim_)),
-                       emb_.begin() + std::ptrdiff_t((f->second + 1) * size_t(dim_)));
-  if (emb) {
-    e.assign(emb, emb + dim_);
-    it.width = width;
-    it.height = height;
-    it.thumb_png = thumb_png;
+  uint64_t end;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    auto f = row_of_.find(id);
+    if (f == row_of_.end()) throw UnknownItemId("no item with id '" + id + "' in the index");
+    LiveItem it = items_[f->second];
+    if (metadata) it.metadata = *metadata;
+    std::vector<float> e(emb_.begin() + std::ptrdiff_t(f->second * size_t(dim_)),
+                         emb_.begin() + std::ptrdiff_t((f->second + 1) * size_t(dim_)));
+    if (emb) {
+      e.assign(emb, emb + dim_);
+      it.width = width;
+      it.height = height;
+      it.thumb_png = thumb_png;
   }
-  append(PUT, it, e.data());
+  end = append(PUT, it, e.data());
   put(std::move(it), e.data());
   if (opt_.compact_every > 0 && wal_records_ >= opt_.compact_every) compact_locked();
+  }
+  wait_durable(end);
 }
 
 void LiveIndex::remove(const std::string& id) {
   check_item_id(id);
-  std::unique_lock<std::shared_mutex> l(mu_);
-  if (!row_of_.count(id)) throw UnknownItemId("no item with id '" + id + "' in the index");
-  LiveItem it;
-  it.id = id;
-  append(REMOVE, it, nullptr);
-  erase(id);
-  if (opt_.compact_every > 0 && wal_records_ >= opt_.compact_every) compact_locked();
+  uint64_t end;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    if (!row_of_.count(id)) throw UnknownItemId("no item with id '" + id + "' in the index");
+    LiveItem it;
+    it.id = id;
+    end = append(REMOVE, it, nullptr);
+    erase(id);
+    if (opt_.compact_every > 0 && wal_records_ >= opt_.compact_every) compact_locked();
+  }
+  wait_durable(end);
 }
 
 std::optional<LiveItem> LiveIndex::get(const std::string& id) const {
@@ -429,6 +471,11 @@ void LiveIndex::compact_locked() {
   wal_records_ = 0;
   snapshot_bytes_ = file_bytes(snap);
   ++compactions_;
+  {  // every change appended so far is in the fsynced snapshot: durable, whatever the log's sync
+    std::lock_guard<std::mutex> c(sync_mu_);
+    synced_total_ = std::max(synced_total_, written_total_);
+  }
+  synced_cv_.notify_all();
 }
 
 LiveStats LiveIndex::stats() const {

@@ -15,7 +15,9 @@
 //   live.wal        "MMKWAL1\n" + one record per change since the snapshot, each with a sequence number.
 //   lock            flock()ed while a process has the index open: a second writer is refused.
 // Durability: a change is appended to live.wal and fdatasync()ed before add/update/remove returns
-// (so before the server answers 2xx); open() loads the snapshot and replays the log's records with
+// (so before the server answers 2xx). Concurrent writers share fsyncs (group commit: one thread
+// syncs everything written so far while the others wait for it), and a change is visible to
+// searches from its append on, possibly a few ms before it is acknowledged; open() loads the snapshot and replays the log's records with
 // a sequence number above the snapshot's. A crash mid-append leaves a torn last record, which
 // open() drops with a warning (warnings()) and cuts off; records before it are kept. A crash inside
 // compact() leaves either the old snapshot and the whole log, or the new snapshot and a log whose
@@ -27,6 +29,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -46,6 +49,11 @@ struct UnknownItemId : Error {
   using Error::Error;
 };
 struct DuplicateItemId : Error {
+  using Error::Error;
+};
+// The change could not be written to or synced in the log (full disk, I/O error): not acknowledged
+// (HTTP 503). After a failed sync no later change is accepted until the index is reopened.
+struct StorageError : Error {
   using Error::Error;
 };
 
@@ -122,7 +130,10 @@ class LiveIndex {
   void apply(const std::string& payload, bool from_snapshot);
   void put(LiveItem item, const float* emb);  // insert or replace in memory
   void erase(const std::string& id);
-  void append(uint8_t op, const LiveItem& item, const float* emb);  // to the log, fsynced; caller holds mu_
+  // Appends to the log (not yet synced; caller holds mu_); returns the log's running byte count
+  // at the record's end, for wait_durable.
+  uint64_t append(uint8_t op, const LiveItem& item, const float* emb);
+  void wait_durable(uint64_t end);  // group commit: returns once the log is synced up to `end`
   void compact_locked();
 
   std::string dir_;
@@ -138,6 +149,12 @@ class LiveIndex {
   int wal_fd_ = -1, lock_fd_ = -1;
   std::vector<std::string> warnings_;
   mutable std::shared_mutex mu_;
+  // Group commit (wait_durable): bytes appended and bytes known synced since open, both only growing.
+  std::mutex sync_mu_;
+  std::condition_variable synced_cv_;
+  uint64_t written_total_ = 0, synced_total_ = 0;
+  bool syncing_ = false;
+  std::string sync_error_;  // set when an fdatasync failed: no later change is accepted
 };
 
 }  // namespace mmkit::index
