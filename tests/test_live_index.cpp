@@ -237,7 +237,7 @@ json meta_of(int i) {
 TEST(LiveIndex, FilteredSearchIsTheTrueTopKAmongMatchingItems) {
   Fixture fx("live_filter");
   auto li = fx.create(LiveIndex::Options{0});
-  const int N = 1500;
+  const int N = 500;  // each add is an fsync: ~5 ms here
   std::vector<std::vector<float>> emb(N);
   for (int i = 0; i < N; ++i) {
     emb[size_t(i)] = unit_vector(uint64_t(i) + 7);
@@ -343,7 +343,7 @@ TEST(LiveIndex, DuplicateGroupsAreTheComponentsOfPairsAboveTheThreshold) {
     for (int64_t d = 0; d < D; ++d) s += double(a[size_t(d)]) * b[size_t(d)];
     return s;
   };
-  const double t = cos(A, mix(A, B, 0.12f)) - 0.001;
+  const double t = std::min(cos(A, mix(A, B, 0.12f)), cos(mix(A, B, 0.12f), mix(A, B, 0.24f))) - 0.001;
   ASSERT_LT(cos(A, mix(A, B, 0.24f)), t);  // a0-a2 below: joined only through a1
   auto g = li->duplicate_groups(float(t), MetadataFilter());
   EXPECT_EQ(g, (std::vector<std::vector<std::string>>{{"a0", "a1", "a2"}, {"c0", "c1"}}));

@@ -47,10 +47,6 @@ ClipRunner open_model(const index::LiveIndex& li, const std::string& model, cons
   return r;
 }
 
-void print_warnings(const index::LiveIndex& li) {
-  for (auto& w : li.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
-}
-
 struct AddArgs {
   std::string index, model, vocab, id, metadata;
   std::vector<std::string> images;
@@ -75,7 +71,6 @@ int run_add(const AddArgs& a) {
     std::fprintf(stderr, "created live index %s\n", a.index.c_str());
   } else {
     li = index::LiveIndex::open(a.index, o);
-    print_warnings(*li);
     r = std::make_unique<ClipRunner>(open_model(*li, a.model, a.vocab));
   }
   for (const std::string& path : a.images) {
@@ -101,7 +96,6 @@ int run_update(const UpdateArgs& a) {
   set_num_threads(a.threads);
   MMKIT_CHECK(!a.metadata.empty() || !a.image.empty(), "nothing to update: give --metadata and/or --image");
   auto li = index::LiveIndex::open(a.index, {});
-  print_warnings(*li);
   std::optional<json> meta;
   if (!a.metadata.empty()) meta = parse_json_option(a.metadata, "--metadata");
   if (!li->get(a.id)) throw index::UnknownItemId("no item with id '" + a.id + "' in " + a.index);
@@ -124,7 +118,6 @@ struct RemoveArgs {
 
 int run_remove(const RemoveArgs& a) {
   auto li = index::LiveIndex::open(a.index, {});
-  print_warnings(*li);
   for (const std::string& id : a.ids) {
     li->remove(id);
     std::printf("removed %s\n", id.c_str());
@@ -140,7 +133,6 @@ struct DuplicatesArgs {
 
 int run_duplicates(const DuplicatesArgs& a) {
   auto li = index::LiveIndex::open(a.index, {});
-  print_warnings(*li);
   const index::MetadataFilter f =
       index::MetadataFilter::parse(a.filter.empty() ? json() : parse_json_option(a.filter, "--filter"));
   auto groups = li->duplicate_groups(float(a.threshold), f);
@@ -162,7 +154,6 @@ struct CompactArgs {
 
 int run_compact(const CompactArgs& a) {
   auto li = index::LiveIndex::open(a.index, {});
-  print_warnings(*li);
   const int64_t before = li->stats().wal_records;
   li->compact();
   std::printf("%s: %lld items, %lld log records compacted into live.snapshot\n", a.index.c_str(),
@@ -175,7 +166,6 @@ int run_compact(const CompactArgs& a) {
 int run_live_search(const std::string& dir, const std::string& model, const std::string& vocab, const std::string& text,
                     const std::string& image, int top_k, const std::string& filter, double min_score, bool as_json) {
   auto li = index::LiveIndex::open(dir, {});
-  print_warnings(*li);
   const index::MetadataFilter f = index::MetadataFilter::parse(filter.empty() ? json() : parse_json_option(filter, "--filter"));
   ClipRunner r = open_model(*li, model, vocab);
   Tensor q = image.empty() ? r.embed_texts({text}, true) : r.embed_images({decode_image_file(image)}, true);

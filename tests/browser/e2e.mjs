@@ -148,6 +148,7 @@ try {
     const add = async (id, meta) => {
       await page.fill('#item-id', id);
       await page.fill('#item-meta', meta);
+      await page.evaluate(() => { delete document.getElementById('add-result').dataset.added; });
       await page.click('#add-run');
       await page.waitForFunction((i) => document.getElementById('add-result').dataset.added === i || !document.getElementById('error').hidden, id);
     };

@@ -316,7 +316,9 @@ void LiveIndex::wait_durable(uint64_t end) {
   }
 }
 
-void LiveIndex::add(const LiveItem& item, const float* emb) {
+void LiveIndex::add(const LiveItem& given, const float* emb) {
+  LiveItem item = given;
+  if (item.metadata.is_null()) item.metadata = json::object();  // no metadata
   check_item_id(item.id);
   check_metadata(item.metadata);
   uint64_t end;
