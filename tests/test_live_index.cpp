@@ -16,6 +16,8 @@
 #include <set>
 
 #include "mmkit/core/rng.h"
+#include "mmkit/image/jpeg_encode.h"
+#include "mmkit/index/image_fingerprint.h"
 #include "mmkit/index/live_index.h"
 #include "mmkit/index/metadata_filter.h"
 #include "mmkit/index/record_file.h"
@@ -79,16 +81,16 @@ TEST(LiveIndex, ChangesSurviveAReopenAndCompaction) {
     EXPECT_EQ(li->dim(), D);
     for (int i = 0; i < 30; ++i) {
       const std::string id = "item-" + std::to_string(i);
-      li->add({id, {{"i", i}}, 10, 20, ""}, unit_vector(uint64_t(i)).data());
+      li->add({id, {{"i", i}}, 10, 20, "", {}}, unit_vector(uint64_t(i)).data());
       want[id] = {{"i", i}};
     }
     for (int i = 0; i < 30; i += 3) {
       li->remove("item-" + std::to_string(i));
       want.erase("item-" + std::to_string(i));
     }
-    li->update("item-1", json{{"i", 100}}, nullptr, 0, 0, "");
+    li->update("item-1", json{{"i", 100}}, nullptr);
     want["item-1"] = {{"i", 100}};
-    li->update("item-2", std::nullopt, unit_vector(1000).data(), 7, 8, "png");
+    li->update("item-2", std::nullopt, unit_vector(1000).data(), {"", {}, 7, 8, "png", {}});
     EXPECT_EQ(li->stats().wal_records, 30 + 10 + 2);
   }
   auto check = [&](const LiveIndex& li) {
@@ -127,7 +129,7 @@ TEST(LiveIndex, ATornLastRecordIsDroppedWithAWarningAndTheRestKept) {
   std::string full;
   {
     auto li = fx.create();
-    for (int i = 0; i < 5; ++i) li->add({"a" + std::to_string(i), {}, 1, 1, ""}, unit_vector(uint64_t(i)).data());
+    for (int i = 0; i < 5; ++i) li->add({"a" + std::to_string(i), {}, 1, 1, "", {}}, unit_vector(uint64_t(i)).data());
   }
   full = read_file(wal);
   {
@@ -145,7 +147,7 @@ TEST(LiveIndex, ATornLastRecordIsDroppedWithAWarningAndTheRestKept) {
     EXPECT_NE(li->warnings()[0].find("torn last record"), std::string::npos) << li->warnings()[0];
     EXPECT_EQ(all_ids(*li), (std::vector<std::string>{"a0", "a1", "a2", "a3", "a4"})) << "cut at " << cut;
     // The torn bytes were cut off: a new change lands after the good records, and reads back.
-    li->add({"b", {}, 1, 1, ""}, unit_vector(50).data());
+    li->add({"b", {}, 1, 1, "", {}}, unit_vector(50).data());
     li.reset();
     auto again = fx.open();
     EXPECT_TRUE(again->warnings().empty());
@@ -175,7 +177,7 @@ TEST(LiveIndex, ACrashInsideCompactionLosesNothingAndDuplicatesNothing) {
   const std::string wal = fx.dir + "/live/live.wal";
   {
     auto li = fx.create();
-    for (int i = 0; i < 8; ++i) li->add({"c" + std::to_string(i), {{"i", i}}, 1, 1, ""}, unit_vector(uint64_t(i)).data());
+    for (int i = 0; i < 8; ++i) li->add({"c" + std::to_string(i), {{"i", i}}, 1, 1, "", {}}, unit_vector(uint64_t(i)).data());
     li->remove("c3");
   }
   const std::string old_wal = read_file(wal);
@@ -188,7 +190,7 @@ TEST(LiveIndex, ACrashInsideCompactionLosesNothingAndDuplicatesNothing) {
   auto li = fx.open();
   EXPECT_TRUE(li->warnings().empty());
   EXPECT_EQ(all_ids(*li), (std::vector<std::string>{"c0", "c1", "c2", "c4", "c5", "c6", "c7"}));
-  li->add({"c3", {}, 1, 1, ""}, unit_vector(3).data());  // sequence numbers continue after the snapshot's
+  li->add({"c3", {}, 1, 1, "", {}}, unit_vector(3).data());  // sequence numbers continue after the snapshot's
   li.reset();
   EXPECT_EQ(fx.open()->stats().count, 8);
 }
@@ -206,20 +208,20 @@ TEST(LiveIndex, IdsAndMetadataAreChecked) {
   Fixture fx("live_checks");
   auto li = fx.create();
   const auto e = unit_vector(1);
-  li->add({"x", {}, 1, 1, ""}, e.data());
-  EXPECT_THROW(li->add({"x", {}, 1, 1, ""}, e.data()), DuplicateItemId);
+  li->add({"x", {}, 1, 1, "", {}}, e.data());
+  EXPECT_THROW(li->add({"x", {}, 1, 1, "", {}}, e.data()), DuplicateItemId);
   EXPECT_THROW(li->remove("nope"), UnknownItemId);
-  EXPECT_THROW(li->update("nope", json::object(), nullptr, 0, 0, ""), UnknownItemId);
-  EXPECT_NE(test::error_of([&] { li->add({"a/b", {}, 1, 1, ""}, e.data()); }).find("'/' is not allowed"),
+  EXPECT_THROW(li->update("nope", json::object(), nullptr), UnknownItemId);
+  EXPECT_NE(test::error_of([&] { li->add({"a/b", {}, 1, 1, "", {}}, e.data()); }).find("'/' is not allowed"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { li->add({"", {}, 1, 1, ""}, e.data()); }).find("id: empty"), std::string::npos);
-  EXPECT_NE(test::error_of([&] { li->add({"y", json::array(), 1, 1, ""}, e.data()); }).find("expected a JSON object"),
+  EXPECT_NE(test::error_of([&] { li->add({"", {}, 1, 1, "", {}}, e.data()); }).find("id: empty"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { li->add({"y", json::array(), 1, 1, "", {}}, e.data()); }).find("expected a JSON object"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { li->add({"y", {{"$x", 1}}, 1, 1, ""}, e.data()); }).find("starts with '$'"),
+  EXPECT_NE(test::error_of([&] { li->add({"y", {{"$x", 1}}, 1, 1, "", {}}, e.data()); }).find("starts with '$'"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { li->add({"y", {{"a.b", 1}}, 1, 1, ""}, e.data()); }).find("contains '.'"),
+  EXPECT_NE(test::error_of([&] { li->add({"y", {{"a.b", 1}}, 1, 1, "", {}}, e.data()); }).find("contains '.'"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { li->add({"y", {{"s", std::string(20000, 'x')}}, 1, 1, ""}, e.data()); }).find("limit"),
+  EXPECT_NE(test::error_of([&] { li->add({"y", {{"s", std::string(20000, 'x')}}, 1, 1, "", {}}, e.data()); }).find("limit"),
             std::string::npos);
   EXPECT_EQ(li->stats().count, 1);  // nothing refused reached the log
   EXPECT_EQ(li->stats().wal_records, 1);
@@ -241,7 +243,7 @@ TEST(LiveIndex, FilteredSearchIsTheTrueTopKAmongMatchingItems) {
   std::vector<std::vector<float>> emb(N);
   for (int i = 0; i < N; ++i) {
     emb[size_t(i)] = unit_vector(uint64_t(i) + 7);
-    li->add({"i" + std::to_string(i), meta_of(i), 1, 1, ""}, emb[size_t(i)].data());
+    li->add({"i" + std::to_string(i), meta_of(i), 1, 1, "", {}}, emb[size_t(i)].data());
   }
   struct Case {
     const char* filter;
@@ -322,35 +324,70 @@ TEST(MetadataFilter, MalformedFiltersAreRefusedNamingThePlace) {
 TEST(LiveIndex, DuplicateGroupsAreTheComponentsOfPairsAboveTheThreshold) {
   Fixture fx("live_dups");
   auto li = fx.create();
-  // Three groups built around base vectors (a chain a0-a1-a2 where a0 and a2 are further apart than
-  // the threshold but joined through a1), and singletons.
-  auto mix = [](const std::vector<float>& a, const std::vector<float>& b, float t) {
-    std::vector<float> v(D);
+  // Fingerprints built around base vectors: three groups (a chain a0-a1-a2 where a0 and a2 are
+  // further apart than the threshold but joined through a1; exact copies c0, c1), singletons,
+  // and an item without a fingerprint (never in a group).
+  const size_t F = size_t(kFingerprintDim);
+  auto fp = [&](uint64_t seed) {
+    Rng r(seed);
+    std::vector<float> v(F);
     double n = 0;
-    for (int64_t d = 0; d < D; ++d) v[size_t(d)] = a[size_t(d)] * (1 - t) + b[size_t(d)] * t, n += double(v[size_t(d)]) * v[size_t(d)];
+    for (auto& x : v) x = r.uniform() * 2 - 1, n += double(x) * x;
     for (auto& x : v) x = float(x / std::sqrt(n));
     return v;
   };
-  const auto A = unit_vector(1), B = unit_vector(2), C = unit_vector(3);
-  li->add({"a0", {{"g", 1}}, 1, 1, ""}, A.data());
-  li->add({"a1", {{"g", 1}}, 1, 1, ""}, mix(A, B, 0.12f).data());
-  li->add({"a2", {{"g", 1}}, 1, 1, ""}, mix(A, B, 0.24f).data());
-  li->add({"c0", {{"g", 2}}, 1, 1, ""}, C.data());
-  li->add({"c1", {{"g", 2}}, 1, 1, ""}, C.data());
-  for (int i = 10; i < 30; ++i) li->add({"s" + std::to_string(i), {{"g", 3}}, 1, 1, ""}, unit_vector(uint64_t(i)).data());
-  auto cos = [](const std::vector<float>& a, const std::vector<float>& b) {
+  auto mix = [&](const std::vector<float>& a, const std::vector<float>& b, float t) {
+    std::vector<float> v(F);
+    double n = 0;
+    for (size_t d = 0; d < F; ++d) v[d] = a[d] * (1 - t) + b[d] * t, n += double(v[d]) * v[d];
+    for (auto& x : v) x = float(x / std::sqrt(n));
+    return v;
+  };
+  auto cos = [&](const std::vector<float>& a, const std::vector<float>& b) {
     double s = 0;
-    for (int64_t d = 0; d < D; ++d) s += double(a[size_t(d)]) * b[size_t(d)];
+    for (size_t d = 0; d < F; ++d) s += double(a[d]) * b[d];
     return s;
   };
-  const double t = std::min(cos(A, mix(A, B, 0.12f)), cos(mix(A, B, 0.12f), mix(A, B, 0.24f))) - 0.001;
-  ASSERT_LT(cos(A, mix(A, B, 0.24f)), t);  // a0-a2 below: joined only through a1
+  const auto A = fp(1), B = fp(2), C = fp(3), e = unit_vector(1);
+  const auto a1 = mix(A, B, 0.12f), a2 = mix(A, B, 0.24f);
+  li->add({"a0", {{"g", 1}}, 1, 1, "", A}, e.data());
+  li->add({"a1", {{"g", 1}}, 1, 1, "", a1}, e.data());
+  li->add({"a2", {{"g", 1}}, 1, 1, "", a2}, e.data());
+  li->add({"c0", {{"g", 2}}, 1, 1, "", C}, e.data());
+  li->add({"c1", {{"g", 2}}, 1, 1, "", C}, e.data());
+  li->add({"nofp", {{"g", 2}}, 1, 1, "", {}}, e.data());
+  for (int i = 10; i < 30; ++i) li->add({"s" + std::to_string(i), {{"g", 3}}, 1, 1, "", fp(uint64_t(i))}, e.data());
+  const double t = std::min(cos(A, a1), cos(a1, a2)) - 0.001;
+  ASSERT_LT(cos(A, a2), t);  // a0-a2 below: joined only through a1
   auto g = li->duplicate_groups(float(t), MetadataFilter());
   EXPECT_EQ(g, (std::vector<std::vector<std::string>>{{"a0", "a1", "a2"}, {"c0", "c1"}}));
   g = li->duplicate_groups(float(t), MetadataFilter::parse({{"g", 2}}));
   EXPECT_EQ(g, (std::vector<std::vector<std::string>>{{"c0", "c1"}}));
   g = li->duplicate_groups(0.99999f, MetadataFilter());  // exact copies only
   EXPECT_EQ(g, (std::vector<std::vector<std::string>>{{"c0", "c1"}}));
+  EXPECT_THROW(li->add({"bad", {}, 1, 1, "", std::vector<float>(5)}, e.data()), Error);
+}
+
+TEST(ImageFingerprint, IgnoresSizeAndJpegNoiseButNotContent) {
+  const Image a = test::shape_image(1, 64), b = test::shape_image(2, 64);
+  auto cos = [](const std::vector<float>& x, const std::vector<float>& y) {
+    double s = 0;
+    for (size_t i = 0; i < x.size(); ++i) s += double(x[i]) * y[i];
+    return s;
+  };
+  const auto fa = image_fingerprint(a);
+  ASSERT_EQ(fa.size(), size_t(kFingerprintDim));
+  EXPECT_NEAR(cos(fa, fa), 1.0, 1e-5);
+  const std::vector<uint8_t> jpg = encode_jpeg(a, 50);
+  EXPECT_GT(cos(fa, image_fingerprint(decode_image_memory(jpg.data(), jpg.size(), "a.jpg"))), 0.95);
+  EXPECT_GT(cos(fa, image_fingerprint(resize_bilinear(a, 40, 40))), 0.95);
+  EXPECT_GT(cos(fa, image_fingerprint(resize_bilinear(a, 150, 150))), 0.95);
+  EXPECT_LT(cos(fa, image_fingerprint(b)), 0.8);
+  // A flat image has nothing to compare: a zero fingerprint, cosine 0 with anything.
+  Image flat(8, 8, 3);
+  for (auto& p : flat.pixels) p = 90;
+  for (float v : image_fingerprint(flat)) EXPECT_EQ(v, 0.0f);
+  EXPECT_EQ(image_fingerprint(to_gray(a)).size(), size_t(kFingerprintDim));  // gray works too
 }
 
 TEST(RecordFile, AHeaderCutShortReadsAsAnEmptyLog) {

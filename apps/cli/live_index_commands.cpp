@@ -13,6 +13,7 @@
 #include "mmkit/core/parallel.h"
 #include "mmkit/image/image.h"
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/index/image_fingerprint.h"
 #include "mmkit/index/live_index.h"
 #include "mmkit/index/thumbnail_cache.h"
 #include "mmkit/infer/clip_runner.h"
@@ -80,7 +81,7 @@ int run_add(const AddArgs& a) {
     if (li->get(id)) throw index::DuplicateItemId("id '" + id + "' is already in " + a.index + " (use mmkit index update)");
     Image im = decode_image_file(path);
     Tensor e = r->embed_images({im}, true);
-    li->add({id, meta, im.width, im.height, index::thumbnail_png(im, kThumbSide)}, e.f32());
+    li->add({id, meta, im.width, im.height, index::thumbnail_png(im, kThumbSide), index::image_fingerprint(im)}, e.f32());
     std::printf("added %s\n", id.c_str());
   }
   std::fprintf(stderr, "%s: %lld items\n", a.index.c_str(), (long long)li->stats().count);
@@ -100,12 +101,13 @@ int run_update(const UpdateArgs& a) {
   if (!a.metadata.empty()) meta = parse_json_option(a.metadata, "--metadata");
   if (!li->get(a.id)) throw index::UnknownItemId("no item with id '" + a.id + "' in " + a.index);
   if (a.image.empty()) {
-    li->update(a.id, meta, nullptr, 0, 0, "");
+    li->update(a.id, meta, nullptr);
   } else {
     ClipRunner r = open_model(*li, a.model, a.vocab);
     Image im = decode_image_file(a.image);
     Tensor e = r.embed_images({im}, true);
-    li->update(a.id, meta, e.f32(), im.width, im.height, index::thumbnail_png(im, kThumbSide));
+    li->update(a.id, meta, e.f32(),
+               {"", {}, im.width, im.height, index::thumbnail_png(im, kThumbSide), index::image_fingerprint(im)});
   }
   std::printf("updated %s\n", a.id.c_str());
   return 0;
@@ -220,7 +222,8 @@ void add_live_index_commands(Cli& c, CLI::App* ix) {
   auto da = std::make_shared<DuplicatesArgs>();
   auto* du = ix->add_subcommand("duplicates", "groups of near-duplicate images in a live index");
   du->add_option("--index", da->index, "live index folder")->required();
-  du->add_option("--threshold", da->threshold, "cosine similarity at or above which two images are near-duplicates")
+  du->add_option("--threshold", da->threshold,
+                 "cosine similarity of image fingerprints at or above which two images are near-duplicates")
       ->capture_default_str();
   du->add_option("--filter", da->filter, "metadata filter of a live index, JSON (docs/LIVE_INDEX.md; default: every item)");
   add_json_flag(du, &da->json);

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "api_server.h"
+#include "mmkit/index/image_fingerprint.h"
 #include "mmkit/index/live_index.h"
 #include "mmkit/index/thumbnail_cache.h"
 #include "mmkit/serve/api_error.h"
@@ -78,17 +79,17 @@ namespace {
 
 struct EmbeddedImage {
   Embedding e;
-  int width = 0, height = 0;
-  std::string thumb;
+  index::LiveItem image;  // size, thumbnail and fingerprint (id and metadata unused)
 };
 
 // Decodes the request's one image, embeds it (normalised) and makes its thumbnail.
 EmbeddedImage embed_one(ClipService& clip, const RequestBody& b, int thumb_side) {
   Image im = one_image(b);
   EmbeddedImage out;
-  out.width = im.width;
-  out.height = im.height;
-  out.thumb = index::thumbnail_png(im, thumb_side);
+  out.image.width = im.width;
+  out.image.height = im.height;
+  out.image.thumb_png = index::thumbnail_png(im, thumb_side);
+  out.image.fingerprint = index::image_fingerprint(im);
   out.e = clip.embed_images({std::move(im)}, true)[0];
   return out;
 }
@@ -109,13 +110,13 @@ void ApiServer::post_index_item(const Request& req, Response& res) {
   if (li.get(id)) api_fail(409, "duplicate_id", "id '", id, "' is already in the index (update it with PUT, or remove it first)");
   EmbeddedImage x = embed_one(*m_.clip, b, opt_.live_thumb_size);
   try {
-    li.add({id, meta, x.width, x.height, x.thumb}, x.e.data());
+    li.add({id, meta, x.image.width, x.image.height, x.image.thumb_png, x.image.fingerprint}, x.e.data());
   } catch (const index::DuplicateItemId& e) {  // added by another request meanwhile
     api_fail(409, "duplicate_id", e.what());
   } catch (const index::StorageError& e) {
     storage_failed(e);
   }
-  send_json(res, 201, item_json(id, meta, x.width, x.height, true));
+  send_json(res, 201, item_json(id, meta, x.image.width, x.image.height, true));
 }
 
 void ApiServer::put_index_item(const Request& req, Response& res) {
@@ -129,7 +130,7 @@ void ApiServer::put_index_item(const Request& req, Response& res) {
   EmbeddedImage x;
   if (b.image_count() > 0) x = embed_one(*m_.clip, b, opt_.live_thumb_size);
   try {
-    li.update(id, meta, x.e.empty() ? nullptr : x.e.data(), x.width, x.height, x.thumb);
+    li.update(id, meta, x.e.empty() ? nullptr : x.e.data(), x.image);
   } catch (const index::UnknownItemId& e) {  // removed by another request meanwhile
     api_fail(404, "unknown_id", e.what());
   } catch (const index::StorageError& e) {

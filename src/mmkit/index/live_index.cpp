@@ -16,6 +16,7 @@
 #include <queue>
 
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/index/image_fingerprint.h"
 #include "mmkit/index/record_file.h"
 #include "mmkit/util/file_util.h"
 
@@ -74,6 +75,9 @@ std::string encode(uint8_t op, uint64_t seq, const LiveItem& it, const float* em
   const std::string& t = op == REMOVE ? std::string() : it.thumb_png;
   put_u32(p, uint32_t(t.size()));
   p += t;
+  const size_t f = op == REMOVE ? 0 : it.fingerprint.size();
+  put_u32(p, uint32_t(f));
+  p.append(reinterpret_cast<const char*>(it.fingerprint.data()), f * 4);
   return p;
 }
 
@@ -229,6 +233,11 @@ void LiveIndex::apply(const std::string& payload, bool from_snapshot) {
   e.resize(size_t(d));
   if (d) std::memcpy(e.data(), r.bytes(size_t(d) * 4).data(), size_t(d) * 4);
   it.thumb_png = r.bytes(size_t(r.uint(4)));
+  const uint64_t f = r.uint(4);
+  MMKIT_CHECK(f == 0 || f == uint64_t(kFingerprintDim), where, ": record for '", it.id, "' has a fingerprint of ", f,
+              " values, expected ", kFingerprintDim);
+  it.fingerprint.resize(size_t(f));
+  if (f) std::memcpy(it.fingerprint.data(), r.bytes(size_t(f) * 4).data(), size_t(f) * 4);
   if (!from_snapshot) seq_ = seq;
   if (op == REMOVE) {
     MMKIT_CHECK(row_of_.count(it.id), where, ": removes '", it.id, "', which it does not hold");
@@ -321,6 +330,8 @@ void LiveIndex::add(const LiveItem& given, const float* emb) {
   if (item.metadata.is_null()) item.metadata = json::object();  // no metadata
   check_item_id(item.id);
   check_metadata(item.metadata);
+  MMKIT_CHECK(item.fingerprint.empty() || item.fingerprint.size() == size_t(kFingerprintDim), "fingerprint: ",
+              item.fingerprint.size(), " values, expected ", kFingerprintDim);
   uint64_t end;
   {
     std::unique_lock<std::shared_mutex> l(mu_);
@@ -332,8 +343,8 @@ void LiveIndex::add(const LiveItem& given, const float* emb) {
   wait_durable(end);
 }
 
-void LiveIndex::update(const std::string& id, const std::optional<json>& metadata, const float* emb, int width,
-                       int height, const std::string& thumb_png) {
+void LiveIndex::update(const std::string& id, const std::optional<json>& metadata, const float* emb,
+                       const LiveItem& image) {
   check_item_id(id);
   if (metadata) check_metadata(*metadata);
   uint64_t end;
@@ -347,9 +358,10 @@ void LiveIndex::update(const std::string& id, const std::optional<json>& metadat
                          emb_.begin() + std::ptrdiff_t((f->second + 1) * size_t(dim_)));
     if (emb) {
       e.assign(emb, emb + dim_);
-      it.width = width;
-      it.height = height;
-      it.thumb_png = thumb_png;
+      it.width = image.width;
+      it.height = image.height;
+      it.thumb_png = image.thumb_png;
+      it.fingerprint = image.fingerprint;
   }
   end = append(PUT, it, e.data());
   put(std::move(it), e.data());
@@ -412,15 +424,15 @@ std::vector<std::vector<std::string>> LiveIndex::duplicate_groups(float threshol
   std::shared_lock<std::shared_mutex> l(mu_);
   std::vector<size_t> rows;
   for (size_t i = 0; i < items_.size(); ++i)
-    if (filter.empty() || filter.matches(items_[i].metadata)) rows.push_back(i);
+    if (!items_[i].fingerprint.empty() && (filter.empty() || filter.matches(items_[i].metadata))) rows.push_back(i);
   const size_t n = rows.size();
   if (n < 2) return {};
-  std::vector<float> x(n * size_t(dim_));
-  for (size_t j = 0; j < n; ++j)
-    std::memcpy(x.data() + j * size_t(dim_), emb_.data() + rows[j] * size_t(dim_), size_t(dim_) * 4);
+  const size_t F = size_t(kFingerprintDim);
+  std::vector<float> x(n * F);
+  for (size_t j = 0; j < n; ++j) std::memcpy(x.data() + j * F, items_[rows[j]].fingerprint.data(), F * 4);
   // All pairs above the threshold through FAISS's blocked inner products; its range search keeps
   // scores > radius, so the radius is the next float below the threshold (pairs >= threshold).
-  faiss::IndexFlatIP flat(dim_);
+  faiss::IndexFlatIP flat(kFingerprintDim);
   flat.add(faiss::Index::idx_t(n), x.data());
   faiss::RangeSearchResult rs{faiss::Index::idx_t(n)};
   flat.range_search(faiss::Index::idx_t(n), x.data(), std::nextafter(threshold, -1.0f), &rs);
