@@ -11,7 +11,9 @@
 //   GET  /healthz                   what is loaded, limits
 //   GET  /metrics                   Prometheus text: requests by route/status, latency histograms, batches
 //   GET  /v1/metrics                the same as JSON
-//   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}
+//   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}, or
+//                                   OpenAI's {"model", "input", "encoding_format"} (openai_routes.cpp)
+//   GET  /v1/models, /v1/models/<name>   the served CLIP models, in OpenAI's shape
 //   POST /v1/zero-shot              {"image": b64, "labels": [...], "templates": [...]}
 //   POST /v1/classify               {"image": b64, "top_k": 5}          (needs --classifier)
 //   POST /v1/vqa                    {"image": b64, "question": "...", "top_k": 5}   (needs --vqa)
@@ -19,8 +21,10 @@
 //                                                                       (needs --caption)
 //   POST /v1/search                 {"text": "..."} or {"image": b64}, "top_k": 5   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
-// Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status, from every
-// route (route_util.h's answer_route) and for requests no route takes.
+// Errors: {"error": {"code", "message", "type", "param"}} (OpenAI's shape) with a 4xx/5xx
+// status, from every route (route_util.h's answer_route) and for requests no route takes.
+// Access (ServerOptions): with API keys every route but /healthz wants "Authorization: Bearer
+// <key>" (else 401 with WWW-Authenticate: Bearer); with a certificate it speaks HTTPS only.
 // Handlers: one member function per route, registered by the table in routes()
 // (api_server.cpp); their bodies are in status_routes.cpp, clip_routes.cpp and model_routes.cpp.
 // Connections: EventHttpServer (one epoll loop owns the sockets; a handler thread only gets a
@@ -33,10 +37,12 @@
 
 #include "mmkit/index/embedding_index.h"
 #include "mmkit/index/thumbnail_cache.h"
+#include "mmkit/serve/api_keys.h"
 #include "mmkit/serve/caption_service.h"
 #include "mmkit/serve/clip_service.h"
 #include "mmkit/serve/metrics.h"
 #include "mmkit/serve/model_slots.h"
+#include "mmkit/serve/request_body.h"
 #include "mmkit/serve/request_limits.h"
 #include "mmkit/serve/vqa_service.h"
 
@@ -50,8 +56,11 @@ namespace mmkit::serve {
 class EventHttpServer;
 
 struct ServerModels {
-  ClipService* clip = nullptr;             // required
-  std::string clip_name;                   // shown by /healthz
+  ClipService* clip = nullptr;             // required: the default model (the index's, zero-shot's)
+  std::string clip_name;                   // shown by /healthz and /v1/models
+  // Every CLIP model served, by name (`--model NAME=PATH`), the default among them; a request's
+  // "model" field picks one. Empty: {clip_name, clip} alone.
+  std::vector<std::pair<std::string, ClipService*>> clips;
   const index::EmbeddingIndex* index = nullptr;
   ClassifyFn classify;
   VqaService* vqa = nullptr;          // /v1/vqa (501 not_loaded without)
@@ -69,6 +78,8 @@ struct ServerOptions {
   size_t max_connections = 4096;   // open at once (the longest-idle one makes room)
   size_t max_per_client = 256;     // open at once from one address
   std::vector<std::string> allowed_hosts;  // Host names besides IP literals and localhost ("*": any)
+  std::shared_ptr<const ApiKeys> api_keys;  // bearer tokens every route but /healthz wants; null: open
+  std::string tls_cert, tls_key;            // PEM files: HTTPS only (tls_context.h); empty: plain HTTP
 };
 
 class ApiServer {
@@ -103,6 +114,16 @@ class ApiServer {
   void post_classify(const Request& req, Response& res);
   void post_vqa(const Request& req, Response& res);
   void post_caption(const Request& req, Response& res);
+  // openai_routes.cpp: OpenAI's embeddings request shape, the model list
+  void post_embeddings_openai(const RequestBody& b, Response& res);  // from post_embeddings: "input" given
+  void get_models(const Request& req, Response& res);                // GET /v1/models
+  void get_model(const Request& req, Response& res);                 // GET /v1/models/<name>
+  // The model a request's "model" field names (404 model_not_found naming the served ones),
+  // the default without one; its name in *name.
+  ClipService& clip_for(const RequestBody& b, std::string* name) const;
+  const std::vector<std::pair<std::string, ClipService*>>& clips() const { return m_.clips; }
+  // 401 unless the request carries a key (with api_keys set; /healthz is always open).
+  bool authorized(const Request& req, Response& res);
 
   ServerModels m_;
   ServerOptions opt_;

@@ -45,6 +45,11 @@ json ApiServer::health_json() const {
               {"image_resolution", c.image_resolution},
               {"text", m_.clip->has_text()},
               {"text_error", redact_paths(m_.clip->text_error())}}},
+            {"models", [&] {
+               json a = json::array();
+               for (const auto& mc : m_.clips) a.push_back(mc.first);
+               return a;
+             }()},
             {"classify", bool(m_.classify)},
             {"limits",
              {{"max_body_bytes", opt_.limits.max_body_bytes},
@@ -99,7 +104,8 @@ void ApiServer::update_gauges() {
       {"mmkit_connections_timed_out_total{phase=\"request\"}", cs.timed_out_request},
       {"mmkit_connections_timed_out_total{phase=\"response\"}", cs.timed_out_response},
       {"mmkit_requests_refused_from_head_total", cs.refused_head},
-      {"mmkit_request_bytes_buffered", cs.buffered_bytes}};
+      {"mmkit_request_bytes_buffered", cs.buffered_bytes},
+      {"mmkit_tls_handshakes_failed_total", cs.tls_failed}};
   for (auto& [name, v] : conn) metrics_.set_gauge(name, double(v));
 }
 
