@@ -124,7 +124,10 @@ TEST(ServeAccess, HttpsAnswersAsHttpAndPlainHttpToItFailsCleanly) {
   if (cert.empty()) GTEST_SKIP() << "the openssl command is missing (Debian openssl): no certificate to test with";
   std::string plain_embedding;
   {
+    // The second call's: a tower's first call reads its weights in place, later ones (all those
+    // below) use them packed (infer/packed_linear.h), which can change the last bits.
     test::InProcessServer plain(env.m, ServerOptions{});
+    plain.post("/v1/embeddings", {{"input", "a red circle"}}, 200);
     plain_embedding = plain.post("/v1/embeddings", {{"input", "a red circle"}}, 200)["data"][0]["embedding"].dump();
   }
   ServerOptions so;
@@ -169,7 +172,9 @@ TEST(ServeAccess, HttpsAnswersAsHttpAndPlainHttpToItFailsCleanly) {
   // httplib's plain client gets an answer it can read (the 400), not a hang.
   auto plain = test::loopback_client(server.port());
   auto pr = plain.Get("/healthz");
-  if (pr) EXPECT_EQ(pr->status, 400);
+  if (pr) {
+    EXPECT_EQ(pr->status, 400);
+  }
   // The server still serves HTTPS.
   auto c2 = tls_client();
   EXPECT_EQ(embed(*c2), plain_embedding);
