@@ -3,18 +3,20 @@
 // succeed (issue #20, acceptance 4). docs/DEPLOYMENT.md explains the balancer's
 // configuration, which this program writes (balancer_config below).
 //
-//   build/balancer_failover --model clip.safetensors [--requests 2000] [--concurrency 8]
-//                           [--cycles 2] [--mode text|image] [--mmkit build/mmkit] [--haproxy haproxy]
+//   build/balancer_failover --model clip.safetensors [--requests 500] [--concurrency 8]
+//                           [--cycles 2] [--drain 0.5] [--mode text|image] [--mmkit build/mmkit]
+//                           [--haproxy haproxy]
 //
 // 1. Replicas A and B: `mmkit serve --model M --port 0` (their ports from --port-file), then
 //    HAProxy in the foreground on a free loopback port, round robin over A and B, health checks
 //    on /healthz every 100 ms, and retries: a request whose connection is refused, reset or
 //    answered with nothing (a replica going away) is sent again to the other replica.
 // 2. C client threads, each with one keep-alive connection to HAProxy, POST /v1/embeddings (one
-//    text or one 64x64 PNG each) until --requests are done. Meanwhile, `cycles` times (A, B, A,
-//    ...): once another share of the requests has been answered, SIGTERM one replica (it stops
-//    accepting, finishes the requests it holds and exits), wait for its exit, start it again on
-//    the same port and wait until it answers /healthz.
+//    text or one 64x64 PNG each) back to back until the end. Meanwhile: --requests answered, then
+//    `cycles` times (A, B, A, ...): SIGTERM one replica (started with --drain-seconds: /healthz
+//    says 503 while it still serves, then it stops accepting, finishes what it holds and exits),
+//    wait for its exit, start it again on the same port, wait until it answers /healthz, and let
+//    another --requests be answered. Then the clients stop.
 // 3. Reports requests answered 200, failures (transport errors and any other status: with a
 //    working balancer there are none), and how many requests each replica served in its last
 //    life (its /metrics): both must have served some. Exit status 1 if anything failed.
@@ -68,6 +70,7 @@ void reap(pid_t pid, int options = 0) {
 }
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::fflush(stdout);  // else the child's freopen writes our buffered lines into its log
   const pid_t pid = ::fork();
   if (pid == 0) {
     if (!log.empty() && std::freopen(log.c_str(), "a", stdout)) ::dup2(::fileno(stdout), 2);
@@ -107,12 +110,12 @@ bool wait_healthy(int port, pid_t pid, double seconds) {
 
 // A replica on `port` (0: any free port, read back from its port file).
 Child start_replica(const std::string& mmkit, const std::string& model, const std::string& dir, const std::string& name,
-                    int port) {
+                    int port, double drain) {
   const std::string port_file = dir + "/" + name + ".port";
   std::remove(port_file.c_str());
   Child c;
   c.pid = spawn({mmkit, "serve", "--model", model, "--host", "127.0.0.1", "--port", std::to_string(port), "--port-file",
-                 port_file, "--max-batch", "8", "--max-wait-ms", "2"},
+                 port_file, "--max-batch", "8", "--max-wait-ms", "2", "--drain-seconds", std::to_string(drain)},
                 dir + "/" + name + ".log");
   for (int i = 0; i < 1200 && !c.port; ++i) {
     std::ifstream f(port_file);
@@ -143,8 +146,11 @@ int free_port() {
 std::string balancer_config(int port, int a, int b) {
   return "global\n"
          "  maxconn 1024\n"
+         "  log stdout format raw local0\n"
          "defaults\n"
          "  mode http\n"
+         "  log global\n"
+         "  option httplog\n"
          "  timeout connect 2s\n"
          "  timeout client 60s\n"
          "  timeout server 60s\n"
@@ -178,8 +184,9 @@ long served(int port) {
 
 int main(int argc, char** argv) {
   std::string model, mmkit = bench::self_dir() + "/mmkit", haproxy = "haproxy", mode = "text";
-  int64_t requests = 2000;
+  int64_t requests = 500;
   int concurrency = 8, cycles = 2;
+  double drain = 0.5;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -196,6 +203,7 @@ int main(int argc, char** argv) {
     else if (a == "--concurrency") concurrency = std::stoi(next());
     else if (a == "--cycles") cycles = std::stoi(next());
     else if (a == "--mode") mode = next();
+    else if (a == "--drain") drain = std::stod(next());
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench/balancer_failover.cpp)\n", a.c_str());
       return 2;
@@ -214,11 +222,12 @@ int main(int argc, char** argv) {
     std::ifstream f("/proc/loadavg");
     std::string s;
     std::getline(f, s);
-    std::printf("balancer_failover: %lld requests, concurrency %d, %d stop/restart cycles, mode %s; load average %s\n",
-                (long long)requests, concurrency, cycles, mode.c_str(), s.c_str());
+    std::printf("balancer_failover: %lld requests before and after each of %d stop/restart cycles, concurrency %d, "
+                "drain %.2f s, mode %s; load average %s\n",
+                (long long)requests, cycles, concurrency, drain, mode.c_str(), s.c_str());
   }
 
-  Child rep[2] = {start_replica(mmkit, model, dir, "a", 0), start_replica(mmkit, model, dir, "b", 0)};
+  Child rep[2] = {start_replica(mmkit, model, dir, "a", 0, drain), start_replica(mmkit, model, dir, "b", 0, drain)};
   if (!rep[0].port || !rep[1].port) {
     std::fprintf(stderr, "balancer_failover: a replica did not start (logs in %s)\n", dir.c_str());
     return 1;
@@ -242,7 +251,8 @@ int main(int argc, char** argv) {
       bodies.push_back(json{{"images", {serve::encode_base64(png.data(), png.size())}}}.dump());
     }
   }
-  std::atomic<int64_t> issued{0}, done{0}, ok{0}, failed{0};
+  std::atomic<int64_t> done{0}, ok{0}, failed{0};
+  std::atomic<bool> finish{false};
   std::vector<std::string> first_failures;
   std::mutex fail_mu;
   const auto t0 = Clock::now();
@@ -253,7 +263,7 @@ int main(int argc, char** argv) {
       c.set_keep_alive(true);
       c.set_connection_timeout(10, 0);
       c.set_read_timeout(60, 0);
-      for (int64_t k; (k = issued.fetch_add(1)) < requests;) {
+      for (int64_t k = t; !finish; k += concurrency) {
         auto r = c.Post("/v1/embeddings", bodies[size_t(k + t) % bodies.size()], "application/json");
         if (r && r->status == 200) {
           ++ok;
@@ -268,20 +278,21 @@ int main(int argc, char** argv) {
       }
     });
 
-  // The stop/restart cycles, spread over the run: cycle i starts when (i + 1) / (cycles + 2) of
-  // the requests are done.
+  // --requests answered before the first cycle and after each.
+  auto answered = [&](int64_t n) {
+    const int64_t at = done + n;
+    while (done < at) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  answered(requests);
   int restarted = 0;
   for (int cyc = 0; cyc < cycles; ++cyc) {
-    const int64_t at = requests * (cyc + 1) / (cycles + 2);
-    while (done < at && done < requests) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (done >= requests) break;
     Child& r = rep[cyc % 2];
     const auto s0 = Clock::now();
+    const int64_t done_at_stop = done;
     ::kill(r.pid, SIGTERM);
     reap(r.pid);
     const double stop_s = std::chrono::duration<double>(Clock::now() - s0).count();
-    const int64_t done_at_stop = done;
-    Child again = start_replica(mmkit, model, dir, cyc % 2 ? "b" : "a", r.port);
+    Child again = start_replica(mmkit, model, dir, cyc % 2 ? "b" : "a", r.port, drain);
     if (!again.port || !wait_healthy(again.port, again.pid, 30)) {
       std::fprintf(stderr, "balancer_failover: replica %c did not restart on port %d (log in %s)\n", cyc % 2 ? 'b' : 'a',
                    r.port, dir.c_str());
@@ -289,23 +300,28 @@ int main(int argc, char** argv) {
     }
     r = again;
     ++restarted;
-    std::printf("cycle %d: replica %c stopped at %lld requests done (exit took %.2f s), back after %.2f s at %lld done\n",
+    std::printf("cycle %d: replica %c sent SIGTERM at %lld requests done (exited after %.2f s), back after %.2f s at %lld done\n",
                 cyc + 1, cyc % 2 ? 'b' : 'a', (long long)done_at_stop, stop_s,
                 std::chrono::duration<double>(Clock::now() - s0).count(), (long long)done.load());
     std::fflush(stdout);
+    answered(requests);
   }
+  finish = true;
   for (auto& t : clients) t.join();
+  const int64_t total = done;
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const long sa = served(rep[0].port), sb = served(rep[1].port);
   std::printf("%lld requests in %.2f s (%.1f/s): %lld answered 200, %lld failed; %d replica restarts; "
               "since their last start replica a served %ld, b %ld\n",
-              (long long)requests, secs, double(requests) / secs, (long long)ok.load(), (long long)failed.load(), restarted,
+              (long long)total, secs, double(total) / secs, (long long)ok.load(), (long long)failed.load(), restarted,
               sa, sb);
   for (auto& f : first_failures) std::printf("  failure: %s\n", f.c_str());
   stop_children();
-  for (const char* f : {"/a.port", "/b.port", "/a.log", "/b.log", "/haproxy.cfg", "/haproxy.log"}) std::remove((dir + f).c_str());
-  ::rmdir(dir.c_str());
-  const bool pass = failed == 0 && ok == requests && restarted == cycles && sa > 0 && sb > 0;
-  std::printf("%s\n", pass ? "PASS: no request failed" : "FAIL");
+  const bool pass = failed == 0 && ok == total && restarted == cycles && sa > 0 && sb > 0;
+  if (pass) {
+    for (const char* f : {"/a.port", "/b.port", "/a.log", "/b.log", "/haproxy.cfg", "/haproxy.log"}) std::remove((dir + f).c_str());
+    ::rmdir(dir.c_str());
+  }
+  std::printf("%s\n", pass ? "PASS: no request failed" : ("FAIL (logs in " + dir + ")").c_str());
   return pass ? 0 : 1;
 }

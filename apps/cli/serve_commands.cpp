@@ -32,6 +32,7 @@ struct ServeArgs {
   serve::RequestLimits limits;
   double max_body_mb = 32;
   double request_timeout_s = 30;
+  double drain_s = 0;
   std::vector<std::string> allowed_hosts;
   size_t max_connections = 4096, max_client_connections = 256;
 };
@@ -146,7 +147,17 @@ int run_serve(const ServeArgs& a) {
   std::atomic<bool> done{false};
   std::thread waiter([&] {
     while (!done && !stop_signal()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (int sig = stop_signal()) std::fprintf(stderr, "serve: signal %d, stopping\n", sig);
+    if (int sig = stop_signal()) {
+      if (a.drain_s > 0) {
+        // /healthz answers 503 while requests are still served: a balancer's checks take this
+        // replica out before its connections close (docs/DEPLOYMENT.md).
+        std::fprintf(stderr, "serve: signal %d, draining for %g s, then stopping\n", sig, a.drain_s);
+        server.drain();
+        std::this_thread::sleep_for(std::chrono::duration<double>(a.drain_s));
+      } else {
+        std::fprintf(stderr, "serve: signal %d, stopping\n", sig);
+      }
+    }
     server.stop();
   });
   server.run();
@@ -196,6 +207,10 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--api-key-file", sa->api_key_file,
                  "file of API keys, one per line ('#' comments and blank lines ignored): every route but /healthz then "
                  "wants 'Authorization: Bearer <key>' (default: none, no keys asked)");
+  sv->add_option("--drain-seconds", sa->drain_s,
+                 "on SIGTERM/SIGINT, answer /healthz with 503 for this long while still serving, then stop: behind a "
+                 "load balancer, longer than its health-check interval times its fall count")
+      ->capture_default_str();
   sv->add_option("--tls-cert", sa->tls_cert, "PEM certificate (chain): serve HTTPS only, with --tls-key (default: none, plain HTTP)");
   sv->add_option("--tls-key", sa->tls_key, "PEM private key of --tls-cert, unencrypted (default: none)");
   add_threads_option(sv, &sa->threads);

@@ -31,6 +31,7 @@
 // complete request whose head passed http_head.h's checks; deadlines, caps), request bodies:
 // RequestBody (mmkit/serve/request_body.h).
 #pragma once
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,6 +91,10 @@ class ApiServer {
   int bind(const std::string& host, int port);
   void run();   // serves until stop()
   void stop();
+  // From now on /healthz answers 503 {"status": "draining"} while every other route keeps
+  // serving: a load balancer's health check takes the replica out of rotation before stop()
+  // (`mmkit serve --drain-seconds`), so no request is sent to a closing connection.
+  void drain() { draining_ = true; }
   Metrics& metrics() { return metrics_; }
 
  private:
@@ -127,6 +132,7 @@ class ApiServer {
 
   ServerModels m_;
   ServerOptions opt_;
+  std::atomic<bool> draining_{false};
   Metrics metrics_;
   std::unique_ptr<EventHttpServer> http_;
   std::unique_ptr<index::ThumbnailCache> thumbs_;  // with an index

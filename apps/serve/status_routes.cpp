@@ -24,7 +24,11 @@ void ApiServer::get_asset(const Request& req, Response& res) {
   res.set_content(it->second.bytes, it->second.content_type.c_str());
 }
 
-void ApiServer::get_healthz(const Request&, Response& res) { send_json(res, 200, health_json()); }
+void ApiServer::get_healthz(const Request&, Response& res) {
+  json j = health_json();
+  if (draining_) j["status"] = "draining";  // 503: balancers take this replica out before it stops
+  send_json(res, draining_ ? 503 : 200, j);
+}
 
 void ApiServer::get_metrics(const Request&, Response& res) {
   update_gauges();
