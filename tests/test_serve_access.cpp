@@ -6,6 +6,7 @@
 // 400 and leaves the server serving).
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -180,25 +181,68 @@ TEST(ServeAccess, HttpsAnswersAsHttpAndPlainHttpToItFailsCleanly) {
   EXPECT_EQ(embed(*c2), plain_embedding);
 }
 
+// A client that starts a TLS handshake and stalls costs a socket until the idle deadline, then
+// is closed; clients handshaking at the same time are served meanwhile.
+TEST(ServeAccess, AStalledHandshakeIsClosedAtTheIdleDeadline) {
+  Models env;
+  const std::string cert = make_cert(env.dir);
+  if (cert.empty()) GTEST_SKIP() << "the openssl command is missing (Debian openssl)";
+  ServerOptions so;
+  so.tls_cert = cert;
+  so.tls_key = env.dir + "/key.pem";
+  so.idle_timeout_s = 1;
+  test::InProcessServer server(env.m, so);
+  std::thread stalled([&] {
+    // The first 3 bytes of a ClientHello record, then nothing: the server waits for the rest.
+    const hostile::HttpReply r = hostile::raw_http(server.port(), std::string("\x16\x03\x01", 3), 0, 30);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_TRUE(r.closed) << "not closed within 30 s: " << r.error;
+  });
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i)
+    clients.emplace_back([&] {
+      httplib::SSLClient c("127.0.0.1", server.port());
+      c.set_ca_cert_path(cert.c_str());
+      c.enable_server_certificate_verification(true);
+      c.set_read_timeout(60, 0);
+      auto r = c.Get("/healthz");
+      ASSERT_TRUE(r) << httplib::to_string(r.error());
+      EXPECT_EQ(r->status, 200);
+    });
+  for (auto& t : clients) t.join();
+  stalled.join();
+}
+
 // `mmkit serve --api-key-file --tls-cert --tls-key`: the log names neither key, and a wrong
 // key file is refused with a message naming the file but not quoting its lines.
 TEST(ServeAccess, TheCliServerLogsNoKey) {
-  Models env;
+  struct {
+    std::string dir, model;
+  } env;
+  env.dir = test::make_temp_dir("serve_access_cli");
+  env.model = test::write_tiny_clip(env.dir);
   const std::string cert = make_cert(env.dir);
   if (cert.empty()) GTEST_SKIP() << "the openssl command is missing (Debian openssl)";
   test::write_bytes(env.dir + "/keys.txt", kKeys);
   const std::string port_file = env.dir + "/port", log = env.dir + "/serve.log";
+  // Everything the child needs is built before fork (only async-signal-safe calls after it).
+  std::vector<std::string> args = {std::string(MMKIT_BINARY_DIR) + "/mmkit", "serve", "--model", "tiny=" + env.model,
+                                   "--port", "0", "--port-file", port_file, "--api-key-file", env.dir + "/keys.txt",
+                                   "--tls-cert", cert, "--tls-key", env.dir + "/key.pem"};
+  std::vector<char*> argv;
+  for (auto& x : args) argv.push_back(x.data());
+  argv.push_back(nullptr);
+  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(log_fd, 0);
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    const std::string bin = std::string(MMKIT_BINARY_DIR) + "/mmkit";
-    freopen(log.c_str(), "w", stdout);
-    dup2(fileno(stdout), 2);
-    execl(bin.c_str(), bin.c_str(), "serve", "--model", ("tiny=" + env.model).c_str(), "--port", "0", "--port-file",
-          port_file.c_str(), "--api-key-file", (env.dir + "/keys.txt").c_str(), "--tls-cert", cert.c_str(), "--tls-key",
-          (env.dir + "/key.pem").c_str(), (char*)nullptr);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::execv(argv[0], argv.data());
     _exit(127);
   }
+  ::close(log_fd);
   int port = 0;
   for (int i = 0; i < 600 && port == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
