@@ -3,7 +3,7 @@
 //
 //   build/serve_load --model clip.safetensors [--modes text,image] [--concurrency 1,8,32]
 //                    [--duration 20] [--max-requests 5000] [--batches 1,2,4,8,16,32]
-//                    [--max-batch 32] [--max-wait-ms 5] [--mmkit build/mmkit] [--out results.json]
+//                    [--max-batch 32] [--max-wait-ms 5] [--mmkit build/mmkit] [--out results.json] [--secure]
 //
 // 1. Offline: ClipRunner in this process, embed_token_ids / embed_pixels (the
 //    forward only, inputs tokenized / preprocessed beforehand) at each batch
@@ -18,6 +18,12 @@
 //    failures), and the server's RSS (VmRSS now, VmHWM peak) from /proc.
 // 4. ratio = server requests/s at the largest C / best offline items/s.
 // The server is stopped with SIGTERM at the end (and on any failure).
+//
+// --secure: a second server with an API key (--api-key-file) and HTTPS (--tls-cert/--tls-key,
+// a certificate made with the openssl command in a temporary folder) runs beside the plain one;
+// at each mode and concurrency the plain server is loaded, then the secure one (clients verify
+// the certificate and send the key on keep-alive TLS connections), and the ratio secure / plain
+// requests/s is printed (issue #20: >= 85% at concurrency 32).
 #include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -138,9 +144,24 @@ double batch_items(httplib::Client& c, const std::string& tower, double* batches
   return grab("mmkit_batch_items_total");
 }
 
-LoadResult load(int port, pid_t server, const std::string& mode, int C, double duration, int64_t max_requests,
+// Where the load goes: plain HTTP, or HTTPS with a CA file to verify against and a bearer key.
+struct Target {
+  int port = 0;
+  std::string ca, key;  // empty: plain HTTP, no key
+  httplib::Client client() const {
+    httplib::Client c((ca.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") + std::to_string(port));
+    if (!ca.empty()) {
+      c.set_ca_cert_path(ca.c_str());
+      c.enable_server_certificate_verification(true);
+    }
+    if (!key.empty()) c.set_bearer_token_auth(key);
+    return c;
+  }
+};
+
+LoadResult load(const Target& target, pid_t server, const std::string& mode, int C, double duration, int64_t max_requests,
                 const std::vector<std::string>& bodies) {
-  httplib::Client mc("127.0.0.1", port);
+  httplib::Client mc = target.client();
   double b0 = 0, b1 = 0;
   double i0 = batch_items(mc, mode, &b0);
   std::atomic<int64_t> issued{0}, errors{0};
@@ -151,7 +172,7 @@ LoadResult load(int port, pid_t server, const std::string& mode, int C, double d
   Clock::time_point t_start, t_end;
   for (int t = 0; t < C; ++t)
     ts.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", port);
+      httplib::Client c = target.client();
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
       c.set_read_timeout(300, 0);
@@ -198,14 +219,50 @@ LoadResult load(int port, pid_t server, const std::string& mode, int C, double d
   return res;
 }
 
-pid_t g_server = 0;
-void stop_server() {
-  if (g_server > 0) {
-    ::kill(g_server, SIGTERM);
+pid_t g_server = 0, g_secure = 0;
+void stop_one(pid_t& pid) {
+  if (pid > 0) {
+    ::kill(pid, SIGTERM);
     int st = 0;
-    ::waitpid(g_server, &st, 0);
-    g_server = 0;
+    ::waitpid(pid, &st, 0);
+    pid = 0;
   }
+}
+void stop_server() {
+  stop_one(g_server);
+  stop_one(g_secure);
+}
+
+// `mmkit serve --model M --port 0 ... extra` as a child; its port (0 if it did not start).
+int start_server(pid_t& pid, const std::string& mmkit_bin, const std::string& model, const std::string& port_file,
+                 int max_batch, double max_wait_ms, int http_threads, const std::vector<std::string>& extra) {
+  pid = ::fork();
+  if (pid == 0) {
+    std::vector<std::string> a = {mmkit_bin, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
+                                  "--port-file", port_file, "--max-batch", std::to_string(max_batch),
+                                  "--max-wait-ms", std::to_string(max_wait_ms), "--http-threads", std::to_string(http_threads)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& x : a) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    ::execv(mmkit_bin.c_str(), argv.data());
+    std::perror("exec mmkit serve");
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 600 && !port; ++i) {
+    std::ifstream f(port_file);
+    if (!(f >> port)) port = 0;
+    if (!port) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int st = 0;
+    if (::waitpid(pid, &st, WNOHANG) == pid) {
+      pid = 0;
+      std::fprintf(stderr, "serve_load: the server exited during start-up\n");
+      return 0;
+    }
+  }
+  if (!port) std::fprintf(stderr, "serve_load: no port from the server after 30 s\n");
+  return port;
 }
 
 }  // namespace
@@ -217,6 +274,7 @@ int main(int argc, char** argv) {
   double duration = 20, max_wait_ms = 5, offline_s = 3;
   int64_t max_requests = 5000;
   int max_batch = 32, http_threads = 64;
+  bool secure = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -238,6 +296,7 @@ int main(int argc, char** argv) {
     else if (a == "--max-wait-ms") max_wait_ms = std::stod(next());
     else if (a == "--http-threads") http_threads = std::stoi(next());
     else if (a == "--out") out = next();
+    else if (a == "--secure") secure = true;
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench/serve_load.cpp)\n", a.c_str());
       return 2;
@@ -276,34 +335,29 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/mmkit_serve_load_XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
   std::string port_file = dir + "/port";
-  g_server = ::fork();
-  if (g_server == 0) {
-    std::string mb = std::to_string(max_batch), mw = std::to_string(max_wait_ms), ht = std::to_string(http_threads);
-    ::execl(mmkit_bin.c_str(), mmkit_bin.c_str(), "serve", "--model", model.c_str(), "--host", "127.0.0.1", "--port", "0",
-            "--port-file", port_file.c_str(), "--max-batch", mb.c_str(), "--max-wait-ms", mw.c_str(), "--http-threads",
-            ht.c_str(), (char*)nullptr);
-    std::perror("exec mmkit serve");
-    _exit(127);
-  }
   std::atexit(stop_server);
-  int port = 0;
-  for (int i = 0; i < 600 && !port; ++i) {
-    std::ifstream f(port_file);
-    if (!(f >> port)) port = 0;
-    if (!port) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    int st = 0;
-    if (::waitpid(g_server, &st, WNOHANG) == g_server) {
-      g_server = 0;
-      std::fprintf(stderr, "serve_load: the server exited during start-up\n");
-      return 1;
-    }
-  }
-  if (!port) {
-    std::fprintf(stderr, "serve_load: no port from the server after 30 s\n");
-    return 1;
-  }
+  const int port = start_server(g_server, mmkit_bin, model, port_file, max_batch, max_wait_ms, http_threads, {});
+  if (!port) return 1;
   std::printf("server: pid %d on 127.0.0.1:%d (max batch %d, max wait %.1f ms), RSS %ld kB idle\n", int(g_server), port,
               max_batch, max_wait_ms, proc_kb(g_server, "VmRSS:"));
+  const Target plain{port, "", ""};
+  Target sec;
+  if (secure) {
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "
+                            "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/key.pem -out " + dir +
+                            "/cert.pem 2> /dev/null";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "serve_load: --secure needs the openssl command (Debian openssl)\n");
+      return 1;
+    }
+    sec.key = "sk-load-" + std::to_string(::getpid());
+    std::ofstream(dir + "/keys.txt") << sec.key << "\n";
+    sec.ca = dir + "/cert.pem";
+    sec.port = start_server(g_secure, mmkit_bin, model, dir + "/port2", max_batch, max_wait_ms, http_threads,
+                            {"--api-key-file", dir + "/keys.txt", "--tls-cert", sec.ca, "--tls-key", dir + "/key.pem"});
+    if (!sec.port) return 1;
+    std::printf("secure server: pid %d on https://127.0.0.1:%d/ with an API key\n", int(g_secure), sec.port);
+  }
 
   // 3. Request bodies.
   std::map<std::string, std::vector<std::string>> bodies;
@@ -318,10 +372,20 @@ int main(int argc, char** argv) {
   for (auto& m : modes) {
     LoadResult last;
     for (int C : conc) {
-      LoadResult r = load(port, g_server, m, C, duration, max_requests, bodies[m]);
+      LoadResult r = load(plain, g_server, m, C, duration, max_requests, bodies[m]);
       std::printf("%-6s %5d %9lld %10.2f %10.1f %8.1f %9lld %7.1f %10.1f %10.1f\n", m.c_str(), C, (long long)r.ok, r.rps,
                   r.p50_ms, r.p99_ms, (long long)r.errors, r.mean_batch, r.rss_kb / 1024.0, r.hwm_kb / 1024.0);
       std::fflush(stdout);
+      if (secure) {
+        LoadResult t = load(sec, g_secure, m, C, duration, max_requests, bodies[m]);
+        std::printf("%-6s %5d %9lld %10.2f %10.1f %8.1f %9lld %7.1f %10.1f %10.1f   key+TLS: %.1f%% of plain\n",
+                    (m + "+tls").c_str(), C, (long long)t.ok, t.rps, t.p50_ms, t.p99_ms, (long long)t.errors, t.mean_batch,
+                    t.rss_kb / 1024.0, t.hwm_kb / 1024.0, 100 * t.rps / r.rps);
+        std::fflush(stdout);
+        report["secure"][m].push_back({{"concurrency", C}, {"requests", t.ok}, {"errors", t.errors}, {"req_per_s", t.rps},
+                                       {"p50_ms", t.p50_ms}, {"p99_ms", t.p99_ms}, {"ratio_to_plain", t.rps / r.rps}});
+        any_error |= t.errors > 0;
+      }
       report["load"][m].push_back({{"concurrency", C}, {"requests", r.ok}, {"errors", r.errors}, {"seconds", r.seconds},
                                    {"req_per_s", r.rps}, {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms},
                                    {"mean_batch", r.mean_batch}, {"rss_kb", r.rss_kb}, {"hwm_kb", r.hwm_kb}});
@@ -342,7 +406,7 @@ int main(int argc, char** argv) {
     report["loadavg_after"] = s;
   }
   if (!out.empty()) std::ofstream(out) << report.dump(1) << "\n";
-  std::remove(port_file.c_str());
+  for (const char* f : {"/port", "/port2", "/keys.txt", "/cert.pem", "/key.pem"}) std::remove((dir + f).c_str());
   ::rmdir(dir.c_str());
   return any_error ? 1 : 0;
 }

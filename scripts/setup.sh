@@ -10,6 +10,8 @@ PACKAGES=(
   libpng-dev libjpeg-dev zlib1g-dev       # image decode/encode, gzip IDX files
   nlohmann-json3-dev libcli11-dev         # JSON, command line
   libcpp-httplib-dev libfaiss-dev         # mmkit serve (HTTP), image search index
+  libssl-dev openssl                      # HTTPS in mmkit serve (--tls-cert); tests make certificates
+  haproxy                                 # tests/test_serve_replicas.cpp: replicas behind a load balancer
   libgtest-dev curl                       # tests (curl: the README test runs its curl lines)
   libopenmpi-dev openmpi-bin              # data-parallel training (mpirun -np N mmkit train ...)
   dataset-fashion-mnist                   # the main job's data set

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <mutex>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,16 +28,32 @@ namespace mmkit::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, vocab, vqa, caption, classifier, classifier_labels, index, live_index, host = "127.0.0.1", port_file;
+  std::vector<std::string> models;  // PATH or NAME=PATH, repeatable; the first is the default
+  std::string vocab, api_key_file, tls_cert, tls_key, vqa, caption, classifier, classifier_labels, index, live_index,
+      host = "127.0.0.1", port_file;
   int64_t compact_every = 10000;
   int port = 8080, max_batch = 32, http_threads = 64, threads = 0;
   double max_wait_ms = 5;
   serve::RequestLimits limits;
   double max_body_mb = 32;
   double request_timeout_s = 30;
+  double drain_s = 0;
   std::vector<std::string> allowed_hosts;
   size_t max_connections = 4096, max_client_connections = 256;
 };
+
+// "--model NAME=PATH" or "--model PATH" (named by model_display_name). A NAME is letters, digits
+// and . _ - : / (no '='), so a path holding '=' needs a name in front of it.
+std::pair<std::string, std::string> named_model(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  if (eq == std::string::npos) return {model_display_name(arg), arg};
+  const std::string name = arg.substr(0, eq), path = arg.substr(eq + 1);
+  MMKIT_CHECK(!name.empty() && !path.empty(), "--model '", arg, "': want NAME=PATH or PATH");
+  for (char ch : name)
+    MMKIT_CHECK(std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("._-:/", ch), "--model '", arg,
+                "': the name '", name, "' may hold letters, digits and . _ - : / only");
+  return {name, path};
+}
 
 int run_serve(const ServeArgs& a) {
   // Request buffers of up to tens of MB (bodies, base64, decoded images) come and go on many HTTP
@@ -51,29 +70,47 @@ int run_serve(const ServeArgs& a) {
   serve::BatcherOptions bo;
   bo.max_batch = a.max_batch;
   bo.max_wait_ms = a.max_wait_ms;
-  ClipRunner runner = ClipRunner::open(a.model, a.vocab);
+  MMKIT_CHECK(!a.models.empty(), "--model is required");
+  std::vector<std::pair<std::string, std::string>> named;
+  for (const std::string& arg : a.models) {
+    named.push_back(named_model(arg));
+    for (size_t i = 0; i + 1 < named.size(); ++i)
+      MMKIT_CHECK(named[i].first != named.back().first, "--model: two models are named '", named.back().first,
+                  "': give them names with --model NAME=PATH");
+  }
+  // Every model's forwards hold one engine mutex: one forward at a time, each on every core.
+  std::mutex engine;
+  std::vector<std::unique_ptr<serve::ClipService>> clips;
   std::unique_ptr<index::EmbeddingIndex> idx;
-  if (!a.index.empty()) {  // before the server starts: an index of another model would answer meaningless scores
-    idx = index::EmbeddingIndex::open(a.index);
-    index::check_index_model(idx->info(), a.index, runner, a.model);
-  }
   std::unique_ptr<index::LiveIndex> live;
-  if (!a.live_index.empty()) {  // created for --model when missing; otherwise it must be --model's
-    index::LiveIndex::Options lo;
-    lo.compact_every = a.compact_every;
-    if (index::LiveIndex::exists(a.live_index)) {
-      live = index::LiveIndex::open(a.live_index, lo);
-      index::check_index_model(live->info(), a.live_index, runner, a.model);
-    } else {
-      char abs[PATH_MAX];
-      live = index::LiveIndex::create(a.live_index, runner, ::realpath(a.model.c_str(), abs) ? std::string(abs) : a.model, lo);
+  for (size_t i = 0; i < named.size(); ++i) {
+    ClipRunner runner = ClipRunner::open(named[i].second, a.vocab);
+    if (i == 0 && !a.index.empty()) {  // before the server starts: an index of another model would answer meaningless scores
+      idx = index::EmbeddingIndex::open(a.index);
+      index::check_index_model(idx->info(), a.index, runner, named[i].second);
     }
+    if (i == 0 && !a.live_index.empty()) {  // created for the first --model when missing; otherwise it must be its
+      index::LiveIndex::Options lo;
+      lo.compact_every = a.compact_every;
+      const std::string& path = named[i].second;
+      if (index::LiveIndex::exists(a.live_index)) {
+        live = index::LiveIndex::open(a.live_index, lo);
+        index::check_index_model(live->info(), a.live_index, runner, path);
+      } else {
+        char abs[PATH_MAX];
+        live = index::LiveIndex::create(a.live_index, runner, ::realpath(path.c_str(), abs) ? std::string(abs) : path, lo);
+      }
+    }
+    clips.push_back(std::make_unique<serve::ClipService>(std::move(runner), bo, bo, a.threads, &engine));
+    if (!clips.back()->has_text())
+      std::fprintf(stderr, "serve: %s: text endpoints disabled: %s\n", named[i].first.c_str(),
+                   clips.back()->text_error().c_str());
   }
-  serve::ClipService clip(std::move(runner), bo, bo, a.threads);
-  if (!clip.has_text()) std::fprintf(stderr, "serve: text endpoints disabled: %s\n", clip.text_error().c_str());
+  serve::ClipService& clip = *clips.front();
   serve::ServerModels m;
   m.clip = &clip;
-  m.clip_name = model_display_name(a.model);
+  m.clip_name = named.front().first;
+  for (size_t i = 0; i < named.size(); ++i) m.clips.push_back({named[i].first, clips[i].get()});
   if (idx) m.index = idx.get();
   if (live) m.live = live.get();
   // VQA and captioning forwards hold CLIP's engine mutex too: one forward at a time, each on every core.
@@ -108,6 +145,9 @@ int run_serve(const ServeArgs& a) {
   so.allowed_hosts = a.allowed_hosts;
   so.max_connections = a.max_connections;
   so.max_per_client = a.max_client_connections;
+  if (!a.api_key_file.empty()) so.api_keys = std::make_shared<serve::ApiKeys>(serve::ApiKeys::load(a.api_key_file));
+  so.tls_cert = a.tls_cert;
+  so.tls_key = a.tls_key;
   serve::ApiServer server(m, so);
   const int port = server.bind(a.host, a.port);
   if (!a.port_file.empty()) {
@@ -118,15 +158,28 @@ int run_serve(const ServeArgs& a) {
   if (live)
     std::printf("live index %s: %lld items, %lld log records\n", a.live_index.c_str(), (long long)live->stats().count,
                 (long long)live->stats().wal_records);
-  std::printf("serving %s on http://%s:%d/ (text %s, index %s, vqa %s, caption %s, batch <= %d, wait <= %.1f ms)\n",
-              m.clip_name.c_str(), a.host.c_str(), port, clip.has_text() ? "on" : "off",
+  std::string names;
+  for (auto& [n, p] : named) names += (names.empty() ? "" : ", ") + n;
+  std::printf("serving %s on %s://%s:%d/ (text %s, index %s, vqa %s, caption %s, batch <= %d, wait <= %.1f ms%s)\n",
+              names.c_str(), a.tls_cert.empty() ? "http" : "https", a.host.c_str(), port, clip.has_text() ? "on" : "off",
               idx ? (std::to_string(idx->size()) + " images").c_str() : "none", vqa ? vqa->name().c_str() : "none",
-              cap ? cap->name().c_str() : "none", a.max_batch, a.max_wait_ms);
+              cap ? cap->name().c_str() : "none", a.max_batch, a.max_wait_ms,
+              so.api_keys ? (", " + plural(int64_t(so.api_keys->size()), "API key")).c_str() : "");
   std::fflush(stdout);
   std::atomic<bool> done{false};
   std::thread waiter([&] {
     while (!done && !stop_signal()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (int sig = stop_signal()) std::fprintf(stderr, "serve: signal %d, stopping\n", sig);
+    if (int sig = stop_signal()) {
+      if (a.drain_s > 0) {
+        // /healthz answers 503 while requests are still served: a balancer's checks take this
+        // replica out before its connections close (docs/DEPLOYMENT.md).
+        std::fprintf(stderr, "serve: signal %d, draining for %g s, then stopping\n", sig, a.drain_s);
+        server.drain();
+        std::this_thread::sleep_for(std::chrono::duration<double>(a.drain_s));
+      } else {
+        std::fprintf(stderr, "serve: signal %d, stopping\n", sig);
+      }
+    }
     server.stop();
   });
   server.run();
@@ -140,7 +193,12 @@ int run_serve(const ServeArgs& a) {
 void add_serve_commands(Cli& c) {
   auto sa = std::make_shared<ServeArgs>();
   auto* sv = c.app->add_subcommand("serve", "HTTP/JSON API and web page: CLIP (embeddings, zero-shot, search), VQA, captions");
-  add_model_option(sv, &sa->model, "CLIP or SigLIP")->required();
+  sv->add_option("--model", sa->models,
+                 "CLIP or SigLIP model: a .safetensors file, a run folder or a Hugging Face folder; NAME=PATH serves "
+                 "it under NAME (default: the file or folder name). Repeatable: one model per --model; requests pick "
+                 "one by their \"model\" field, the first is the default (and the --index's)")
+      ->required()
+      ->allow_extra_args(false);
   add_vocab_option(sv, &sa->vocab);
   add_model_option(sv, &sa->vqa, "VQA", "--vqa")
       ->description("VQA model for /v1/vqa: a .safetensors file, a run folder or a Hugging Face folder (default: none)");
@@ -173,6 +231,15 @@ void add_serve_commands(Cli& c) {
   sv->add_option("--max-connections", sa->max_connections, "open connections at once")->capture_default_str();
   sv->add_option("--max-client-connections", sa->max_client_connections, "open connections at once from one address")
       ->capture_default_str();
+  sv->add_option("--api-key-file", sa->api_key_file,
+                 "file of API keys, one per line ('#' comments and blank lines ignored): every route but /healthz then "
+                 "wants 'Authorization: Bearer <key>' (default: none, no keys asked)");
+  sv->add_option("--drain-seconds", sa->drain_s,
+                 "on SIGTERM/SIGINT, answer /healthz with 503 for this long while still serving, then stop: behind a "
+                 "load balancer, longer than its health-check interval times its fall count")
+      ->capture_default_str();
+  sv->add_option("--tls-cert", sa->tls_cert, "PEM certificate (chain): serve HTTPS only, with --tls-key (default: none, plain HTTP)");
+  sv->add_option("--tls-key", sa->tls_key, "PEM private key of --tls-cert, unencrypted (default: none)");
   add_threads_option(sv, &sa->threads);
   sv->add_option("--max-body-mb", sa->max_body_mb, "largest request body")->capture_default_str();
   sv->add_option("--max-image-pixels", sa->limits.max_image_pixels, "largest image (width x height)")->capture_default_str();

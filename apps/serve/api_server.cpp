@@ -9,6 +9,7 @@
 
 #include "event_http_server.h"
 #include "route_util.h"
+#include "tls_context.h"
 #include "web_assets.h"
 
 namespace mmkit::serve {
@@ -36,6 +37,9 @@ ConnectionLimits connection_limits(const ServerOptions& o) {
 ApiServer::ApiServer(ServerModels models, ServerOptions opt)
     : m_(std::move(models)), opt_(opt), http_(std::make_unique<EventHttpServer>(connection_limits(opt))) {
   MMKIT_CHECK(m_.clip, "the server needs a CLIP model");
+  if (m_.clips.empty()) m_.clips.push_back({m_.clip_name, m_.clip});
+  MMKIT_CHECK(opt_.tls_cert.empty() == opt_.tls_key.empty(), "HTTPS needs both --tls-cert and --tls-key");
+  if (!opt_.tls_cert.empty()) http_->set_tls(std::make_shared<TlsContext>(opt_.tls_cert, opt_.tls_key));
   if (m_.index)
     thumbs_ = std::make_unique<index::ThumbnailCache>(*m_.index, opt_.thumb_size, opt_.thumb_cache_bytes,
                                                       opt_.limits.max_image_pixels);
@@ -44,6 +48,20 @@ ApiServer::ApiServer(ServerModels models, ServerOptions opt)
 }
 
 ApiServer::~ApiServer() { stop(); }
+
+bool ApiServer::authorized(const Request& req, Response& res) {
+  if (!opt_.api_keys || req.path == "/healthz") return true;  // health checks of balancers carry no key
+  const std::string auth = req.get_header_value("Authorization");
+  if (opt_.api_keys->allows(auth)) return true;
+  // Neither message quotes what was sent: a wrong key may be a real key of something else.
+  send_error(res, 401, "invalid_api_key",
+             auth.empty() ? "missing API key: send the header 'Authorization: Bearer <key>'"
+                          : "the API key is not valid (the header must be 'Authorization: Bearer <key>' with a key of "
+                            "the server's --api-key-file)");
+  res.set_header("WWW-Authenticate", "Bearer realm=\"mmkit\"");
+  metrics_.observe("unauthorized", 401, 0);
+  return false;
+}
 
 int ApiServer::bind(const std::string& host, int port) {
   int p = port == 0 ? http_->bind_to_any_port(host.c_str()) : (http_->bind_to_port(host.c_str(), port) ? port : -1);
@@ -70,6 +88,8 @@ void ApiServer::routes() {
       {GET, "/healthz", "/healthz", &ApiServer::get_healthz},
       {GET, "/metrics", "/metrics", &ApiServer::get_metrics},
       {GET, "/v1/metrics", "/v1/metrics", &ApiServer::get_metrics_json},
+      {GET, "/v1/models", "/v1/models", &ApiServer::get_models},
+      {GET, "/v1/models/(.+)", "/v1/models", &ApiServer::get_model},
       {POST, "/v1/embeddings", "/v1/embeddings", &ApiServer::post_embeddings},
       {POST, "/v1/zero-shot", "/v1/zero-shot", &ApiServer::post_zero_shot},
       {POST, "/v1/search", "/v1/search", &ApiServer::post_search},
@@ -90,6 +110,11 @@ void ApiServer::routes() {
   // The page's other files, counted together; the page itself is "/" only.
   for (auto& [path, asset] : web::assets())
     if (path != "/index.html") table.push_back({GET, path, "/assets", &ApiServer::get_asset});
+
+  // API keys: checked before routing, so unknown routes answer 401 too and reveal nothing.
+  http_->set_pre_routing_handler([this](const Request& req, Response& res) {
+    return authorized(req, res) ? httplib::Server::HandlerResponse::Unhandled : httplib::Server::HandlerResponse::Handled;
+  });
 
   for (const Route& r : table) {
     auto handler = [this, label = r.label, fn = r.handler](const Request& req, Response& res) {

@@ -11,7 +11,9 @@
 //   GET  /healthz                   what is loaded, limits
 //   GET  /metrics                   Prometheus text: requests by route/status, latency histograms, batches
 //   GET  /v1/metrics                the same as JSON
-//   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}
+//   POST /v1/embeddings             {"texts": [...], "images": [base64...], "normalize": true}, or
+//                                   OpenAI's {"model", "input", "encoding_format"} (openai_routes.cpp)
+//   GET  /v1/models, /v1/models/<name>   the served CLIP models, in OpenAI's shape
 //   POST /v1/zero-shot              {"image": b64, "labels": [...], "templates": [...]}
 //   POST /v1/classify               {"image": b64, "top_k": 5}          (needs --classifier)
 //   POST /v1/vqa                    {"image": b64, "question": "...", "top_k": 5}   (needs --vqa)
@@ -27,24 +29,29 @@
 //   POST   /v1/index/search         {"text" | "image" | "vector", "top_k", "filter", "min_score"}
 //   POST   /v1/index/duplicates     {"threshold", "filter"}: near-duplicate groups
 //   POST   /v1/index/compact        snapshot + empty log;  GET /v1/index: counts and log size
-// Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status, from every
-// route (route_util.h's answer_route) and for requests no route takes.
+// Errors: {"error": {"code", "message", "type", "param"}} (OpenAI's shape) with a 4xx/5xx
+// status, from every route (route_util.h's answer_route) and for requests no route takes.
+// Access (ServerOptions): with API keys every route but /healthz wants "Authorization: Bearer
+// <key>" (else 401 with WWW-Authenticate: Bearer); with a certificate it speaks HTTPS only.
 // Handlers: one member function per route, registered by the table in routes()
 // (api_server.cpp); their bodies are in status_routes.cpp, clip_routes.cpp and model_routes.cpp.
 // Connections: EventHttpServer (one epoll loop owns the sockets; a handler thread only gets a
 // complete request whose head passed http_head.h's checks; deadlines, caps), request bodies:
 // RequestBody (mmkit/serve/request_body.h).
 #pragma once
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "mmkit/index/embedding_index.h"
 #include "mmkit/index/thumbnail_cache.h"
+#include "mmkit/serve/api_keys.h"
 #include "mmkit/serve/caption_service.h"
 #include "mmkit/serve/clip_service.h"
 #include "mmkit/serve/metrics.h"
 #include "mmkit/serve/model_slots.h"
+#include "mmkit/serve/request_body.h"
 #include "mmkit/serve/request_limits.h"
 #include "mmkit/serve/vqa_service.h"
 
@@ -62,8 +69,11 @@ namespace mmkit::serve {
 class EventHttpServer;
 
 struct ServerModels {
-  ClipService* clip = nullptr;             // required
-  std::string clip_name;                   // shown by /healthz
+  ClipService* clip = nullptr;             // required: the default model (the index's, zero-shot's)
+  std::string clip_name;                   // shown by /healthz and /v1/models
+  // Every CLIP model served, by name (`--model NAME=PATH`), the default among them; a request's
+  // "model" field picks one. Empty: {clip_name, clip} alone.
+  std::vector<std::pair<std::string, ClipService*>> clips;
   const index::EmbeddingIndex* index = nullptr;
   ClassifyFn classify;
   VqaService* vqa = nullptr;          // /v1/vqa (501 not_loaded without)
@@ -83,6 +93,8 @@ struct ServerOptions {
   size_t max_per_client = 256;     // open at once from one address
   std::vector<std::string> allowed_hosts;  // Host names besides IP literals and localhost ("*": any)
   int live_thumb_size = 128;  // longest side of the thumbnail stored with an item added to the live index
+  std::shared_ptr<const ApiKeys> api_keys;  // bearer tokens every route but /healthz wants; null: open
+  std::string tls_cert, tls_key;            // PEM files: HTTPS only (tls_context.h); empty: plain HTTP
 };
 
 class ApiServer {
@@ -93,6 +105,10 @@ class ApiServer {
   int bind(const std::string& host, int port);
   void run();   // serves until stop()
   void stop();
+  // From now on /healthz answers 503 {"status": "draining"} while every other route keeps
+  // serving: a load balancer's health check takes the replica out of rotation before stop()
+  // (`mmkit serve --drain-seconds`), so no request is sent to a closing connection.
+  void drain() { draining_ = true; }
   Metrics& metrics() { return metrics_; }
 
  private:
@@ -128,9 +144,20 @@ class ApiServer {
   void post_index_compact(const Request& req, Response& res);
   void get_index_stats(const Request& req, Response& res);    // GET /v1/index
   index::LiveIndex& live() const;  // 501 without one
+  // openai_routes.cpp: OpenAI's embeddings request shape, the model list
+  void post_embeddings_openai(const RequestBody& b, Response& res);  // from post_embeddings: "input" given
+  void get_models(const Request& req, Response& res);                // GET /v1/models
+  void get_model(const Request& req, Response& res);                 // GET /v1/models/<name>
+  // The model a request's "model" field names (404 model_not_found naming the served ones),
+  // the default without one; its name in *name.
+  ClipService& clip_for(const RequestBody& b, std::string* name) const;
+  const std::vector<std::pair<std::string, ClipService*>>& clips() const { return m_.clips; }
+  // 401 unless the request carries a key (with api_keys set; /healthz is always open).
+  bool authorized(const Request& req, Response& res);
 
   ServerModels m_;
   ServerOptions opt_;
+  std::atomic<bool> draining_{false};
   Metrics metrics_;
   std::unique_ptr<EventHttpServer> http_;
   std::unique_ptr<index::ThumbnailCache> thumbs_;  // with an index

@@ -35,17 +35,20 @@ std::string base_name(const std::string& p) {
 void ApiServer::post_embeddings(const Request& req, Response& res) {
   const RequestLimits& lim = opt_.limits;
   RequestBody b = request_body(req, lim);
+  if (b.has("input")) return post_embeddings_openai(b, res);  // OpenAI's shape (openai_routes.cpp)
+  std::string name;
+  ClipService& clip = clip_for(b, &name);
   std::vector<std::string> texts = b.texts("texts", "text");
   const size_t n_images = b.image_count();  // counted before any is decoded
   const bool normalize = b.boolean("normalize", true);
   if (texts.empty() && n_images == 0) api_fail(400, "bad_request", "nothing to embed: send 'texts' and/or 'images'");
   if (texts.size() + n_images > lim.max_items)
     api_fail(400, "too_many_items", texts.size() + n_images, " texts + images, the limit is ", lim.max_items);
-  if (!texts.empty()) need_text(*m_.clip, "text embedding");
-  json j = {{"model", m_.clip_name}, {"dim", m_.clip->dim()}, {"normalized", normalize}};
-  j["text_embeddings"] = rows_json(m_.clip->embed_texts(texts, normalize));
+  if (!texts.empty()) need_text(clip, "text embedding");
+  json j = {{"model", name}, {"dim", clip.dim()}, {"normalized", normalize}};
+  j["text_embeddings"] = rows_json(clip.embed_texts(texts, normalize));
   // One image decoded and preprocessed at a time (RequestBody::image).
-  j["image_embeddings"] = rows_json(m_.clip->embed_images(n_images, [&](size_t i) { return b.image(i); }, normalize));
+  j["image_embeddings"] = rows_json(clip.embed_images(n_images, [&](size_t i) { return b.image(i); }, normalize));
   send_json(res, 200, j);
 }
 
@@ -68,9 +71,11 @@ void ApiServer::post_zero_shot(const Request& req, Response& res) {
     if (templates[i].find("{}") == std::string::npos)
       api_fail(400, "bad_request", "templates[", i, "] '", templates[i], "' has no {} placeholder");
   }
-  need_text(*m_.clip, "zero-shot classification");
+  std::string name;
+  ClipService& clip = clip_for(b, &name);
+  need_text(clip, "zero-shot classification");
   Image img = one_image(b);
-  ZeroShotProbs z = m_.clip->zero_shot(img, labels, templates);
+  ZeroShotProbs z = clip.zero_shot(img, labels, templates);
   send_json(res, 200, {{"labels", labels}, {"probs", z.probs}, {"label", labels[size_t(z.best)]}, {"best", z.best},
                        {"probability", z.probs[size_t(z.best)]}, {"probabilities", z.kind}});
 }

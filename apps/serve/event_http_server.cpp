@@ -9,10 +9,14 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -23,6 +27,8 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "tls_context.h"
 
 namespace mmkit::serve {
 
@@ -101,6 +107,8 @@ struct Conn {
   bool detached = false;  // removed from epoll while busy (the client hung up: HUP would fire on every wait)
   size_t served = 0;
   uint32_t events = 0;  // registered with epoll
+  SSL* ssl = nullptr;     // HTTPS: this connection's TLS state (null: plain HTTP)
+  bool tls_started = false;  // the first byte was a TLS handshake record
 };
 
 struct Job {
@@ -142,7 +150,7 @@ struct EventHttpServer::Loop {
 
   struct Counters {
     std::atomic<int64_t> open{0}, accepted{0}, evicted_idle{0}, refused_full{0}, accept_backoffs{0}, timed_out_idle{0},
-        timed_out_request{0}, timed_out_response{0}, refused_head{0}, buffered{0}, busy{0};
+        timed_out_request{0}, timed_out_response{0}, refused_head{0}, buffered{0}, busy{0}, tls_failed{0};
   } st;
 
   Loop(EventHttpServer& s, int listen_fd) : srv(s), lim(s.lim_), lfd(listen_fd) {
@@ -179,6 +187,7 @@ struct EventHttpServer::Loop {
     buffered -= c.in.size();
     if (--per_ip[c.ip] == 0) per_ip.erase(c.ip);
     if (!c.detached) ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    if (c.ssl) SSL_free(c.ssl);
     ::close(fd);
     conns.erase(it);
     --st.open;
@@ -242,6 +251,17 @@ struct EventHttpServer::Loop {
         continue;
       }
       c->events = EPOLLIN;
+      if (srv.tls_) {
+        c->ssl = SSL_new(srv.tls_->get());
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+          if (c->ssl) SSL_free(c->ssl);
+          ERR_clear_error();
+          ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+          ::close(fd);
+          continue;
+        }
+        SSL_set_accept_state(c->ssl);
+      }
       ++per_ip[c->ip];
       ++st.open;
       ++st.accepted;
@@ -252,8 +272,10 @@ struct EventHttpServer::Loop {
   void refuse_new(int fd, const std::string& why) {
     ++st.refused_full;
     const std::string r = error_response(503, "too_many_connections", why + "; retry later");
-    ssize_t w = ::send(fd, r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
+    if (!srv.tls_) {  // a TLS client could not read a plain answer: it only sees the close
+      ssize_t w = ::send(fd, r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)w;
+    }
     ::close(fd);
     if (srv.on_refusal) srv.on_refusal(503, "too_many_connections");
   }
@@ -275,9 +297,60 @@ struct EventHttpServer::Loop {
     flush(c);
   }
 
+  // recv/send through the connection's TLS when it has one. Read: > 0 bytes, 0 when the peer
+  // closed or TLS failed, -1 with errno EAGAIN when nothing is there yet. Write: bytes taken, or
+  // -1 (errno EAGAIN: try again when writable).
+  ssize_t conn_read(Conn& c, char* buf, size_t n) {
+    if (!c.ssl) return ::recv(c.fd, buf, n, 0);
+    ERR_clear_error();
+    const int r = SSL_read(c.ssl, buf, int(std::min<size_t>(n, INT_MAX)));
+    if (r > 0) return r;
+    const int e = SSL_get_error(c.ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (!SSL_is_init_finished(c.ssl)) ++st.tls_failed;
+    return 0;
+  }
+  ssize_t conn_write(Conn& c, const char* p, size_t n) {
+    if (!c.ssl) return ::send(c.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ERR_clear_error();
+    const int w = SSL_write(c.ssl, p, int(std::min<size_t>(n, INT_MAX)));
+    if (w > 0) return w;
+    const int e = SSL_get_error(c.ssl, w);
+    ERR_clear_error();
+    errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+    return -1;
+  }
+
+  // HTTPS: the first byte of a connection must start a TLS handshake record (0x16). Anything
+  // else (plain HTTP to the HTTPS port) gets a plain-text 400 and the connection is closed.
+  // False if the connection was answered, closed, or has sent nothing yet.
+  bool tls_first_byte_ok(Conn& c) {
+    unsigned char first = 0;
+    const ssize_t p = ::recv(c.fd, &first, 1, MSG_PEEK);
+    if (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+    if (p <= 0) {
+      close_conn(c.fd);
+      return false;
+    }
+    if (first == 0x16) return c.tls_started = true;
+    ++st.tls_failed;
+    SSL_free(c.ssl);  // the answer goes out in plain text
+    c.ssl = nullptr;
+    refuse(c, 400, "tls_required", "this port speaks HTTPS only: connect with https://");
+    return false;
+  }
+
   void on_readable(Conn& c) {
+    if (c.ssl && !c.tls_started && !tls_first_byte_ok(c)) return;
     char buf[65536];
-    for (int i = 0; i < 4; ++i) {  // at most 256 KB per wake-up: other connections get their turn
+    // At most 256 KB per wake-up: other connections get their turn. A TLS read returns at most
+    // one record (16 KB), so it gets more reads for the same bytes.
+    const int reads = c.ssl ? 16 : 4;
+    for (int i = 0; i < reads; ++i) {
       if (c.state == Conn::reading && c.head && buffered >= lim.max_buffered_bytes) {
         // Over the memory budget: stop reading this body until handlers finish (TCP
         // back-pressure); its request deadline keeps running.
@@ -285,7 +358,7 @@ struct EventHttpServer::Loop {
         set_events(c, 0);
         return;
       }
-      const ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
+      const ssize_t r = conn_read(c, buf, sizeof buf);
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
       if (r <= 0) {  // the client closed (or reset): a request it did not finish needs no answer
         close_conn(c.fd);
@@ -324,7 +397,7 @@ struct EventHttpServer::Loop {
       if (c.head->body == RequestHead::Body::chunked) c.chunks.emplace(lim.head.max_body_bytes);
       if (c.head->expect_continue && c.head->body != RequestHead::Body::none && c.in.size() == e) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        ssize_t w = ::send(c.fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);  // best effort: 25 bytes
+        ssize_t w = conn_write(c, cont, sizeof cont - 1);  // best effort: 25 bytes
         (void)w;
       }
     }
@@ -377,7 +450,7 @@ struct EventHttpServer::Loop {
 
   void flush(Conn& c) {
     while (c.out_pos < c.out.size()) {
-      const ssize_t w = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t w = conn_write(c, c.out.data() + c.out_pos, c.out.size() - c.out_pos);
       if (w > 0) {
         c.out_pos += size_t(w);
         continue;
@@ -394,7 +467,12 @@ struct EventHttpServer::Loop {
     if (c.close_after || srv.stopped_) {
       // Lingering close: a close() with unread request bytes would send a reset that can
       // destroy the answer before the client reads it. Half-close, then discard what the
-      // client still sends for up to a second.
+      // client still sends for up to a second. TLS: close_notify first (best effort).
+      if (c.ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c.ssl);
+        ERR_clear_error();
+      }
       ::shutdown(c.fd, SHUT_WR);
       buffered -= c.in.size();
       std::string().swap(c.in);
@@ -611,6 +689,8 @@ bool EventHttpServer::handle(httplib::Stream& s, bool close, bool& closed) { ret
 void EventHttpServer::serve() {
   const int lfd = int(svr_sock_.load());
   if (lfd < 0 || stopped_) return;
+  // OpenSSL writes with write(), not send(MSG_NOSIGNAL): a client gone mid-answer must not kill us.
+  if (tls_) std::signal(SIGPIPE, SIG_IGN);
   Loop loop(*this, lfd);
   {
     std::lock_guard<std::mutex> l(stats_mu_);
@@ -646,6 +726,7 @@ ConnectionStats EventHttpServer::stats_of(const Loop& l) {
   s.refused_head = l.st.refused_head;
   s.buffered_bytes = l.st.buffered;
   s.busy = l.st.busy;
+  s.tls_failed = l.st.tls_failed;
   return s;
 }
 

@@ -25,12 +25,20 @@
 // reading bodies until handlers finish: TCP back-pressure, not memory). accept()
 // failing for lack of descriptors pauses accepting for 100 ms and frees the
 // longest-idle connection instead of spinning.
+//
+// HTTPS (set_tls): each connection's TLS runs in the same loop on its non-blocking
+// socket (OpenSSL in the accept state; the handshake happens as the first reads
+// do, under the idle deadline). A connection whose first byte is not a TLS
+// handshake record (plain HTTP sent to the HTTPS port) gets a plain-text 400
+// naming the problem and is closed; a failed handshake is closed. Either costs
+// the loop one read, never a thread.
 #pragma once
 #include <httplib.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -54,7 +62,10 @@ struct ConnectionStats {
   int64_t open = 0, accepted = 0, evicted_idle = 0, refused_full = 0, accept_backoffs = 0;
   int64_t timed_out_idle = 0, timed_out_request = 0, timed_out_response = 0, refused_head = 0;
   int64_t buffered_bytes = 0, busy = 0;
+  int64_t tls_failed = 0;  // connections closed in the TLS handshake (plain HTTP to the HTTPS port included)
 };
+
+class TlsContext;
 
 class EventHttpServer : public httplib::Server {
  public:
@@ -65,6 +76,8 @@ class EventHttpServer : public httplib::Server {
   // response_timeout_s) before it returns.
   void serve();
   void shutdown();
+  // Serve HTTPS only (before serve()).
+  void set_tls(std::shared_ptr<TlsContext> tls) { tls_ = std::move(tls); }
   const ConnectionLimits& limits() const { return lim_; }
   ConnectionStats stats() const;
   // Called (on the loop thread) for each request the loop itself refuses: status, code.
@@ -76,6 +89,7 @@ class EventHttpServer : public httplib::Server {
   bool handle(httplib::Stream& s, bool close, bool& closed);
   static ConnectionStats stats_of(const Loop& l);
   ConnectionLimits lim_;
+  std::shared_ptr<TlsContext> tls_;
   std::atomic<bool> stopped_{false};
   int wake_fd_ = -1;  // eventfd: workers' results and shutdown wake the loop
   mutable std::mutex stats_mu_;

@@ -241,6 +241,13 @@ RequestHead parse_request_head(std::string_view head, const HeadPolicy& p) {
   return h;
 }
 
+std::string error_type(int status) {
+  if (status == 401) return "authentication_error";
+  if (status == 403) return "permission_error";
+  if (status == 429) return "rate_limit_error";
+  return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
 std::string error_response(int status, const std::string& code, const std::string& message) {
   const char* reason = status == 400   ? "Bad Request"
                        : status == 403 ? "Forbidden"
@@ -254,7 +261,8 @@ std::string error_response(int status, const std::string& code, const std::strin
                        : status == 503 ? "Service Unavailable"
                        : status == 505 ? "HTTP Version Not Supported"
                                        : "Error";
-  const std::string body = json_text({{"error", {{"code", code}, {"message", message}}}});
+  const std::string body = json_text(
+      {{"error", {{"code", code}, {"message", message}, {"type", error_type(status)}, {"param", nullptr}}}});
   return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\n\r\n" + body;

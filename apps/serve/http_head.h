@@ -74,6 +74,10 @@ size_t find_head_end(std::string_view buf);
 // A whole HTTP/1.1 error response with a JSON body {"error": {"code", "message"}} and
 // "Connection: close" (every refusal here leaves the connection unusable).
 std::string error_response(int status, const std::string& code, const std::string& message);
+// OpenAI's error "type" for a status, in every error body beside "code" and "message":
+// invalid_request_error (4xx), authentication_error (401), permission_error (403),
+// rate_limit_error (429), server_error (5xx).
+std::string error_type(int status);
 
 // Decodes the framing of a chunked body as its bytes arrive, to know where it
 // ends and how large it is before the whole body has been buffered (the bytes

@@ -17,7 +17,7 @@ void answer_route(Metrics& metrics, const std::string& route, httplib::Response&
   try {
     handle();
   } catch (const ApiError& e) {
-    send_error(res, e.status, e.code, e.what());
+    send_error(res, e.status, e.code, e.what(), e.param);
   } catch (const QueueFull& e) {
     send_error(res, 503, "overloaded", std::string(e.what()) + "; retry later");
   } catch (const Error& e) {
@@ -59,8 +59,11 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& j) {
   res.set_content(json_text(j), "application/json");  // error messages may quote invalid UTF-8
 }
 
-void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
-  send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                const std::string& param) {
+  send_json(res, status,
+            {{"error", {{"code", code}, {"message", message}, {"type", error_type(status)},
+                        {"param", param.empty() ? nlohmann::json() : nlohmann::json(param)}}}});
 }
 
 Image one_image(const RequestBody& b) {

@@ -3,7 +3,7 @@
 // routes make on a request body.
 //
 //   answer_route(metrics, "/v1/vqa", res, [&] { ...; send_json(res, 200, j); });
-//   // a throw inside -> {"error": {"code", "message"}} with its status, counted either way
+//   // a throw inside -> {"error": {"code", "message", "type", "param"}} with its status, counted either way
 #pragma once
 #include <httplib.h>
 
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "http_head.h"
 #include "mmkit/serve/clip_service.h"
 #include "mmkit/serve/metrics.h"
 #include "mmkit/serve/request_body.h"
@@ -32,7 +33,10 @@ void answer_route(Metrics& metrics, const std::string& route, httplib::Response&
 std::string redact_paths(const std::string& message);
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& j);
-void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message);
+// {"error": {"code", "message", "type", "param"}}: OpenAI's error shape, so that its clients
+// show the message; "param" is the field at fault or null.
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                const std::string& param = "");
 
 // The one image of a request (400 unless exactly one).
 Image one_image(const RequestBody& b);

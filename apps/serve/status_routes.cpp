@@ -25,7 +25,11 @@ void ApiServer::get_asset(const Request& req, Response& res) {
   res.set_content(it->second.bytes, it->second.content_type.c_str());
 }
 
-void ApiServer::get_healthz(const Request&, Response& res) { send_json(res, 200, health_json()); }
+void ApiServer::get_healthz(const Request&, Response& res) {
+  json j = health_json();
+  if (draining_) j["status"] = "draining";  // 503: balancers take this replica out before it stops
+  send_json(res, draining_ ? 503 : 200, j);
+}
 
 void ApiServer::get_metrics(const Request&, Response& res) {
   update_gauges();
@@ -46,6 +50,11 @@ json ApiServer::health_json() const {
               {"image_resolution", c.image_resolution},
               {"text", m_.clip->has_text()},
               {"text_error", redact_paths(m_.clip->text_error())}}},
+            {"models", [&] {
+               json a = json::array();
+               for (const auto& mc : m_.clips) a.push_back(mc.first);
+               return a;
+             }()},
             {"classify", bool(m_.classify)},
             {"limits",
              {{"max_body_bytes", opt_.limits.max_body_bytes},
@@ -107,7 +116,8 @@ void ApiServer::update_gauges() {
       {"mmkit_connections_timed_out_total{phase=\"request\"}", cs.timed_out_request},
       {"mmkit_connections_timed_out_total{phase=\"response\"}", cs.timed_out_response},
       {"mmkit_requests_refused_from_head_total", cs.refused_head},
-      {"mmkit_request_bytes_buffered", cs.buffered_bytes}};
+      {"mmkit_request_bytes_buffered", cs.buffered_bytes},
+      {"mmkit_tls_handshakes_failed_total", cs.tls_failed}};
   for (auto& [name, v] : conn) metrics_.set_gauge(name, double(v));
 }
 

@@ -46,8 +46,9 @@ void init_worker_thread(int threads) {
 
 }  // namespace
 
-ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOptions image_opt, int threads)
-    : runner_(std::move(runner)), threads_(threads) {
+ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOptions image_opt, int threads,
+                         std::mutex* engine)
+    : runner_(std::move(runner)), threads_(threads), engine_ptr_(engine ? engine : &engine_) {
   // From the inference engine: no second (graph) copy of the weights.
   cfg_ = runner_.config();
   dim_ = cfg_.embed_dim;
@@ -63,7 +64,7 @@ ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOpti
   text_ = std::make_unique<DynamicBatcher<std::vector<int32_t>, Embedding>>(
       [this](std::vector<std::vector<int32_t>>& ids) {
         init_worker_thread(threads_); return rows(runner_.embed_token_ids(ids, false, int(ids.size()))); },
-      text_opt, &engine_);
+      text_opt, engine_ptr_);
   image_ = std::make_unique<DynamicBatcher<std::vector<float>, Embedding>>(
       [this](std::vector<std::vector<float>>& px) {
         init_worker_thread(threads_);
@@ -72,7 +73,7 @@ ClipService::ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOpti
         for (size_t i = 0; i < px.size(); ++i) std::memcpy(x.data() + i * P, px[i].data(), P * 4);
         return rows(runner_.embed_pixels(x.data(), int64_t(px.size()), false, int(px.size())));
       },
-      image_opt, &engine_);
+      image_opt, engine_ptr_);
 }
 
 ClipService::~ClipService() {
@@ -91,6 +92,19 @@ std::vector<Embedding> ClipService::embed_texts(const std::vector<std::string>& 
     std::vector<std::future<Embedding>> fs;
     for (auto& ids : runner_.tokenize(part)) fs.push_back(text_->submit(std::move(ids)));
     for (Embedding& e : wait_all(fs, normalize)) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<size_t> ClipService::token_counts(const std::vector<std::string>& texts) const {
+  MMKIT_CHECK(has_text_, "text embeddings are unavailable: ", text_error_);
+  // Rows are padded to the context length: CLIP's with zeros after <|endoftext|>, SigLIP's with
+  // more </s> after its </s>. A row that fills the context has no padding.
+  std::vector<size_t> out;
+  for (const auto& ids : runner_.tokenize(texts)) {
+    size_t run = 0;
+    while (run < ids.size() && ids[ids.size() - 1 - run] == ids.back()) ++run;
+    out.push_back(ids.size() - run + (ids.empty() || ids.back() != 0 ? 1 : 0));
   }
   return out;
 }

@@ -32,8 +32,11 @@ struct ZeroShotProbs {
 
 class ClipService {
  public:
-  // threads: OpenMP threads of each forward (0 = all cores).
-  ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOptions image_opt, int threads = 0);
+  // threads: OpenMP threads of each forward (0 = all cores). engine: the mutex every forward
+  // holds; nullptr = this service's own. Several models in one server pass one mutex, so that
+  // one forward runs at a time on all cores (two at once would oversubscribe them).
+  ClipService(ClipRunner runner, BatcherOptions text_opt, BatcherOptions image_opt, int threads = 0,
+              std::mutex* engine = nullptr);
   ~ClipService();
 
   // False when no tokenizer could be opened; text_error() says why.
@@ -61,7 +64,9 @@ class ClipService {
                           const std::vector<std::string>& templates);
 
   // The mutex every model forward in the process holds (classifier, VQA, ... too).
-  std::mutex& engine_mutex() { return engine_; }
+  std::mutex& engine_mutex() { return *engine_ptr_; }
+  // Tokens of each text up to and including its end token (OpenAI's usage.prompt_tokens).
+  std::vector<size_t> token_counts(const std::vector<std::string>& texts) const;
   BatcherStats text_stats() const { return text_->stats(); }
   BatcherStats image_stats() const { return image_->stats(); }
   size_t queued() const { return text_->queued() + image_->queued(); }
@@ -79,6 +84,7 @@ class ClipService {
   int threads_ = 0;
   std::string text_error_;
   std::mutex engine_;
+  std::mutex* engine_ptr_ = &engine_;
   std::unique_ptr<DynamicBatcher<std::vector<int32_t>, Embedding>> text_;
   std::unique_ptr<DynamicBatcher<std::vector<float>, Embedding>> image_;
   // label-embedding cache: key "template\x1ftemplate...\x1elabel", LRU, kCacheMax entries

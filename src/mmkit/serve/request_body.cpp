@@ -76,6 +76,11 @@ RequestBody RequestBody::from_form(const std::vector<FormPart>& parts, const Req
   return b;
 }
 
+const nlohmann::json* RequestBody::json_value(const std::string& k) const {
+  if (multipart_ || !j_.contains(k) || j_[k].is_null()) return nullptr;
+  return &j_[k];
+}
+
 bool RequestBody::has(const std::string& k) const {
   if (multipart_) {
     for (auto& f : fields_)

@@ -42,6 +42,9 @@ class RequestBody {
   static RequestBody from_form(const std::vector<FormPart>& parts, const RequestLimits& lim);
 
   bool has(const std::string& k) const;
+  // The JSON value under `k` as sent (nullptr if absent, null, or the body is multipart): for
+  // fields whose shape varies (OpenAI's "input": a string, strings, or {"text"|"image"} objects).
+  const nlohmann::json* json_value(const std::string& k) const;
   // Strings under `k` (a string or an array of strings; multipart: every field named k).
   std::vector<std::string> strings(const std::string& k) const;
   // A list given as a JSON array or as one comma-separated string ("cat, dog").
