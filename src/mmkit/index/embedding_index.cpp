@@ -158,7 +158,7 @@ void check_index_model(const nlohmann::json& info, const std::string& index_dir,
 
 BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   MMKIT_CHECK(!opt.out_dir.empty(), "index build needs an output directory");
-  const int64_t E = runner.embed_dim(), R = runner.image_resolution();
+  const int64_t E = runner.embed_dim();
   const std::string dir = opt.out_dir;
   if (!path_exists(dir)) MMKIT_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create ", dir, ": ", std::strerror(errno));
   const std::string items_p = dir + "/items.tsv", emb_p = dir + "/embeddings.f32", skip_p = dir + "/skipped.tsv",
