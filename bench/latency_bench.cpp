@@ -62,14 +62,18 @@ struct Stats {
   double min = 0, median = 0;
 };
 
+// reps calls after 3 warm-ups, but at most ~10 s of them (at least 3): a spinning pool beside a
+// busy process can take a second per call, and the bench must still finish.
 template <class F>
 Stats time_ms(int reps, F&& f) {
   for (int i = 0; i < 3; ++i) f();
   std::vector<double> v;
-  for (int i = 0; i < reps; ++i) {
+  double total = 0;
+  for (int i = 0; i < reps && (i < 3 || total < 10e3); ++i) {
     const auto t0 = Clock::now();
     f();
     v.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    total += v.back();
   }
   std::sort(v.begin(), v.end());
   return {v.front(), v[v.size() / 2]};
@@ -184,6 +188,8 @@ int run(int argc, char** argv) {
                                 std::to_string(threads)},
                                env_of(p));
       for (const auto& j : mmkit::bench::json_lines(r.out)) {
+        std::printf("  %s %s: median %.2f ms, min %.2f ms\n", j.at("tower").get<std::string>().c_str(),
+                    j.at("format").get<std::string>().c_str(), j.at("ms_median").get<double>(), j.at("ms_min").get<double>());
         R[scenario][p][j.at("tower").get<std::string>() + " " + j.at("format").get<std::string>()] = {
             j.at("ms_min").get<double>(), j.at("ms_median").get<double>()};
         seen_env[p] = "OMP_WAIT_POLICY=" + j.at("wait").get<std::string>() + " GOMP_SPINCOUNT=" +
