@@ -201,6 +201,7 @@ int run(int argc, char** argv) {
   }
   if (ort) {
     const std::string onnx = dir + "/onnx/clip_image.onnx";
+    ::mkdir((dir + "/onnx").c_str(), 0755);  // torch_clip_onnx.py writes into an existing folder
     if (!exists(onnx))
       run_child({kPython, kSrc + "/bench/torch_clip_onnx.py", "--model", w32, "--out-dir", dir + "/onnx"});
     const std::string node_mod = kSrc + "/bench/ort/node_modules/onnxruntime-node";
