@@ -218,7 +218,7 @@ int run(int argc, char** argv) {
                                 std::to_string(threads) + " --spin " + std::to_string(spin);
         std::vector<double> ips;
         for (int k = 0; k < runs; ++k) {
-          const auto c = run_child({"/bin/sh", "-c", "set -o pipefail 2>/dev/null; " + cmd}, torch_env);
+          const auto c = run_child({"/bin/bash", "-o", "pipefail", "-c", cmd}, torch_env);  // a failing feeder fails the run
           if (c.ok) ips.push_back(double(n_photos) / c.wall_s);
           else std::printf("ORT + PIL (workers %d, spin %d) failed\n", workers, spin);
         }
