@@ -20,11 +20,12 @@ PACKAGES=(
   python3-pytest python3-pil              # its tests (PIL images as inputs)
   python3-venv python3-pip python3-setuptools python3-wheel  # `pip install --no-build-isolation .` (README)
 )
-# MMKIT_BENCH=1 scripts/setup.sh: also what bench/clip_bench's peers need (PyTorch, Node.js + npm for
-# ONNX Runtime, GNU time for peak RSS); onnxruntime-node comes from npm (ships its linux-x64 binding,
+# MMKIT_BENCH=1 scripts/setup.sh: also what the benchmarks' peers need (PyTorch and torchvision, Node.js + npm for
+# ONNX Runtime, GNU time for peak RSS, scikit-image's photographs for tools/make_photo_set.py);
+# onnxruntime-node comes from npm (ships its linux-x64 binding,
 # so --ignore-scripts is enough).
 if [ "${MMKIT_BENCH:-0}" = 1 ]; then
-  PACKAGES+=(python3-torch python3-numpy python3-pil nodejs npm time)
+  PACKAGES+=(python3-torch python3-torchvision python3-numpy python3-pil python3-skimage nodejs npm time)
 fi
 # MMKIT_FIXTURES=1 scripts/setup.sh: what the fixture generators in tools/fixtures/ need
 # (gen_siglip_fixture.py trains a SentencePiece model and edits it as transformers does).

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <xmmintrin.h>
 
 #ifdef MMKIT_USE_OPENBLAS
@@ -35,13 +37,54 @@ ScopedThreadLimit::ScopedThreadLimit(int n) : saved_(omp_get_max_threads()) {
 
 ScopedThreadLimit::~ScopedThreadLimit() { omp_set_num_threads(saved_); }
 
+namespace {
+
+// Runnable tasks on the machine right now other than the calling thread: /proc/stat's
+// procs_running (instantaneous, unlike the load average, which lags by a minute) minus one.
+// -1 when unreadable.
+int other_runnable_tasks() {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (!f) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "procs_running %d", &n) == 1) break;
+  std::fclose(f);
+  return n < 0 ? -1 : n - 1;
+}
+
+}  // namespace
+
+bool machine_looks_idle() {
+  // Three samples ~1 ms apart: a busy process is runnable in all of them, a build's short
+  // compiler starts often are; either way the machine is not ours alone.
+  for (int i = 0; i < 3; ++i) {
+    if (i) ::usleep(1000);
+    if (other_runnable_tasks() != 0) return false;
+  }
+  return true;
+}
+
+const char* default_wait_policy_for(int argc, char** argv, bool idle) {
+  // Long-running commands may see load arrive after they start, and folder pipelines run their
+  // own decoding threads beside the pool (spinning pool threads would take the cores those
+  // need): they keep passive waiting. Short ones spin only if nothing else wants the cores now.
+  const char* command = argc > 1 ? argv[1] : nullptr;
+  bool passive_kind = command && (std::strcmp(command, "serve") == 0 || std::strcmp(command, "train") == 0 ||
+                                  std::strcmp(command, "index") == 0);
+  for (int i = 1; i < argc && !passive_kind; ++i)
+    passive_kind = std::strcmp(argv[i], "--images") == 0 || std::strncmp(argv[i], "--images=", 9) == 0;
+  return !passive_kind && idle ? "spin" : "passive";
+}
+
 void apply_default_wait_policy(int argc, char** argv) {
-  (void)argc;
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("MMKIT_KEEP_OMP_ENV"))
     return;
   // libgomp read its environment when it was loaded, so the new policy
   // needs a fresh process image: re-exec ourselves once with it set.
-  setenv("OMP_WAIT_POLICY", "passive", 0);
+  const char* policy = default_wait_policy_for(argc, argv, machine_looks_idle());
+  if (std::strcmp(policy, "spin") == 0) setenv("GOMP_SPINCOUNT", "300000", 0);  // libgomp's own default, made explicit
+  else setenv("OMP_WAIT_POLICY", "passive", 0);
   setenv("MMKIT_KEEP_OMP_ENV", "1", 0);
   execv("/proc/self/exe", argv);
   // exec failed (no /proc?): carry on with libgomp's default.

@@ -276,9 +276,13 @@ bool jpeg_decode_run(jpeg_decompress_struct* cinfo, JpegErr* err, jpeg_progress_
   out->height = int(h);
   out->channels = ch;
   out->pixels.resize(size_t(w) * h * ch);
+  // Several rows per call (libjpeg-turbo then upsamples and converts a whole iMCU row group at a
+  // time instead of returning through its buffering row by row).
   while (cinfo->output_scanline < cinfo->output_height) {
-    JSAMPROW row = out->pixels.data() + size_t(cinfo->output_scanline) * w * ch;
-    if (jpeg_read_scanlines(cinfo, &row, 1) != 1) {
+    JSAMPROW rows[16];
+    const unsigned y0 = cinfo->output_scanline, n = std::min(16u, unsigned(cinfo->output_height) - y0);
+    for (unsigned k = 0; k < n; ++k) rows[k] = out->pixels.data() + size_t(y0 + k) * w * ch;
+    if (jpeg_read_scanlines(cinfo, rows, n) == 0) {
       std::snprintf(err->msg, kErrLen, "decoder stalled at row %u", unsigned(cinfo->output_scanline));
       return false;
     }
@@ -421,21 +425,26 @@ Image decode_image_file(const std::string& path, int64_t max_pixels) {
     std::FILE* f;
     ~Closer() { std::fclose(f); }
   } closer{f};
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
+  // The file's bytes go to a per-thread buffer that only grows: a folder of photos is read
+  // without an allocation per file. Read in chunks (not by the stat size), so pipes and
+  // growing files behave.
+  thread_local std::vector<uint8_t> bytes;
   // Compressed size is bounded too: no legitimate image needs more than a few
   // bytes per pixel, and this stops /dev/zero-style inputs.
   const uint64_t max_bytes = uint64_t(std::max<int64_t>(max_pixels, 1 << 20)) * 8;
+  constexpr size_t kChunk = 1 << 16;
+  size_t used = 0;
   for (;;) {
-    size_t got = std::fread(buf, 1, sizeof buf, f);
-    if (got > 0) bytes.insert(bytes.end(), buf, buf + got);
-    if (bytes.size() > max_bytes) fail(path, ": file larger than ", max_bytes, " bytes");
-    if (got < sizeof buf) {
+    if (bytes.size() < used + kChunk) bytes.resize(used + kChunk + used / 2);
+    const size_t got = std::fread(bytes.data() + used, 1, kChunk, f);
+    used += got;
+    if (used > max_bytes) fail(path, ": file larger than ", max_bytes, " bytes");
+    if (got < kChunk) {
       if (std::ferror(f)) fail(path, ": read error (", std::strerror(errno), ")");
       break;
     }
   }
-  return decode_image_memory(bytes.data(), bytes.size(), path, max_pixels);
+  return decode_image_memory(bytes.data(), used, path, max_pixels);
 }
 
 std::vector<uint8_t> encode_png(const Image& img) {

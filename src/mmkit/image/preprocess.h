@@ -66,6 +66,11 @@ Image center_crop(const Image& img, int crop_w, int crop_h);
 
 // Steps 1-4: the cropped RGB image, [crop, crop, 3] uint8.
 Image preprocess_rgb(const Image& img, const PreprocessConfig& cfg);
+// The same bytes written to out (crop * crop * 3). Gray and RGB images (and RGBA when
+// rgb_before_resize) take the fast path: only the cropped window of the resize is computed, with
+// the vectorised kernels, into per-thread buffers (no allocation per image); RGBA resized with
+// premultiplied alpha goes through whole-image steps.
+void preprocess_rgb_into(const Image& img, const PreprocessConfig& cfg, uint8_t* out);
 // Same pixels as a flat HWC vector (crop * crop * 3 bytes), for byte-exact tests.
 std::vector<uint8_t> preprocess_to_u8(const Image& img, const PreprocessConfig& cfg);
 
@@ -75,5 +80,8 @@ void preprocess_image(const Image& img, const PreprocessConfig& cfg, float* out_
 // Step 5 alone: [h, w, 3] uint8 RGB -> [3, h, w] float.
 void normalize_to_chw(const Image& rgb, const std::array<float, 3>& mean, const std::array<float, 3>& std,
                       float* out_chw, bool rescale_f64 = false);
+// The same on raw [pixels, 3] bytes.
+void normalize_to_chw(const uint8_t* rgb, int64_t pixels, const std::array<float, 3>& mean,
+                      const std::array<float, 3>& std, float* out_chw, bool rescale_f64 = false);
 
 }  // namespace mmkit

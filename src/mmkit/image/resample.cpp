@@ -3,18 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "mmkit/core/error.h"
-
-// Byte-exactness needs the tap weights computed with the same double roundings
-// as Pillow (built for baseline x86-64, no FMA). With -march=native GCC's
-// gnu++ default (-ffp-contract=fast) would fuse the cubic's a*b+c steps.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "mmkit/image/resample_kernels.h"
 
 namespace mmkit {
 
@@ -35,118 +28,6 @@ Filter filter_from_name(const std::string& name) {
 }
 
 namespace {
-
-constexpr int kPrecisionBits = 32 - 8 - 2;  // 22: headroom for 255 * (sum of |weights|) in int32
-
-double triangle(double x) {
-  x = std::fabs(x);
-  return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-// Keys (1981) cubic convolution kernel with a = -0.5 (Catmull-Rom), written in
-// the Horner forms whose double rounding Pillow's results depend on.
-double cubic(double x) {
-  constexpr double a = -0.5;
-  x = std::fabs(x);
-  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-  return 0.0;
-}
-
-// Fixed-point taps for one axis: output sample i = sum_j in[first[i] + j] * w[i*ksize + j],
-// j < count[i]. first/end are non-decreasing in i.
-struct Taps {
-  int ksize = 0;
-  std::vector<int> first, count;  // [out]
-  std::vector<int32_t> w;         // [out, ksize]
-};
-
-Taps make_taps(int in_size, int out_size, Filter f) {
-  double (*kernel)(double) = f == Filter::bicubic ? cubic : triangle;
-  const double kernel_support = f == Filter::bicubic ? 2.0 : 1.0;
-  const double scale = double(in_size) / out_size;
-  const double filterscale = std::max(scale, 1.0);
-  const double support = kernel_support * filterscale;
-  const double inv_fs = 1.0 / filterscale;  // multiplied, not divided: Pillow's rounding
-  Taps t;
-  t.ksize = int(std::ceil(support)) * 2 + 1;
-  t.first.resize(size_t(out_size));
-  t.count.resize(size_t(out_size));
-  t.w.assign(size_t(out_size) * t.ksize, 0);
-  std::vector<double> k(size_t(t.ksize));
-  for (int i = 0; i < out_size; ++i) {
-    const double center = (i + 0.5) * scale;
-    const int lo = std::max(int(center - support + 0.5), 0);  // int(): truncation, as C casts
-    const int hi = std::min(int(center + support + 0.5), in_size);
-    const int n = std::min(hi - lo, t.ksize);
-    double sum = 0.0;
-    for (int j = 0; j < n; ++j) {
-      k[size_t(j)] = kernel((j + lo - center + 0.5) * inv_fs);
-      sum += k[size_t(j)];
-    }
-    int32_t* dst = &t.w[size_t(i) * t.ksize];
-    for (int j = 0; j < n; ++j) {
-      const double v = (sum != 0.0 ? k[size_t(j)] / sum : k[size_t(j)]) * (1 << kPrecisionBits);
-      dst[j] = int32_t(v < 0 ? v - 0.5 : v + 0.5);
-    }
-    t.first[size_t(i)] = lo;
-    t.count[size_t(i)] = std::max(n, 0);
-  }
-  return t;
-}
-
-inline uint8_t clip8(int32_t acc) {
-  const int32_t v = acc >> kPrecisionBits;  // arithmetic shift: floor
-  return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-// Horizontal pass over `rows` rows of `in` starting at row0:
-// in [*, in_w, C] -> out [rows, out_w, C]. C is a template argument so the
-// per-channel accumulators live in registers.
-template <int C>
-void pass_rows(const uint8_t* in, int in_w, int row0, int rows, const Taps& t, int out_w, uint8_t* out) {
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* src = in + size_t(row0 + y) * in_w * C;
-    uint8_t* dst = out + size_t(y) * out_w * C;
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* k = &t.w[size_t(x) * t.ksize];
-      const uint8_t* s = src + size_t(t.first[size_t(x)]) * C;
-      const int n = t.count[size_t(x)];
-      int32_t acc[C];
-      for (int c = 0; c < C; ++c) acc[c] = 1 << (kPrecisionBits - 1);
-      for (int j = 0; j < n; ++j)
-        for (int c = 0; c < C; ++c) acc[c] += int32_t(s[j * C + c]) * k[j];
-      for (int c = 0; c < C; ++c) dst[size_t(x) * C + c] = clip8(acc[c]);
-    }
-  }
-}
-
-void pass_rows_any(const uint8_t* in, int in_w, int c, int row0, int rows, const Taps& t, int out_w,
-                   uint8_t* out) {
-  switch (c) {
-    case 1: return pass_rows<1>(in, in_w, row0, rows, t, out_w, out);
-    case 2: return pass_rows<2>(in, in_w, row0, rows, t, out_w, out);
-    case 3: return pass_rows<3>(in, in_w, row0, rows, t, out_w, out);
-    case 4: return pass_rows<4>(in, in_w, row0, rows, t, out_w, out);
-  }
-  fail("resize_pil: unsupported channel count ", c);
-}
-
-// Vertical pass: in [*, stride] whose row 0 is input row `row0` -> out [out_h, stride].
-void pass_cols(const uint8_t* in, size_t stride, int row0, const Taps& t, int out_h, uint8_t* out) {
-  std::vector<int32_t> acc(stride);
-  for (int y = 0; y < out_h; ++y) {
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-    const int32_t* k = &t.w[size_t(y) * t.ksize];
-    for (int j = 0; j < t.count[size_t(y)]; ++j) {
-      const uint8_t* s = in + size_t(t.first[size_t(y)] - row0 + j) * stride;
-      const int32_t kj = k[j];
-      for (size_t i = 0; i < stride; ++i) acc[i] += int32_t(s[i]) * kj;
-    }
-    uint8_t* dst = out + size_t(y) * stride;
-    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
-  }
-}
 
 // Pillow's nearest resize is its affine scaler: the source position starts at
 // scale/2 and is advanced by adding scale (accumulated rounding included), then
@@ -175,29 +56,9 @@ Image resize_nearest(const Image& img, int w, int h) {
 // Convolution resize treating every channel independently (Pillow's
 // ImagingResample on an 8-bit image).
 Image resize_straight(const Image& img, int w, int h, Filter f) {
-  const int c = img.channels;
-  const bool horiz = w != img.width, vert = h != img.height;
-  // Only the input rows the vertical pass reads go through the horizontal pass.
-  Taps tv;
-  int row0 = 0, row1 = img.height;
-  if (vert) {
-    tv = make_taps(img.height, h, f);
-    row0 = tv.first.front();
-    row1 = tv.first.back() + tv.count.back();
-  }
-  Image mid;
-  const uint8_t* src = img.pixels.data();
-  int src_row0 = 0;
-  if (horiz) {
-    mid = Image(w, row1 - row0, c);
-    pass_rows_any(img.pixels.data(), img.width, c, row0, row1 - row0, make_taps(img.width, w, f), w,
-                  mid.pixels.data());
-    if (!vert) return mid;
-    src = mid.pixels.data();
-    src_row0 = row0;
-  }
-  Image out(w, h, c);
-  pass_cols(src, size_t(w) * c, src_row0, tv, h, out.pixels.data());
+  Image out(w, h, img.channels);
+  resize_region(img.pixels.data(), img.width, img.height, img.channels, w, h, f, 0, w, 0, h, out.pixels.data(),
+                size_t(w) * img.channels);
   return out;
 }
 
@@ -228,6 +89,39 @@ void unpremultiply(Image& im) {
 }
 
 }  // namespace
+
+void resize_region(const uint8_t* in, int in_w, int in_h, int C, int w, int h, Filter f, int x0, int x1, int y0,
+                   int y1, uint8_t* out, size_t out_stride) {
+  MMKIT_CHECK(in_w > 0 && in_h > 0 && C >= 1 && C <= 4 && w > 0 && h > 0, "resize_region: bad sizes ", in_w, "x",
+              in_h, "x", C, " -> ", w, "x", h);
+  MMKIT_CHECK(0 <= x0 && x0 <= x1 && x1 <= w && 0 <= y0 && y0 <= y1 && y1 <= h, "resize_region: window [", x0,
+              ",", x1, ")x[", y0, ",", y1, ") outside ", w, "x", h);
+  MMKIT_CHECK(f != Filter::nearest, "resize_region: filtering resamples only");
+  if (x0 == x1 || y0 == y1) return;
+  const bool horiz = w != in_w, vert = h != in_h;
+  const size_t in_stride = size_t(in_w) * C, win_bytes = size_t(x1 - x0) * C;
+  // Only the input rows the vertical pass reads go through the horizontal pass.
+  const Taps* tv = vert ? &cached_taps(in_h, h, f) : nullptr;
+  const int r0 = vert ? tv->first[size_t(y0)] : y0;
+  const int r1 = vert ? tv->first[size_t(y1 - 1)] + tv->count[size_t(y1 - 1)] : y1;
+  const uint8_t* src = in + size_t(r0) * in_stride + size_t(x0) * C;
+  size_t src_stride = in_stride;
+  // The intermediate rows live in a per-thread buffer that only grows: no allocation per image.
+  thread_local std::vector<uint8_t> mid;
+  if (horiz) {
+    const size_t need = size_t(r1 - r0) * win_bytes;
+    if (mid.size() < need) mid.resize(need);
+    resample_rows(in + size_t(r0) * in_stride, in_stride, C, r1 - r0, cached_taps(in_w, w, f), x0, x1, mid.data(),
+                  win_bytes);
+    src = mid.data();
+    src_stride = win_bytes;
+  }
+  if (vert) {
+    resample_cols(src, src_stride, r0, *tv, y0, y1, win_bytes, out, out_stride);
+  } else {
+    for (int y = y0; y < y1; ++y) std::memcpy(out + size_t(y - y0) * out_stride, src + size_t(y - r0) * src_stride, win_bytes);
+  }
+}
 
 Image resize_pil(const Image& img, int w, int h, Filter f) {
   if (img.width <= 0 || img.height <= 0 || img.channels < 1 || img.channels > 4 ||

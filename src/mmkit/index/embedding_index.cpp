@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "mmkit/data/image_prefetch.h"
 #include "mmkit/infer/embed_folder.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/progress.h"
@@ -98,48 +99,6 @@ std::unique_ptr<faiss::Index> make_index(const std::string& kind, int64_t dim, i
   return idx;
 }
 
-struct Decoded {
-  std::vector<float> pixels;  // [ok, 3, R, R]
-  std::vector<IndexItem> ok;
-  std::vector<std::string> skipped;  // "path\treason"
-};
-
-// Decodes and preprocesses files[i0, i1) on `threads` threads (strided), in order.
-Decoded decode_range(const std::vector<std::string>& files, size_t i0, size_t i1, const PreprocessConfig& pre,
-                     int64_t R, int threads) {
-  const size_t n = i1 - i0, P = size_t(3 * R * R);
-  std::vector<std::vector<float>> px(n);
-  std::vector<IndexItem> meta(n);
-  std::vector<std::string> err(n);
-  auto work = [&](int t) {
-    for (size_t i = size_t(t); i < n; i += size_t(threads)) {
-      try {
-        Image im = decode_image_file(files[i0 + i]);
-        meta[i] = {files[i0 + i], im.width, im.height};
-        px[i].resize(P);
-        preprocess_image(im, pre, px[i].data());
-      } catch (const std::exception& e) {
-        err[i] = e.what();
-        px[i].clear();
-      }
-    }
-  };
-  std::vector<std::thread> ts;
-  for (int t = 1; t < threads; ++t) ts.emplace_back(work, t);
-  work(0);
-  for (auto& t : ts) t.join();
-  Decoded d;
-  for (size_t i = 0; i < n; ++i) {
-    if (px[i].empty()) {
-      d.skipped.push_back(files[i0 + i] + "\t" + one_line(err[i]));
-      continue;
-    }
-    d.pixels.insert(d.pixels.end(), px[i].begin(), px[i].end());
-    d.ok.push_back(meta[i]);
-  }
-  return d;
-}
-
 }  // namespace
 
 std::vector<IndexItem> read_items(const std::string& path) {
@@ -199,7 +158,7 @@ void check_index_model(const nlohmann::json& info, const std::string& index_dir,
 
 BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   MMKIT_CHECK(!opt.out_dir.empty(), "index build needs an output directory");
-  const int64_t E = runner.embed_dim(), R = runner.image_resolution();
+  const int64_t E = runner.embed_dim();
   const std::string dir = opt.out_dir;
   if (!path_exists(dir)) MMKIT_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create ", dir, ": ", std::strerror(errno));
   const std::string items_p = dir + "/items.tsv", emb_p = dir + "/embeddings.f32", skip_p = dir + "/skipped.tsv",
@@ -258,33 +217,28 @@ BuildResult build_index(ClipRunner& runner, const BuildOptions& opt) {
   if (!opt.progress) po.mode = ProgressMode::off;
   Progress bar("index", int64_t(todo.size()), stderr, po);
   const size_t B = size_t(std::max(1, opt.batch));
-  const int threads = std::max(1, opt.decode_threads);
-  auto launch = [&](size_t i0) {
-    return std::async(std::launch::async, decode_range, std::cref(todo), i0, std::min(todo.size(), i0 + B),
-                      std::cref(runner.preprocess()), R, threads);
-  };
-  std::future<Decoded> next;
-  if (!todo.empty()) next = launch(0);
-  for (size_t i0 = 0; i0 < todo.size(); i0 += B) {
-    Decoded cur = next.get();
-    if (i0 + B < todo.size()) next = launch(i0 + B);  // decode the next batch while this one embeds
-    if (!cur.ok.empty()) {
-      Tensor e = runner.embed_pixels(cur.pixels.data(), int64_t(cur.ok.size()), true, int(B));
+  // The next batch is decoded and preprocessed on the prefetcher's threads while this one embeds.
+  data::ImagePrefetcher pf(todo, runner.preprocess(), int(B), std::max(1, opt.decode_threads));
+  data::ImageBatch cur;
+  while (pf.next(cur)) {
+    if (cur.count() > 0) {
+      Tensor e = runner.embed_pixels(cur.pixels.data(), cur.count(), true, int(B));
       MMKIT_CHECK(std::fwrite(e.f32(), 4, size_t(e.numel()), femb) == size_t(e.numel()), "write error on ", emb_p);
       std::fflush(femb);  // embeddings before their rows: a row always has its embedding on disk
-      for (auto& it : cur.ok) {
+      for (size_t k = 0; k < cur.index.size(); ++k) {
+        const IndexItem it{todo[cur.index[k]], cur.width[k], cur.height[k]};
         std::fprintf(fitems, "%zu\t%s\t%d\t%d\n", items.size(), one_line(it.path).c_str(), it.width, it.height);
         items.push_back(it);
       }
       std::fflush(fitems);
     }
-    for (auto& s : cur.skipped) {
-      std::fprintf(fskip, "%s\n", s.c_str());
-      res.skipped.push_back(s.substr(0, s.find('\t')) + ": " + s.substr(s.find('\t') + 1));
+    for (auto& [i, why] : cur.skipped) {
+      std::fprintf(fskip, "%s\t%s\n", todo[i].c_str(), one_line(why).c_str());
+      res.skipped.push_back(todo[i] + ": " + one_line(why));
     }
     std::fflush(fskip);
-    res.embedded += int64_t(cur.ok.size());
-    bar.update(int64_t(std::min(todo.size(), i0 + B)), std::to_string(res.skipped.size()) + " skipped");
+    res.embedded += cur.count();
+    bar.update(int64_t(cur.end), std::to_string(res.skipped.size()) + " skipped");
   }
   bar.finish();
   std::fclose(femb);

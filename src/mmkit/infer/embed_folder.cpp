@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "mmkit/data/image_prefetch.h"
 #include "mmkit/io/npy.h"
 #include "mmkit/util/progress.h"
 
@@ -31,7 +32,7 @@ std::vector<std::string> list_image_files(const std::string& dir) {
 }
 
 EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std::string& out,
-                               bool normalize, int batch) {
+                               bool normalize, int batch, int decode_threads) {
   const bool npy = out.size() > 4 && out.compare(out.size() - 4, 4, ".npy") == 0;
   std::vector<std::string> files = list_image_files(dir);
   MMKIT_CHECK(!files.empty(), "no PNG or JPEG files in ", dir);
@@ -48,32 +49,27 @@ EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std:
   Progress::Options po;
   po.unit = "img/s";
   Progress bar("embed", int64_t(files.size()), stderr, po);
-  for (size_t i0 = 0; i0 < files.size(); i0 += size_t(batch)) {
-    std::vector<Image> imgs;
-    std::vector<std::string> names;
-    for (size_t i = i0; i < std::min(files.size(), i0 + size_t(batch)); ++i) {
-      try {
-        imgs.push_back(decode_image_file(files[i]));
-        names.push_back(files[i]);
-      } catch (const Error& e) {
-        res.skipped.push_back(files[i] + ": " + e.what());
-      }
-    }
-    if (!imgs.empty()) {
-      Tensor emb = r.embed_images(imgs, normalize, batch);
-      for (size_t k = 0; k < names.size(); ++k) {
-        const float* row = emb.f32() + int64_t(k) * E;
+  // Batch k+1 is decoded and preprocessed on the prefetcher's thread while batch k embeds.
+  data::ImagePrefetcher pf(files, r.preprocess(), batch, decode_threads);
+  data::ImageBatch b;
+  while (pf.next(b)) {
+    for (auto& [i, why] : b.skipped) res.skipped.push_back(files[i] + ": " + why);
+    if (b.count() > 0) {
+      Tensor emb = r.embed_pixels(b.pixels.data(), b.count(), normalize, batch);
+      for (int64_t k = 0; k < b.count(); ++k) {
+        const float* row = emb.f32() + k * E;
+        const std::string& name = files[b.index[size_t(k)]];
         if (npy) {
           all.insert(all.end(), row, row + E);
-          order.push_back(names[k]);
+          order.push_back(name);
         } else {
-          nlohmann::json j = {{"image", names[k]}, {"embedding", std::vector<float>(row, row + E)}};
+          nlohmann::json j = {{"image", name}, {"embedding", std::vector<float>(row, row + E)}};
           jsonl << j.dump() << "\n";
         }
       }
-      res.embedded += int64_t(names.size());
+      res.embedded += b.count();
     }
-    bar.update(int64_t(std::min(files.size(), i0 + size_t(batch))));
+    bar.update(int64_t(b.end));
   }
   bar.finish();
   if (res.embedded == 0) {

@@ -18,7 +18,9 @@ struct EmbedFolderResult {
 // Image files (png/jpg/jpeg, case-insensitive) directly in `dir`, sorted.
 std::vector<std::string> list_image_files(const std::string& dir);
 
+// Images are decoded and preprocessed on `decode_threads` threads beside the model
+// (data/image_prefetch.h), one batch ahead.
 EmbedFolderResult embed_folder(ClipRunner& r, const std::string& dir, const std::string& out,
-                               bool normalize, int batch = 16);
+                               bool normalize, int batch = 32, int decode_threads = 1);
 
 }  // namespace mmkit

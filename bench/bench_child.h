@@ -1,0 +1,107 @@
+// Child processes for the benchmark programs: fork/exec without a shell, stdout captured, the
+// child's own wall time and peak RSS; JSON lines out of its output. (bench/clip_bench.cpp has its
+// own older copy of the same code.)
+#pragma once
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace mmkit::bench {
+
+// `env` entries are set in the child; an empty value unsets the variable.
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+struct ChildResult {
+  bool ok = false;  // exited with status 0
+  std::string out;  // its stdout
+  double wall_s = 0;
+  double peak_rss_mb = 0;
+};
+
+inline ChildResult run_child(const std::vector<std::string>& argv, const Env& env = {}) {
+  ChildResult r;
+  // Everything is built before fork: between fork and exec only async-signal-safe calls.
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e, key = kv.substr(0, kv.find('='));
+    bool replaced = false;
+    for (auto& m : env) replaced = replaced || m.first == key;
+    if (!replaced) envs.push_back(kv);
+  }
+  for (auto& m : env)
+    if (!m.second.empty()) envs.push_back(m.first + "=" + m.second);
+  std::vector<char*> args, envp;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (auto& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string exec_error = "bench: cannot execute " + argv[0] + "\n";
+  int fd[2];
+  if (::pipe(fd) != 0) return r;
+  std::fflush(stdout);
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fd[0]);
+    ::close(fd[1]);
+    return r;
+  }
+  if (pid == 0) {
+    ::dup2(fd[1], 1);
+    ::close(fd[0]);
+    ::close(fd[1]);
+    ::execve(args[0], args.data(), envp.data());
+    ssize_t ignored = ::write(2, exec_error.data(), exec_error.size());
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(fd[1]);
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) r.out.append(buf, size_t(n));
+  ::close(fd[0]);
+  int status = 0;
+  struct rusage ru {};
+  while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.peak_rss_mb = double(ru.ru_maxrss) / 1024.0;  // kB on Linux
+  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return r;
+}
+
+inline std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream s(out);
+  for (std::string line; std::getline(s, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    try {
+      v.push_back(nlohmann::json::parse(line));
+    } catch (const std::exception&) {
+    }
+  }
+  return v;
+}
+
+inline std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char a[32] = "?", b[32] = "?", c[32] = "?";
+  if (std::fscanf(f, "%31s %31s %31s", a, b, c) != 3) a[0] = '?';
+  std::fclose(f);
+  return std::string("load average ") + a + ", " + b + ", " + c;
+}
+
+}  // namespace mmkit::bench
