@@ -145,14 +145,13 @@ struct PackedLinear::Impl {
   dnnl::engine eng = cpu_engine();
   dnnl::memory::data_type src_dt = dnnl::memory::data_type::f32, dst_dt = dnnl::memory::data_type::f32,
                           w_dt = dnnl::memory::data_type::f32;
-  dnnl::matmul plain;             // reads the weights where they are ([out, in] row-major = "ba")
+  dnnl::matmul plain;             // f16 only: reads the per-call f32 widening in place ([out, in] = "ba")
   dnnl::memory::desc plain_w_md;
   bool has_plain = false;
-  dnnl::matmul packed_prim;       // reads `packed` (oneDNN's preferred blocked layout)
+  dnnl::matmul packed_prim;       // reads `packed` (oneDNN's preferred layout)
   dnnl::memory::desc packed_w_md;
   dnnl::memory packed;
   bool has_packed = false;
-  int calls = 0;
   std::function<void()> release;  // drops the source's pages once packed
   std::string name;
 };
@@ -192,9 +191,14 @@ dnnl::matmul::primitive_desc make_pd(const PackedLinear::Impl& im, int64_t K, in
 
 }  // namespace
 
-// Packing copies the weights into a layout oneDNN reads faster (~20% at 50 rows, level at 1600),
-// but the copy costs page faults and zeroing for the whole tower: deferred to the second call, so a
-// one-shot run (one image through `mmkit embed`) reads the mapped file in place and copies nothing.
+// One layout for every call. oneDNN's matmul (gemm:jit here, f32 and bf16) gives different bits
+// for the weights as stored ([out, in], "ba") and for its preferred layout when M is small (1-3
+// rows: a layer on the class tokens or pooled rows of a batch of 1-3 images), so a first call that read
+// the mapped weights in place and later calls on packed ones disagreed in the last bits (~1e-7).
+// Packing at the first use instead also costs less than it saves on that call: measured on this
+// machine (2 threads, min of 15, loaded), a [768 -> 3072] / [3072 -> 768] layer at 50 rows ran in
+// 10.6 / 6.6 ms packed against 15.4 / 29.6 ms as stored, at 196 rows 42 / 31 ms against 45 / 58 ms,
+// while packing one such layer (fresh pages + reorder) took ~8 ms; level at 1600 rows.
 void PackedLinear::pack() const {
   Impl& im = *impl_;
   if (im.has_packed) return;
@@ -221,22 +225,15 @@ PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
   im.dst_dt = int8 ? dt::s32 : dt::f32;
   im.release = s.release;
   im.name = s.name;
-  try {
-    auto pd = make_pd(im, s.in, s.out, !int8 && s.bias, ep, tag::ba);
-    im.plain = dnnl::matmul(pd);
-    im.plain_w_md = pd.weights_desc();
-    im.has_plain = true;
-  } catch (const dnnl::error& e) {
-    // No in-place kernel for this type: f16 (widened into scratch) cannot do without one.
-    MMKIT_CHECK(s.kind != WeightKind::f16, "PackedLinear ", s.name, ": oneDNN has no f32 matmul for [", s.in,
-                " -> ", s.out, "] (", e.what(), ")");
-  }
-  if (!im.has_plain) {
+  if (s.kind == WeightKind::f16) {
+    // f16 weights are widened per call into scratch (one layer at a time) and read in place there.
     try {
-      pack();
+      auto pd = make_pd(im, s.in, s.out, s.bias, ep, tag::ba);
+      im.plain = dnnl::matmul(pd);
+      im.plain_w_md = pd.weights_desc();
+      im.has_plain = true;
     } catch (const dnnl::error& e) {
-      fail("PackedLinear ", s.name, ": oneDNN has no ", weight_kind_name(s.kind), " matmul for [", s.in, " -> ",
-           s.out, "] on this CPU (", e.what(), ")");
+      fail("PackedLinear ", s.name, ": oneDNN has no f32 matmul for [", s.in, " -> ", s.out, "] (", e.what(), ")");
     }
   }
 }
@@ -261,7 +258,14 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
     for (int64_t i = 0; i < M * K; ++i) xh[i] = to_bf16(x[i]);
     src = xh;
   }
-  if (!im.has_packed && kind_ != WeightKind::f16 && im.calls++ >= 1) pack();
+  if (!im.has_packed && kind_ != WeightKind::f16) {
+    try {
+      pack();  // at the first call (see pack())
+    } catch (const dnnl::error& e) {
+      fail("PackedLinear ", im.name, ": oneDNN has no ", weight_kind_name(kind_), " matmul for [", in_, " -> ", out_,
+           "] on this CPU (", e.what(), ")");
+    }
+  }
   const void* w = w_;
   if (kind_ == WeightKind::f16) {
     float* wf = grow(s.wf, size_t(N * K));
