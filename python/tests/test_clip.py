@@ -1,8 +1,9 @@
 """CLIP from Python against `mmkit embed / tokenize / zero-shot` on the same files: bit for bit.
 
-The engine packs each layer's weights for oneDNN at its first call and runs every call on them
-(infer/packed_linear.h), so a one-shot CLI run, a model's first call and its later calls give the
-same bits; python/tests/test_siglip.py checks repeated calls bit for bit."""
+The engine reads a layer's weights in place at its first call and packs them for oneDNN from the
+second call on; both give the same bits (infer/packed_linear.h pads calls of fewer than 16 rows), so
+a one-shot CLI run, a model's first call and its later calls agree; python/tests/test_siglip.py
+checks repeated calls bit for bit."""
 import errno
 import os
 
@@ -40,7 +41,7 @@ def test_image_embeddings_match_the_cli_bit_for_bit(clip_path, shapes_dir, work,
     py = model.encode_image(paths, normalize=not raw)
     assert py.dtype == np.float32 and py.shape == cli.shape == (len(paths), 64)
     assert np.array_equal(py.view(np.uint32), cli.view(np.uint32))
-    # Later calls run the same packed weights as the first: the same bits.
+    # Later calls run on packed weights: the same bits as the first call's.
     again = model.encode_image(paths, normalize=not raw)
     assert np.array_equal(again.view(np.uint32), py.view(np.uint32))
     norms = np.linalg.norm(py, axis=1)

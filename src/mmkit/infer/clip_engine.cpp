@@ -644,7 +644,8 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
 
 size_t ClipEngine::workspace_bytes() const {
   return 4 * (x_.size() + h_.size() + qkv_.size() + f_.size() + pooled_.size() + cls_.size()) + scratch_.xq.size() +
-         4 * scratch_.xs.size() + 4 * scratch_.acc.size() + 2 * scratch_.xh.size() + 4 * scratch_.wf.size();
+         4 * scratch_.xs.size() + 4 * scratch_.acc.size() + 2 * scratch_.xh.size() + 4 * scratch_.wf.size() +
+         4 * (scratch_.xp.size() + scratch_.yp.size());
 }
 
 size_t ClipEngine::packed_weight_bytes() const {

@@ -20,10 +20,12 @@
 //           per layer into one reused buffer); small tensors (LayerNorms, biases, embeddings
 //           other than the token table) widened to f32 at load
 // A tower is prepared on its first use (image-only work never touches the text tower; its tensors
-// are checked finite then, one by one). Each Linear packs its weights at its first call
-// (PackedLinear: one layout for every call, so a model gives the same bits at its first call and
-// later ones), and the mapped pages of each packed tensor are then released
-// (SafetensorsFile::release_pages), so resident memory stays near one copy of the weights.
+// are checked finite then, one by one). Its first call reads the weights in place from the mapping
+// (a one-shot `mmkit embed` copies no weights); the second packs them (PackedLinear), and the mapped
+// pages of each packed tensor are then released (SafetensorsFile::release_pages), so resident memory
+// stays near one copy of the weights. Both give the same bits (PackedLinear pads calls of fewer than
+// 16 rows, below which oneDNN's result depends on the layout), so a model's first call and its later
+// ones agree bit for bit.
 // One engine runs one call at a time (its buffers are shared); use one per thread.
 #pragma once
 #include <cstdint>

@@ -145,13 +145,14 @@ struct PackedLinear::Impl {
   dnnl::engine eng = cpu_engine();
   dnnl::memory::data_type src_dt = dnnl::memory::data_type::f32, dst_dt = dnnl::memory::data_type::f32,
                           w_dt = dnnl::memory::data_type::f32;
-  dnnl::matmul plain;             // f16 only: reads the per-call f32 widening in place ([out, in] = "ba")
+  dnnl::matmul plain;             // reads the weights where they are ([out, in] row-major = "ba")
   dnnl::memory::desc plain_w_md;
   bool has_plain = false;
-  dnnl::matmul packed_prim;       // reads `packed` (oneDNN's preferred layout)
+  dnnl::matmul packed_prim;       // reads `packed` (oneDNN's preferred blocked layout)
   dnnl::memory::desc packed_w_md;
   dnnl::memory packed;
   bool has_packed = false;
+  int calls = 0;
   std::function<void()> release;  // drops the source's pages once packed
   std::string name;
 };
@@ -191,14 +192,9 @@ dnnl::matmul::primitive_desc make_pd(const PackedLinear::Impl& im, int64_t K, in
 
 }  // namespace
 
-// One layout for every call. oneDNN's matmul (gemm:jit here, f32 and bf16) gives different bits
-// for the weights as stored ([out, in], "ba") and for its preferred layout when M is small (1-3
-// rows: a layer on the class tokens or pooled rows of a batch of 1-3 images), so a first call that read
-// the mapped weights in place and later calls on packed ones disagreed in the last bits (~1e-7).
-// Packing at the first use instead also costs less than it saves on that call: measured on this
-// machine (2 threads, min of 15, loaded), a [768 -> 3072] / [3072 -> 768] layer at 50 rows ran in
-// 10.6 / 6.6 ms packed against 15.4 / 29.6 ms as stored, at 196 rows 42 / 31 ms against 45 / 58 ms,
-// while packing one such layer (fresh pages + reorder) took ~8 ms; level at 1600 rows.
+// Packing copies the weights into a layout oneDNN reads faster (~20% at 50 rows, level at 1600),
+// but the copy costs page faults and zeroing for the whole tower: deferred to the second call, so a
+// one-shot run (one image through `mmkit embed`) reads the mapped file in place and copies nothing.
 void PackedLinear::pack() const {
   Impl& im = *impl_;
   if (im.has_packed) return;
@@ -225,15 +221,22 @@ PackedLinear::PackedLinear(const LinearSource& s, Epilogue ep)
   im.dst_dt = int8 ? dt::s32 : dt::f32;
   im.release = s.release;
   im.name = s.name;
-  if (s.kind == WeightKind::f16) {
-    // f16 weights are widened per call into scratch (one layer at a time) and read in place there.
+  try {
+    auto pd = make_pd(im, s.in, s.out, !int8 && s.bias, ep, tag::ba);
+    im.plain = dnnl::matmul(pd);
+    im.plain_w_md = pd.weights_desc();
+    im.has_plain = true;
+  } catch (const dnnl::error& e) {
+    // No in-place kernel for this type: f16 (widened into scratch) cannot do without one.
+    MMKIT_CHECK(s.kind != WeightKind::f16, "PackedLinear ", s.name, ": oneDNN has no f32 matmul for [", s.in,
+                " -> ", s.out, "] (", e.what(), ")");
+  }
+  if (!im.has_plain) {
     try {
-      auto pd = make_pd(im, s.in, s.out, s.bias, ep, tag::ba);
-      im.plain = dnnl::matmul(pd);
-      im.plain_w_md = pd.weights_desc();
-      im.has_plain = true;
+      pack();
     } catch (const dnnl::error& e) {
-      fail("PackedLinear ", s.name, ": oneDNN has no f32 matmul for [", s.in, " -> ", s.out, "] (", e.what(), ")");
+      fail("PackedLinear ", s.name, ": oneDNN has no ", weight_kind_name(s.kind), " matmul for [", s.in, " -> ",
+           s.out, "] on this CPU (", e.what(), ")");
     }
   }
 }
@@ -242,10 +245,34 @@ size_t PackedLinear::packed_bytes() const {
   return impl_ && impl_->has_packed ? impl_->packed_w_md.get_size() : 0;
 }
 
-void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s) const {
-  if (M == 0) return;
+// The first call reads the weights as stored ([out, in]), later calls the packed copy. oneDNN's
+// f32 / bf16 matmul (gemm:jit) gives the same bits for both layouts from 16 rows up, but not below:
+// measured over M = 1..12, 16, 20, 24, 32, 48, 64, 100 for [768 -> 2304 / 768 / 3072], [3072 -> 768],
+// [512 -> 1536], [2048 -> 512] and the test models' small shapes, every M <= 12 differed in ~90% of
+// the outputs by up to ~1e-6 relative (its small-row kernels depend on the layout), every M >= 16
+// agreed bit for bit. Such M are common here — the class-token / pooling-head layers run on one row
+// per image, a short text on a few tokens — so a model's first call and its later ones disagreed in
+// the last bits. Calls with fewer rows run padded to kMinRows (zero rows, then dropped): one GEMM
+// regime for every call, so repeated calls give the same bits. int8 sums are exact integers in any
+// order and f16 always reads its widened copy in place: neither is padded.
+constexpr int64_t kMinRows = 16;
+
+void PackedLinear::forward(const float* x, int64_t M_in, float* y_out, LinearScratch& s) const {
+  if (M_in == 0) return;
   Impl& im = *impl_;
   const int64_t K = in_, N = out_;
+  const bool pad = (kind_ == WeightKind::f32 || kind_ == WeightKind::bf16) && M_in < kMinRows;
+  const int64_t M = pad ? kMinRows : M_in;  // rows the GEMM runs on
+  if (pad) {
+    float* xp = grow(s.xp, size_t(M * K));
+    std::memcpy(xp, x, size_t(M_in * K) * 4);
+    std::memset(xp + M_in * K, 0, size_t((M - M_in) * K) * 4);
+    x = xp;
+    float* yp = grow(s.yp, size_t(M * N));
+    if (ep_ == Epilogue::residual) std::memcpy(yp, y_out, size_t(M_in * N) * 4);  // the sum post-op adds to it
+    std::memset(yp + M_in * N, 0, size_t((M - M_in) * N) * 4);
+  }
+  float* y = pad ? s.yp.data() : y_out;
   const void* src = x;
   if (kind_ == WeightKind::int8) {
     int8_t* xq = grow(s.xq, size_t(M * K));
@@ -258,14 +285,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
     for (int64_t i = 0; i < M * K; ++i) xh[i] = to_bf16(x[i]);
     src = xh;
   }
-  if (!im.has_packed && kind_ != WeightKind::f16) {
-    try {
-      pack();  // at the first call (see pack())
-    } catch (const dnnl::error& e) {
-      fail("PackedLinear ", im.name, ": oneDNN has no ", weight_kind_name(kind_), " matmul for [", in_, " -> ", out_,
-           "] on this CPU (", e.what(), ")");
-    }
-  }
+  if (!im.has_packed && kind_ != WeightKind::f16 && im.calls++ >= 1) pack();
   const void* w = w_;
   if (kind_ == WeightKind::f16) {
     float* wf = grow(s.wf, size_t(N * K));
@@ -282,6 +302,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
   dnnl::stream& st = thread_stream(im.eng);
   (im.has_packed ? im.packed_prim : im.plain).execute(st, args);
   st.wait();
+  if (pad) std::memcpy(y_out, y, size_t(M_in * N) * 4);
   if (kind_ != WeightKind::int8) return;
   // y = act(acc * sx[m] * scale[n] + b[n])  (residual: y += acc * sx[m] * scale[n] + b[n])
   const int32_t* acc = s.acc.data();
