@@ -364,6 +364,15 @@ TEST(Siglip, FineTuneSavesTheHuggingFaceFolder) {
   EXPECT_EQ(std::memcmp(ta.raw(), tb.raw(), ta.nbytes()), 0);
   EXPECT_STREQ(r.probability_kind(), "sigmoid");
 
+  // --resume: the run's own copy of the tokenizer serves (the checkpoint holds no BPE merges).
+  train::ClipTrainOptions more = o;
+  more.resume = true;
+  more.epochs = 2;
+  auto h2 = train::train_clip(more, quiet);
+  ASSERT_EQ(h2.size(), 2u);
+  EXPECT_EQ(io::detect_layout(io::SafetensorsFile::open(d + "/run/model.safetensors")), io::Layout::hf_siglip);
+  EXPECT_EQ(ClipRunner::open(d + "/run").embed_texts({"a grey gradient"}, true).dim(1), 32);
+
   // A SigLIP is fine-tuned with its own loss, on caption files.
   train::ClipTrainOptions bad = o;
   bad.loss = "contrastive";
