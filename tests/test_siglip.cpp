@@ -19,6 +19,8 @@
 #include "mmkit/infer/quantize.h"
 #include "mmkit/io/layouts.h"
 #include "mmkit/models/clip.h"
+#include "mmkit/models/model_kind.h"
+#include "mmkit/train/clip_trainer.h"
 #include "mmkit/text/siglip_tokenizer.h"
 #include "test_util.h"
 
@@ -292,4 +294,180 @@ TEST(Siglip, LegacyPositionIdsAreAccepted) {
   io::write_safetensors(dir + "/model.safetensors", w);
   std::string err = test::error_of([&] { load_clip(dir); });
   EXPECT_NE(err.find("'vision_model.embeddings.position_ids' must hold 0..15"), std::string::npos) << err;
+}
+
+// Issue #18: fine-tuning a Hugging Face SigLIP folder with the sigmoid loss (`mmkit train clip
+// --init FOLDER --loss sigmoid`) saves it back as a Hugging Face SigLIP folder: the same tensor
+// names and shapes as the source's model.safetensors, config.json (model_type siglip) and the
+// tokenizer and preprocessing files. Reloaded, it gives exactly the embeddings of the weights the
+// run trained (its checkpoint.safetensors, in mmkit's names). python/tests/test_siglip.py loads
+// the saved folder into the PyTorch SigLIP of the fixture generator.
+TEST(Siglip, FineTuneSavesTheHuggingFaceFolder) {
+  std::string d = test::make_temp_dir("siglip_ft");
+  {
+    std::ofstream j(d + "/pairs.jsonl");
+    const char* captions[] = {"a red and green pattern", "a grey gradient", "random coloured noise"};
+    for (int rep = 0; rep < 2; ++rep)
+      for (int i = 0; i < 3; ++i)
+        j << "{\"image\": \"" << fx_dir() << "/image_" << i << ".png\", \"caption\": \"" << captions[i]
+          << (rep ? " again" : "") << "\"}\n";
+  }
+  train::ClipTrainOptions o;
+  o.data = d + "/pairs.jsonl";
+  o.init = fx_dir();
+  o.loss = "sigmoid";
+  o.out_dir = d + "/run";
+  o.epochs = 1;
+  o.batch = 3;
+  o.lr = 1e-3f;
+  o.warmup_steps = 0;
+  o.threads = 2;
+  o.workers = 1;
+  std::FILE* quiet = std::fopen("/dev/null", "w");
+  auto h = train::train_clip(o, quiet);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_TRUE(std::isfinite(h[0].train_loss));
+
+  // The Hugging Face layout: every tensor of the source, by name, shape and dtype, and nothing else.
+  io::SafetensorsFile src = io::SafetensorsFile::open(fx_dir() + "/model.safetensors");
+  io::SafetensorsFile out = io::SafetensorsFile::open(d + "/run/model.safetensors");
+  EXPECT_EQ(io::detect_layout(out), io::Layout::hf_siglip);
+  ASSERT_EQ(out.tensors().size(), src.tensors().size());
+  double moved = 0;
+  for (const auto& t : src.tensors()) {
+    const io::TensorView* o2 = out.find(t.name);
+    ASSERT_TRUE(o2) << "missing " << t.name;
+    EXPECT_EQ(Shape(o2->shape).str(), Shape(t.shape).str()) << t.name;
+    EXPECT_EQ(o2->dtype, DType::f32) << t.name;
+    std::vector<float> a = io::to_f32(t), b = io::to_f32(*o2);
+    for (size_t i = 0; i < a.size(); ++i) moved = std::max(moved, double(std::fabs(a[i] - b[i])));
+  }
+  EXPECT_GT(moved, 1e-5) << "the fine-tuned weights equal the source's";
+  for (const char* f : {"config.json", "spiece.model", "tokenizer_config.json", "preprocessor_config.json"})
+    EXPECT_TRUE(test::file_exists(d + "/run/" + f)) << f;
+  EXPECT_EQ(hf_config_model_type(io::read_text_file(d + "/run/config.json")), "siglip");
+  EXPECT_EQ(ClipConfig::from_hf_siglip_json(io::read_text_file(d + "/run/config.json"), "config.json").to_json(),
+            load_clip(fx_dir())->cfg.to_json());
+
+  // Reloaded (the folder, as `--model` takes it) = the trained weights, bit for bit.
+  auto saved = load_clip(d + "/run");
+  auto trained = load_clip(d + "/run/checkpoint.safetensors");
+  auto ps = saved->parameters(), pt = trained->parameters();
+  ASSERT_EQ(ps.size(), pt.size());
+  for (size_t k = 0; k < ps.size(); ++k) EXPECT_TRUE(test::close(ps[k]->name, ps[k]->value, pt[k]->value, 0, 0));
+  ClipRunner r = ClipRunner::open(d + "/run"), rt = ClipRunner::open(d + "/run/checkpoint.safetensors", fx_dir());
+  std::vector<Image> imgs = fixture_images();
+  Expected ex;
+  Tensor a = r.embed_images(imgs, false), b = rt.embed_images(imgs, false);
+  Tensor ta = r.embed_texts(ex.texts, false), tb = rt.embed_texts(ex.texts, false);
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(ta.raw(), tb.raw(), ta.nbytes()), 0);
+  EXPECT_STREQ(r.probability_kind(), "sigmoid");
+
+  // --resume: the run's own copy of the tokenizer serves (the checkpoint holds no BPE merges).
+  train::ClipTrainOptions more = o;
+  more.resume = true;
+  more.epochs = 2;
+  auto h2 = train::train_clip(more, quiet);
+  ASSERT_EQ(h2.size(), 2u);
+  EXPECT_EQ(io::detect_layout(io::SafetensorsFile::open(d + "/run/model.safetensors")), io::Layout::hf_siglip);
+  EXPECT_EQ(ClipRunner::open(d + "/run").embed_texts({"a grey gradient"}, true).dim(1), 32);
+
+  // A SigLIP is fine-tuned with its own loss, on caption files.
+  train::ClipTrainOptions bad = o;
+  bad.loss = "contrastive";
+  bad.out_dir = d + "/bad";
+  EXPECT_NE(test::error_of([&] { train::train_clip(bad, quiet); }).find("--loss sigmoid"), std::string::npos);
+  std::fclose(quiet);
+}
+
+// Issue #18: a SigLIP folder is told from a CLIP one by config.json's model_type and by tensors
+// only one of them has, in either tower; a file with one tower, or a folder of another model type,
+// is refused naming the file and what it holds.
+TEST(Siglip, DetectionUsesConfigAndTensorsOfEitherTower) {
+  io::SafetensorsFile src = io::SafetensorsFile::open(fx_dir() + "/model.safetensors");
+  auto write_subset = [&](const std::string& dir, auto keep) {
+    std::vector<io::TensorToWrite> w;
+    for (const auto& t : src.tensors())
+      if (keep(t.name)) w.push_back({t.name, t.dtype, t.shape, t.data});
+    io::write_safetensors(dir + "/model.safetensors", w);
+  };
+  auto starts = [](const std::string& s, const char* p) { return s.rfind(p, 0) == 0; };
+  {
+    // Without the attention-pooling head's probe, the other SigLIP-only tensors still say SigLIP.
+    std::string dir = copy_folder("siglip_noprobe");
+    write_subset(dir, [](const std::string& n) { return n != "vision_model.head.probe"; });
+    EXPECT_EQ(io::detect_layout(io::SafetensorsFile::open(dir + "/model.safetensors")), io::Layout::hf_siglip);
+  }
+  {
+    std::string dir = copy_folder("siglip_textonly");
+    write_subset(dir, [&](const std::string& n) { return starts(n, "text_model."); });
+    EXPECT_EQ(io::detect_layout(io::SafetensorsFile::open(dir + "/model.safetensors")), io::Layout::hf_siglip);
+    std::string err = test::error_of([&] { load_clip(dir); });
+    EXPECT_NE(err.find("holds only the text tower"), std::string::npos) << err;
+    EXPECT_NE(err.find("SiglipTextModel"), std::string::npos) << err;
+  }
+  {
+    std::string dir = copy_folder("siglip_visiononly");
+    write_subset(dir, [&](const std::string& n) { return starts(n, "vision_model."); });
+    EXPECT_EQ(io::detect_layout(io::SafetensorsFile::open(dir + "/model.safetensors")), io::Layout::hf_siglip);
+    std::string err = test::error_of([&] { load_clip(dir); });
+    EXPECT_NE(err.find("holds only the vision tower"), std::string::npos) << err;
+  }
+  {
+    // config.json of another model type beside SigLIP tensors.
+    std::string dir = copy_folder("siglip_bert_cfg");
+    std::ofstream(dir + "/config.json") << "{\"model_type\": \"bert\"}";
+    std::string err = test::error_of([&] { load_clip(dir); });
+    EXPECT_NE(err.find(dir + "/config.json: model_type 'bert' is not a two-tower CLIP or SigLIP model"), std::string::npos)
+        << err;
+    // ... and a CLIP config.json beside SigLIP tensors.
+    std::ofstream(dir + "/config.json") << "{\"model_type\": \"clip\"}";
+    err = test::error_of([&] { load_clip(dir); });
+    EXPECT_NE(err.find("model_type 'clip', but"), std::string::npos) << err;
+    EXPECT_NE(err.find("Hugging Face SiglipModel tensors"), std::string::npos) << err;
+  }
+  {
+    // Neither: tensors of another model, with its config.json.
+    std::string dir = test::make_temp_dir("siglip_neither");
+    std::vector<float> v(4, 0.f);
+    io::write_safetensors(dir + "/model.safetensors", {{"bert.embeddings.word_embeddings.weight", DType::f32, {2, 2}, v.data()}});
+    std::ofstream(dir + "/config.json") << "{\"model_type\": \"bert\"}";
+    std::string err = test::error_of([&] { detect_model_kind(dir); });
+    EXPECT_NE(err.find("no CLIP, SigLIP, ViT, VQA or captioner tensors"), std::string::npos) << err;
+    EXPECT_NE(err.find("config.json says model_type 'bert'"), std::string::npos) << err;
+  }
+  EXPECT_EQ(detect_model_kind(fx_dir()), ModelKind::clip);
+}
+
+// Issue #18: a SigLIP 2 fixed-resolution folder (model_type siglip, Gemma's SentencePiece
+// tokenizer.model) loads through the same path: token ids exact against the re-implementation of
+// transformers' SigLIP 2 tokenizer (no lowercasing, "<eos>" appended, "<pad>" padding to 64), and
+// embeddings / sigmoid probabilities within kTight of PyTorch (tools/fixtures/gen_siglip2_fixture.py).
+TEST(Siglip, Siglip2GemmaTokenizerAndEmbeddingsMatchPyTorch) {
+  const std::string dir = test::fixture("siglip2_tiny");
+  io::SafetensorsFile file = io::SafetensorsFile::open(dir + "/expected.safetensors");
+  std::vector<std::string> texts, labels;
+  for (auto& t : nlohmann::json::parse(file.metadata().at("texts"))) texts.push_back(t.get<std::string>());
+  for (auto& t : nlohmann::json::parse(file.metadata().at("labels"))) labels.push_back(t.get<std::string>());
+  ClipRunner r = ClipRunner::open(dir);
+  ASSERT_TRUE(r.config().siglip());
+  const text::SiglipTokenizer& tok = r.siglip_tokenizer();
+  EXPECT_TRUE(tok.gemma());
+  EXPECT_EQ(tok.eos(), 1);
+  EXPECT_EQ(tok.pad(), 0);
+  const io::TensorView& want_ids = file.get("texts.ids");
+  std::vector<std::vector<int32_t>> ids = r.tokenize(texts);
+  ASSERT_EQ(int64_t(ids.size()), want_ids.shape[0]);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_EQ(int64_t(ids[i].size()), want_ids.shape[1]);
+    for (size_t k = 0; k < ids[i].size(); ++k)
+      ASSERT_EQ(ids[i][k], static_cast<const int32_t*>(want_ids.data)[i * ids[i].size() + k])
+          << "text " << i << " ('" << texts[i] << "') position " << k;
+  }
+  Tensor img = r.embed_images(fixture_images(), false), txt = r.embed_texts(texts, false);
+  expect_rows_match("siglip2 image_embeds", img.f32(), io::read_tensor_f32(file, "f32.image_embeds"));
+  expect_rows_match("siglip2 text_embeds", txt.f32(), io::read_tensor_f32(file, "f32.text_embeds"));
+  expect_probs_match("siglip2", r.zero_shot(fixture_images(), labels, {file.metadata().at("template")}),
+                     io::read_tensor_f32(file, "f32.probs"));
 }

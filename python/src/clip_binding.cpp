@@ -132,10 +132,11 @@ pb::array_t<float> zero_shot(PyClip& m, const pb::object& images, const pb::obje
 void bind_clip(pb::module_& mod) {
   pb::class_<PyClip, std::shared_ptr<PyClip>>(mod, "ClipModel", R"(A CLIP-like model (OpenAI/OpenCLIP, Hugging Face or mmkit
 file, also `mmkit quantize` files). Made by mmkit.load(path); calls on one model run one at a time.)")
-      .def(pb::init(&open_clip_model), pb::arg("path"), pb::arg("vocab") = "", pb::arg("preprocess") = "clip",
+      .def(pb::init(&open_clip_model), pb::arg("path"), pb::arg("vocab") = "", pb::arg("preprocess") = "",
            "Open a CLIP model: path is a .safetensors file, a run folder or a Hugging Face folder; vocab as the "
-           "CLI's --vocab (default: the tokenizer stored in the model, else files beside it); preprocess 'clip' "
-           "or 'imagenet'.")
+           "CLI's --vocab (default: the tokenizer stored in the model, else files beside it); preprocess 'clip', "
+           "'siglip' or 'imagenet' (default: the model's own, as the CLI's --preprocess: siglip for SigLIP, else "
+           "clip).")
       .def("encode_image", &encode_image, pb::arg("images"), pb::arg("normalize") = true,
            R"(Image embeddings, float32 [N, E] (L2-normalised unless normalize=False, the CLI's --raw).
 

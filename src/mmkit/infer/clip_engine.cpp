@@ -49,6 +49,7 @@ struct ClipEngine::Tensors {
   std::string where;                     // file path for messages
   const io::SafetensorsFile* file = nullptr;
   bool from_file = false;                // entries point into `file`'s mapping
+  bool widen = false;                    // F16/BF16 Linears computed in f32 (an unquantised file, as load_clip reads it)
 
   const Entry& get(const std::string& name, const std::vector<int64_t>& shape) const {
     auto it = by_name.find(name);
@@ -96,6 +97,77 @@ struct ClipEngine::Tensors {
     MMKIT_CHECK(bad < 0, where, ": tensor '", e.source, "' holds a non-finite value at element ", bad, " of ",
                 Shape(e.shape).str(), "; the checkpoint is corrupt");
   }
+  // Hugging Face files keep q, k and v apart ("<b>.attn.{q,k,v}.{weight,bias}", io::rename_views);
+  // the engine computes them as one [3W, W] Linear: joined (widened to f32) here, per tower at its
+  // first use, into `owned`. A no-op when the packed in_proj is there already.
+  void join_qkv(const std::string& b, int64_t W) {
+    for (const char* kind : {"weight", "bias"}) {
+      const std::string packed = b + ".attn.in_proj_" + kind;
+      if (by_name.count(packed)) continue;
+      const std::vector<int64_t> part = kind[0] == 'w' ? std::vector<int64_t>{W, W} : std::vector<int64_t>{W};
+      std::vector<float> joined;
+      std::string src;
+      for (const char* n : {"q", "k", "v"}) {
+        const std::string name = b + ".attn." + n + "." + kind;
+        const float* p = f32(name, part);  // checked like any tensor (finite, shape)
+        joined.insert(joined.end(), p, p + (kind[0] == 'w' ? W * W : W));
+        src += (src.empty() ? "" : " + ") + get(name, part).source;
+      }
+      owned.push_back(std::move(joined));
+      by_name[packed] = {DType::f32, owned.back().data(),
+                         kind[0] == 'w' ? std::vector<int64_t>{3 * W, W} : std::vector<int64_t>{3 * W}, src};
+    }
+  }
+  // load_clip's strict check (io::bind_remapped) on names and shapes only, nothing read: every
+  // parameter of the configured model is there (its q/k/v, or its projection as "<name>.T", count
+  // for the packed / plain one), and nothing else.
+  void check_names(const ClipConfig& cfg) const {
+    Clip m;
+    {
+      ShapeOnlyScope shapes_only;
+      m.init(cfg, 0);
+      if (by_name.count("logit_bias")) m.add_logit_bias(0.f);
+    }
+    io::ProblemList problems;
+    std::map<std::string, bool> used;
+    auto expect = [&](const std::string& name, const std::vector<int64_t>& shape) {
+      auto it = by_name.find(name);
+      if (it == by_name.end()) return false;
+      used[name] = true;
+      if (it->second.shape != shape)
+        problems.add("tensor '" + it->second.source + "': got " + Shape(it->second.shape).str() + ", expected " +
+                     Shape(shape).str());
+      return true;
+    };
+    for (Parameter* p : m.parameters()) {
+      const std::vector<int64_t> shape = p->value.shape().vec();
+      if (expect(p->name, shape)) continue;
+      const size_t ip = p->name.find(".attn.in_proj_");
+      if (ip != std::string::npos && !shape.empty() && shape[0] % 3 == 0) {
+        const std::string kind = p->name.substr(ip + 14);  // weight | bias
+        std::vector<int64_t> part = shape;
+        part[0] /= 3;
+        bool all = true;
+        for (const char* n : {"q", "k", "v"}) all = expect(p->name.substr(0, ip) + ".attn." + n + "." + kind, part) && all;
+        if (all) continue;
+      }
+      if (shape.size() == 2 && expect(p->name + ".T", {shape[1], shape[0]})) continue;
+      problems.add("missing tensor for '" + p->name + "' (expected " + Shape(shape).str() + ")");
+    }
+    for (const auto& [name, e] : by_name)
+      if (!used.count(name)) problems.add("unexpected tensor '" + e.source + "' " + Shape(e.shape).str());
+    if (problems.count()) fail(where, " does not match the model ", problems.str());
+  }
+  // A Hugging Face CLIP projection stored as nn.Linear [out, in] under "<name>.T": transposed once.
+  void transpose_marked(const std::string& name, int64_t rows, int64_t cols) {
+    if (by_name.count(name) || !by_name.count(name + ".T")) return;
+    const float* p = f32(name + ".T", {cols, rows});
+    std::vector<float> tr(size_t(rows * cols));
+    for (int64_t i = 0; i < cols; ++i)
+      for (int64_t j = 0; j < rows; ++j) tr[size_t(j * cols + i)] = p[i * rows + j];
+    owned.push_back(std::move(tr));
+    by_name[name] = {DType::f32, owned.back().data(), {rows, cols}, get(name + ".T", {cols, rows}).source + " (transposed)"};
+  }
   // A Linear's weights [out, in] (+ bias [out] if bias_name is non-empty).
   LinearSource linear(const std::string& w_name, const std::string& b_name, int64_t out, int64_t in) {
     const Entry& w = get(w_name, {out, in});
@@ -110,8 +182,16 @@ struct ClipEngine::Tensors {
         s.w = f32(w_name, {out, in});  // checks finiteness (and copies a misaligned tensor)
         break;
       }
-      case DType::f16: s.kind = WeightKind::f16; if (from_file) check_finite(w, out * in); break;
-      case DType::bf16: s.kind = WeightKind::bf16; if (from_file) check_finite(w, out * in); break;
+      case DType::f16:
+      case DType::bf16:
+        if (widen) {  // widened once, this tensor only, when its tower is prepared
+          s.kind = WeightKind::f32;
+          s.w = f32(w_name, {out, in});
+          break;
+        }
+        s.kind = w.dtype == DType::f16 ? WeightKind::f16 : WeightKind::bf16;
+        if (from_file) check_finite(w, out * in);
+        break;
       case DType::i8: {
         s.kind = WeightKind::int8;
         const Entry& sc = get(w_name + "_scale", {out});
@@ -205,15 +285,33 @@ std::unique_ptr<ClipEngine> ClipEngine::open(const std::string& model_path) {
     e->cfg_ = ClipConfig::from_json(c->second);
     for (const auto& v : e->file_->tensors()) t.by_name[v.name] = {v.dtype, v.data, v.shape, v.name};
     t.from_file = true;
+  } else if (layout == io::Layout::hf_clip || layout == io::Layout::hf_siglip) {
+    // Hugging Face CLIP / SigLIP, read from the mapping as well: renamed views, nothing read or
+    // copied here. When a tower is first used, its q/k/v are joined into one in_proj and CLIP's
+    // projections transposed (owned copies of those tensors only), F16/BF16 tensors are widened one
+    // by one, and each tensor is checked finite; the other tensors are read in place.
+    std::string what;
+    e->cfg_ = clip_config_of(*e->file_, layout, &what);
+    t.where = what;
+    e->format_ = "f32";
+    io::RenamedViews rv = io::rename_views(*e->file_, layout);
+    for (const auto& [name, v] : rv.views) t.by_name[name] = {v->dtype, v->data, v->shape, v->name};
+    for (const std::string& u : rv.unused) {
+      // A CLIP trained with the sigmoid loss: its [] logit_bias, which the CLIP rules leave unmatched.
+      MMKIT_CHECK(u == "logit_bias" && !e->cfg_.siglip(), what, " does not match the model: unexpected tensor '", u, "'");
+      const io::TensorView& v = e->file_->get(u);
+      t.by_name[u] = {v.dtype, v.data, v.shape, v.name};
+    }
+    t.check_names(e->cfg_);
+    t.from_file = true;
+    t.widen = true;
   } else {
-    // Hugging Face layout or F16/BF16 without quantisation metadata: load_clip remaps (and widens).
+    // F16/BF16 OpenAI-layout files without quantisation metadata: load_clip widens.
     e->clip_ = load_clip(path);
     e->cfg_ = e->clip_->cfg;
     e->format_ = "f32";
-    for (Parameter* p : e->clip_->parameters())
+    for (Parameter* p : e->clip_->parameters())  // with the logit bias when the model has one
       t.by_name[p->name] = {DType::f32, p->value.raw(), p->value.shape().vec(), p->name};
-    if (e->clip_->has_logit_bias() && !t.by_name.count("logit_bias"))  // a sigmoid-loss CLIP's (SigLIP's is a parameter)
-      t.by_name["logit_bias"] = {DType::f32, e->clip_->logit_bias.value.raw(), {}, "logit_bias"};
   }
   const std::vector<int64_t> scalar = e->cfg_.siglip() ? std::vector<int64_t>{1} : std::vector<int64_t>{};
   const auto& ls = t.get("logit_scale", scalar);
@@ -253,6 +351,7 @@ void ClipEngine::prepare_vision() {
     v->cls = t.f32("visual.class_embedding", {W});
     v->ln_pre_w = t.f32("visual.ln_pre.weight", {W});
     v->ln_pre_b = t.f32("visual.ln_pre.bias", {W});
+    t.transpose_marked("visual.proj", W, E);
     v->proj = t.f32("visual.proj", {W, E});
   }
   v->ln_out_w = t.f32("visual.ln_post.weight", {W});
@@ -260,6 +359,7 @@ void ClipEngine::prepare_vision() {
   const Epilogue act = activation_epilogue(c.activation);
   for (int64_t i = 0; i < c.vision_layers; ++i) {
     const std::string b = "visual.transformer.resblocks." + std::to_string(i);
+    t.join_qkv(b, W);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
       LinearSource s = t.linear(b + w, b + bias, out, in);
       t.set_release(s);
@@ -340,11 +440,13 @@ void ClipEngine::prepare_text() {
     t.set_release(s);
     v->text_head = std::make_unique<PackedLinear>(s, Epilogue::none);
   } else {
+    t.transpose_marked("text_projection", W, E);
     v->proj = t.f32("text_projection", {W, E});
   }
   const Epilogue act = activation_epilogue(c.activation);
   for (int64_t i = 0; i < c.transformer_layers; ++i) {
     const std::string b = "transformer.resblocks." + std::to_string(i);
+    t.join_qkv(b, W);
     auto lin = [&](const std::string& w, const std::string& bias, int64_t out, int64_t in, Epilogue ep) {
       LinearSource s = t.linear(b + w, b + bias, out, in);
       t.set_release(s);
@@ -542,7 +644,8 @@ void ClipEngine::encode_text(const int32_t* ids, int64_t B, int64_t T, float* ou
 
 size_t ClipEngine::workspace_bytes() const {
   return 4 * (x_.size() + h_.size() + qkv_.size() + f_.size() + pooled_.size() + cls_.size()) + scratch_.xq.size() +
-         4 * scratch_.xs.size() + 4 * scratch_.acc.size() + 2 * scratch_.xh.size() + 4 * scratch_.wf.size();
+         4 * scratch_.xs.size() + 4 * scratch_.acc.size() + 2 * scratch_.xh.size() + 4 * scratch_.wf.size() +
+         4 * (scratch_.xp.size() + scratch_.yp.size());
 }
 
 size_t ClipEngine::packed_weight_bytes() const {

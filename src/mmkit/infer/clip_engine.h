@@ -9,16 +9,23 @@
 //   e->encode_text(ids, B, T, emb.data());                         // ids I32 [B, T]
 //
 // Weight formats (metadata "mmkit.quantization" of the file, see infer/quantize.h):
-//   absent  F32/F16/BF16 checkpoints in OpenAI or Hugging Face layout (as load_clip reads them);
-//           F32 OpenAI-layout files are read straight from the mapping
+//   absent  F32/F16/BF16 checkpoints in OpenAI or Hugging Face layout (as load_clip reads them).
+//           F32 OpenAI-layout files and Hugging Face CLIP/SigLIP files are read straight from the
+//           mapping: nothing is copied at open; when a tower is first used, the Hugging Face q/k/v of
+//           each block are joined into one in_proj (and CLIP's nn.Linear projections transposed), in
+//           copies of those tensors only, and F16/BF16 tensors are widened to f32 one at a time.
+//           F16/BF16 OpenAI-layout files go through load_clip (widened whole).
 //   int8    block Linears I8 [out, in] + "<weight>_scale" F32 [out]; everything else F32
 //   f16 / bf16  every tensor F16 / BF16: Linears computed from them (bf16 natively, f16 converted
 //           per layer into one reused buffer); small tensors (LayerNorms, biases, embeddings
 //           other than the token table) widened to f32 at load
-// A tower is prepared on its first use (image-only work never touches the text tower). Its first
-// call reads the weights in place from the mapping (a one-shot `mmkit embed` copies no weights);
-// the second packs them (PackedLinear), and the mapped pages of each packed tensor are then released
-// (SafetensorsFile::release_pages), so resident memory stays near one copy of the weights.
+// A tower is prepared on its first use (image-only work never touches the text tower; its tensors
+// are checked finite then, one by one). Its first call reads the weights in place from the mapping
+// (a one-shot `mmkit embed` copies no weights); the second packs them (PackedLinear), and the mapped
+// pages of each packed tensor are then released (SafetensorsFile::release_pages), so resident memory
+// stays near one copy of the weights. Both give the same bits (PackedLinear pads calls of fewer than
+// 16 rows, below which oneDNN's result depends on the layout), so a model's first call and its later
+// ones agree bit for bit.
 // One engine runs one call at a time (its buffers are shared); use one per thread.
 #pragma once
 #include <cstdint>

@@ -164,20 +164,37 @@ const text::ClipTokenizer& ClipRunner::tokenizer() const {
   return *tok_;
 }
 
+std::unique_ptr<text::SiglipTokenizer> open_siglip_tokenizer(const std::string& vocab, const std::string& model_file,
+                                                             int64_t vocab_size) {
+  // A folder: SigLIP's spiece.model, else SigLIP 2's tokenizer.model (Gemma's).
+  auto in_folder = [](const std::string& dir) {
+    for (const char* name : {"spiece.model", "tokenizer.model"})
+      if (exists(dir + "/" + name)) return dir + "/" + name;
+    return dir + "/spiece.model";
+  };
+  std::string path = vocab.empty() ? in_folder(dir_of(model_file)) : vocab;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path = in_folder(path);
+  MMKIT_CHECK(exists(path), model_file, ": SigLIP model without its tokenizer: ", path,
+              " not found (pass --vocab with the model's spiece.model or tokenizer.model)");
+  auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_file(path));
+  MMKIT_CHECK(tok->vocab_size() == vocab_size, path, ": the tokenizer has ", tok->vocab_size(),
+              " pieces but the model's token embedding (", model_file, ") has ", vocab_size,
+              " rows: not this model's tokenizer");
+  return tok;
+}
+
+std::vector<std::string> siglip_folder_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const char* name : {"spiece.model", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "tokenizer.json", "preprocessor_config.json"})
+    if (exists(dir + "/" + name)) out.push_back(name);
+  return out;
+}
+
 const text::SiglipTokenizer& ClipRunner::siglip_tokenizer() const {
   MMKIT_CHECK(config().siglip(), model_path_, " is a CLIP model: it has no SentencePiece tokenizer");
-  if (!sp_tok_) {
-    std::string path = vocab_.empty() ? dir_of(model_path_) + "/spiece.model" : vocab_;
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/spiece.model";
-    MMKIT_CHECK(exists(path), model_path_, ": SigLIP model without its tokenizer: ", path,
-                " not found (pass --vocab with the model's spiece.model)");
-    auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_file(path));
-    MMKIT_CHECK(tok->vocab_size() == config().vocab_size, path, ": the tokenizer has ", tok->vocab_size(),
-                " pieces but the model's token embedding (", model_path_, ") has ", config().vocab_size,
-                " rows: not this model's tokenizer");
-    sp_tok_ = std::move(tok);
-  }
+  if (!sp_tok_) sp_tok_ = open_siglip_tokenizer(vocab_, model_path_, config().vocab_size);
   return *sp_tok_;
 }
 

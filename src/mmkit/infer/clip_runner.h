@@ -97,6 +97,17 @@ Tensor clip_embed_pixels(Clip& m, const float* x, int64_t N, bool normalize, int
 Tensor clip_class_embeddings(Clip& m, const text::ClipTokenizer& tok, const std::vector<std::string>& labels,
                              const std::vector<std::string>& templates);
 
+// A SigLIP model's SentencePiece tokenizer: `vocab` (a spiece.model / tokenizer.model file, or a
+// folder holding one), else the one beside `model_file` (spiece.model, SigLIP 2's tokenizer.model).
+// Throws naming the file when it is missing or its vocabulary size differs from `vocab_size` (the
+// model's token embedding rows).
+std::unique_ptr<text::SiglipTokenizer> open_siglip_tokenizer(const std::string& vocab, const std::string& model_file,
+                                                             int64_t vocab_size);
+// The tokenizer and preprocessing files of the Hugging Face SigLIP folder `dir` that exist there
+// (spiece.model or tokenizer.model, tokenizer_config.json, special_tokens_map.json, tokenizer.json,
+// preprocessor_config.json): what a fine-tuned copy of the model carries along.
+std::vector<std::string> siglip_folder_files(const std::string& dir);
+
 // The CLIP tokenizer from `vocab`: the OpenAI merges file (.txt.gz) or a
 // directory with HF vocab.json + merges.txt (or the merges file). Empty
 // `vocab`: the tokenizer embedded in `model_path`'s metadata (see below) if

@@ -245,10 +245,34 @@ size_t PackedLinear::packed_bytes() const {
   return impl_ && impl_->has_packed ? impl_->packed_w_md.get_size() : 0;
 }
 
-void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s) const {
-  if (M == 0) return;
+// The first call reads the weights as stored ([out, in]), later calls the packed copy. oneDNN's
+// f32 / bf16 matmul (gemm:jit) gives the same bits for both layouts from 16 rows up, but not below:
+// measured over M = 1..12, 16, 20, 24, 32, 48, 64, 100 for [768 -> 2304 / 768 / 3072], [3072 -> 768],
+// [512 -> 1536], [2048 -> 512] and the test models' small shapes, every M <= 12 differed in ~90% of
+// the outputs by up to ~1e-6 relative (its small-row kernels depend on the layout), every M >= 16
+// agreed bit for bit. Such M are common here — the class-token / pooling-head layers run on one row
+// per image, a short text on a few tokens — so a model's first call and its later ones disagreed in
+// the last bits. Calls with fewer rows run padded to kMinRows (zero rows, then dropped): one GEMM
+// regime for every call, so repeated calls give the same bits. int8 sums are exact integers in any
+// order and f16 always reads its widened copy in place: neither is padded.
+constexpr int64_t kMinRows = 16;
+
+void PackedLinear::forward(const float* x, int64_t M_in, float* y_out, LinearScratch& s) const {
+  if (M_in == 0) return;
   Impl& im = *impl_;
   const int64_t K = in_, N = out_;
+  const bool pad = (kind_ == WeightKind::f32 || kind_ == WeightKind::bf16) && M_in < kMinRows;
+  const int64_t M = pad ? kMinRows : M_in;  // rows the GEMM runs on
+  if (pad) {
+    float* xp = grow(s.xp, size_t(M * K));
+    std::memcpy(xp, x, size_t(M_in * K) * 4);
+    std::memset(xp + M_in * K, 0, size_t((M - M_in) * K) * 4);
+    x = xp;
+    float* yp = grow(s.yp, size_t(M * N));
+    if (ep_ == Epilogue::residual) std::memcpy(yp, y_out, size_t(M_in * N) * 4);  // the sum post-op adds to it
+    std::memset(yp + M_in * N, 0, size_t((M - M_in) * N) * 4);
+  }
+  float* y = pad ? s.yp.data() : y_out;
   const void* src = x;
   if (kind_ == WeightKind::int8) {
     int8_t* xq = grow(s.xq, size_t(M * K));
@@ -278,6 +302,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, LinearScratch& s
   dnnl::stream& st = thread_stream(im.eng);
   (im.has_packed ? im.packed_prim : im.plain).execute(st, args);
   st.wait();
+  if (pad) std::memcpy(y_out, y, size_t(M_in * N) * 4);
   if (kind_ != WeightKind::int8) return;
   // y = act(acc * sx[m] * scale[n] + b[n])  (residual: y += acc * sx[m] * scale[n] + b[n])
   const int32_t* acc = s.acc.data();

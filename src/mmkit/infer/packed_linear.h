@@ -15,7 +15,9 @@
 // reuses it; no allocation per call except what oneDNN does internally. The first call reads the
 // weights in place (a mapped file: nothing copied); from the second call on they are packed into
 // oneDNN's blocked layout (f32, bf16, int8; f16 is widened per call instead), after which
-// LinearSource::release drops the source's pages. forward() is not for concurrent use.
+// LinearSource::release drops the source's pages. Calls of fewer than 16 rows run padded to 16, the
+// rows from which both layouts give the same bits, so a layer's first call and later ones agree bit
+// for bit (see kMinRows in the .cpp). forward() is not for concurrent use.
 //
 // Without oneDNN (MMKIT_BLAS=openblas) the same arithmetic runs through ops::gemm and a plain s32
 // loop (correct, not fast).
@@ -54,6 +56,7 @@ struct LinearScratch {
   std::vector<int32_t> acc;    // int8: s32 products [M, out]
   std::vector<uint16_t> xh;    // bf16: activations [M, in]
   std::vector<float> wf;       // f16: one layer's weights as f32 [out, in]
+  std::vector<float> xp, yp;   // f32 / bf16 / f16 calls of fewer than 16 rows: padded x [16, in], y [16, out]
 };
 
 class PackedLinear {

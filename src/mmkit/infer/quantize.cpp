@@ -41,9 +41,7 @@ QuantizeReport quantize_clip(const std::string& model, const std::string& out, c
   QuantizeReport r;
   r.format = to;
   // Storage for converted tensors; reserved up front so pointers handed to the writer stay valid.
-  auto params = m->parameters();
-  // A sigmoid-loss CLIP's bias travels along (SigLIP's is one of its parameters()).
-  if (m->has_logit_bias() && !m->cfg.siglip()) params.push_back(&m->logit_bias);
+  auto params = m->parameters();  // with the logit bias of a SigLIP or a sigmoid-loss CLIP
   std::vector<std::vector<int8_t>> q8;
   std::vector<std::vector<float>> scales;
   std::vector<std::vector<uint16_t>> halves;

@@ -310,26 +310,49 @@ const char* layout_name(Layout l) {
   return "?";
 }
 
+// Hugging Face CLIPModel and SiglipModel share their tower prefixes and encoder names. Tensors only
+// one of them has tell them apart in either tower, so a file holding one tower only (a
+// SiglipVisionModel or SiglipTextModel) is recognised too: SigLIP's attention-pooling head, the
+// vision patch bias, the text head and a [1] logit_bias; CLIP's class token, pre_layrnorm and the two
+// projections. (A CLIP trained with the sigmoid loss has a logit_bias too, but [] like logit_scale.)
+bool hf_siglip_tensors(const SafetensorsFile& f) {
+  const TensorView* bias = f.find("logit_bias");
+  const bool siglip = f.find("vision_model.head.probe") || f.find("vision_model.embeddings.patch_embedding.bias") ||
+                      f.find("text_model.head.weight") || (bias && bias->shape == std::vector<int64_t>{1});
+  const bool clip = f.find("vision_model.embeddings.class_embedding") || f.find("vision_model.pre_layrnorm.weight") ||
+                    f.find("visual_projection.weight") || f.find("text_projection.weight");
+  return siglip && !clip;
+}
+
 Layout detect_layout(const SafetensorsFile& f) {
   if (f.find("visual.conv1.weight") || f.find("token_embedding.weight")) return Layout::openai_clip;
   if (f.find("vision_model.embeddings.patch_embedding.weight") ||
       f.find("text_model.embeddings.token_embedding.weight"))
-    return f.find("vision_model.head.probe") ? Layout::hf_siglip : Layout::hf_clip;  // (a sigmoid-loss CLIP has logit_bias too)
+    return hf_siglip_tensors(f) ? Layout::hf_siglip : Layout::hf_clip;
   if (f.find("conv_proj.weight")) return Layout::torchvision_vit;
   if (f.find("vit.embeddings.patch_embeddings.projection.weight")) return Layout::hf_vit;
   return Layout::mmkit;
 }
 
-Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
+HfTowers hf_towers(const SafetensorsFile& f) {
+  HfTowers t;
+  for (const TensorView& v : f.tensors()) {
+    t.vision = t.vision || v.name.rfind("vision_model.", 0) == 0;
+    t.text = t.text || v.name.rfind("text_model.", 0) == 0;
+  }
+  return t;
+}
+
+RenamedViews rename_views(const SafetensorsFile& f, Layout layout) {
   const std::vector<Rule>* rules = nullptr;
   if (layout == Layout::torchvision_vit) rules = &torchvision_vit_rules();
   if (layout == Layout::hf_vit) rules = &hf_vit_rules();
   if (layout == Layout::hf_clip) rules = &hf_clip_rules();
   if (layout == Layout::hf_siglip) rules = &hf_siglip_rules();
-  Remapped r;
-  for (const TensorView& t : f->tensors()) {
+  RenamedViews r;
+  for (const TensorView& t : f.tensors()) {
     if (t.name.rfind("optim.", 0) == 0) continue;  // optimizer state of a training checkpoint, not weights
-    if (check_legacy_buffer(*f, t, layout)) continue;
+    if (check_legacy_buffer(f, t, layout)) continue;
     std::string to = t.name;
     bool matched = rules == nullptr;
     if (rules)
@@ -343,14 +366,24 @@ Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
       r.unused.push_back(t.name);
       continue;
     }
+    r.views[to] = &t;
+  }
+  return r;
+}
+
+Remapped remap(const std::shared_ptr<SafetensorsFile>& f, Layout layout) {
+  RenamedViews v = rename_views(*f, layout);
+  Remapped r;
+  r.unused = std::move(v.unused);
+  for (const auto& [to, t] : v.views) {
     // int8 files from `mmkit quantize`: "<w>" I8 [rows, ...] with "<w>_scale" F32 [rows]; the
     // training/graph path gets the dequantised f32 weight (infer::ClipEngine computes in int8).
-    if (ends_with(t.name, "_scale")) {
-      const TensorView* base = f->find(t.name.substr(0, t.name.size() - 6));
+    if (ends_with(t->name, "_scale")) {
+      const TensorView* base = f->find(t->name.substr(0, t->name.size() - 6));
       if (base && base->dtype == DType::i8) continue;
     }
-    r.tensors[to] = t.dtype == DType::i8 ? dequantize_s8(*f, t) : as_f32(f, t);
-    r.source[to] = t.name;
+    r.tensors[to] = t->dtype == DType::i8 ? dequantize_s8(*f, *t) : as_f32(f, *t);
+    r.source[to] = t->name;
   }
   pack_qkv(r);
   transpose_marked(r);

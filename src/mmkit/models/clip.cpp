@@ -118,13 +118,15 @@ ClipConfig ClipConfig::from_json(const std::string& text) {
   return c;
 }
 
-std::string hf_config_arch(const std::string& text) {
+std::string hf_config_model_type(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("model_type") && j["model_type"].is_string()) {
-    const std::string t = j["model_type"].get<std::string>();
-    if (t == "siglip" || t == "siglip2") return "siglip";
-  }
-  return "clip";
+  if (j.is_object() && j.contains("model_type") && j["model_type"].is_string()) return j["model_type"].get<std::string>();
+  return "";
+}
+
+std::string hf_config_arch(const std::string& text) {
+  const std::string t = hf_config_model_type(text);
+  return t == "siglip" || t == "siglip2" ? "siglip" : "clip";
 }
 
 namespace {
@@ -294,8 +296,8 @@ void Clip::init(const ClipConfig& c, uint64_t seed) {
     // open_clip's SigLIP initialisation: temperature 10, bias -10.
     logit_scale.init("logit_scale", Shape{1}, false);
     if (logit_scale.value.defined()) logit_scale.value.f32()[0] = std::log(10.f);
-    logit_bias.init("logit_bias", Shape{1}, false);
-    if (logit_bias.value.defined()) logit_bias.value.f32()[0] = -10.f;
+    logit_bias = Parameter();
+    add_logit_bias(-10.f);
     return;
   }
   text_projection.init("text_projection", Shape{Wt, E}, true);
@@ -326,8 +328,14 @@ nn::ParamList Clip::parameters() {
   else
     p.push_back(&text_projection);
   p.push_back(&logit_scale);
-  if (sig) p.push_back(&logit_bias);
+  if (has_logit_bias()) p.push_back(&logit_bias);
   return p;
+}
+
+void Clip::add_logit_bias(float value) {
+  if (has_logit_bias()) return;
+  logit_bias.init("logit_bias", logit_bias_shape(), false);
+  if (logit_bias.value.defined()) logit_bias.value.f32()[0] = value;
 }
 
 namespace {
@@ -339,57 +347,66 @@ std::string dir_of(const std::string& p) {
 
 }  // namespace
 
+ClipConfig clip_config_of(const io::SafetensorsFile& file, io::Layout layout, std::string* what) {
+  const std::string& path = file.path();
+  MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip || layout == io::Layout::hf_siglip,
+              path, " does not look like a CLIP or SigLIP checkpoint (layout: ", io::layout_name(layout), ")");
+  if (layout != io::Layout::openai_clip) {
+    const io::HfTowers towers = io::hf_towers(file);
+    const bool sig = layout == io::Layout::hf_siglip;
+    MMKIT_CHECK(towers.vision && towers.text, path, ": holds only the ", towers.vision ? "vision" : "text",
+                " tower (", towers.vision ? "vision_model" : "text_model", ".* tensors, as a ",
+                sig ? (towers.vision ? "SiglipVisionModel" : "SiglipTextModel") : (towers.vision ? "CLIPVisionModel" : "CLIPTextModel"),
+                " saves it); mmkit needs both towers (a ", sig ? "SiglipModel" : "CLIPModel", ")");
+  }
+  if (what) *what = path;
+  auto it = file.metadata().find("config");
+  if (layout == io::Layout::openai_clip) {
+    MMKIT_CHECK(it != file.metadata().end(), path,
+                ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
+                "counts, are required)");
+    return ClipConfig::from_json(it->second);
+  }
+  if (it != file.metadata().end()) return ClipConfig::from_json(it->second);
+  std::string cj = dir_of(path) + "/config.json";
+  std::string text = io::read_text_file(cj);
+  const bool sig = layout == io::Layout::hf_siglip;
+  MMKIT_CHECK(!text.empty(), path, ": Hugging Face ", sig ? "SigLIP" : "CLIP", " checkpoint without ", cj,
+              " (needed for the hyper-parameters; head counts cannot be inferred)");
+  // config.json's model_type and the tensors must agree (io::detect_layout reads the tensors).
+  const std::string type = hf_config_model_type(text);
+  MMKIT_CHECK(type.empty() || type == "clip" || type == "siglip" || type == "siglip2", cj, ": model_type '", type,
+              "' is not a two-tower CLIP or SigLIP model (mmkit reads model_type clip, siglip and siglip2)");
+  MMKIT_CHECK(type.empty() || sig == (hf_config_arch(text) == "siglip"), cj, ": model_type '", type, "', but ",
+              path, " holds ", io::layout_name(layout), " tensors");
+  if (what) *what = path + " (with the hyper-parameters of " + cj + ")";
+  return sig ? ClipConfig::from_hf_siglip_json(text, cj) : ClipConfig::from_hf_json(text, cj);
+}
+
 std::unique_ptr<Clip> load_clip(const std::string& model_path) {
   const std::string path = resolve_model_file(model_path);
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
   io::Layout layout = io::detect_layout(*file);
-  MMKIT_CHECK(layout == io::Layout::openai_clip || layout == io::Layout::hf_clip || layout == io::Layout::hf_siglip,
-              path, " does not look like a CLIP or SigLIP checkpoint (layout: ", io::layout_name(layout), ")");
-  std::string what = path;
+  std::string what;
+  const ClipConfig cfg = clip_config_of(*file, layout, &what);
   auto m = std::make_unique<Clip>();
   ShapeOnlyScope shapes_only;  // the checkpoint provides every value
-  auto it = file->metadata().find("config");
-  if (layout == io::Layout::openai_clip) {
-    MMKIT_CHECK(it != file->metadata().end(), path,
-                ": no 'config' in the safetensors metadata (CLIP hyper-parameters, including head "
-                "counts, are required)");
-    m->init(ClipConfig::from_json(it->second), 0);
-  } else {
-    ClipConfig cfg;
-    if (it != file->metadata().end()) {
-      cfg = ClipConfig::from_json(it->second);
-    } else {
-      std::string cj = dir_of(path) + "/config.json";
-      std::string text = io::read_text_file(cj);
-      const bool sig = layout == io::Layout::hf_siglip;
-      MMKIT_CHECK(!text.empty(), path, ": Hugging Face ", sig ? "SigLIP" : "CLIP", " checkpoint without ", cj,
-                  " (needed for the hyper-parameters; head counts cannot be inferred)");
-      MMKIT_CHECK(sig == (hf_config_arch(text) == "siglip"), cj, ": model_type does not match ", path, " (its tensors are a ",
-                  io::layout_name(layout), ")");
-      cfg = sig ? ClipConfig::from_hf_siglip_json(text, cj) : ClipConfig::from_hf_json(text, cj);
-      what = path + " (with the hyper-parameters of " + cj + ")";
-    }
-    m->init(cfg, 0);
-  }
+  m->init(cfg, 0);
   // OpenAI names are mmkit's own (identity remap); Hugging Face is renamed.
   io::Remapped r = io::remap(file, layout);
-  nn::ParamList params = m->parameters();
   if (!m->cfg.siglip()) {
     // A CLIP trained with the sigmoid loss carries the optional bias under the same name in both
     // layouts (the Hugging Face CLIP rules leave it unmatched); a scalar like logit_scale. SigLIP's
-    // [1] bias is one of its parameters() already.
+    // [1] bias is one of its parameters() from init() on.
     auto unused_bias = std::find(r.unused.begin(), r.unused.end(), "logit_bias");
     if (unused_bias != r.unused.end()) {
       r.unused.erase(unused_bias);
       r.tensors["logit_bias"] = io::read_tensor_f32(*file, "logit_bias");
       r.source["logit_bias"] = "logit_bias";
     }
-    if (r.tensors.count("logit_bias")) {
-      m->logit_bias.init("logit_bias", Shape{}, false);
-      params.push_back(&m->logit_bias);
-    }
+    if (r.tensors.count("logit_bias")) m->add_logit_bias(0.f);
   }
-  io::bind_remapped(r, params, what);
+  io::bind_remapped(r, m->parameters(), what);
   m->file = file;
   return m;
 }

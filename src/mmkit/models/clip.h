@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "mmkit/io/layouts.h"
 #include "mmkit/io/safetensors.h"
 #include "mmkit/nn/attention_pool.h"
 #include "mmkit/nn/embedding.h"
@@ -73,6 +74,8 @@ struct ClipConfig {
 
 // "siglip" when a Hugging Face config.json says model_type "siglip" (or "siglip2"), else "clip".
 std::string hf_config_arch(const std::string& json);
+// config.json's model_type ("" when absent or not a string, or the text is not a JSON object).
+std::string hf_config_model_type(const std::string& json);
 
 struct Clip {
   ClipConfig cfg;
@@ -94,12 +97,17 @@ struct Clip {
   // text_projection empty; parameters() lists what the architecture has)
   nn::AttentionPool visual_head;   // visual.head.*: probe [1, 1, W], attn, ln, mlp
   nn::Linear text_head;            // text_head.weight [E, Wt], text_head.bias [E]
-  // logits = exp(scale) cos + bias, probabilities per-label sigmoids: SigLIP's [1] (one of its
-  // parameters()), or [] in a CLIP trained with the sigmoid loss (`mmkit train clip --loss
-  // sigmoid` trains it, save_clip_model writes it, load_clip binds it when the file holds it; not
-  // in parameters(), so a contrastive model and its files stay as they were).
+  // logits = exp(scale) cos + bias, probabilities per-label sigmoids. Its shape is the one of the
+  // architecture's logit_scale, as each layout stores it: SigLIP's [1] (init() makes it; every
+  // SigLIP has one), a CLIP's [] (optional: only a CLIP trained with the sigmoid loss has it —
+  // add_logit_bias, or load_clip when the file holds it). parameters() lists it when present, so a
+  // contrastive CLIP and its files stay as they were.
   Parameter logit_bias;
   bool has_logit_bias() const { return !logit_bias.name.empty(); }
+  Shape logit_bias_shape() const { return cfg.siglip() ? Shape{1} : Shape{}; }
+  // Gives the model a logit bias of `value` if it has none (a CLIP about to be trained with the
+  // sigmoid loss); a model that has one keeps it.
+  void add_logit_bias(float value);
 
   void init(const ClipConfig& cfg, uint64_t seed);  // random weights (training, tests)
   nn::ParamList parameters();
@@ -110,6 +118,10 @@ struct Clip {
 // views, F16/BF16 converted). Unknown, missing or mis-shaped tensors are
 // reported by name.
 std::unique_ptr<Clip> load_clip(const std::string& path);  // a file, a run folder or a Hugging Face folder
+// The hyper-parameters of a CLIP/SigLIP checkpoint in `layout` (io::detect_layout): the metadata
+// "config", else (Hugging Face) the config.json beside it, checked against the tensors' architecture
+// and towers. `what` (optional) gets how messages should name the file.
+ClipConfig clip_config_of(const io::SafetensorsFile& file, io::Layout layout, std::string* what = nullptr);
 
 // images [B, 3, R, R] (preprocessed) -> [B, E], not normalised
 Var clip_encode_image(Graph& g, Clip& m, Var images);

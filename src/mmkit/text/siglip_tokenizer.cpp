@@ -57,6 +57,21 @@ SiglipTokenizer SiglipTokenizer::from_bytes(const std::string& model_bytes, cons
   SiglipTokenizer t;
   t.name_ = name;
   t.sp_ = std::make_shared<sentencepiece::SentencePieceProcessor>();
+  {
+    // SigLIP 2's Gemma model: "<eos>" and "<pad>", no "</s>". Loaded unchanged (GemmaTokenizer).
+    sentencepiece::SentencePieceProcessor probe;
+    const auto st = probe.LoadFromSerializedProto(model_bytes);
+    MMKIT_CHECK(st.ok(), name, ": not a SentencePiece model (", st.ToString(), ")");
+    const int unk = probe.unk_id(), eos = probe.PieceToId("<eos>"), pad = probe.PieceToId("<pad>");
+    if (probe.PieceToId("</s>") == unk && eos != unk && pad != unk) {
+      t.sp_ = std::make_shared<sentencepiece::SentencePieceProcessor>();
+      MMKIT_CHECK(t.sp_->LoadFromSerializedProto(model_bytes).ok(), name, ": not a SentencePiece model");
+      t.gemma_ = true;
+      t.eos_ = eos;
+      t.pad_ = pad;
+      return t;
+    }
+  }
   // transformers loads the model with normalizer_spec.add_dummy_prefix = False (MergeFrom). The
   // same override in protobuf's wire format: a second ModelProto field 3 (normalizer_spec, length 2)
   // holding NormalizerSpec field 3 (add_dummy_prefix, varint) = 0. A parser merges repeated
@@ -67,7 +82,9 @@ SiglipTokenizer SiglipTokenizer::from_bytes(const std::string& model_bytes, cons
   MMKIT_CHECK(st.ok(), name, ": not a SentencePiece model (", st.ToString(), ")");
   const int unk = t.sp_->unk_id();
   t.eos_ = t.sp_->PieceToId("</s>");
-  MMKIT_CHECK(t.eos_ != unk && t.eos_ >= 0, name, ": the SentencePiece model has no '</s>' piece (SigLIP's end of text)");
+  MMKIT_CHECK(t.eos_ != unk && t.eos_ >= 0, name, ": the SentencePiece model has no '</s>' piece (SigLIP's end of "
+              "text) nor '<eos>' and '<pad>' (SigLIP 2's Gemma tokenizer)");
+  t.pad_ = t.eos_;
   std::vector<int> ids;
   t.sp_->Encode("<unk>", &ids);
   t.unk_pieces_ = ids.size();
@@ -76,6 +93,11 @@ SiglipTokenizer SiglipTokenizer::from_bytes(const std::string& model_bytes, cons
 
 std::vector<int32_t> SiglipTokenizer::encode(const std::string& utf8_text) const {
   std::vector<int> ids;
+  if (gemma_) {
+    const auto st = sp_->Encode(utf8_text, &ids);
+    MMKIT_CHECK(st.ok(), name_, ": SentencePiece failed to encode a text (", st.ToString(), ")");
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  }
   const auto st = sp_->Encode("<unk>" + siglip_canonicalize(utf8_text), &ids);
   MMKIT_CHECK(st.ok(), name_, ": SentencePiece failed to encode a text (", st.ToString(), ")");
   const size_t skip = ids.size() >= unk_pieces_ ? unk_pieces_ : 0;
@@ -87,7 +109,7 @@ std::vector<int32_t> SiglipTokenizer::encode_padded(const std::string& utf8_text
   std::vector<int32_t> ids = encode(utf8_text);
   if (ids.size() > size_t(length - 1)) ids.resize(size_t(length - 1));
   ids.push_back(eos_);
-  ids.resize(size_t(length), eos_);  // pad_token is "</s>"
+  ids.resize(size_t(length), pad_);  // SigLIP's pad_token is "</s>", Gemma's "<pad>"
   return ids;
 }
 

@@ -16,6 +16,14 @@
 //      (tokenizer(..., padding="max_length", truncation=True), model_max_length 64)
 // Not covered: special-token strings ("</s>", "<unk>") inside the text, which transformers splits
 // out before step 3; here they are ordinary text.
+//
+// SigLIP 2 (fixed resolution, model_type "siglip" with Gemma's `tokenizer.model`): a model whose
+// pieces have "<eos>" and "<pad>" but no "</s>" is applied as transformers' GemmaTokenizerFast is
+// set up for SigLIP 2 (models/siglip2/convert_siglip2_to_hf.py get_siglip2_tokenizer:
+// add_bos_token=False, add_eos_token=True, padding_side="right"; GemmaTokenizer loads the model
+// as it is): the text goes to SentencePiece unchanged (no lowercasing — the model card asks callers
+// to lowercase —, no punctuation removal, the model's own normalizer), truncated to length - 1
+// pieces, "<eos>" appended, padded with "<pad>" to `length` (64: padding="max_length").
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -40,12 +48,15 @@ class SiglipTokenizer {
   std::vector<int32_t> encode_padded(const std::string& utf8_text, int length = 64) const;
   int64_t vocab_size() const;  // pieces in the model (ids 0..vocab_size-1)
   int32_t eos() const { return eos_; }
+  int32_t pad() const { return pad_; }
+  bool gemma() const { return gemma_; }  // SigLIP 2's Gemma tokenizer (see above)
   const std::string& name() const { return name_; }
 
  private:
   std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::string name_;
-  int32_t eos_ = 1;
+  int32_t eos_ = 1, pad_ = 1;  // SigLIP pads with "</s>", Gemma with "<pad>"
+  bool gemma_ = false;
   size_t unk_pieces_ = 0;  // pieces of "<unk>" as text, dropped from the front of every encoding
 };
 

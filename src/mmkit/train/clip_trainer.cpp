@@ -17,6 +17,7 @@
 #include "mmkit/models/clip_export.h"
 #include "mmkit/text/bpe_trainer.h"
 #include "mmkit/train/train_loop.h"
+#include "mmkit/util/file_util.h"
 
 namespace mmkit::train {
 
@@ -46,17 +47,19 @@ Var clip_loss(Graph& g, Clip& clip, const Tensor& pixels, const Tensor& ids, Ten
   return ag::clip_contrastive_loss(g, img, txt, g.param(clip.logit_scale), logits);
 }
 
-// open_clip's SigLIP initialisation (init_logit_scale = log 10, init_logit_bias = -10).
+// open_clip's SigLIP initialisation (init_logit_scale = log 10, init_logit_bias = -10). A model
+// that has a bias already (a SigLIP, or a sigmoid-loss CLIP to fine-tune) keeps it.
 void init_sigmoid_loss_parameters(Clip& clip, bool scale_too) {
   if (scale_too) clip.logit_scale.value.f32()[0] = std::log(10.f);
-  clip.logit_bias.init("logit_bias", Shape{}, false);
-  clip.logit_bias.value.f32()[0] = -10.f;
+  clip.add_logit_bias(-10.f);
 }
 
-// CLIP clips the temperature so logits are scaled by at most 100.
+// CLIP clips the temperature so logits are scaled by at most 100. A SigLIP checkpoint is
+// fine-tuned from the scale it was trained to, which may lie above that: only the lower bound.
 void clamp_logit_scale(Clip& clip) {
   float& t = clip.logit_scale.value.f32()[0];
-  t = std::min(std::max(t, 0.f), std::log(100.f));
+  t = std::max(t, 0.f);
+  if (!clip.cfg.siglip()) t = std::min(t, std::log(100.f));
 }
 
 }  // namespace
@@ -105,40 +108,57 @@ class ClipTask : public TrainTask {
     ClipConfig cfg = o_.model;
     if (resume) {
       cfg = ClipConfig::from_json(resume->metadata().at("config"));
-      tok_ = tokenizer_from_metadata(*resume);
-      MMKIT_CHECK(tok_, resume->path(), ": no tokenizer in the checkpoint metadata");
+      if (cfg.siglip()) {
+        // A SigLIP run keeps its SentencePiece model beside model.safetensors (save_model).
+        sp_tok_ = open_siglip_tokenizer("", resume->path(), cfg.vocab_size);
+      } else {
+        tok_ = tokenizer_from_metadata(*resume);
+        MMKIT_CHECK(tok_, resume->path(), ": no tokenizer in the checkpoint metadata");
+      }
       clip_.init(cfg, o_.seed);
       if (sigmoid_) init_sigmoid_loss_parameters(clip_, false);  // the checkpoint's values replace these
     } else {
-      tok_ = choose_tokenizer(log);
       if (!o_.init.empty()) {
-        auto src = load_clip(o_.init);
-        layout_ = io::detect_layout(io::SafetensorsFile::open(o_.init)) == io::Layout::hf_clip ? "hf_clip" : "openai_clip";
+        const std::string init_file = resolve_model_file(o_.init);  // a folder: its model.safetensors
+        auto src = load_clip(init_file);
+        const io::Layout from_layout = io::detect_layout(io::SafetensorsFile::open(init_file));
+        layout_ = from_layout == io::Layout::hf_clip ? "hf_clip" : from_layout == io::Layout::hf_siglip ? "hf_siglip" : "openai_clip";
         cfg = src->cfg;
+        if (cfg.siglip()) {
+          MMKIT_CHECK(sigmoid_, o_.init, " is a SigLIP model: fine-tune it with its own loss, --loss sigmoid");
+          MMKIT_CHECK(is_file_, o_.init, " is a SigLIP model (", cfg.image_resolution, " px, SentencePiece "
+                      "tokenizer): fine-tune it on an image-caption file (--data pairs.jsonl or .csv), not Fashion-MNIST");
+          sp_tok_ = open_siglip_tokenizer(o_.vocab, init_file, cfg.vocab_size);
+          init_dir_ = parent_dir(init_file).empty() ? "." : parent_dir(init_file);
+        } else {
+          tok_ = choose_tokenizer(log);
+        }
         clip_.init(cfg, o_.seed);
+        // A CLIP fine-tuned with the sigmoid loss gets a bias (-10, or the source's when it has one);
+        // SigLIP's is one of its parameters already.
+        if (sigmoid_) init_sigmoid_loss_parameters(clip_, false);
         auto dst = clip_.parameters(), from = src->parameters();
         for (size_t k = 0; k < dst.size(); ++k)
-          std::memcpy(dst[k]->value.raw(), from[k]->value.raw(), dst[k]->value.nbytes());
-        if (sigmoid_) {
-          init_sigmoid_loss_parameters(clip_, false);
-          if (src->has_logit_bias()) clip_.logit_bias.value.f32()[0] = src->logit_bias.value.f32()[0];
-        }
+          if (k < from.size() && from[k]->name == dst[k]->name)
+            std::memcpy(dst[k]->value.raw(), from[k]->value.raw(), dst[k]->value.nbytes());
         std::fprintf(log, "fine-tuning %s (%s layout)\n", o_.init.c_str(), layout_.c_str());
       } else {
+        tok_ = choose_tokenizer(log);
         cfg.vocab_size = tok_->vocab_size();
         if (!is_file_) cfg.image_resolution = train_.rows;
         clip_.init(cfg, o_.seed);
         if (sigmoid_) init_sigmoid_loss_parameters(clip_, true);
       }
     }
-    MMKIT_CHECK(tok_->vocab_size() <= cfg.vocab_size, "the tokenizer has ", tok_->vocab_size(),
-                " tokens but the model's embedding table only ", cfg.vocab_size);
+    if (tok_)
+      MMKIT_CHECK(tok_->vocab_size() <= cfg.vocab_size, "the tokenizer has ", tok_->vocab_size(),
+                  " tokens but the model's embedding table only ", cfg.vocab_size);
     const int64_t R = cfg.image_resolution;
     if (is_file_) {
       std::vector<std::string> paths;
       for (auto& p : pairs_) paths.push_back(p.image);
-      loader_ = std::make_unique<data::ImageBatchLoader>(paths, preprocess_preset("clip", int(R)), o_.workers,
-                                                         o_.augment && o_.flip);
+      loader_ = std::make_unique<data::ImageBatchLoader>(paths, preprocess_preset(cfg.siglip() ? "siglip" : "clip", int(R)),
+                                                         o_.workers, o_.augment && o_.flip);
     } else {
       MMKIT_CHECK(train_.rows == R && train_.cols == R, "Fashion-MNIST images are ", train_.rows, "x", train_.cols,
                   ", the model expects ", R, "x", R);
@@ -150,8 +170,7 @@ class ClipTask : public TrainTask {
   }
 
   nn::ParamList parameters() override {
-    nn::ParamList params = clip_.parameters();
-    if (sigmoid_) params.push_back(&clip_.logit_bias);
+    nn::ParamList params = clip_.parameters();  // with the logit bias of the sigmoid loss
     for (Parameter* p : params) {
       const bool visual = p->name.rfind("visual.", 0) == 0;
       const bool loss_param = p->name == "logit_scale" || p->name == "logit_bias";
@@ -266,12 +285,19 @@ class ClipTask : public TrainTask {
 
   std::string config_json() const override { return clip_.cfg.to_json(); }
   void checkpoint_metadata(std::map<std::string, std::string>* meta) const override {
-    set_tokenizer_metadata(*meta, *tok_);
+    if (tok_) set_tokenizer_metadata(*meta, *tok_);
   }
   void save_model(const std::string& path) override {
     std::map<std::string, std::string> meta;
-    set_tokenizer_metadata(meta, *tok_);
+    if (tok_) set_tokenizer_metadata(meta, *tok_);
     save_clip_model(path, clip_, meta, layout_);
+    // A SigLIP is saved as the Hugging Face folder it came from: its tokenizer (the run's, on
+    // resume) and preprocessing files beside the weights and config.json.
+    if (clip_.cfg.siglip() && !init_dir_.empty()) {
+      const std::string dir = parent_dir(path).empty() ? "./" : parent_dir(path);  // "out/"
+      for (const std::string& f : siglip_folder_files(init_dir_))
+        if (!path_exists(dir + f)) copy_file_atomic(init_dir_ + "/" + f, dir + f);
+    }
   }
   nlohmann::json options_json() const override {
     return {{"data", o_.data},
@@ -284,6 +310,7 @@ class ClipTask : public TrainTask {
     (*j)["losses"] = losses_;
     (*j)["source_layout"] = layout_;
   }
+  // (A resumed SigLIP run's tokenizer files are already in its folder: init_dir_ stays empty.)
   void load_state(const TrainStateReader& r) override {
     losses_ = r.get<std::vector<double>>("losses");
     layout_ = r.get<std::string>("source_layout", "openai_clip");
@@ -315,8 +342,10 @@ class ClipTask : public TrainTask {
 
   const std::vector<int32_t>& tokens_of(const std::string& c) {
     auto it = tok_cache_.find(c);
-    if (it == tok_cache_.end())
-      it = tok_cache_.emplace(c, tok_->encode_padded(c, int(clip_.cfg.context_length))).first;
+    if (it == tok_cache_.end()) {
+      const int T = int(clip_.cfg.context_length);
+      it = tok_cache_.emplace(c, sp_tok_ ? sp_tok_->encode_padded(c, T) : tok_->encode_padded(c, T)).first;
+    }
     return it->second;
   }
 
@@ -328,7 +357,9 @@ class ClipTask : public TrainTask {
   std::unique_ptr<data::ImageBatchLoader> loader_;
   std::vector<float> test_pixels_;
   std::vector<int32_t> test_labels_;
-  std::unique_ptr<text::ClipTokenizer> tok_;
+  std::unique_ptr<text::ClipTokenizer> tok_;         // CLIP's BPE, or
+  std::unique_ptr<text::SiglipTokenizer> sp_tok_;    // a SigLIP's SentencePiece model
+  std::string init_dir_;                             // the SigLIP folder of --init (its tokenizer files)
   std::unordered_map<std::string, std::vector<int32_t>> tok_cache_;
   std::string layout_ = "openai_clip";
   Clip clip_;

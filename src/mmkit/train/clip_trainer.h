@@ -13,12 +13,15 @@
 // Tokenizer: --vocab (OpenAI merges / HF folder), else the one embedded in
 // --init, else byte-level BPE merges learned from the training captions.
 // Either way it is stored in the model file's metadata, so a trained model
-// is one self-contained file.
+// is one self-contained file. A SigLIP --init (a Hugging Face SigLIP / SigLIP 2
+// folder) keeps its SentencePiece model (--vocab, else the one beside it), which
+// the run folder gets a copy of, with the folder's other tokenizer and
+// preprocessing files.
 //
 // A task on the shared training loop (train/train_loop.h). The checkpoint
 // also holds the tokenizer; model.safetensors (weights + config + tokenizer)
 // is in the layout --init came in: OpenAI/OpenCLIP names, or Hugging Face
-// CLIPModel names with a config.json beside it. Captions and augmentation
+// CLIPModel / SiglipModel names with a config.json beside it. Captions and augmentation
 // depend on (seed, step, row), so resume is step-exact.
 #pragma once
 #include <cstdio>
@@ -44,7 +47,8 @@ struct ClipTrainOptions : TrainOptions {
   int64_t eval_images = 0;  // Fashion-MNIST: zero-shot on the first N test images per epoch (0: all)
   // "contrastive" (CLIP) or "sigmoid" (SigLIP: logit scale starts at log 10 and
   // a learned bias at -10, as open_clip initialises SigLIP; --init keeps the
-  // source's scale and its bias when it has one)
+  // source's scale and its bias when it has one). A SigLIP --init needs "sigmoid"
+  // and a caption file.
   std::string loss = "contrastive";
   ClipTrainOptions() {
     epochs = 10;

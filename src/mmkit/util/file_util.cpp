@@ -11,6 +11,19 @@
 
 namespace mmkit {
 
+void copy_file_atomic(const std::string& from, const std::string& to) {
+  std::FILE* f = std::fopen(from.c_str(), "rb");
+  if (!f) fail("cannot read ", from, ": ", std::strerror(errno));
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  const bool ok = !std::ferror(f);
+  std::fclose(f);
+  MMKIT_CHECK(ok, "cannot read ", from);
+  write_text_atomic(to, bytes);
+}
+
 bool path_exists(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0;

@@ -14,6 +14,8 @@ void make_dirs(const std::string& dir);
 // Writes `text` to "<path>.tmp.<pid>", fsyncs and renames it over `path`, so
 // readers never see a partial file. Throws mmkit::Error on failure.
 void write_text_atomic(const std::string& path, const std::string& text);
+// Copies the file `from` to `to` the same way (any bytes). Throws naming `from` when it is unreadable.
+void copy_file_atomic(const std::string& from, const std::string& to);
 
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
