@@ -30,6 +30,8 @@ TEST(WaitPolicy, LongRunningAndFolderPipelinesStayPassive) {
     EXPECT_STREQ(policy({"serve", "--model", "m"}, idle), "passive");
     EXPECT_STREQ(policy({"train", "clip"}, idle), "passive");
     EXPECT_STREQ(policy({"index", "build"}, idle), "passive");
+    EXPECT_STREQ(policy({"eval", "vit", "--model", "m"}, idle), "passive");
+    EXPECT_STREQ(policy({"data", "shapes"}, idle), "passive");
     EXPECT_STREQ(policy({"embed", "--model", "m", "--images", "dir", "--out", "e.npy"}, idle), "passive");
     EXPECT_STREQ(policy({"embed", "--images=dir"}, idle), "passive");
   }

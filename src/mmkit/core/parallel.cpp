@@ -70,8 +70,11 @@ const char* default_wait_policy_for(int argc, char** argv, bool idle) {
   // own decoding threads beside the pool (spinning pool threads would take the cores those
   // need): they keep passive waiting. Short ones spin only if nothing else wants the cores now.
   const char* command = argc > 1 ? argv[1] : nullptr;
-  bool passive_kind = command && (std::strcmp(command, "serve") == 0 || std::strcmp(command, "train") == 0 ||
-                                  std::strcmp(command, "index") == 0);
+  // `eval` and `data` belong here too: an evaluation runs for minutes (a test suite starts them two
+  // at a time), and a data generator is not latency-bound.
+  bool passive_kind = false;
+  for (const char* c : {"serve", "train", "index", "eval", "data"})
+    passive_kind = passive_kind || (command && std::strcmp(command, c) == 0);
   for (int i = 1; i < argc && !passive_kind; ++i)
     passive_kind = std::strcmp(argv[i], "--images") == 0 || std::strncmp(argv[i], "--images=", 9) == 0;
   return !passive_kind && idle ? "spin" : "passive";

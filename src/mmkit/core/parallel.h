@@ -36,7 +36,7 @@ class ScopedThreadLimit {
 //    regions of one forward catch the next region without a futex wake-up
 //    (batch-1 latency, docs/BENCHMARKS.md "Batch-1 latency and the wait policy");
 //  - "passive" (OMP_WAIT_POLICY=passive) when other work is running, and always
-//    for the long-running commands `serve`, `train` and `index` (argv[1]) and
+//    for the long-running commands `serve`, `train`, `index`, `eval` and `data` (argv[1]) and
 //    folder pipelines (`--images`: decoding threads run beside the pool): libgomp's
 //    spinning turns a 43 ms training step into ~1 s whenever another process
 //    shares the two vCPUs, while passive costs 15-40% on an idle machine.
