@@ -2,7 +2,8 @@
 // the raw bytes a client sends (request line, headers, Content-Length or chunked body, JSON or
 // multipart/form-data with base64 or uploaded images). httplib's Server::process_request (the
 // code every connection runs) reads them from an in-memory stream, routes them, and the handlers
-// parse the body exactly as apps/serve/api_server.cpp's routes do: request_body() (request_adapter.h)
+// parse the body exactly as apps/serve/api_server.cpp's routes do (the live index's routes
+// included: item ids, metadata, and the filter language, parsed and matched): request_body() (request_adapter.h)
 // then the accessors each route calls, in the same order — everything up to the model call.
 // Contract: a response is always written and is never 5xx; a refused body is an ApiError with a
 // 4xx status and a message (mmkit::Error is answered 400 by the server and allowed too); any other
@@ -16,6 +17,8 @@
 #include <string>
 
 #include "fuzz_common.h"
+#include "mmkit/index/live_index.h"
+#include "mmkit/index/metadata_filter.h"
 #include "mmkit/serve/api_error.h"
 #include "request_adapter.h"
 
@@ -83,6 +86,23 @@ void parse_route(const std::string& path, const RequestBody& b, const RequestLim
     b.integer("k", 12, 1, lim.max_k);
     b.texts("text", "texts");
     b.images();
+  } else if (path == "/v1/index/items") {  // index_routes.cpp: id, metadata, then the image
+    index::check_item_id(b.str("id"));
+    const nlohmann::json m = b.json_field("metadata", "bad_metadata");
+    if (!m.is_null()) index::check_metadata(m);
+    b.images();
+  } else if (path == "/v1/index/search" || path == "/v1/index/duplicates") {
+    b.integer("top_k", 5, 1, lim.max_k);
+    b.number("min_score", -1, -1, 1);
+    // The filter language (index/metadata_filter.h): parsed, then matched against the request's
+    // own metadata field and fixed objects, since matching must never fail either.
+    const index::MetadataFilter f = index::MetadataFilter::parse(b.json_field("filter", "bad_filter"));
+    const nlohmann::json m = b.json_field("metadata", "bad_metadata");
+    if (m.is_object()) (void)f.matches(m);
+    (void)f.matches(nlohmann::json::object());
+    (void)f.matches(nlohmann::json{{"year", 2020}, {"tag", {"a", 1, nullptr}}, {"place", {{"city", "Oslo"}}}});
+    b.texts("text", "texts");
+    (void)b.json_field("vector", "bad_request");
   }
   (void)b.has("image");
 }
@@ -112,7 +132,8 @@ class FuzzServer : public httplib::Server {
       res.set_content(json_text({{"error", {{"code", "http_error"}, {"message", "no route " + req.method + " " + req.path}}}}),
                       "application/json");
     });
-    for (const char* p : {"/v1/embeddings", "/v1/zero-shot", "/v1/classify", "/v1/vqa", "/v1/caption", "/v1/search"})
+    for (const char* p : {"/v1/embeddings", "/v1/zero-shot", "/v1/classify", "/v1/vqa", "/v1/caption", "/v1/search",
+                          "/v1/index/items", "/v1/index/search", "/v1/index/duplicates"})
       Post(p, handler);
   }
   std::string serve(const uint8_t* d, size_t n) {

@@ -316,6 +316,16 @@ void http_seeds() {
                          "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"text\"\r\nb\r\n: \"a cat\"}\r\n0\r\n\r\n");
   seed("no_content_type", "POST /v1/embeddings HTTP/1.1\r\nContent-Length: 16\r\n\r\n{\"texts\": \"ab\"}");
   seed("get_healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  seed("index_add", http_post("/v1/index/items", json,
+                              "{\"id\": \"a-1\", \"image\": \"" + b64 + R"(", "metadata": {"year": 2020, "tags": ["x", 1]}})"));
+  seed("index_add_multipart", http_post("/v1/index/items", form,
+                                        multipart({{"id", "", "b:2"}, {"metadata", "", R"({"a": {"b": null}})"}, {"image", "x.png", png}})));
+  seed("index_search_filter",
+       http_post("/v1/index/search", json,
+                 R"({"text": "a cat", "top_k": 3, "min_score": 0.2, "filter": {"year": {"$gte": 2019, "$lt": 2030}, )"
+                 R"("tag": {"$in": ["a", 1]}, "$or": [{"place.city": "Oslo"}, {"$not": {"x": {"$exists": true}}}], )"
+                 R"("t": {"$nin": [null, true]}, "u": {"$ne": 2.5}}, "metadata": {"year": 2020, "tag": ["a"]}})"));
+  seed("index_duplicates", http_post("/v1/index/duplicates", json, R"({"threshold": 0.9, "filter": {"$and": [{"a": 1}]}})"));
 }
 
 }  // namespace

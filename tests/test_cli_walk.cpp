@@ -215,6 +215,8 @@ TEST(CliWalk, EveryModelOptionTakesARunFolder) {
       {"quantize", "--model {clip} --to int8 --out {W}/out/q.safetensors"},
       {"index build", "--model {clip} --images {D}/shapes --out {W}/out/idx"},
       {"search", "--index {W}/out/idx --model {clip} \"a shirt\""},
+      {"index add", "--index {W}/out/live --model {clip} {img}"},
+      {"index update", "--index {W}/out/live --id shape_000001.png --image {img} --model {clip}"},
       {"train clip", "--init {clip} --out {W}/out/ft --limit-train 64 --limit-test 32 --eval-images 16 --batch 32 "
                      "--max-steps 1"},
       {"eval vqa", "--model {vqa} --data {D}/soc --limit 2"},

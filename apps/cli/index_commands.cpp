@@ -8,10 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "live_index_commands.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/infer/clip_runner.h"
 #include "mmkit/image/image.h"
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/index/live_index.h"
 #include "mmkit/util/file_util.h"
 
 namespace mmkit::cli {
@@ -40,14 +42,19 @@ int run_index_build(const IndexArgs& a) {
 }
 
 struct SearchArgs {
-  std::string index, model, vocab, image, text;
+  std::string index, model, vocab, image, text, filter;
   int top_k = kDefaultTopK, nprobe = 0, threads = 0;
+  double min_score = -1;
   bool json = false;
 };
 
 int run_search(const SearchArgs& a) {
   set_num_threads(a.threads);
   MMKIT_CHECK(a.text.empty() != a.image.empty(), "give either a text query or --image FILE");
+  if (index::LiveIndex::exists(a.index))
+    return run_live_search(a.index, a.model, a.vocab, a.text, a.image, a.top_k, a.filter, a.min_score, a.json);
+  MMKIT_CHECK(a.filter.empty() && a.min_score == -1, "--filter and --min-score need a live index (", a.index,
+              " was made by mmkit index build)");
   auto idx = index::EmbeddingIndex::open(a.index);
   const std::string model = a.model.empty() ? idx->info().value("model", std::string()) : a.model;
   MMKIT_CHECK(!model.empty(), a.index, " does not record its model; pass --model");
@@ -76,7 +83,7 @@ int run_search(const SearchArgs& a) {
 }  // namespace
 
 void add_index_commands(Cli& c) {
-  auto* ix = c.app->add_subcommand("index", "image search index over a folder");
+  auto* ix = c.app->add_subcommand("index", "image search index: built over a folder, or live (add, update, remove)");
   ix->require_subcommand(1);
   auto ia = std::make_shared<IndexArgs>();
   auto* ib = ix->add_subcommand("build", "embed a folder of images into a FAISS index (resumable)");
@@ -93,10 +100,11 @@ void add_index_commands(Cli& c) {
       ->capture_default_str();
   add_threads_option(ib, &ia->threads);
   c.on(ib, ia, run_index_build);
+  add_live_index_commands(c, ix);
 
   auto qa = std::make_shared<SearchArgs>();
   auto* se = c.app->add_subcommand("search", "top-K images of an index for a text or an image");
-  se->add_option("--index", qa->index, "index folder from `mmkit index build`")->required();
+  se->add_option("--index", qa->index, "index folder from `mmkit index build`, or a live index folder")->required();
   add_model_option(se, &qa->model, "CLIP or SigLIP")->description(
       "CLIP model the index was built with: a .safetensors file, a run folder or a Hugging Face folder (default: the "
       "one the index records; another model is refused)");
@@ -105,6 +113,9 @@ void add_index_commands(Cli& c) {
   se->add_option("text", qa->text, "text query");
   add_top_k_option(se, &qa->top_k);
   se->add_option("--nprobe", qa->nprobe, "IVF lists to visit (0: min(nlist, 16))")->capture_default_str();
+  se->add_option("--filter", qa->filter, "metadata filter of a live index, JSON (docs/LIVE_INDEX.md; default: every item)");
+  se->add_option("--min-score", qa->min_score, "live index only: drop results with a lower cosine similarity")
+      ->capture_default_str();
   add_json_flag(se, &qa->json);
   add_threads_option(se, &qa->threads);
   c.on(se, qa, run_search);

@@ -1,6 +1,8 @@
 // `mmkit serve`: CLIP (and optionally an index, a classifier, VQA and
 // captioning models) over HTTP; the routes are apps/serve/api_server.h's.
+#include <limits.h>
 #include <malloc.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +16,7 @@
 #include "mmkit/core/parallel.h"
 #include "mmkit/infer/classify.h"
 #include "mmkit/index/embedding_index.h"
+#include "mmkit/index/live_index.h"
 #include "mmkit/train/vit_trainer.h"
 #include "mmkit/util/file_util.h"
 #include "mmkit/util/stop_signal.h"
@@ -22,7 +25,8 @@ namespace mmkit::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, vocab, vqa, caption, classifier, classifier_labels, index, host = "127.0.0.1", port_file;
+  std::string model, vocab, vqa, caption, classifier, classifier_labels, index, live_index, host = "127.0.0.1", port_file;
+  int64_t compact_every = 10000;
   int port = 8080, max_batch = 32, http_threads = 64, threads = 0;
   double max_wait_ms = 5;
   serve::RequestLimits limits;
@@ -53,12 +57,25 @@ int run_serve(const ServeArgs& a) {
     idx = index::EmbeddingIndex::open(a.index);
     index::check_index_model(idx->info(), a.index, runner, a.model);
   }
+  std::unique_ptr<index::LiveIndex> live;
+  if (!a.live_index.empty()) {  // created for --model when missing; otherwise it must be --model's
+    index::LiveIndex::Options lo;
+    lo.compact_every = a.compact_every;
+    if (index::LiveIndex::exists(a.live_index)) {
+      live = index::LiveIndex::open(a.live_index, lo);
+      index::check_index_model(live->info(), a.live_index, runner, a.model);
+    } else {
+      char abs[PATH_MAX];
+      live = index::LiveIndex::create(a.live_index, runner, ::realpath(a.model.c_str(), abs) ? std::string(abs) : a.model, lo);
+    }
+  }
   serve::ClipService clip(std::move(runner), bo, bo, a.threads);
   if (!clip.has_text()) std::fprintf(stderr, "serve: text endpoints disabled: %s\n", clip.text_error().c_str());
   serve::ServerModels m;
   m.clip = &clip;
   m.clip_name = model_display_name(a.model);
   if (idx) m.index = idx.get();
+  if (live) m.live = live.get();
   // VQA and captioning forwards hold CLIP's engine mutex too: one forward at a time, each on every core.
   std::unique_ptr<serve::VqaService> vqa;
   if (!a.vqa.empty()) {
@@ -98,6 +115,9 @@ int run_serve(const ServeArgs& a) {
     std::ofstream(tmp) << port << "\n";
     std::rename(tmp.c_str(), a.port_file.c_str());
   }
+  if (live)
+    std::printf("live index %s: %lld items, %lld log records\n", a.live_index.c_str(), (long long)live->stats().count,
+                (long long)live->stats().wal_records);
   std::printf("serving %s on http://%s:%d/ (text %s, index %s, vqa %s, caption %s, batch <= %d, wait <= %.1f ms)\n",
               m.clip_name.c_str(), a.host.c_str(), port, clip.has_text() ? "on" : "off",
               idx ? (std::to_string(idx->size()) + " images").c_str() : "none", vqa ? vqa->name().c_str() : "none",
@@ -134,6 +154,11 @@ void add_serve_commands(Cli& c) {
                  "class names of --classifier, one per line in class order, as `mmkit classify --labels` (default: "
                  "the names stored in the model, else indices)");
   sv->add_option("--index", sa->index, "index folder from `mmkit index build`, built with --model (/v1/search; default: none)");
+  sv->add_option("--live-index", sa->live_index,
+                 "live index folder for /v1/index/... (add, update, remove, filtered search; created for --model if "
+                 "missing; docs/LIVE_INDEX.md; default: none)");
+  sv->add_option("--compact-every", sa->compact_every, "compact the live index's log into its snapshot after this many records (0: only when asked)")
+      ->capture_default_str();
   sv->add_option("--host", sa->host, "address to listen on (loopback by default)")->capture_default_str();
   sv->add_option("--port", sa->port, "port (0: any free port; see --port-file)")->capture_default_str();
   sv->add_option("--port-file", sa->port_file, "write the port listened on to this file (default: none)");

@@ -58,7 +58,7 @@ void ApiServer::stop() {
 }
 
 void ApiServer::routes() {
-  enum Method { GET, POST };
+  enum Method { GET, POST, PUT, DELETE };
   struct Route {
     Method method;
     std::string pattern;  // httplib's: a regex matched against the whole path
@@ -77,6 +77,15 @@ void ApiServer::routes() {
       {POST, "/v1/classify", "/v1/classify", &ApiServer::post_classify},
       {POST, "/v1/vqa", "/v1/vqa", &ApiServer::post_vqa},
       {POST, "/v1/caption", "/v1/caption", &ApiServer::post_caption},
+      {GET, "/v1/index", "/v1/index", &ApiServer::get_index_stats},
+      {POST, "/v1/index/items", "/v1/index/items", &ApiServer::post_index_item},
+      {PUT, "/v1/index/items/([^/]+)", "/v1/index/items/<id>", &ApiServer::put_index_item},
+      {DELETE, "/v1/index/items/([^/]+)", "/v1/index/items/<id>", &ApiServer::delete_index_item},
+      {GET, "/v1/index/items/([^/]+)", "/v1/index/items/<id>", &ApiServer::get_index_item},
+      {GET, "/v1/index/items/([^/]+)/thumb", "/v1/index/items/<id>/thumb", &ApiServer::get_index_thumb},
+      {POST, "/v1/index/search", "/v1/index/search", &ApiServer::post_index_search},
+      {POST, "/v1/index/duplicates", "/v1/index/duplicates", &ApiServer::post_index_duplicates},
+      {POST, "/v1/index/compact", "/v1/index/compact", &ApiServer::post_index_compact},
   };
   // The page's other files, counted together; the page itself is "/" only.
   for (auto& [path, asset] : web::assets())
@@ -86,10 +95,12 @@ void ApiServer::routes() {
     auto handler = [this, label = r.label, fn = r.handler](const Request& req, Response& res) {
       answer_route(metrics_, label, res, [&] { (this->*fn)(req, res); });
     };
-    if (r.method == GET)
-      http_->Get(r.pattern, handler);
-    else
-      http_->Post(r.pattern, handler);
+    switch (r.method) {
+      case GET: http_->Get(r.pattern, handler); break;
+      case POST: http_->Post(r.pattern, handler); break;
+      case PUT: http_->Put(r.pattern, handler); break;
+      case DELETE: http_->Delete(r.pattern, handler); break;
+    }
   }
 
   // Unmatched routes, and errors httplib raises itself: JSON like every other

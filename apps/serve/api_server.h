@@ -19,6 +19,14 @@
 //                                                                       (needs --caption)
 //   POST /v1/search                 {"text": "..."} or {"image": b64}, "top_k": 5   (needs --index)
 //   GET  /v1/thumb/<id>             PNG thumbnail of an indexed image
+//   The live index (needs --live-index; docs/LIVE_INDEX.md), index_routes.cpp:
+//   POST   /v1/index/items          {"id", "image", "metadata"}: add (201; 409 duplicate_id)
+//   PUT    /v1/index/items/<id>     {"image"?, "metadata"?}: replace what is given (404 unknown_id)
+//   DELETE /v1/index/items/<id>     remove (404 unknown_id)
+//   GET    /v1/index/items/<id>     its metadata;  GET /v1/index/items/<id>/thumb: its PNG thumbnail
+//   POST   /v1/index/search         {"text" | "image" | "vector", "top_k", "filter", "min_score"}
+//   POST   /v1/index/duplicates     {"threshold", "filter"}: near-duplicate groups
+//   POST   /v1/index/compact        snapshot + empty log;  GET /v1/index: counts and log size
 // Errors: {"error": {"code": "...", "message": "..."}} with a 4xx/5xx status, from every
 // route (route_util.h's answer_route) and for requests no route takes.
 // Handlers: one member function per route, registered by the table in routes()
@@ -45,6 +53,10 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace mmkit::index {
+class LiveIndex;
+}  // namespace mmkit::index
+
 namespace mmkit::serve {
 
 class EventHttpServer;
@@ -56,6 +68,7 @@ struct ServerModels {
   ClassifyFn classify;
   VqaService* vqa = nullptr;          // /v1/vqa (501 not_loaded without)
   CaptionService* caption = nullptr;  // /v1/caption (501 not_loaded without)
+  index::LiveIndex* live = nullptr;   // /v1/index/... (501 not_loaded without)
 };
 
 struct ServerOptions {
@@ -69,6 +82,7 @@ struct ServerOptions {
   size_t max_connections = 4096;   // open at once (the longest-idle one makes room)
   size_t max_per_client = 256;     // open at once from one address
   std::vector<std::string> allowed_hosts;  // Host names besides IP literals and localhost ("*": any)
+  int live_thumb_size = 128;  // longest side of the thumbnail stored with an item added to the live index
 };
 
 class ApiServer {
@@ -103,6 +117,17 @@ class ApiServer {
   void post_classify(const Request& req, Response& res);
   void post_vqa(const Request& req, Response& res);
   void post_caption(const Request& req, Response& res);
+  // index_routes.cpp: the live index (501 not_loaded without --live-index)
+  void post_index_item(const Request& req, Response& res);    // POST /v1/index/items
+  void put_index_item(const Request& req, Response& res);     // PUT /v1/index/items/<id>
+  void delete_index_item(const Request& req, Response& res);  // DELETE /v1/index/items/<id>
+  void get_index_item(const Request& req, Response& res);     // GET /v1/index/items/<id>
+  void get_index_thumb(const Request& req, Response& res);    // GET /v1/index/items/<id>/thumb
+  void post_index_search(const Request& req, Response& res);
+  void post_index_duplicates(const Request& req, Response& res);
+  void post_index_compact(const Request& req, Response& res);
+  void get_index_stats(const Request& req, Response& res);    // GET /v1/index
+  index::LiveIndex& live() const;  // 501 without one
 
   ServerModels m_;
   ServerOptions opt_;

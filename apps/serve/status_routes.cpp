@@ -3,6 +3,7 @@
 
 #include "api_server.h"
 #include "event_http_server.h"
+#include "mmkit/index/live_index.h"
 #include "mmkit/serve/api_error.h"
 #include "route_util.h"
 #include "web_assets.h"
@@ -67,6 +68,12 @@ json ApiServer::health_json() const {
                                    {"image_size", m_.caption->config().vision.image_size}}
                             : json(nullptr);
   j["index"] = m_.index ? json{{"size", m_.index->size()}, {"kind", m_.index->info().value("kind", "")}} : json(nullptr);
+  if (m_.live) {
+    const index::LiveStats st = m_.live->stats();
+    j["live_index"] = {{"size", st.count}, {"dim", st.dim}, {"duplicate_threshold", index::kDefaultDuplicateThreshold}};
+  } else {
+    j["live_index"] = nullptr;
+  }
   return j;
 }
 
@@ -83,7 +90,8 @@ void ApiServer::update_gauges() {
   metrics_.set_gauge("mmkit_queue_length", double(m_.clip->queued()));
   const std::pair<const char*, bool> loaded[] = {{"clip", true},           {"classify", bool(m_.classify)},
                                                  {"vqa", m_.vqa != nullptr}, {"caption", m_.caption != nullptr},
-                                                 {"index", m_.index != nullptr}};
+                                                 {"index", m_.index != nullptr},
+                                                 {"live_index", m_.live != nullptr}};
   for (auto& [name, on] : loaded)
     metrics_.set_gauge(std::string("mmkit_model_loaded{model=\"") + name + "\"}", on ? 1 : 0);
   // The connection loop (event_http_server.h): what idle, slow and hostile clients cost.

@@ -10,8 +10,10 @@ function showError(msg) {
   e.hidden = !msg;
 }
 
-async function api(path, body) {
-  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+async function api(path, body, method = 'POST') {
+  const init = { method, headers: { 'Content-Type': 'application/json' } };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const r = await fetch(path, init);
   const j = await r.json().catch(() => ({ error: { message: 'HTTP ' + r.status } }));
   if (!r.ok) throw new Error((j.error && j.error.message) || 'HTTP ' + r.status);
   return j;
@@ -19,7 +21,8 @@ async function api(path, body) {
 
 function updateButtons() {
   const h = health || { clip: {} };
-  const text = !!h.clip.text, index = !!h.index;
+  const live = !!h.live_index;
+  const text = !!h.clip.text, index = !!h.index || live;
   $('zs-run').disabled = !imageB64 || !text;
   $('zs-note').hidden = text;
   $('zs-note').textContent = text ? '' : 'Zero-shot needs the text tower: this server has no tokenizer loaded.';
@@ -29,6 +32,9 @@ function updateButtons() {
   $('vqa-row').hidden = !h.vqa;
   $('vqa-run').disabled = !imageB64 || !h.vqa;
   $('search-run').disabled = !text || !index;
+  $('live-add').hidden = !live;
+  $('filter-row').hidden = !live;
+  $('add-run').disabled = !imageB64 || !live;
   const why = !index ? 'No index loaded (start the server with --index).'
     : !text ? 'Text search needs a tokenizer; use "Find similar images" instead.' : '';
   if (why) $('search-note').textContent = why;  // otherwise it keeps the last search's summary
@@ -41,6 +47,7 @@ async function loadHealth() {
     const c = health.clip;
     $('status').textContent = `${c.model} · ${c.embed_dim}-d · text ${c.text ? 'on' : 'off'} · ` +
       (health.index ? `${health.index.size} images indexed` : 'no index') +
+      (health.live_index ? ` · live index ${health.live_index.size} items` : '') +
       (health.vqa ? ` · VQA ${health.vqa.model}` : '') + (health.caption ? ` · captions ${health.caption.model}` : '');
     const beams = health.limits && health.limits.max_beam ? health.limits.max_beam : 1;
     $('beam').innerHTML = '';
@@ -90,11 +97,26 @@ function renderGrid(res, what) {
   for (const r of res.results) {
     const f = document.createElement('figure');
     f.innerHTML = '<img alt=""><figcaption></figcaption>';
-    f.querySelector('img').src = r.thumb;
-    f.querySelector('img').alt = r.name;
-    f.querySelector('figcaption').textContent = `${r.name} · ${r.score.toFixed(3)}`;
+    const name = r.name || r.id;  // the live index's results have ids and metadata
+    if (r.thumb) f.querySelector('img').src = r.thumb;
+    f.querySelector('img').alt = name;
+    f.querySelector('figcaption').textContent = `${name} · ${r.score.toFixed(3)}`;
+    if (r.metadata) f.title = JSON.stringify(r.metadata);
     f.dataset.score = r.score;
-    f.dataset.name = r.name;
+    f.dataset.name = name;
+    if (r.metadata) {
+      const rm = document.createElement('button');
+      rm.className = 'remove';
+      rm.textContent = '×';
+      rm.title = `remove ${r.id} from the live index`;
+      rm.addEventListener('click', () => run('search-run', async () => {
+        await api('/v1/index/items/' + encodeURIComponent(r.id), undefined, 'DELETE');
+        f.remove();
+        $('search-note').textContent = `removed ${r.id}`;
+        await loadHealth();
+      }));
+      f.appendChild(rm);
+    }
     g.appendChild(f);
   }
   $('search-note').textContent = `${res.results.length} results for ${what} in ${res.took_ms.toFixed(1)} ms`;
@@ -123,13 +145,37 @@ $('zs-run').addEventListener('click', () => run('zs-run', async () => {
     $('zs-result').appendChild(note);
   }
 }));
-$('similar').addEventListener('click', () => run('similar', async () => {
-  renderGrid(await api('/v1/search', { image: imageB64, top_k: 12 }), 'the image');
-}));
+// A search: the live index (with its filter and score threshold) when the server has one, else the built index.
+async function search(query, what) {
+  if (!(health && health.live_index)) return renderGrid(await api('/v1/search', { ...query, top_k: 12 }), what);
+  const body = { ...query, top_k: 12 };
+  const f = $('filter').value.trim();
+  if (f) {
+    try { body.filter = JSON.parse(f); } catch (e) { throw new Error('the filter is not JSON: ' + e.message); }
+  }
+  const m = $('min-score').value.trim();
+  if (m) body.min_score = Number(m);
+  renderGrid(await api('/v1/index/search', body), what + (f ? ` where ${f}` : ''));
+}
+$('similar').addEventListener('click', () => run('similar', async () => { await search({ image: imageB64 }, 'the image'); }));
 $('search-run').addEventListener('click', () => run('search-run', async () => {
   const q = $('query').value.trim();
   if (!q) throw new Error('type a query first');
-  renderGrid(await api('/v1/search', { text: q, top_k: 12 }), `"${q}"`);
+  await search({ text: q }, `"${q}"`);
+}));
+$('filter').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !$('search-run').disabled) $('search-run').click(); });
+$('add-run').addEventListener('click', () => run('add-run', async () => {
+  const id = $('item-id').value.trim();
+  if (!id) throw new Error('give the image an id first');
+  let metadata = {};
+  const m = $('item-meta').value.trim();
+  if (m) {
+    try { metadata = JSON.parse(m); } catch (e) { throw new Error('the metadata is not JSON: ' + e.message); }
+  }
+  const r = await api('/v1/index/items', { id, image: imageB64, metadata });
+  $('add-result').textContent = `added ${r.id} (${r.width}x${r.height})`;
+  $('add-result').dataset.added = r.id;
+  await loadHealth();
 }));
 $('query').addEventListener('keydown', (e) => { if (e.key === 'Enter' && !$('search-run').disabled) $('search-run').click(); });
 $('caption-run').addEventListener('click', () => run('caption-run', async () => {

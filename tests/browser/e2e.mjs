@@ -10,7 +10,10 @@
 // error naming it) and then Q, reading the answer and its top-k bars (A: what
 // `mmkit vqa` answered), presses Caption with beam K (C: what `mmkit caption`
 // wrote), runs "find similar images" and checks the image itself comes back
-// first, runs a text search when text is on, and saves a screenshot.
+// first, runs a text search when text is on, and saves a screenshot. With a live index
+// (`mmkit serve --live-index`), first adds the uploaded image to it under two ids with
+// different metadata, searches with filters (and a malformed one), refuses a duplicate id and
+// removes an item from the results grid; "find similar" then searches the live index.
 // Prints "N passed, M failed" and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -128,11 +131,63 @@ try {
     if (expectCaption) check('the caption equals `mmkit caption`', cap === expectCaption, `page "${cap}", CLI "${expectCaption}"`);
   }
 
-  await page.click('#similar');
-  await page.waitForSelector('#grid figure');
-  const hits = await page.$$eval('#grid figure', (fs) => fs.map((f) => ({ name: f.dataset.name, score: parseFloat(f.dataset.score) })));
+  const gridHits = () => page.$$eval('#grid figure', (fs) => fs.map((f) => ({ name: f.dataset.name, score: parseFloat(f.dataset.score) })));
+  // Runs "find similar images" and waits for the grid it draws (or the error it shows).
+  const similar = async () => {
+    await page.evaluate(() => { document.getElementById('grid').innerHTML = ''; document.getElementById('search-note').textContent = ''; });
+    await page.click('#similar');
+    await page.waitForFunction(() => document.getElementById('search-note').textContent !== '' || !document.getElementById('error').hidden);
+    return gridHits();
+  };
+  const pageError = async () => (await page.isHidden('#error')) ? '' : await page.textContent('#error');
+
+  if (health.live_index) {
+    // The live index: add the uploaded image under two ids with different metadata, search with
+    // filters, refuse a duplicate id and a malformed filter naming the problem, remove one.
+    check('live index controls shown', await page.isVisible('#live-add') && await page.isVisible('#filter'));
+    const add = async (id, meta) => {
+      await page.fill('#item-id', id);
+      await page.fill('#item-meta', meta);
+      await page.evaluate(() => { delete document.getElementById('add-result').dataset.added; });
+      await page.click('#add-run');
+      await page.waitForFunction((i) => document.getElementById('add-result').dataset.added === i || !document.getElementById('error').hidden, id);
+    };
+    await add('upload-1', '{"kind": "upload", "year": 2024}');
+    check('the image is added to the live index', (await page.textContent('#add-result')).includes('added upload-1'),
+          await page.textContent('#add-result'));
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('live index 1 items'));
+    check('the status counts the live index', (await page.textContent('#status')).includes('live index 1 items'));
+    await add('upload-1', '{}');
+    const dup = await pageError();
+    check('a duplicate id is refused with the server\'s message', dup.includes("'upload-1' is already in the index"), dup);
+    await add('upload-2', '{"kind": "other", "year": 2020}');
+    const item = await (await page.request.get(url + '/v1/index/items/upload-2')).json();
+    check('the second item has its metadata', item.metadata && item.metadata.kind === 'other', JSON.stringify(item));
+
+    let hits = await similar();
+    check('search finds both copies first', hits.length === 2 && hits.every((h) => h.score > 0.999), JSON.stringify(hits));
+    await page.fill('#filter', '{"kind": "upload"}');
+    hits = await similar();
+    check('an equality filter keeps only matching items', hits.length === 1 && hits[0].name === 'upload-1', JSON.stringify(hits));
+    await page.fill('#filter', '{"year": {"$lt": 2022}}');
+    hits = await similar();
+    check('a range filter keeps only matching items', hits.length === 1 && hits[0].name === 'upload-2', JSON.stringify(hits));
+    await page.fill('#filter', '{"year": {"$gt": [1]}}');
+    await similar();
+    const bad = await pageError();
+    check('a malformed filter is named in the error', bad.includes('filter.year.$gt'), bad);
+    await page.fill('#filter', '');
+    hits = await similar();
+    await page.click('#grid figure[data-name="upload-2"] .remove');
+    await page.waitForFunction(() => document.getElementById('search-note').textContent.includes('removed upload-2'));
+    const gone = await page.request.get(url + '/v1/index/items/upload-2');
+    check('the remove button removes the item', gone.status() === 404, String(gone.status()));
+  }
+
+  const hits = await similar();
+  const self = health.live_index ? 'upload-1' : basename(image);
   check('search by image returns results', hits.length > 0, `${hits.length} results`);
-  check('the uploaded image is its own best match', hits[0].name === basename(image) && hits[0].score > 0.999,
+  check('the uploaded image is its own best match', hits[0].name === self && hits[0].score > 0.999,
         JSON.stringify(hits[0]));
   await page.waitForFunction(() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
   check('thumbnails load', true);

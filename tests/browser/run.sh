@@ -66,7 +66,7 @@ question="$(json_field question < "$work/soc/train.jsonl")"
 answer="$("$mmkit" vqa --model "$work/vqa" --image "$image" --question "$question" --json | json_field answer)"
 caption="$("$mmkit" caption --model "$work/cap" --beam 3 --json "$image" | json_field 0.caption)"
 "$mmkit" index build --model "$work/clip.safetensors" --images "$work/images" --out "$work/index" > /dev/null
-"$mmkit" serve --model "$work/clip.safetensors" --index "$work/index" --vqa "$work/vqa" --caption "$work/cap" \
+"$mmkit" serve --model "$work/clip.safetensors" --index "$work/index" --live-index "$work/live" --vqa "$work/vqa" --caption "$work/cap" \
   --host 127.0.0.1 --port 0 --port-file "$work/port" > "$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do

@@ -7,6 +7,16 @@
 
 namespace mmkit::index {
 
+std::string thumbnail_png(Image im, int side) {
+  const int w = im.width, h = im.height;
+  if (std::max(w, h) > side) {
+    const double f = double(side) / std::max(w, h);
+    im = resize_bilinear(im, std::max(1, int(std::lround(w * f))), std::max(1, int(std::lround(h * f))));
+  }
+  std::vector<uint8_t> png = encode_png(im);
+  return std::string(png.begin(), png.end());
+}
+
 std::shared_ptr<const std::string> ThumbnailCache::get(int64_t id) {
   auto lookup = [&]() -> std::shared_ptr<const std::string> {
     std::lock_guard<std::mutex> l(mu_);
@@ -18,14 +28,7 @@ std::shared_ptr<const std::string> ThumbnailCache::get(int64_t id) {
   if (auto hit = lookup()) return hit;
   std::lock_guard<std::mutex> d(decode_mu_);
   if (auto hit = lookup()) return hit;  // made while this request waited for the decoder
-  Image im = decode_image_file(index_.item(id).path, max_pixels_);
-  const int w = im.width, h = im.height;
-  if (std::max(w, h) > side_) {
-    const double f = double(side_) / std::max(w, h);
-    im = resize_bilinear(im, std::max(1, int(std::lround(w * f))), std::max(1, int(std::lround(h * f))));
-  }
-  std::vector<uint8_t> png = encode_png(im);
-  auto bytes = std::make_shared<const std::string>(png.begin(), png.end());
+  auto bytes = std::make_shared<const std::string>(thumbnail_png(decode_image_file(index_.item(id).path, max_pixels_), side_));
   std::lock_guard<std::mutex> l(mu_);
   lru_.emplace_front(id, bytes);
   map_[id] = lru_.begin();

@@ -15,9 +15,14 @@
 #include <string>
 #include <unordered_map>
 
+#include "mmkit/image/image.h"
 #include "mmkit/index/embedding_index.h"
 
 namespace mmkit::index {
+
+// `im` as a PNG with its longest side at most `side` (bilinear; smaller images keep their size):
+// the cache's thumbnails, and what the live index stores for an image added over HTTP.
+std::string thumbnail_png(Image im, int side);
 
 class ThumbnailCache {
  public:

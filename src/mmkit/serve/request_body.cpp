@@ -21,6 +21,36 @@ bool is_json_media_type(const std::string& ct) {
 
 }  // namespace
 
+json parse_bounded_json(const std::string& text, const RequestLimits& lim, const std::string& what,
+                        const std::string& code) {
+  // Depth and element count are checked while parsing, so a body of a million {} is refused
+  // after max_json_elements values instead of costing ~40 bytes of tree per input byte.
+  size_t elements = 0;
+  auto bound = [&](int depth, json::parse_event_t ev, json&) {
+    if (size_t(depth) > lim.max_json_depth)
+      api_fail(400, code, what, " is nested deeper than ", lim.max_json_depth, " levels");
+    if ((ev == json::parse_event_t::value || ev == json::parse_event_t::object_start ||
+         ev == json::parse_event_t::array_start) &&
+        ++elements > lim.max_json_elements)
+      api_fail(400, code, what, " has more than ", lim.max_json_elements, " JSON values");
+    return true;
+  };
+  try {
+    return json::parse(text, bound);
+  } catch (const json::exception& e) {
+    api_fail(400, code, what, " is not valid JSON: ", e.what());
+  }
+}
+
+json RequestBody::json_field(const std::string& k, const std::string& code) const {
+  if (!multipart_) return j_.contains(k) ? j_[k] : json();
+  const std::string s = str(k);
+  if (s.empty()) return json();
+  if (const size_t nul = s.find('\0'); nul != std::string::npos)
+    api_fail(400, code, "'", k, "' is not valid JSON: NUL byte at offset ", nul);
+  return parse_bounded_json(s, lim_, "'" + k + "'", code);
+}
+
 RequestBody RequestBody::from_body(const std::string& ct, const std::string& body, const RequestLimits& lim) {
   RequestBody b(lim);
   if (!is_json_media_type(ct) && !(ct.empty() && !body.empty() && body[0] == '{'))
@@ -29,23 +59,7 @@ RequestBody RequestBody::from_body(const std::string& ct, const std::string& bod
   // nlohmann reads a std::string up to its first NUL: what follows would be ignored silently.
   if (const size_t nul = body.find('\0'); nul != std::string::npos)
     api_fail(400, "bad_json", "request body is not valid JSON: NUL byte at offset ", nul);
-  // Depth and element count are checked while parsing, so a body of a million {} is refused
-  // after max_json_elements values instead of costing ~40 bytes of tree per input byte.
-  size_t elements = 0;
-  auto bound = [&](int depth, json::parse_event_t ev, json&) {
-    if (size_t(depth) > lim.max_json_depth)
-      api_fail(400, "bad_json", "request body is nested deeper than ", lim.max_json_depth, " levels");
-    if ((ev == json::parse_event_t::value || ev == json::parse_event_t::object_start ||
-         ev == json::parse_event_t::array_start) &&
-        ++elements > lim.max_json_elements)
-      api_fail(400, "bad_json", "request body has more than ", lim.max_json_elements, " JSON values");
-    return true;
-  };
-  try {
-    b.j_ = json::parse(body, bound);
-  } catch (const json::exception& e) {
-    api_fail(400, "bad_json", "request body is not valid JSON: ", e.what());
-  }
+  b.j_ = parse_bounded_json(body, lim, "request body", "bad_json");
   if (!b.j_.is_object()) api_fail(400, "bad_json", "request body must be a JSON object, got ", b.j_.type_name());
   return b;
 }

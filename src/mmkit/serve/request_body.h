@@ -55,6 +55,9 @@ class RequestBody {
   size_t image_count() const;
   Image image(size_t i) const;       // decodes the i-th (base64 and pixels freed with the Image)
   std::vector<Image> images() const;  // all of them decoded: for routes that take one
+  // The JSON value under `k` (null when absent). In multipart the field's text is parsed as JSON
+  // with the body's bounds; invalid JSON is a 400 with `code`, naming the field.
+  nlohmann::json json_field(const std::string& k, const std::string& code) const;
   // Strings under a and b, each checked by check_text (field named a[i]).
   std::vector<std::string> texts(const char* a, const char* b) const;
 
@@ -65,6 +68,11 @@ class RequestBody {
   nlohmann::json j_;
   std::vector<std::pair<std::string, std::string>> fields_, files_;
 };
+
+// json::parse of `text` bounded by lim.max_json_depth and lim.max_json_elements while it parses;
+// 400 `code` naming `what` when it is not JSON or exceeds them.
+nlohmann::json parse_bounded_json(const std::string& text, const RequestLimits& lim, const std::string& what,
+                                  const std::string& code);
 
 // j.dump() that cannot throw: invalid UTF-8 inside strings (a client's bytes
 // quoted in an error message) becomes U+FFFD instead of a json::type_error.
