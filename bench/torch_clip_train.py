@@ -7,6 +7,8 @@ Model: OpenAI CLIP ViT-B/32 architecture (bench/torch_clip.py: image 224, patch 
 12 heads; text context 77, width 512, 12 layers, 8 heads, vocab 49408; embed 512; QuickGELU), random init.
 A step = zero_grad + both towers forward + CLIP's symmetric contrastive loss + backward + clip_grad_norm_(1.0)
 + AdamW (weight decay 0.1 on matrices) + logit_scale clamp: what `mmkit train clip` does per batch.
+--autocast: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's CPU mixed
+precision: the matmul family in bf16, fp32 master weights and optimizer), as a PyTorch user would write it.
 Data: random N(0,1) pixels and random token rows (start token, --words random ids (20), end token = highest id).
 Prints one JSON line: {"framework":"pytorch","pairs_per_s":..,"step_ms_min":..,"step_ms_median":..,"cpu_ms_median":..}
 (cpu = process CPU time, all threads: comparable across runs on a busy machine).
@@ -47,6 +49,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--autocast", action="store_true", help="bf16 autocast for forward and loss")
     ap.add_argument("--words", type=int, default=20, help="random ids between start and end token (max 75)")
     args = ap.parse_args()
     if not 1 <= args.words <= 75:
@@ -70,12 +73,13 @@ def main():
         t0 = time.perf_counter()
         c0 = time.process_time()
         opt.zero_grad()
-        img = model.encode_image(pixels)
-        txt = model.encode_text(ids)
-        img = img / img.norm(dim=-1, keepdim=True)
-        txt = txt / txt.norm(dim=-1, keepdim=True)
-        logits = model.logit_scale.exp() * img @ txt.t()
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast):
+            img = model.encode_image(pixels)
+            txt = model.encode_text(ids)
+            img = img / img.norm(dim=-1, keepdim=True)
+            txt = txt / txt.norm(dim=-1, keepdim=True)
+            logits = model.logit_scale.exp() * img @ txt.t()
+            loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -88,7 +92,7 @@ def main():
             times.append(dt)
             cpu.append(dc)
     med = statistics.median(times)
-    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "threads": args.threads, "batch": B,
+    print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "autocast": args.autocast, "threads": args.threads, "batch": B,
                       "pairs_per_s": B * 1000 / med, "step_ms_min": min(times), "step_ms_median": med,
                       "cpu_ms_median": statistics.median(cpu)}))
 

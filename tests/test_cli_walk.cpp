@@ -190,12 +190,15 @@ TEST(CliWalk, EveryModelOptionTakesARunFolder) {
   std::string err;
   ASSERT_EQ(run_cli("train vit --out " + W + "/vit --limit-train 64 --limit-test 32 --batch 32 --dim 16 --depth 1 "
                   "--heads 2 --mlp-dim 32 --patch 7" + tiny_train, nullptr, &err), 0) << err;
+  // Three of the four train in bf16 mixed precision (--precision, every trainer): their files are
+  // ordinary f32 models for every command below.
   ASSERT_EQ(run_cli("train clip --out " + W + "/clip --limit-train 64 --limit-test 32 --eval-images 16 --batch 32 "
-                  "--bpe-merges 50" + tiny_train, nullptr, &err), 0) << err;
-  ASSERT_EQ(run_cli("train vqa --data " + D + "/soc --out " + W + "/vqa --batch 4 --dim 16 --mlp-dim 32 --stem-dim 8" +
-                  tiny_train, nullptr, &err), 0) << err;
+                  "--bpe-merges 50 --precision bf16" + tiny_train, nullptr, &err), 0) << err;
+  ASSERT_EQ(run_cli("train vqa --data " + D + "/soc --out " + W + "/vqa --batch 4 --dim 16 --mlp-dim 32 --stem-dim 8"
+                  " --precision bf16" + tiny_train, nullptr, &err), 0) << err;
   ASSERT_EQ(run_cli("train caption --data " + D + "/cap --out " + W + "/cap --batch 4 --dim 16 --depth 1 --dec-dim 16 "
-                  "--dec-depth 1 --mlp-dim 32 --dec-mlp-dim 32 --val-images 2" + tiny_train, nullptr, &err), 0) << err;
+                  "--dec-depth 1 --mlp-dim 32 --dec-mlp-dim 32 --val-images 2 --precision bf16" + tiny_train, nullptr,
+                  &err), 0) << err;
   for (const char* run : {"vit", "clip", "vqa", "cap"})  // a stopped run leaves its model file
     ASSERT_TRUE(test::file_exists(W + "/" + run + "/model.safetensors")) << run;
 

@@ -35,6 +35,11 @@ std::shared_ptr<StoredFlags> add_train_options(CLI::App* cmd, train::TrainOption
       ->capture_default_str();
   cmd->add_option("--max-steps", o->max_steps, "stop (with a checkpoint and model.safetensors) after this many steps (0: no limit)")
       ->capture_default_str();
+  cmd->add_option("--precision", o->precision,
+                  "fp32, or bf16: mixed precision (bf16 matrix products with f32 accumulation; weights, optimizer "
+                  "state, norms, softmax, losses and checkpoints stay f32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
 
   // What train/train_loop.cpp's state_json stores under train_state.options.
   auto s = std::make_shared<StoredFlags>();
@@ -51,6 +56,7 @@ std::shared_ptr<StoredFlags> add_train_options(CLI::App* cmd, train::TrainOption
   s->option("--seed", "seed", &o->seed);
   s->option("--limit-train", "limit_train", &o->limit_train);
   s->option("--limit-test", "limit_test", &o->limit_test);
+  s->option("--precision", "precision", &o->precision);
   return s;
 }
 

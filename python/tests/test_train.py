@@ -32,6 +32,19 @@ def test_train_clip_matches_the_cli_and_returns_the_history(cap_data, work):
     assert model.encode_text("a red circle").shape[0] == 1
 
 
+def test_bf16_precision_passes_through_and_matches_the_cli(cap_data, work):
+    # precision="bf16" is `--precision bf16`: the same model bytes as the CLI's bf16 run, another
+    # model than the fp32 run's, and the option stored with the run.
+    mmkit.train("clip", data=cap_data, out=work / "py_bf16", epochs=1, precision="bf16", **CLIP_OPTS)
+    run_cli("train", "clip", "--data", cap_data, "--out", work / "cli_bf16", "--epochs", "1", "--batch", "4",
+            "--image-size", "32", "--patch", "8", "--bpe-merges", "50", "--threads", "2", "--precision", "bf16")
+    mmkit.train("clip", data=cap_data, out=work / "py_fp32", epochs=1, **CLIP_OPTS)
+    assert sha(work / "py_bf16" / "model.safetensors") == sha(work / "cli_bf16" / "model.safetensors")
+    assert sha(work / "py_bf16" / "model.safetensors") != sha(work / "py_fp32" / "model.safetensors")
+    with pytest.raises(ValueError, match="--precision"):
+        mmkit.train("clip", data=cap_data, out=work / "bad_prec", precision="fp16", **CLIP_OPTS)
+
+
 def test_progress_reaches_python_stderr(cap_data, work, capsys):
     # capsys: sys.stderr is a Python object, not descriptor 2 (as in a notebook).
     mmkit.train("clip", data=cap_data, out=work / "progress_run", epochs=1, **CLIP_OPTS)

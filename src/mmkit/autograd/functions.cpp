@@ -16,6 +16,7 @@
 #include "mmkit/ops/embedding.h"
 #include "mmkit/ops/gather_rows.h"
 #include "mmkit/ops/gemm.h"
+#include "mmkit/ops/gemm_bf16.h"
 #include "mmkit/ops/grid_neighbours.h"
 #include "mmkit/ops/layernorm.h"
 #include "mmkit/ops/linear.h"
@@ -48,7 +49,18 @@ const float* val(Graph& g, int id) { return g.value(Var{id}).f32(); }
 // q/k/v projections.
 struct LinearParams {
   int64_t in, out, row0, bias0;
+  bool bf16;  // mixed precision (Graph::precision): bf16 operands, f32 accumulation
 };
+
+// dy [rows, cols] rounded to bf16: the backward's two GEMMs (dx, dW) read it, then it is dead, so
+// one scratch buffer per thread serves every node (in the arena the copies of all nodes would add
+// up: ~0.3 GB for a ViT-B/32 CLIP step at batch 32).
+static const uint16_t* bf16_grad(const float* dy, int64_t rows, int64_t cols) {
+  thread_local std::vector<uint16_t> h;
+  if (h.size() < size_t(rows * cols)) h.resize(size_t(rows * cols));
+  ops::f32_to_bf16(dy, h.data(), rows * cols);
+  return h.data();
+}
 
 static void linear_bw(Graph& g, const Node& n) {
   const LinearParams& p = n.params<LinearParams>();
@@ -56,6 +68,16 @@ static void linear_bw(Graph& g, const Node& n) {
   const int64_t N = x.numel() / p.in;
   float* dW = g.grad_ptr(n.in(1));
   float* db = g.grad_ptr(n.in(2));
+  if (p.bf16) {
+    float* dx = g.grad_ptr(n.in(0));
+    const float* dy = g.grad_ptr(n.out);
+    const uint16_t* dyh = dx || dW ? bf16_grad(dy, N, p.out) : nullptr;
+    // The forward converted x and W: bf16_data returns those copies.
+    ops::linear_backward_bf16(dy, dyh, dW ? g.bf16_data(Var{n.in(0)}) : nullptr,
+                              dx ? g.bf16_data(Var{n.in(1)}) + p.row0 * p.in : nullptr, dx,
+                              dW ? dW + p.row0 * p.in : nullptr, db ? db + p.bias0 : nullptr, N, p.in, p.out);
+    return;
+  }
   ops::linear_backward(g.grad_ptr(n.out), x.f32(), val(g, n.in(1)) + p.row0 * p.in, g.grad_ptr(n.in(0)),
                        dW ? dW + p.row0 * p.in : nullptr, db ? db + p.bias0 : nullptr, N, p.in, p.out);
 }
@@ -83,10 +105,13 @@ static Var linear_impl(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows
     MMKIT_CHECK(g.shape(b).numel() >= bias0 + rows, "linear: bias ", g.shape(b).str(), " for ",
                 bias0 + rows, " outputs");
   Tensor y = g.alloc(with_last(xs, out));
-  ops::linear_forward(g.data(x), g.data(W) + row0 * in, b.valid() ? g.data(b) + bias0 : nullptr,
-                      y.f32(), N, in, out);
+  const float* bias = b.valid() ? g.data(b) + bias0 : nullptr;
+  if (g.bf16())
+    ops::linear_forward_bf16(g.bf16_data(x), g.bf16_data(W) + row0 * in, bias, y.f32(), N, in, out);
+  else
+    ops::linear_forward(g.data(x), g.data(W) + row0 * in, bias, y.f32(), N, in, out);
   if (relu) ops::relu_inplace(y.f32(), y.numel());
-  return g.record(y, relu ? linear_relu_bw : linear_bw, {x, W, b}, LinearParams{in, out, row0, bias0});
+  return g.record(y, relu ? linear_relu_bw : linear_bw, {x, W, b}, LinearParams{in, out, row0, bias0, g.bf16()});
 }
 
 Var linear_rows(Graph& g, Var x, Var W, Var b, int64_t row0, int64_t rows, int64_t bias0) {
@@ -511,6 +536,7 @@ Var embedding(Graph& g, Var table, const Tensor& ids) {
 
 // ---------------------------------------------------------------- patch embedding
 // Inputs {images [B, C, H, W], W [D, C, p, p], b [D]}; saved {cols [B*P, C*p*p]} (im2col).
+// Mixed precision: saved[1] holds cols rounded to bf16 and the GEMMs run as linear's bf16 ones.
 struct PatchEmbedParams {
   int64_t B, C, H, W, p, D;
 };
@@ -522,9 +548,16 @@ static void patch_embed_bw(Graph& g, const Node& n) {
   float* dimg = g.grad_ptr(n.in(0));
   Tensor dcols;
   if (dimg) dcols = g.arena().zeros(cols.shape());
-  ops::linear_backward(g.grad_ptr(n.out), cols.f32(), val(g, n.in(1)),
-                       dimg ? dcols.f32() : nullptr, g.grad_ptr(n.in(1)), g.grad_ptr(n.in(2)),
-                       rows, K, p.D);
+  if (n.saved[1].defined()) {
+    const float* dy = g.grad_ptr(n.out);
+    float* dW = g.grad_ptr(n.in(1));
+    const uint16_t* dyh = dimg || dW ? bf16_grad(dy, rows, p.D) : nullptr;
+    ops::linear_backward_bf16(dy, dyh, n.saved[1].ptr<uint16_t>(), dimg ? g.bf16_data(Var{n.in(1)}) : nullptr,
+                              dimg ? dcols.f32() : nullptr, dW, g.grad_ptr(n.in(2)), rows, K, p.D);
+  } else {
+    ops::linear_backward(g.grad_ptr(n.out), cols.f32(), val(g, n.in(1)), dimg ? dcols.f32() : nullptr,
+                         g.grad_ptr(n.in(1)), g.grad_ptr(n.in(2)), rows, K, p.D);
+  }
   if (dimg) ops::unpatchify_accumulate(dcols.f32(), dimg, p.B, p.C, p.H, p.W, p.p);
 }
 
@@ -541,8 +574,14 @@ Var patch_embed(Graph& g, Var images, Var W, Var b, int64_t p) {
   Tensor cols = g.alloc(Shape{B * P, K});
   ops::patchify(g.data(images), cols.f32(), B, C, H, Wd, p);
   Tensor y = g.alloc(Shape{B, P, D});
-  ops::linear_forward(cols.f32(), g.data(W), b.valid() ? g.data(b) : nullptr, y.f32(), B * P, K,
-                      D);
+  const float* bias = b.valid() ? g.data(b) : nullptr;
+  if (g.bf16()) {
+    Tensor colsh = g.alloc(Shape{B * P, K}, DType::bf16);
+    ops::f32_to_bf16(cols.f32(), colsh.ptr<uint16_t>(), B * P * K);
+    ops::linear_forward_bf16(colsh.ptr<uint16_t>(), g.bf16_data(W), bias, y.f32(), B * P, K, D);
+    return g.record(y, patch_embed_bw, {images, W, b}, PatchEmbedParams{B, C, H, Wd, p, D}, {cols, colsh});
+  }
+  ops::linear_forward(cols.f32(), g.data(W), bias, y.f32(), B * P, K, D);
   return g.record(y, patch_embed_bw, {images, W, b}, PatchEmbedParams{B, C, H, Wd, p, D}, {cols});
 }
 

@@ -1,12 +1,43 @@
 #include "mmkit/autograd/graph.h"
 
+#include "mmkit/ops/gemm_bf16.h"
+
 namespace mmkit {
+
+const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  fail("unknown precision \"", name, "\": expected fp32 or bf16");
+}
 
 void Graph::reset() {
   slots_.clear();
   nodes_.clear();
+  param_half_.clear();
+  bf16_conversions_ = 0;
   stream_ = 0;
   arena_->reset();
+}
+
+const uint16_t* Graph::bf16_data(Var v) {
+  MMKIT_ASSERT(v.valid() && size_t(v.id) < slots_.size());
+  Slot& s = slots_[v.id];
+  if (s.half.defined()) return s.half.ptr<uint16_t>();
+  if (s.source) {
+    auto it = param_half_.find(s.source);
+    if (it != param_half_.end()) {
+      s.half = it->second;
+      return s.half.ptr<uint16_t>();
+    }
+  }
+  MMKIT_ASSERT(s.value.dtype() == DType::f32);
+  s.half = arena_->tensor(s.value.shape(), DType::bf16);
+  ops::f32_to_bf16(s.value.f32(), s.half.ptr<uint16_t>(), s.value.numel());
+  ++bf16_conversions_;
+  if (s.source) param_half_.emplace(s.source, s.half);
+  return s.half.ptr<uint16_t>();
 }
 
 Var Graph::add_value(const Tensor& t, bool requires_grad) {
@@ -23,6 +54,7 @@ Var Graph::leaf(const Tensor& t) { return add_value(t, true); }
 
 Var Graph::param(Parameter& p) {
   Var v = add_value(p.value, p.trainable);
+  slots_[v.id].source = &p;
   if (slots_[v.id].requires_grad) {
     p.alloc_grad();
     slots_[v.id].grad = p.grad;

@@ -33,7 +33,9 @@
 #include <initializer_list>
 #include <iterator>
 #include <new>
+#include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "mmkit/autograd/parameter.h"
@@ -50,6 +52,16 @@ struct Var {
 
 class Graph;
 struct Node;
+
+// What the matmul family (linear, matmul, bmm, patch embedding) computes in.
+// bf16 is mixed precision as PyTorch's CPU autocast does it for these ops:
+// operands rounded to bf16, products accumulated and stored in f32. Every
+// other op, every activation, the losses and all gradients stay f32; the
+// parameters stay f32 (master weights) and are rounded to bf16 once per step.
+enum class Precision { fp32, bf16 };
+const char* precision_name(Precision p);
+// "fp32" or "bf16"; throws naming the accepted values otherwise.
+Precision parse_precision(const std::string& name);
 using BackwardFn = void (*)(Graph&, const Node&);
 
 // An op without parameters.
@@ -185,17 +197,31 @@ class Graph {
 
   size_t node_count() const { return nodes_.size(); }
 
+  // Mixed precision: set before the forward (train::run_training sets it from --precision).
+  Precision precision = Precision::fp32;
+  bool bf16() const { return precision == Precision::bf16; }
+  // v's value rounded to bf16 (raw uint16_t, same shape), made on first request and kept until
+  // reset(): a GEMM input converted in the forward is reused by the backward, and a parameter
+  // read by several ops (or through several Vars) is converted once per step.
+  const uint16_t* bf16_data(Var v);
+  // Values converted so far this step (tests check that weights convert once).
+  int64_t bf16_conversions() const { return bf16_conversions_; }
+
  private:
   struct Slot {
     Tensor value;
     Tensor grad;
     bool requires_grad = false;
     Parameter* param = nullptr;
+    const Parameter* source = nullptr;  // the parameter this value is (trainable or not)
+    Tensor half;                        // bf16 copy of value (bf16_data)
   };
   Arena* arena_;
   std::vector<Slot> slots_;
   std::vector<Node> nodes_;
   uint64_t stream_ = 0;
+  std::unordered_map<const Parameter*, Tensor> param_half_;  // this step's bf16 parameter copies
+  int64_t bf16_conversions_ = 0;
   Node& add_node(Var out, BackwardFn backward, VarList inputs, std::initializer_list<Tensor> saved);
   void run_backward();
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mmkit/ops/gemm.h"
+#include "mmkit/ops/gemm_bf16.h"
 
 namespace mmkit::ops {
 
@@ -43,6 +44,29 @@ void linear_forward_transposed(const float* x, const float* W, const float* b, f
   }
 }
 
+// Pre-fills the rows of y[N, out] with the bias so the GEMM accumulates onto it (beta = 1): one
+// pass over y instead of two.
+void fill_bias(const float* b, float* y, int64_t N, int64_t out) {
+#pragma omp parallel for if (N * out > (1 << 16))
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < out; ++j) y[i * out + j] = b[j];
+}
+
+// db[out] += column sums of dy[N, out], parallel over 16-column blocks (one
+// cache line): each column is summed by one thread in row order, so the
+// result is bit-identical for any thread count (reproducible training).
+void bias_backward(const float* dy, float* db, int64_t N, int64_t out) {
+  int64_t blocks = (out + 15) / 16;
+#pragma omp parallel for if (N * out > (1 << 16))
+  for (int64_t bj = 0; bj < blocks; ++bj) {
+    int64_t j0 = bj * 16, j1 = j0 + 16 < out ? j0 + 16 : out;
+    float acc[16] = {0};
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += dy[i * out + j];
+    for (int64_t j = j0; j < j1; ++j) db[j] += acc[j - j0];
+  }
+}
+
 }  // namespace
 
 void linear_forward(const float* x, const float* W, const float* b, float* y, int64_t N,
@@ -50,11 +74,7 @@ void linear_forward(const float* x, const float* W, const float* b, float* y, in
   if (use_transposed(N)) return linear_forward_transposed(x, W, b, y, N, in, out);
   float beta = 0.f;
   if (b) {
-    // Pre-fill rows with the bias and let the GEMM accumulate onto it: one
-    // pass over y instead of two.
-#pragma omp parallel for if (N * out > (1 << 16))
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t j = 0; j < out; ++j) y[i * out + j] = b[j];
+    fill_bias(b, y, N, out);
     beta = 1.f;
   }
   gemm(false, true, N, out, in, 1.f, x, in, W, in, beta, y, out);
@@ -64,20 +84,24 @@ void linear_backward(const float* dy, const float* x, const float* W, float* dx,
                      float* db, int64_t N, int64_t in, int64_t out) {
   if (dx) gemm(false, false, N, in, out, 1.f, dy, out, W, in, 1.f, dx, in);   // dx += dy @ W
   if (dW) gemm(true, false, out, in, N, 1.f, dy, out, x, in, 1.f, dW, in);    // dW += dy^T @ x
-  if (db) {
-    // Column sums of dy, parallel over 16-column blocks (one cache line):
-    // each column is summed by one thread in row order, so the result is
-    // bit-identical for any thread count (reproducible training).
-    int64_t blocks = (out + 15) / 16;
-#pragma omp parallel for if (N * out > (1 << 16))
-    for (int64_t bj = 0; bj < blocks; ++bj) {
-      int64_t j0 = bj * 16, j1 = j0 + 16 < out ? j0 + 16 : out;
-      float acc[16] = {0};
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t j = j0; j < j1; ++j) acc[j - j0] += dy[i * out + j];
-      for (int64_t j = j0; j < j1; ++j) db[j] += acc[j - j0];
-    }
+  if (db) bias_backward(dy, db, N, out);
+}
+
+void linear_forward_bf16(const uint16_t* xh, const uint16_t* Wh, const float* b, float* y, int64_t N,
+                         int64_t in, int64_t out) {
+  float beta = 0.f;
+  if (b) {
+    fill_bias(b, y, N, out);
+    beta = 1.f;
   }
+  gemm_bf16(false, true, N, out, in, 1.f, xh, in, Wh, in, beta, y, out);
+}
+
+void linear_backward_bf16(const float* dy, const uint16_t* dyh, const uint16_t* xh, const uint16_t* Wh,
+                          float* dx, float* dW, float* db, int64_t N, int64_t in, int64_t out) {
+  if (dx) gemm_bf16(false, false, N, in, out, 1.f, dyh, out, Wh, in, 1.f, dx, in);  // dx += dy @ W
+  if (dW) gemm_bf16(true, false, out, in, N, 1.f, dyh, out, xh, in, 1.f, dW, in);   // dW += dy^T @ x
+  if (db) bias_backward(dy, db, N, out);
 }
 
 }  // namespace mmkit::ops

@@ -72,7 +72,8 @@ std::string state_json(const RunState& s, const TrainTask& task, const TrainTask
                          {"clip_grad", o.clip_grad},
                          {"seed", o.seed},
                          {"limit_train", o.limit_train},
-                         {"limit_test", o.limit_test}};
+                         {"limit_test", o.limit_test},
+                         {"precision", o.precision}};
   opts.update(task.options_json());
   j["options"] = opts;
   task.save_state(&j);
@@ -86,6 +87,11 @@ void check_options(const TrainTask::Info& info, const TrainOptions& o) {
               "..", info.max_batch, info.batch_why, ", got ", o.batch);
   MMKIT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be a positive number");
   MMKIT_CHECK(o.min_lr >= 0 && std::isfinite(o.min_lr), "--min-lr must be a non-negative number");
+  try {
+    parse_precision(o.precision);
+  } catch (const Error& e) {
+    fail("--precision: ", e.what());
+  }
 }
 
 // Where output of the ranks other than 0 goes.
@@ -226,6 +232,7 @@ std::vector<nlohmann::json> run_training(TrainTask& task, const TrainOptions& o,
   Arena arena;
   Graph g(arena);
   g.training = true;
+  g.precision = parse_precision(o.precision);  // the evaluation hooks run their own f32 graphs
   std::vector<int64_t> idx, next_idx;
   std::vector<float> bucket;
   double comm_seconds = 0;

@@ -26,6 +26,9 @@ struct TrainOptions {
   int64_t limit_train = 0;         // > 0: only the first N training items (tests, smoke runs)
   int64_t limit_test = 0;
   int64_t max_steps = 0;           // > 0: stop (with a checkpoint) after this global step
+  // "fp32" or "bf16": what the matmul family computes in (Graph::precision: bf16 operands with
+  // f32 accumulation; weights, optimizer state, reductions and checkpoints stay f32).
+  std::string precision = "fp32";
 };
 
 // `--data` of the JSONL trainers (VQA, captioning): a folder holding
