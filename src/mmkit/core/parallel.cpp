@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <xmmintrin.h>
 
 #ifdef MMKIT_USE_OPENBLAS
