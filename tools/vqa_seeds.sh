@@ -40,10 +40,12 @@ for s in seeds:
     n["non-relational"], n["relational"], n["overall"] = e["non_relational"]["questions"], e["relational"]["questions"], e["questions"]
     ok = (row["relational"] >= 0.98 and row["non-relational"] >= 0.995
           and all(row.get(k, 0) >= 0.95 for k in ["shape", "horizontal", "vertical", "closest", "furthest", "count"]))
+    last = json.load(open(f"{out}/seed{s}/run/history.json"))[-1]
     lines.append(f"### seed {s}: wall {field('Elapsed (wall clock) time (h:mm:ss or m:ss)')}, "
                  f"CPU {user + system:.0f} s (user {user:.0f} + system {system:.0f}), "
                  f"peak RSS {int(field('Maximum resident set size (kbytes)')) / 1024:.0f} MB; "
-                 f"accuracy targets {'met' if ok else 'NOT met'}\n")
+                 f"weights of epoch {last.get('selected_epoch', '?')} of {last['epoch']} (best validation "
+                 f"accuracy); accuracy targets {'met' if ok else 'NOT met'}\n")
     lines.append("| question type | questions | accuracy |\n|---|---|---|")
     for k in types:
         lines.append(f"| {k} | {n.get(k, 0):,} | {100 * row.get(k, 0):.2f}% |")
