@@ -17,15 +17,9 @@ void mean_tokens_forward(const float* x, float* y, int64_t B, int64_t T, int64_t
 
 void mean_tokens_backward(const float* dy, float* dx, int64_t B, int64_t T, int64_t D) {
   float inv = 1.f / float(T);
-  // The relation network's pairs: B*T*D ~ 6.4M per step, so split over rows (each dx element
-  // has one writer; the result does not depend on the thread count).
-#pragma omp parallel for collapse(2) if (B * T * D > (1 << 16))
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      float* o = dx + (b * T + t) * D;
-      const float* g = dy + b * D;
-      for (int64_t j = 0; j < D; ++j) o[j] += g[j] * inv;
-    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < D; ++j) dx[(b * T + t) * D + j] += dy[b * D + j] * inv;
 }
 
 void select_token_forward(const float* x, const int32_t* index, float* y, int64_t B, int64_t T,
