@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ninja-build
   libdnnl-dev libopenblas-openmp-dev      # GEMM backends (oneDNN is the default)
   libpng-dev libjpeg-dev zlib1g-dev       # image decode/encode, gzip IDX files
   nlohmann-json3-dev libcli11-dev         # JSON, command line
@@ -45,5 +45,10 @@ if [ "${MMKIT_BENCH:-0}" = 1 ] && [ ! -d bench/ort/node_modules/onnxruntime-node
   (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund)
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+# Ninja on a new build folder: it compiles a layer's objects while the layers below still link (the
+# Makefile generator waits target by target), which keeps both cores busy. An existing build/ keeps
+# the generator it was made with (CMake refuses to switch).
+GEN=()
+[ -f build/CMakeCache.txt ] || ! command -v ninja > /dev/null || GEN=(-G Ninja)
+cmake "${GEN[@]}" -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j"$(nproc)"
