@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -47,7 +49,8 @@ train::VqaTrainOptions tiny_options(const std::string& out) {
   o.model.stem_dim = 8;
   o.model.fusion_layers = 1;
   o.epochs = 2;
-  o.batch = 4;  // 6 steps per epoch
+  o.batch = 4;  // 5 steps per epoch: 24 images, the last 4 held out for validation
+  o.val_images = 4;
   o.checkpoint_every = 2;
   o.threads = 2;
   return o;
@@ -89,9 +92,14 @@ TEST(TrainVqa, WritesArtifactsAndEvaluatesPerType) {
   nlohmann::json hist = nlohmann::json::parse(h);
   ASSERT_EQ(hist.size(), 2u);
   EXPECT_TRUE(hist[1].contains("test_acc_relational"));
+  EXPECT_FALSE(hist[0].contains("test_acc"));  // the test split only for the final numbers
+  EXPECT_TRUE(hist[0].contains("val_acc_relational"));
+  EXPECT_EQ(hist[0]["val_per_type"].size(), 6u);
   Vqa m = load_vqa(dir);
-  // The answer vocabulary is every distinct training answer (fewer than top_k), most frequent first.
+  // The answer vocabulary is every distinct training answer (fewer than top_k; the validation
+  // split excluded), most frequent first.
   data::VqaDataset tr = data::load_vqa_dataset(soc_dir() + "/train.jsonl");
+  data::split_off_images(tr, 4);  // the validation images' answers are not in the vocabulary's counts
   EXPECT_EQ(m.cfg.answers, AnswerVocab::build(tr.examples, 0).answers());
   EXPECT_GE(m.cfg.answers.size(), 10u);  // circle square left right top bottom and most counts
   data::VqaDataset test = data::load_vqa_dataset(soc_dir() + "/test.jsonl");
@@ -117,7 +125,7 @@ TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
   auto ha = train::train_vqa(oa);
   auto ob = tiny_options(b);
   ob.non_relational_epochs = 1;
-  ob.max_steps = 5;  // stop mid-epoch 1 (6 steps per epoch) with a checkpoint
+  ob.max_steps = 3;  // stop mid-epoch 1 (5 steps per epoch) with a checkpoint
   train::train_vqa(ob);
   ob.max_steps = 0;
   ob.resume = true;
@@ -125,8 +133,10 @@ TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
   ASSERT_EQ(ha.size(), hb.size());
   for (size_t e = 0; e < ha.size(); ++e) {
     EXPECT_NEAR(ha[e].train_loss, hb[e].train_loss, 1e-6) << "epoch " << e + 1;
-    EXPECT_NEAR(ha[e].test_acc, hb[e].test_acc, 1e-9) << "epoch " << e + 1;
+    EXPECT_NEAR(ha[e].val_acc, hb[e].val_acc, 1e-9) << "epoch " << e + 1;
   }
+  EXPECT_EQ(ha.back().selected_epoch, hb.back().selected_epoch);
+  EXPECT_NEAR(ha.back().test_acc, hb.back().test_acc, 1e-9);
   io::SafetensorsFile fa = io::SafetensorsFile::open(a + "/model.safetensors");
   io::SafetensorsFile fb = io::SafetensorsFile::open(b + "/model.safetensors");
   for (const auto& t : fa.tensors())
@@ -139,6 +149,39 @@ TEST(TrainVqa, ResumeReproducesUninterruptedRun) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
   }
+}
+
+// Model selection (issue #21): the validation split is carved from the training images, and
+// model.safetensors holds the weights of the epoch with the best validation accuracy.
+TEST(TrainVqa, KeepsTheWeightsOfTheBestValidationEpoch) {
+  data::VqaDataset train = data::load_vqa_dataset(soc_dir() + "/train.jsonl");
+  const size_t n_images = train.images.size(), n_questions = train.examples.size();
+  data::VqaDataset val = data::split_off_images(train, 4);
+  ASSERT_EQ(val.images.size(), 4u);
+  EXPECT_EQ(train.images.size() + 4, n_images);
+  EXPECT_EQ(train.examples.size() + val.examples.size(), n_questions);
+  for (auto& p : val.image_paths)
+    EXPECT_EQ(std::count(train.image_paths.begin(), train.image_paths.end(), p), 0) << p;
+  for (size_t i = 0; i < val.images.size(); ++i)
+    for (int64_t e : val.questions_of[i]) EXPECT_EQ(val.examples[size_t(e)].image, val.image_paths[i]);
+
+  std::string dir = test::make_temp_dir("vqa_select");
+  auto o = tiny_options(dir);
+  o.epochs = 4;
+  o.lr = 1e-2f;  // validation accuracy peaks at epoch 3 of 4 here, so the selection is visible
+  auto h = train::train_vqa(o);
+  ASSERT_EQ(h.size(), 4u);
+  int best = 0;
+  for (auto& r : h)
+    if (best == 0 || r.val_acc >= h[size_t(best - 1)].val_acc) best = r.epoch;
+  EXPECT_EQ(h.back().selected_epoch, best);
+  // Otherwise the last weights would pass the checks below too.
+  ASSERT_LT(best, 4) << "the best validation epoch is the last one: choose another lr or seed for this test";
+  for (size_t e = 0; e + 1 < h.size(); ++e) EXPECT_TRUE(std::isnan(h[e].test_acc)) << "epoch " << e + 1;
+  Vqa m = load_vqa(dir);
+  EXPECT_NEAR(evaluate_vqa(m, val).accuracy, h[size_t(best - 1)].val_acc, 1e-9);
+  data::VqaDataset test = data::load_vqa_dataset(soc_dir() + "/test.jsonl");
+  EXPECT_NEAR(evaluate_vqa(m, test).accuracy, h.back().test_acc, 1e-9);
 }
 
 TEST(VqaCli, AnswersWithAttentionMapAndEvalTable) {

@@ -62,8 +62,9 @@ int run_serve(const ServeArgs& a) {
   // 32% over a 5-minute mixed load (docs/ROBUSTNESS.md). A fixed threshold keeps them mmapped.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // SIGINT/SIGTERM only record the signal (the training loop's mechanism); a
-  // watcher thread below turns it into a clean stop, whichever thread the
-  // kernel delivered it to.
+  // watcher thread below polls stop_signal() and turns it into a clean stop.
+  // The scope comes first so every thread started below (OpenMP pool, batcher
+  // and HTTP workers, which run GEMMs) inherits the signals blocked.
   StopSignalScope signals;
 
   set_num_threads(a.threads);

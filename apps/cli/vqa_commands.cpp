@@ -46,10 +46,10 @@ int run_train_vqa(TrainVqaArgs& a) {
   if (int code = training_exit_code()) return code;  // interrupted; checkpoint saved
   if (!is_root_process()) return 0;                  // data-parallel: rank 0 reports
   if (!hist.empty())
-    std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) after %s; model in "
-                "%s/model.safetensors\n",
+    std::printf("final test accuracy %.4f (non-relational %.4f, relational %.4f) of the weights of epoch %d "
+                "(selected on the validation split) after %s; model in %s/model.safetensors\n",
                 hist.back().test_acc, hist.back().test_acc_non_relational, hist.back().test_acc_relational,
-                plural(hist.back().epoch, "epoch").c_str(), a.o.out_dir.c_str());
+                hist.back().selected_epoch, plural(hist.back().epoch, "epoch").c_str(), a.o.out_dir.c_str());
   return 0;
 }
 
@@ -156,6 +156,10 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--non-relational-epochs", o.non_relational_epochs,
                  "curriculum: the first N epochs train on non-relational questions only")
       ->capture_default_str();
+  tv->add_option("--val-images", o.val_images,
+                 "validation split: the last N training images, evaluated each epoch to select the saved "
+                 "weights (-1: 5% of them; 0: none, the test split every epoch)")
+      ->capture_default_str();
   tv->add_option("--relation-dim", mc.relation_dim,
                  "width of a relation network over the fused image tokens (0: none)")
       ->capture_default_str();
@@ -178,6 +182,7 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   st.option("--top-k-answers", "top_k_answers", &o.top_k_answers);
   st.option("--non-relational-epochs", "non_relational_epochs", &o.non_relational_epochs);
+  st.option("--val-images", "val_images", &o.val_images);
   st.config("--patch", "/patch_size", &mc.patch_size);
   st.config("--stem-patch", "/stem_patch", &mc.stem_patch);
   st.config("--stem-dim", "/stem_dim", &mc.stem_dim);

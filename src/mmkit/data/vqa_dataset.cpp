@@ -48,4 +48,23 @@ VqaDataset load_vqa_dataset(const std::string& jsonl, int64_t limit_images, bool
   return d;
 }
 
+VqaDataset split_off_images(VqaDataset& d, int64_t n) {
+  const int64_t total = int64_t(d.images.size());
+  n = std::clamp<int64_t>(n, 0, std::max<int64_t>(total - 1, 0));
+  VqaDataset keep, out;
+  for (int64_t i = 0; i < total; ++i) {
+    VqaDataset& dst = i < total - n ? keep : out;
+    std::vector<int64_t> qs;
+    for (int64_t e : d.questions_of[size_t(i)]) {
+      qs.push_back(int64_t(dst.examples.size()));
+      dst.examples.push_back(std::move(d.examples[size_t(e)]));
+    }
+    dst.questions_of.push_back(std::move(qs));
+    dst.image_paths.push_back(std::move(d.image_paths[size_t(i)]));
+    dst.images.push_back(std::move(d.images[size_t(i)]));
+  }
+  d = std::move(keep);
+  return out;
+}
+
 }  // namespace mmkit::data

@@ -20,4 +20,9 @@ struct VqaDataset {
 // limit_images > 0 keeps the questions of the first N distinct images.
 VqaDataset load_vqa_dataset(const std::string& jsonl, int64_t limit_images = 0, bool show_progress = false);
 
+// Moves the last `n` images of `d`, with all their questions, into the returned data set (a
+// validation split carved from the training data: no image is in both). n is clamped to
+// [0, images - 1] so `d` keeps at least one image.
+VqaDataset split_off_images(VqaDataset& d, int64_t n);
+
 }  // namespace mmkit::data

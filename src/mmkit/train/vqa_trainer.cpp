@@ -1,6 +1,8 @@
 #include "mmkit/train/vqa_trainer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "mmkit/autograd/functions.h"
 #include "mmkit/data/vqa_dataset.h"
@@ -13,17 +15,45 @@ namespace mmkit::train {
 namespace {
 
 VqaEpochRecord record_from_json(const nlohmann::json& r) {
+  const double none = std::nan("");
   VqaEpochRecord e;
   e.epoch = r.at("epoch");
   e.train_loss = r.at("train_loss");
   e.train_acc = r.at("train_acc");
-  e.test_loss = r.at("test_loss");
-  e.test_acc = r.at("test_acc");
-  e.test_acc_relational = r.at("test_acc_relational");
-  e.test_acc_non_relational = r.at("test_acc_non_relational");
+  e.val_loss = r.value("val_loss", none);
+  e.val_acc = r.value("val_acc", none);
+  e.val_acc_relational = r.value("val_acc_relational", none);
+  e.val_acc_non_relational = r.value("val_acc_non_relational", none);
+  e.test_loss = r.value("test_loss", none);
+  e.test_acc = r.value("test_acc", none);
+  e.test_acc_relational = r.value("test_acc_relational", none);
+  e.test_acc_non_relational = r.value("test_acc_non_relational", none);
+  e.selected_epoch = r.value("selected_epoch", 0);
   e.seconds = r.at("seconds");
   e.questions_per_s = r.value("questions_per_s", 0.0);
   return e;
+}
+
+// An evaluation as history fields: prefix_{loss,acc,acc_relational,acc_non_relational} and
+// prefix_per_type {type: accuracy} (the per-type curves that show which skill stalls).
+void add_eval(nlohmann::json* rec, const std::string& prefix, const VqaEvalResult& ev) {
+  (*rec)[prefix + "_loss"] = ev.loss;
+  (*rec)[prefix + "_acc"] = ev.accuracy;
+  (*rec)[prefix + "_acc_relational"] = ev.relational.accuracy;
+  (*rec)[prefix + "_acc_non_relational"] = ev.non_relational.accuracy;
+  nlohmann::json types = nlohmann::json::object();
+  for (auto& [t, v] : ev.per_type) types[t.empty() ? "untyped" : t] = v.accuracy;
+  (*rec)[prefix + "_per_type"] = types;
+}
+
+std::string per_type_line(const VqaEvalResult& ev) {
+  std::string s;
+  char buf[64];
+  for (auto& [t, v] : ev.per_type) {
+    std::snprintf(buf, sizeof buf, "%s%s %.3f", s.empty() ? "" : ", ", t.empty() ? "untyped" : t.c_str(), v.accuracy);
+    s += buf;
+  }
+  return s;
 }
 
 class VqaTask : public TrainTask {
@@ -42,6 +72,9 @@ class VqaTask : public TrainTask {
 
   void setup(const io::SafetensorsFile* resume, std::FILE*) override {
     train_ = data::load_vqa_dataset(files_.train, o_.limit_train, true);
+    const int64_t n = int64_t(train_.images.size());
+    const int64_t n_val = o_.val_images >= 0 ? o_.val_images : (n >= 2 ? std::max<int64_t>(1, (n + 10) / 20) : 0);
+    val_ = data::split_off_images(train_, n_val);
     test_ = data::load_vqa_dataset(files_.test, o_.limit_test, true);
     VqaConfig cfg = o_.model;
     if (resume) {
@@ -49,6 +82,7 @@ class VqaTask : public TrainTask {
     } else {
       std::vector<std::string> qs;
       for (auto& e : train_.examples) qs.push_back(e.question);
+      for (auto& e : val_.examples) qs.push_back(e.question);  // words only: the answers come from train_
       cfg.vocab = text::WordTokenizer::build(qs).vocab();
       cfg.answers = AnswerVocab::build(train_.examples, o_.top_k_answers).answers();
       int64_t longest = 0;
@@ -56,6 +90,13 @@ class VqaTask : public TrainTask {
       cfg.max_question_len = std::max(cfg.max_question_len, longest);
     }
     m_.init(cfg, o_.seed);
+    if (resume && best_epoch_ > 0) {
+      // The selected weights live in model.safetensors (save_model), not in the checkpoint.
+      Vqa best;
+      best.init(cfg, 0);
+      io::load_parameters(io::SafetensorsFile::open(o_.out_dir + "/model.safetensors"), best.parameters(), {});
+      for (Parameter* p : best.parameters()) best_.push_back(p->value.clone());
+    }
     answers_ = std::make_unique<AnswerVocab>(cfg.answers);
     batches_ = std::make_unique<VqaBatchBuilder>(m_, train_, *answers_);
   }
@@ -72,14 +113,16 @@ class VqaTask : public TrainTask {
     std::fprintf(log,
                  "VQA: %lldx%lld images, patch %lld (stem %lld), %lld tokens; dim %lld, heads %lld, mlp %lld; "
                  "layers image %lld, text %lld, fusion %lld (%s)%s; %zu words, %zu answers; %lld parameters\n"
-                 "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld test images "
-                 "(%zu questions); epochs: %d x %lld steps of %d images; threads: %d\n",
+                 "data: %lld train images (%zu questions, %lld without an in-vocabulary answer), %lld validation "
+                 "images (%zu questions), %lld test images (%zu questions); epochs: %d x %lld steps of %d images; "
+                 "threads: %d\n",
                  (long long)c.image_size, (long long)c.image_size, (long long)c.patch_size, (long long)c.stem_patch,
                  (long long)c.num_patches(), (long long)c.dim, (long long)c.heads, (long long)c.mlp_dim,
                  (long long)c.image_layers, (long long)c.text_layers, (long long)c.fusion_layers,
                  c.norm_first ? "pre-norm" : "post-norm", c.film ? ", FiLM stem" : "", c.vocab.size() - 2,
                  c.answers.size(), (long long)s.parameters, (long long)train_.images.size(), train_.examples.size(),
-                 (long long)unanswerable, (long long)test_.images.size(), test_.examples.size(), s.epochs,
+                 (long long)unanswerable, (long long)val_.images.size(), val_.examples.size(),
+                 (long long)test_.images.size(), test_.examples.size(), s.epochs,
                  (long long)s.steps_per_epoch, s.batch, s.threads);
   }
 
@@ -105,41 +148,101 @@ class VqaTask : public TrainTask {
   }
 
   nlohmann::json end_epoch(const EpochStats& s, std::FILE* log) override {
-    VqaEvalResult ev = evaluate_vqa(m_, test_, 16);
     const double rate = s.seconds > 0 ? s.weight / s.seconds : 0;
+    nlohmann::json rec = {{"epoch", s.epoch},
+                          {"train_loss", s.train_loss},
+                          {"train_acc", s.train_metric},
+                          {"seconds", s.seconds},
+                          {"questions_per_s", rate}};
+    if (val_.images.empty()) {  // no validation split: the test split every epoch, the last epoch selected
+      VqaEvalResult ev = evaluate_vqa(m_, test_, 16);
+      add_eval(&rec, "test", ev);
+      std::fprintf(log,
+                   "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f (non-relational %.4f, "
+                   "relational %.4f) | %.1f s, %.0f questions/s\n  test per type: %s\n",
+                   s.epoch, s.epochs, s.train_loss, s.train_metric, ev.loss, ev.accuracy, ev.non_relational.accuracy,
+                   ev.relational.accuracy, s.seconds, rate, per_type_line(ev).c_str());
+      if (s.epoch == s.epochs) rec["selected_epoch"] = s.epoch;
+      return rec;
+    }
+    VqaEvalResult ev = evaluate_vqa(m_, val_, 16);
+    add_eval(&rec, "val", ev);
+    const bool better = ev.accuracy >= best_val_;
+    if (better) {
+      best_val_ = ev.accuracy;
+      best_epoch_ = s.epoch;
+      best_.clear();
+      for (Parameter* p : m_.parameters()) best_.push_back(p->value.clone());
+    }
     std::fprintf(log,
-                 "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f (non-relational %.4f, relational "
-                 "%.4f) | %.1f s, %.0f questions/s\n",
+                 "epoch %d/%d: train loss %.4f acc %.4f | validation loss %.4f acc %.4f (non-relational %.4f, "
+                 "relational %.4f)%s | %.1f s, %.0f questions/s\n  validation per type: %s\n",
                  s.epoch, s.epochs, s.train_loss, s.train_metric, ev.loss, ev.accuracy, ev.non_relational.accuracy,
-                 ev.relational.accuracy, s.seconds, rate);
-    return {{"epoch", s.epoch},
-            {"train_loss", s.train_loss},
-            {"train_acc", s.train_metric},
-            {"test_loss", ev.loss},
-            {"test_acc", ev.accuracy},
-            {"test_acc_relational", ev.relational.accuracy},
-            {"test_acc_non_relational", ev.non_relational.accuracy},
-            {"seconds", s.seconds},
-            {"questions_per_s", rate}};
+                 ev.relational.accuracy, better ? " best so far" : "", s.seconds, rate, per_type_line(ev).c_str());
+    if (s.epoch == s.epochs) {
+      // The final numbers: the test split, once, with the selected weights.
+      std::vector<Tensor> now;
+      nn::ParamList ps = m_.parameters();
+      for (size_t i = 0; i < ps.size(); ++i) {
+        now.push_back(ps[i]->value.clone());
+        std::memcpy(ps[i]->value.raw(), best_[i].raw(), best_[i].nbytes());
+      }
+      VqaEvalResult te = evaluate_vqa(m_, test_, 16);
+      for (size_t i = 0; i < ps.size(); ++i) std::memcpy(ps[i]->value.raw(), now[i].raw(), now[i].nbytes());
+      add_eval(&rec, "test", te);
+      rec["selected_epoch"] = best_epoch_;
+      std::fprintf(log,
+                   "selected epoch %d (validation accuracy %.4f): test acc %.4f (non-relational %.4f, relational "
+                   "%.4f)\n  test per type: %s\n",
+                   best_epoch_, best_val_, te.accuracy, te.non_relational.accuracy, te.relational.accuracy,
+                   per_type_line(te).c_str());
+    }
+    return rec;
   }
 
   EpochPoint curve_point(const nlohmann::json& r) const override {
-    return {r.at("epoch"), r.at("train_loss"), r.at("test_loss"), r.at("train_acc"), r.at("test_acc")};
+    const char* e = r.contains("val_acc") ? "val" : "test";  // the held-out curve: validation when there is one
+    return {r.at("epoch"), r.at("train_loss"), r.at(std::string(e) + "_loss"), r.at("train_acc"),
+            r.at(std::string(e) + "_acc")};
   }
-  std::string curve_title() const override { return "VQA (co-attention fusion)"; }
+  std::string curve_title() const override {
+    return val_.images.empty() ? "VQA (co-attention fusion)" : "VQA (co-attention fusion; held out: validation)";
+  }
 
   std::string config_json() const override { return m_.cfg.to_json(); }
+  // The selected weights (best validation accuracy so far) once an epoch has been evaluated.
   void save_model(const std::string& path) override {
-    io::save_parameters(path, m_.parameters(), {{"config", m_.cfg.to_json()}, {"format", "mmkit.vqa.v1"}});
+    nn::ParamList ps = m_.parameters();
+    std::vector<Parameter> best(best_.size());
+    if (!best_.empty())
+      for (size_t i = 0; i < ps.size(); ++i) {
+        best[i].name = ps[i]->name;
+        best[i].value = best_[i];
+        ps[i] = &best[i];
+      }
+    io::save_parameters(path, ps, {{"config", m_.cfg.to_json()}, {"format", "mmkit.vqa.v1"}});
   }
   nlohmann::json options_json() const override {
-    return {{"top_k_answers", o_.top_k_answers}, {"non_relational_epochs", o_.non_relational_epochs}};
+    return {{"top_k_answers", o_.top_k_answers},
+            {"non_relational_epochs", o_.non_relational_epochs},
+            {"val_images", o_.val_images}};
+  }
+  void save_state(nlohmann::json* st) const override {
+    (*st)["best_epoch"] = best_epoch_;
+    (*st)["best_val_acc"] = best_val_;
+  }
+  void load_state(const TrainStateReader& r) override {
+    best_epoch_ = r.get<int>("best_epoch", 0);
+    best_val_ = r.get<double>("best_val_acc", -1.0);
   }
 
  private:
   const VqaTrainOptions& o_;
   const DataFiles files_;
-  data::VqaDataset train_, test_;
+  data::VqaDataset train_, val_, test_;
+  std::vector<Tensor> best_;  // the selected weights, aligned with m_.parameters() (empty: none yet)
+  int best_epoch_ = 0;
+  double best_val_ = -1;
   Vqa m_;
   std::unique_ptr<AnswerVocab> answers_;
   std::unique_ptr<VqaBatchBuilder> batches_;

@@ -16,6 +16,15 @@
 // Questions whose answers are all outside the vocabulary are dropped from
 // training (counted in the log) and score 0 in evaluation.
 //
+// Model selection: the last val_images training images (with all their
+// questions) are held out as a validation split. Each epoch ends with an
+// evaluation on it (per question type, in history.json as val_*), and
+// model.safetensors holds the weights of the epoch with the best validation
+// accuracy so far (ties: the later epoch). The test split is evaluated once,
+// with the selected weights, after the last epoch (test_* of the last
+// record, selected_epoch). With val_images 0 there is no validation split and
+// every epoch is evaluated on the test split, as before issue #21.
+//
 // A task on the shared training loop (train/train_loop.h); model.safetensors
 // holds the weights + config (with the word and answer vocabularies).
 #pragma once
@@ -36,6 +45,9 @@ struct VqaTrainOptions : TrainOptions {
   // Curriculum: the first N epochs train on the non-relational questions only (examples with
   // "relational": true are skipped), the rest on all questions.
   int non_relational_epochs = 0;
+  // Validation split: the last N training images; < 0: 5% of them (at least 1 when there are 2
+  // or more), 0: none (select the last epoch; evaluate the test split every epoch).
+  int64_t val_images = -1;
   // `batch` counts images, each with all its questions;
   // limit_train / limit_test count images too.
   VqaTrainOptions() {
@@ -48,8 +60,13 @@ struct VqaTrainOptions : TrainOptions {
 
 struct VqaEpochRecord {
   int epoch = 0;
-  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
-  double test_acc_relational = 0, test_acc_non_relational = 0;
+  double train_loss = 0, train_acc = 0;
+  // The validation split (NaN without one).
+  double val_loss = 0, val_acc = 0, val_acc_relational = 0, val_acc_non_relational = 0;
+  // The test split: every epoch without a validation split; with one, only in the last record,
+  // of the selected weights (NaN in the others).
+  double test_loss = 0, test_acc = 0, test_acc_relational = 0, test_acc_non_relational = 0;
+  int selected_epoch = 0;  // the epoch whose weights model.safetensors holds (last record; else 0)
   double seconds = 0, questions_per_s = 0;
 };
 
