@@ -1,6 +1,6 @@
 // Child processes for the benchmark programs: fork/exec without a shell, stdout captured, the
-// child's own wall time and peak RSS; JSON lines out of its output. (bench/clip_bench.cpp has its
-// own older copy of the same code.)
+// child's own wall time and peak RSS; JSON lines out of its output. Shared by clip_bench,
+// embed_bench, image_bench and latency_bench.
 #pragma once
 #include <sys/resource.h>
 #include <sys/wait.h>

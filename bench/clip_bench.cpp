@@ -57,6 +57,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_child.h"
 #include "mmkit/core/parallel.h"
 #include "mmkit/core/rng.h"
 #include "mmkit/infer/clip_engine.h"
@@ -90,85 +91,15 @@ Stats stats_of(std::vector<double> v) {
   return {v.front(), v[v.size() / 2]};
 }
 
-// ---- child processes: fork/exec without a shell, stdout captured, rusage of that child alone.
-// `env` entries are set in the child; an empty value unsets the variable.
-using Env = std::vector<std::pair<std::string, std::string>>;
+// ---- child processes: bench/bench_child.h (fork/exec without a shell, stdout captured, rusage of
+// that child alone; JSON lines out of its output).
+using bench::ChildResult;
+using bench::Env;
+using bench::json_lines;
+using bench::run_child;
 // PyTorch's best setting here: passive OpenMP waiting, and OpenBLAS free to pick its AVX-512 kernels
 // (this machine's environment pins OPENBLAS_CORETYPE=Haswell against old OpenBLAS misdetection bugs).
 const Env kTorchBest = {{"OMP_WAIT_POLICY", "passive"}, {"OPENBLAS_CORETYPE", ""}, {"OPENBLAS_L2_SIZE", ""}};
-struct ChildResult {
-  bool ok = false;  // exited with status 0
-  std::string out;  // its stdout
-  double wall_s = 0;
-  double peak_rss_mb = 0;
-};
-
-ChildResult run_child(const std::vector<std::string>& argv, const Env& env = {}) {
-  ChildResult r;
-  // The child's argv and environment are built before fork: between fork and exec a child of a
-  // multi-threaded process may only call async-signal-safe functions (no malloc, no setenv).
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e, key = kv.substr(0, kv.find('='));
-    bool replaced = false;
-    for (auto& m : env) replaced = replaced || m.first == key;
-    if (!replaced) envs.push_back(kv);
-  }
-  for (auto& m : env)
-    if (!m.second.empty()) envs.push_back(m.first + "=" + m.second);
-  std::vector<char*> args, envp;
-  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  for (auto& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  const std::string exec_error = "clip_bench: cannot execute " + argv[0] + "\n";
-  int fd[2];
-  if (::pipe(fd) != 0) return r;
-  std::fflush(stdout);
-  auto t0 = Clock::now();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fd[0]);
-    ::close(fd[1]);
-    return r;
-  }
-  if (pid == 0) {
-    ::dup2(fd[1], 1);
-    ::close(fd[0]);
-    ::close(fd[1]);
-    ::execve(args[0], args.data(), envp.data());
-    ssize_t ignored = ::write(2, exec_error.data(), exec_error.size());
-    (void)ignored;
-    ::_exit(127);
-  }
-  ::close(fd[1]);
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) r.out.append(buf, size_t(n));
-  ::close(fd[0]);
-  int status = 0;
-  struct rusage ru {};
-  while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  r.wall_s = seconds_since(t0);
-  r.peak_rss_mb = ru.ru_maxrss / 1024.0;  // kB on Linux
-  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  return r;
-}
-
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> v;
-  std::istringstream s(out);
-  for (std::string line; std::getline(s, line);) {
-    if (line.empty() || line[0] != '{') continue;
-    try {
-      v.push_back(nlohmann::json::parse(line));
-    } catch (const std::exception&) {
-    }
-  }
-  return v;
-}
 
 bool file_exists(const std::string& p) {
   struct stat st;
