@@ -192,7 +192,7 @@ int run(int argc, char** argv) {
                     j.at("format").get<std::string>().c_str(), j.at("ms_median").get<double>(), j.at("ms_min").get<double>());
         R[scenario][p][j.at("tower").get<std::string>() + " " + j.at("format").get<std::string>()] = {
             j.at("ms_min").get<double>(), j.at("ms_median").get<double>()};
-        seen_env[p] = "OMP_WAIT_POLICY=" + j.at("wait").get<std::string>() + " GOMP_SPINCOUNT=" +
+        seen_env[scenario + ", " + p] = "OMP_WAIT_POLICY=" + j.at("wait").get<std::string>() + " GOMP_SPINCOUNT=" +
                       j.at("spin").get<std::string>();
       }
       if (!r.ok) std::printf("  worker failed\n");
@@ -203,7 +203,13 @@ int run(int argc, char** argv) {
     }
   }
   std::printf("\n# latency_bench: CLIP ViT-B/32 towers at batch 1, %d threads, median (min) ms\n\n", threads);
-  for (const auto& p : pols) std::printf("- %s: %s\n", p.c_str(), seen_env[p].c_str());
+  // What each worker ran with after apply_default_wait_policy: the default policy decides per process
+  // (spin when the machine looks idle at start), so quiet and busy may differ.
+  for (const std::string scenario : {"quiet", "busy"})
+    for (const auto& p : pols) {
+      const std::string k = scenario + ", " + p;
+      std::printf("- %s: %s\n", k.c_str(), seen_env[k].c_str());
+    }
   const std::vector<std::string> towers = {"image f32", "image int8", "text f32"};
   for (const std::string scenario : {"quiet", "busy"}) {
     std::printf("\n%s%s\n\n| policy |", scenario.c_str(),

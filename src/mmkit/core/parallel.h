@@ -29,17 +29,20 @@ class ScopedThreadLimit {
 };
 
 // Programs call this first thing in main(). Unless the user chose an OpenMP
-// wait policy (OMP_WAIT_POLICY / GOMP_SPINCOUNT), it re-executes the program
-// with one chosen for the machine as it is at start (default_wait_policy_for):
-//  - "spin" (GOMP_SPINCOUNT=300000, libgomp's own default spin-then-sleep) when
-//    no other task is runnable: pool threads waiting between the parallel
+// wait policy (OMP_WAIT_POLICY / GOMP_SPINCOUNT), it picks one for the machine
+// as it is at start (default_wait_policy_for):
+//  - "spin" (GOMP_SPINCOUNT=300000, libgomp's own default spin-then-sleep, which
+//    the process already runs with: no re-exec, the variable is set for child
+//    processes) when no other task is runnable: pool threads waiting between the parallel
 //    regions of one forward catch the next region without a futex wake-up
 //    (batch-1 latency, docs/BENCHMARKS.md "Batch-1 latency and the wait policy");
 //  - "passive" (OMP_WAIT_POLICY=passive) when other work is running, and always
 //    for the long-running commands `serve`, `train`, `index`, `eval` and `data` (argv[1]) and
 //    folder pipelines (`--images`: decoding threads run beside the pool): libgomp's
 //    spinning turns a 43 ms training step into ~1 s whenever another process
-//    shares the two vCPUs, while passive costs 15-40% on an idle machine.
+//    shares the two vCPUs, while passive costs 15-40% on an idle machine. libgomp
+//    reads its environment when loaded, so this re-executes the program once with
+//    OMP_WAIT_POLICY=passive set.
 // Sets MMKIT_KEEP_OMP_ENV=1 so it happens once.
 void apply_default_wait_policy(int argc, char** argv);
 

@@ -14,7 +14,7 @@ namespace {
 
 struct Rule {
   std::regex from;
-  const char* to;
+  std::string to;  // regex_replace format ($1, $2, ...)
 };
 
 // torchvision.models.VisionTransformer -> mmkit Vit (models/vit.h)
@@ -54,32 +54,43 @@ const std::vector<Rule>& hf_vit_rules() {
 
 // transformers CLIPModel -> mmkit Clip (OpenAI names). q/k/v packed and the
 // two projections transposed below.
+// The encoder layers are named alike in transformers' CLIP and SigLIP towers (CLIPEncoderLayer,
+// SiglipEncoderLayer): rules mapping `<hf>.encoder.layers.N.*` to mmkit's `<mm>.resblocks.N.*`.
+// q/k/v stay apart here (joined into in_proj below).
+std::vector<Rule> encoder_layer_rules(const std::string& hf, const std::string& mm) {
+  const std::string from = "^" + hf + R"(\.encoder\.layers\.(\d+)\.)", to = mm + ".resblocks.$1.";
+  return {
+      {std::regex(from + R"(layer_norm1\.(weight|bias)$)"), to + "ln_1.$2"},
+      {std::regex(from + R"(layer_norm2\.(weight|bias)$)"), to + "ln_2.$2"},
+      {std::regex(from + R"(mlp\.fc1\.(weight|bias)$)"), to + "mlp.c_fc.$2"},
+      {std::regex(from + R"(mlp\.fc2\.(weight|bias)$)"), to + "mlp.c_proj.$2"},
+      {std::regex(from + R"(self_attn\.out_proj\.(weight|bias)$)"), to + "attn.out_proj.$2"},
+      {std::regex(from + R"(self_attn\.(q|k|v)_proj\.(weight|bias)$)"), to + "attn.$2.$3"},
+  };
+}
+
+// Both towers' encoder layers appended to a table's tower-specific rules.
+std::vector<Rule> with_encoder_layers(std::vector<Rule> r) {
+  for (const auto& [hf, mm] : {std::pair<const char*, const char*>{"vision_model", "visual.transformer"},
+                               std::pair<const char*, const char*>{"text_model", "transformer"}})
+    for (Rule& x : encoder_layer_rules(hf, mm)) r.push_back(std::move(x));
+  return r;
+}
+
 const std::vector<Rule>& hf_clip_rules() {
-  static const std::vector<Rule> r = {
+  static const std::vector<Rule> r = with_encoder_layers({
       {std::regex(R"(^vision_model\.embeddings\.patch_embedding\.weight$)"), "visual.conv1.weight"},
       {std::regex(R"(^vision_model\.embeddings\.class_embedding$)"), "visual.class_embedding"},
       {std::regex(R"(^vision_model\.embeddings\.position_embedding\.weight$)"), "visual.positional_embedding"},
       {std::regex(R"(^vision_model\.pre_layrnorm\.(weight|bias)$)"), "visual.ln_pre.$1"},
       {std::regex(R"(^vision_model\.post_layernorm\.(weight|bias)$)"), "visual.ln_post.$1"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_1.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_2.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_fc.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_proj.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.out_proj.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.$2.$3"},
       {std::regex(R"(^text_model\.embeddings\.token_embedding\.weight$)"), "token_embedding.weight"},
       {std::regex(R"(^text_model\.embeddings\.position_embedding\.weight$)"), "positional_embedding"},
       {std::regex(R"(^text_model\.final_layer_norm\.(weight|bias)$)"), "ln_final.$1"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "transformer.resblocks.$1.ln_1.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "transformer.resblocks.$1.ln_2.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_fc.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_proj.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.out_proj.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.$2.$3"},
       {std::regex(R"(^visual_projection\.weight$)"), "visual.proj.T"},
       {std::regex(R"(^text_projection\.weight$)"), "text_projection.T"},
       {std::regex(R"(^logit_scale$)"), "logit_scale"},
-  };
+  });
   return r;
 }
 
@@ -89,7 +100,7 @@ const std::vector<Rule>& hf_clip_rules() {
 // with packed in_proj, `layernorm`, `mlp`); the text tower ends in `head` (an nn.Linear, kept
 // [out, in]). q/k/v packed below.
 const std::vector<Rule>& hf_siglip_rules() {
-  static const std::vector<Rule> r = {
+  static const std::vector<Rule> r = with_encoder_layers({
       {std::regex(R"(^vision_model\.embeddings\.patch_embedding\.(weight|bias)$)"), "visual.conv1.$1"},
       {std::regex(R"(^vision_model\.embeddings\.position_embedding\.weight$)"), "visual.positional_embedding"},
       {std::regex(R"(^vision_model\.post_layernorm\.(weight|bias)$)"), "visual.ln_post.$1"},
@@ -99,24 +110,12 @@ const std::vector<Rule>& hf_siglip_rules() {
       {std::regex(R"(^vision_model\.head\.layernorm\.(weight|bias)$)"), "visual.head.ln.$1"},
       {std::regex(R"(^vision_model\.head\.mlp\.fc1\.(weight|bias)$)"), "visual.head.mlp.c_fc.$1"},
       {std::regex(R"(^vision_model\.head\.mlp\.fc2\.(weight|bias)$)"), "visual.head.mlp.c_proj.$1"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_1.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.ln_2.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_fc.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "visual.transformer.resblocks.$1.mlp.c_proj.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.out_proj.$2"},
-      {std::regex(R"(^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "visual.transformer.resblocks.$1.attn.$2.$3"},
       {std::regex(R"(^text_model\.embeddings\.token_embedding\.weight$)"), "token_embedding.weight"},
       {std::regex(R"(^text_model\.embeddings\.position_embedding\.weight$)"), "positional_embedding"},
       {std::regex(R"(^text_model\.final_layer_norm\.(weight|bias)$)"), "ln_final.$1"},
       {std::regex(R"(^text_model\.head\.(weight|bias)$)"), "text_head.$1"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm1\.(weight|bias)$)"), "transformer.resblocks.$1.ln_1.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.layer_norm2\.(weight|bias)$)"), "transformer.resblocks.$1.ln_2.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc1\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_fc.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)$)"), "transformer.resblocks.$1.mlp.c_proj.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.out_proj.$2"},
-      {std::regex(R"(^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$)"), "transformer.resblocks.$1.attn.$2.$3"},
       {std::regex(R"(^logit_(scale|bias)$)"), "logit_$1"},
-  };
+  });
   return r;
 }
 
