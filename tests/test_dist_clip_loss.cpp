@@ -49,16 +49,8 @@ TEST(DistClipLoss, EachRankMatchesOpenClipsGatheredLoss) {
 TEST(DistClipLoss, MeanOfRankLossesIsTheWholeBatchLoss) {
   io::SafetensorsFile f = io::SafetensorsFile::open(kFixture);
   const int64_t B = std::stoll(f.metadata().at("B")), E = std::stoll(f.metadata().at("E"));
-  Tensor img = Tensor::empty(Shape{2 * B, E}), txt = Tensor::empty(Shape{2 * B, E});
-  float want_loss = 0, want_dt = 0;
-  for (int r = 0; r < 2; ++r) {
-    const std::string p = "rank" + std::to_string(r) + ".";
-    Tensor i = io::read_tensor_f32(f, p + "img"), t = io::read_tensor_f32(f, p + "txt");
-    std::copy(i.f32(), i.f32() + B * E, img.f32() + r * B * E);
-    std::copy(t.f32(), t.f32() + B * E, txt.f32() + r * B * E);
-    want_loss += io::read_tensor_f32(f, p + "loss").f32()[0] / 2;
-    want_dt += io::read_tensor_f32(f, p + "dt").f32()[0] / 2;
-  }
+  const Tensor img = test::stack_ranks(f, "img", 2), txt = test::stack_ranks(f, "txt", 2);
+  const float want_loss = test::mean_over_ranks(f, "loss", 2), want_dt = test::mean_over_ranks(f, "dt", 2);
   Arena arena;
   Graph g(arena);
   Var vi = g.leaf(img), vt = g.leaf(txt), vs = g.leaf(io::read_tensor_f32(f, "t"));
@@ -69,8 +61,7 @@ TEST(DistClipLoss, MeanOfRankLossesIsTheWholeBatchLoss) {
   for (int r = 0; r < 2; ++r) {
     Tensor half = io::read_tensor_f32(f, "rank" + std::to_string(r) + ".dimg");
     for (int64_t k = 0; k < B * E; ++k) half.f32()[k] /= 2;
-    Tensor got = Tensor::empty(Shape{B, E});
-    std::copy(g.grad(vi).f32() + r * B * E, g.grad(vi).f32() + (r + 1) * B * E, got.f32());
+    const Tensor got = test::rank_rows(g.grad(vi), r, B);
     EXPECT_TRUE(test::close("dimg of rank " + std::to_string(r) + "'s rows", got, half, 1e-7, 1e-4));
   }
 }

@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "mmkit/core/error.h"
 #include "mmkit/core/tensor.h"
@@ -92,6 +94,29 @@ inline void load_fixture_group(const io::SafetensorsFile& f, const std::string& 
 }
 
 // ---- Running the real `mmkit` binary (hostile-input and CLI tests)
+
+// Per-rank fixtures of the data-parallel losses (tests/fixtures/*_dist*.safetensors): tensor
+// "rank<r>.<name>" holds rank r's part. The ranks' [B, E] parts stacked into one [R*B, E] batch
+// (what one process sees), the mean over ranks of a scalar, and rank r's rows of a [R*B, E] tensor.
+inline Tensor stack_ranks(const io::SafetensorsFile& f, const std::string& name, int ranks) {
+  std::vector<Tensor> parts;
+  for (int r = 0; r < ranks; ++r) parts.push_back(io::read_tensor_f32(f, "rank" + std::to_string(r) + "." + name));
+  const int64_t B = parts[0].shape()[0], E = parts[0].shape()[1];
+  Tensor all = Tensor::empty(Shape{ranks * B, E});
+  for (int r = 0; r < ranks; ++r) std::copy(parts[r].f32(), parts[r].f32() + B * E, all.f32() + r * B * E);
+  return all;
+}
+inline float mean_over_ranks(const io::SafetensorsFile& f, const std::string& name, int ranks) {
+  float m = 0;
+  for (int r = 0; r < ranks; ++r) m += io::read_tensor_f32(f, "rank" + std::to_string(r) + "." + name).f32()[0] / ranks;
+  return m;
+}
+inline Tensor rank_rows(const Tensor& all, int r, int64_t B) {
+  const int64_t E = all.shape()[1];
+  Tensor got = Tensor::empty(Shape{B, E});
+  std::copy(all.f32() + r * B * E, all.f32() + (r + 1) * B * E, got.f32());
+  return got;
+}
 
 struct RunResult {
   int code;         // exit status; 1000 if killed by a signal (a crash)
