@@ -14,27 +14,14 @@ shot="${2:-}"
 mmkit="$build/mmkit"
 [ -x "$mmkit" ] || { echo "browser test: $mmkit not built" >&2; exit 1; }
 
+source "$root/tests/lib/node_serve_test.sh"
 need=()
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
-if ((${#need[@]})); then
-  echo "browser test: installing ${need[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-if [ ! -d "$here/node_modules/playwright-core" ]; then
-  (cd "$here" && npm ci --ignore-scripts --no-audit --no-fund)
-fi
-
-work="$(mktemp -d /tmp/mmkit_browser_XXXXXX)"
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+install_missing "browser test" ${need[@]+"${need[@]}"}
+npm_ci_once "$here" playwright-core
+make_work_dir browser
 
 export MMKIT_PROGRESS=plain
 "$mmkit" init-clip --preset tiny --seed 0 --out "$work/clip.safetensors" > /dev/null
@@ -66,16 +53,8 @@ question="$(json_field question < "$work/soc/train.jsonl")"
 answer="$("$mmkit" vqa --model "$work/vqa" --image "$image" --question "$question" --json | json_field answer)"
 caption="$("$mmkit" caption --model "$work/cap" --beam 3 --json "$image" | json_field 0.caption)"
 "$mmkit" index build --model "$work/clip.safetensors" --images "$work/images" --out "$work/index" > /dev/null
-"$mmkit" serve --model "$work/clip.safetensors" --index "$work/index" --live-index "$work/live" --vqa "$work/vqa" --caption "$work/cap" \
-  --host 127.0.0.1 --port 0 --port-file "$work/port" > "$work/serve.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 200); do
-  [ -s "$work/port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.05
-done
-[ -s "$work/port" ] || { echo "browser test: server did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
-port="$(cat "$work/port")"
+start_serve "browser test" --model "$work/clip.safetensors" --index "$work/index" --live-index "$work/live" \
+  --vqa "$work/vqa" --caption "$work/cap" --host 127.0.0.1
 args=(--url "http://127.0.0.1:$port" --image "$image" --question "$question" --expect-answer "$answer"
       --beam 3 --expect-caption "$caption")
 [ -n "$shot" ] && args+=(--screenshot "$shot")

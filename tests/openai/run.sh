@@ -11,27 +11,14 @@ build="${1:-$root/build}"
 mmkit="$build/mmkit"
 [ -x "$mmkit" ] || { echo "openai client test: $mmkit not built" >&2; exit 1; }
 
+source "$root/tests/lib/node_serve_test.sh"
 need=()
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-  echo "openai client test: installing ${need[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-if [ ! -d "$here/node_modules/openai" ]; then
-  (cd "$here" && npm ci --ignore-scripts --no-audit --no-fund)
-fi
-
-work="$(mktemp -d /tmp/mmkit_openai_XXXXXX)"
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+install_missing "openai client test" ${need[@]+"${need[@]}"}
+npm_ci_once "$here" openai
+make_work_dir openai
 
 export MMKIT_PROGRESS=plain
 "$mmkit" init-clip --preset tiny --seed 0 --out "$work/clip.safetensors" > /dev/null
@@ -51,17 +38,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
 key="sk-mmkit-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 printf '# the test key\n%s\n' "$key" > "$work/keys.txt"
-"$mmkit" serve --model "tiny=$work/clip.safetensors" --api-key-file "$work/keys.txt" \
-  --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
-  --host 127.0.0.1 --port 0 --port-file "$work/port" > "$work/serve.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 400); do
-  [ -s "$work/port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.05
-done
-[ -s "$work/port" ] || { echo "openai client test: server did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
-port="$(cat "$work/port")"
+start_serve "openai client test" --model "tiny=$work/clip.safetensors" --api-key-file "$work/keys.txt" \
+  --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --host 127.0.0.1
 NODE_EXTRA_CA_CERTS="$work/cert.pem" node "$here/client.mjs" --url "https://127.0.0.1:$port/v1" --key "$key" \
   --model tiny --expect "$work/embed.json" --expect-one "$work/embed1.json" --texts "$work/texts.json" --image "${images[0]}" --image "${images[1]}"
 if grep -q -- "$key" "$work/serve.log"; then echo "openai client test: the server log holds the key" >&2; exit 1; fi
