@@ -1,16 +1,20 @@
 // Child processes for the benchmark programs: fork/exec without a shell, stdout captured, the
-// child's own wall time and peak RSS; JSON lines out of its output. Shared by clip_bench,
-// embed_bench, image_bench and latency_bench.
+// child's own wall time and peak RSS; JSON lines out of its output; and the small things every
+// such program needs (a file test, this program's path, main's error handling). Shared by
+// clip_bench, embed_bench, image_bench and latency_bench.
 #pragma once
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,6 +106,36 @@ inline std::string load_average() {
   if (std::fscanf(f, "%31s %31s %31s", a, b, c) != 3) a[0] = '?';
   std::fclose(f);
   return std::string("load average ") + a + ", " + b + ", " + c;
+}
+
+inline bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// This program's path (/proc/self/exe), and its folder: the build folder, where the other
+// programs (mmkit, the benchmarks) are.
+inline std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
+  return std::string(buf, size_t(n));
+}
+inline std::string self_dir() {
+  const std::string p = self_exe();
+  return p.substr(0, p.find_last_of('/'));
+}
+
+// main() of a benchmark: run(argc, argv), an exception becomes "<name>: error: <what>" and exit 1.
+template <class Run>
+int guarded_main(const char* name, int argc, char** argv, Run run) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace mmkit::bench

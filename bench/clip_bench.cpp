@@ -68,6 +68,8 @@
 #include "mmkit/ops/gemm.h"
 
 using namespace mmkit;
+using mmkit::bench::file_exists;
+using mmkit::bench::self_dir;
 
 namespace {
 
@@ -100,19 +102,6 @@ using bench::run_child;
 // PyTorch's best setting here: passive OpenMP waiting, and OpenBLAS free to pick its AVX-512 kernels
 // (this machine's environment pins OPENBLAS_CORETYPE=Haswell against old OpenBLAS misdetection bugs).
 const Env kTorchBest = {{"OMP_WAIT_POLICY", "passive"}, {"OPENBLAS_CORETYPE", ""}, {"OPENBLAS_L2_SIZE", ""}};
-
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-std::string self_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, size_t(n));
-  return p.substr(0, p.find_last_of('/'));
-}
 
 ClipConfig vit_b_32() { return ClipConfig{}; }  // ClipConfig's defaults are OpenAI ViT-B/32
 
@@ -947,11 +936,5 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   apply_default_wait_policy(argc, argv);
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "clip_bench: error: %s\n", e.what());
-    return 1;
-  }
+  return mmkit::bench::guarded_main("clip_bench", argc, argv, run);
 }

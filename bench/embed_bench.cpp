@@ -43,25 +43,14 @@
 using namespace mmkit;
 using mmkit::bench::Env;
 using mmkit::bench::run_child;
+using mmkit::bench::file_exists;
+using mmkit::bench::self_dir;
 
 namespace {
 
 const std::string kSrc = MMKIT_SOURCE_DIR_STR;
 const std::string kPython = "/usr/bin/python3";
 using Clock = std::chrono::steady_clock;
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-std::string self_dir() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  MMKIT_CHECK(n > 0, "cannot read /proc/self/exe");
-  const std::string p(buf, size_t(n));
-  return p.substr(0, p.find_last_of('/'));
-}
 
 struct Row {
   std::string name, config;
@@ -104,18 +93,18 @@ int run(int argc, char** argv) {
   if (quick) runs = 1;
   ::mkdir("/tmp/mmkit_bench", 0755);
   ::mkdir(dir.c_str(), 0755);
-  if (!exists(photos) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", photos}).ok)
+  if (!file_exists(photos) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", photos}).ok)
     fail("cannot make the photo set (tools/make_photo_set.py needs python3-skimage)");
   const size_t n_photos = list_image_files(photos).size();
   const std::string w32 = dir + "/vitb32_f32.safetensors", w8 = dir + "/vitb32_int8.safetensors";
-  if (!exists(w32)) {
+  if (!file_exists(w32)) {
     std::printf("writing random ViT-B/32 weights ...\n");
     ClipConfig cfg;
     Clip m;
     m.init(cfg, 7);
     io::save_parameters(w32, m.parameters(), {{"config", cfg.to_json()}});
   }
-  if (!exists(w8)) infer::quantize_clip(w32, w8, "int8");
+  if (!file_exists(w8)) infer::quantize_clip(w32, w8, "int8");
   std::printf("# embed_bench: %zu photos -> embeddings, ViT-B/32, %d threads\n\n%s\n", n_photos, threads,
               mmkit::bench::load_average().c_str());
   std::fflush(stdout);
@@ -202,11 +191,11 @@ int run(int argc, char** argv) {
   if (ort) {
     const std::string onnx = dir + "/onnx/clip_image.onnx";
     ::mkdir((dir + "/onnx").c_str(), 0755);  // torch_clip_onnx.py writes into an existing folder
-    if (!exists(onnx))
+    if (!file_exists(onnx))
       run_child({kPython, kSrc + "/bench/torch_clip_onnx.py", "--model", w32, "--out-dir", dir + "/onnx"});
     const std::string node_mod = kSrc + "/bench/ort/node_modules/onnxruntime-node";
-    if (!exists(onnx) || !exists(node_mod)) {
-      std::printf("ORT peer skipped: %s\n", !exists(onnx) ? "ONNX export failed" :
+    if (!file_exists(onnx) || !file_exists(node_mod)) {
+      std::printf("ORT peer skipped: %s\n", !file_exists(onnx) ? "ONNX export failed" :
                   "bench/ort/node_modules missing (MMKIT_BENCH=1 scripts/setup.sh)");
     } else {
       std::vector<std::pair<int, int>> cfgs = {{1, 1}, {2, 1}, {1, 0}, {2, 0}};  // workers, spin
@@ -247,11 +236,5 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   apply_default_wait_policy(argc, argv);
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "embed_bench: error: %s\n", e.what());
-    return 1;
-  }
+  return mmkit::bench::guarded_main("embed_bench", argc, argv, run);
 }

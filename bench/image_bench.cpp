@@ -31,6 +31,7 @@
 
 using namespace mmkit;
 using mmkit::bench::run_child;
+using mmkit::bench::file_exists;
 
 namespace {
 
@@ -61,11 +62,6 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
 }
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
 int run(int argc, char** argv) {
   std::string photos = "/tmp/mmkit_bench/photos", jpeg = "/tmp/mmkit_bench/photo_640x480.jpg";
   int reps = 50;
@@ -86,9 +82,9 @@ int run(int argc, char** argv) {
     } else fail("unknown option ", a);
   }
   ::mkdir("/tmp/mmkit_bench", 0755);
-  if (!exists(photos) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", photos}).ok)
+  if (!file_exists(photos) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", photos}).ok)
     fail("cannot make the photo set (tools/make_photo_set.py needs python3-skimage)");
-  if (!exists(jpeg) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", "--one-640x480", jpeg}).ok)
+  if (!file_exists(jpeg) && !run_child({kPython, kSrc + "/tools/make_photo_set.py", "--one-640x480", jpeg}).ok)
     fail("cannot make ", jpeg);
   set_num_threads(1);
   const ResampleIsa best = resample_isa();
@@ -205,11 +201,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "image_bench: error: %s\n", e.what());
-    return 1;
-  }
+  return mmkit::bench::guarded_main("image_bench", argc, argv, run);
 }

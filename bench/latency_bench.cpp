@@ -41,22 +41,12 @@
 using namespace mmkit;
 using mmkit::bench::Env;
 using mmkit::bench::run_child;
+using mmkit::bench::file_exists;
+using mmkit::bench::self_exe;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  MMKIT_CHECK(n > 0, "cannot read /proc/self/exe");
-  return std::string(buf, size_t(n));
-}
 
 struct Stats {
   double min = 0, median = 0;
@@ -109,7 +99,7 @@ void ensure_weights(const std::string& dir) {
   ::mkdir("/tmp/mmkit_bench", 0755);
   ::mkdir(dir.c_str(), 0755);
   const std::string f32 = dir + "/vitb32_f32.safetensors", i8 = dir + "/vitb32_int8.safetensors";
-  if (!exists(f32)) {
+  if (!file_exists(f32)) {
     std::printf("writing random ViT-B/32 weights to %s ...\n", f32.c_str());
     std::fflush(stdout);
     ClipConfig cfg;  // OpenAI ViT-B/32
@@ -117,7 +107,7 @@ void ensure_weights(const std::string& dir) {
     m.init(cfg, 7);
     io::save_parameters(f32, m.parameters(), {{"config", cfg.to_json()}});
   }
-  if (!exists(i8)) infer::quantize_clip(f32, i8, "int8");
+  if (!file_exists(i8)) infer::quantize_clip(f32, i8, "int8");
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -238,11 +228,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "latency_bench: error: %s\n", e.what());
-    return 1;
-  }
+  return mmkit::bench::guarded_main("latency_bench", argc, argv, run);
 }

@@ -1,6 +1,6 @@
-// What the two HTTP load programs (serve_load, serve_fault_load) share: where this binary lives
-// (to find `mmkit` beside it), a /proc/PID/status reading of the server's memory, and the seeded
-// synthetic request images.
+// What the HTTP load programs (serve_load, serve_fault_load, ...) share: a /proc/PID/status reading
+// of the server's memory and the seeded synthetic request images; where this binary lives (to find
+// `mmkit` beside it) is bench_child.h's self_dir.
 #pragma once
 #include <unistd.h>
 
@@ -10,18 +10,11 @@
 #include <fstream>
 #include <string>
 
+#include "bench_child.h"  // self_dir
 #include "mmkit/core/rng.h"
 #include "mmkit/image/canvas.h"
 
 namespace mmkit::bench {
-
-// Directory of the running executable.
-inline std::string self_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string p(buf, size_t(std::max<ssize_t>(n, 0)));
-  return p.substr(0, p.find_last_of('/'));
-}
 
 // kB of a /proc/PID/status field ("VmRSS:", "VmHWM:"); -1 if absent.
 inline long proc_kb(pid_t pid, const char* field) {

@@ -121,7 +121,9 @@ static void check_mha(const std::string& op, bool causal, bool padded, bool cros
   EXPECT_TRUE(test::close(op + ".out", g.value(out), fx.t(op + ".out"), kAbs, kRel));
   g.backward(out, fx.t(op + ".g"));
   EXPECT_TRUE(test::close(op + ".grad.x", g.grad(x), fx.t(op + (cross ? ".grad.query" : ".grad.x")), kAbs, kRel));
-  if (cross) EXPECT_TRUE(test::close(op + ".grad.memory", g.grad(mem), fx.t(op + ".grad.memory"), kAbs, kRel));
+  if (cross) {
+    EXPECT_TRUE(test::close(op + ".grad.memory", g.grad(mem), fx.t(op + ".grad.memory"), kAbs, kRel));
+  }
   for (Parameter* p : params)
     EXPECT_TRUE(test::close(op + ".grad." + p->name, p->grad, fx.t(op + ".grad." + p->name), kAbs, kRel));
 }
