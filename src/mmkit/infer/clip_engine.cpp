@@ -332,7 +332,6 @@ void ClipEngine::prepare_vision() {
   const ClipConfig& c = cfg_;
   auto v = std::make_unique<Tower>();
   const int64_t W = c.vision_width, p = c.vision_patch_size, E = c.embed_dim, Fv = c.vision_mlp_dim();
-  const int64_t P = (c.image_resolution / p) * (c.image_resolution / p);
   const bool sig = c.siglip();
   v->width = W;
   v->mlp = Fv;

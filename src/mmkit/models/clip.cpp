@@ -160,7 +160,7 @@ HfTowerConfigs parse_hf_tower_configs(const std::string& text, const std::string
 // vocabulary 32000; the text head projects to projection_size (default: the text width).
 ClipConfig ClipConfig::from_hf_siglip_json(const std::string& text, const std::string& path) {
   const HfTowerConfigs h = parse_hf_tower_configs(text, path);
-  const nlohmann::json &j = h.root, &tc = h.text, &vc = h.vision;
+  const nlohmann::json &tc = h.text, &vc = h.vision;
   auto num = [&](const nlohmann::json& o, const char* k, int64_t d) -> int64_t {
     if (!o.contains(k) || o[k].is_null()) return d;
     MMKIT_CHECK(o[k].is_number_integer(), path, ": field '", k, "' must be an integer");
