@@ -46,6 +46,17 @@ void add_eval(nlohmann::json* rec, const std::string& prefix, const VqaEvalResul
   (*rec)[prefix + "_per_type"] = types;
 }
 
+// The parameters' values as copies (the selected epoch's weights), and copies written back in place
+// (memcpy into the existing buffers, so nothing that points at them goes stale).
+std::vector<Tensor> clone_values(const nn::ParamList& ps) {
+  std::vector<Tensor> v;
+  for (const Parameter* p : ps) v.push_back(p->value.clone());
+  return v;
+}
+void copy_values_into(const nn::ParamList& ps, const std::vector<Tensor>& v) {
+  for (size_t i = 0; i < ps.size(); ++i) std::memcpy(ps[i]->value.raw(), v[i].raw(), v[i].nbytes());
+}
+
 std::string per_type_line(const VqaEvalResult& ev) {
   std::string s;
   char buf[64];
@@ -95,7 +106,7 @@ class VqaTask : public TrainTask {
       Vqa best;
       best.init(cfg, 0);
       io::load_parameters(io::SafetensorsFile::open(o_.out_dir + "/model.safetensors"), best.parameters(), {});
-      for (Parameter* p : best.parameters()) best_.push_back(p->value.clone());
+      best_ = clone_values(best.parameters());
     }
     answers_ = std::make_unique<AnswerVocab>(cfg.answers);
     batches_ = std::make_unique<VqaBatchBuilder>(m_, train_, *answers_);
@@ -171,8 +182,7 @@ class VqaTask : public TrainTask {
     if (better) {
       best_val_ = ev.accuracy;
       best_epoch_ = s.epoch;
-      best_.clear();
-      for (Parameter* p : m_.parameters()) best_.push_back(p->value.clone());
+      best_ = clone_values(m_.parameters());
     }
     std::fprintf(log,
                  "epoch %d/%d: train loss %.4f acc %.4f | validation loss %.4f acc %.4f (non-relational %.4f, "
@@ -181,14 +191,11 @@ class VqaTask : public TrainTask {
                  ev.relational.accuracy, better ? " best so far" : "", s.seconds, rate, per_type_line(ev).c_str());
     if (s.epoch == s.epochs) {
       // The final numbers: the test split, once, with the selected weights.
-      std::vector<Tensor> now;
-      nn::ParamList ps = m_.parameters();
-      for (size_t i = 0; i < ps.size(); ++i) {
-        now.push_back(ps[i]->value.clone());
-        std::memcpy(ps[i]->value.raw(), best_[i].raw(), best_[i].nbytes());
-      }
+      const nn::ParamList ps = m_.parameters();
+      const std::vector<Tensor> now = clone_values(ps);
+      copy_values_into(ps, best_);
       VqaEvalResult te = evaluate_vqa(m_, test_, 16);
-      for (size_t i = 0; i < ps.size(); ++i) std::memcpy(ps[i]->value.raw(), now[i].raw(), now[i].nbytes());
+      copy_values_into(ps, now);
       add_eval(&rec, "test", te);
       rec["selected_epoch"] = best_epoch_;
       std::fprintf(log,
