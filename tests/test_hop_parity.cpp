@@ -1,7 +1,8 @@
 // Two-hop spatial attention (nn/hop_attention.h) against PyTorch's direct form: nn.Conv2d for
 // the local features, softmaxes over the cells, the distance term written out
 // (tests/fixtures/hop.safetensors from tools/fixtures/gen_hop_fixture.py). Output, both hops'
-// attention and every gradient within 1e-4 of each tensor's scale.
+// attention and every gradient within 1e-4 of each tensor's scale; also with the count readout,
+// and in the per-image form (local features and count once per image, gathered per question).
 #include <gtest/gtest.h>
 
 #include "mmkit/autograd/functions.h"
@@ -26,7 +27,17 @@ void check_group(const std::string& group, const nn::HopConfig& c) {
   Var cells = g.leaf(io::read_tensor_f32(f, group + "cells"));
   Var cond = g.leaf(io::read_tensor_f32(f, group + "cond"));
   nn::HopProbes probes;
-  Var out = nn::hop_attention(g, m, cells, cond, &probes);
+  Var out;
+  if (f.find(group + "index")) {  // per image: cells [Bi, P, C], questions index into them
+    const Tensor fi = io::read_tensor_f32(f, group + "index");
+    Tensor index = Tensor::empty(fi.shape(), DType::i32);
+    for (int64_t i = 0; i < fi.numel(); ++i) index.ptr<int32_t>()[i] = int32_t(fi.f32()[i]);
+    Var L = nn::hop_local(g, m, cells);
+    Var count = nn::hop_count(g, m, L);
+    out = nn::hop_readout(g, m, ag::gather_rows(g, L, index), ag::gather_rows(g, count, index), cond, &probes);
+  } else {
+    out = nn::hop_attention(g, m, cells, cond, &probes);
+  }
   EXPECT_TRUE(test::close_scaled(group + "out", g.value(out), io::read_tensor_f32(f, group + "out")));
   EXPECT_TRUE(test::close_scaled(group + "probe.find", probes.find, io::read_tensor_f32(f, group + "probe.find")));
   EXPECT_TRUE(test::close_scaled(group + "probe.relate", probes.relate, io::read_tensor_f32(f, group + "probe.relate")));
@@ -64,6 +75,18 @@ TEST(HopParity, ThreeHeadsFiveByFiveGrid) {
   c.out_dim = 4;
   c.beta_scale = 3.f;
   check_group("hop3.", c);
+}
+
+TEST(HopParity, CountReadout) {
+  nn::HopConfig c = fixture_config();
+  c.count = 3;
+  check_group("hopc.", c);
+}
+
+TEST(HopParity, PerImageLocalFeaturesGatheredPerQuestion) {
+  nn::HopConfig c = fixture_config();
+  c.count = 3;
+  check_group("hopi.", c);
 }
 
 TEST(HopParity, InitialBetaSignsAlternate) {
@@ -104,4 +127,18 @@ TEST(HopParity, RejectsWrongShapes) {
   bad = c;
   bad.heads = 0;
   EXPECT_THROW(m.init("hop", bad, rng), Error);
+  // The count readout's input must be [B, K] when configured and absent otherwise.
+  nn::HopConfig cc = c;
+  cc.count = 2;
+  nn::HopAttention mc;
+  mc.init("hop", cc, rng);
+  Var L = g.constant(Tensor::zeros(Shape{2, 16, cc.channels}));
+  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, mc, L, {}, cond); }).find("expected count [2, 2]"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, m, L, g.constant(Tensor::zeros(Shape{2, 2})), cond); })
+                .find("expected count [2, 0]"),
+            std::string::npos);
+  bad = c;
+  bad.count = -1;
+  EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("count must be >= 0"), std::string::npos);
 }

@@ -373,8 +373,15 @@ TEST(VqaModel, HopAttentionJoinsTheHead) {
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_heads, 0);
   VqaConfig bad = c;
   bad.film = false;
-  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop attention (hop_heads > 0) needs film"),
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop attention on the FiLM cells (hop_cells film) needs film"),
             std::string::npos);
+  bad = c;
+  bad.hop_cells = "pixels";
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_cells must be film or image, got 'pixels'"),
+            std::string::npos);
+  bad = c;
+  bad.hop_count = -2;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_count must be >= 0"), std::string::npos);
   bad = c;
   bad.hop_channels = 0;
   EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_channels > 0"), std::string::npos);
@@ -386,6 +393,38 @@ TEST(VqaModel, HopAttentionJoinsTheHead) {
   for (Parameter* p : m.parameters()) has_hop |= p->name == "hop.local2.weight";
   EXPECT_TRUE(has_hop);
   expect_gradients_match_finite_differences(m, 7, {2, 0, 1}, {&m.hop.local1.weight, &m.hop.beta, &m.hop.find.weight});
+}
+
+// hop_cells "image": no FiLM; the hop attention's local features and its count readout run once
+// per image on the unconditioned stem cells and are gathered for the image's questions. Stored in
+// the config (older files: "film", no count); the gradient through the whole model matches
+// finite differences (down to the stem, which feeds both the patch embedding and the hop cells),
+// with two questions about the same image so the gathered rows' gradients are summed.
+TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
+  VqaConfig c = tiny_config();
+  c.film = false;
+  c.hop_heads = 2;
+  c.hop_channels = 3;
+  c.hop_cells = "image";
+  c.hop_count = 4;
+  c.image_pool = "mean";  // max pooling's switches would break the stem's finite differences
+  VqaConfig r = VqaConfig::from_json(c.to_json());
+  EXPECT_EQ(r.hop_cells, "image");
+  EXPECT_EQ(r.hop_count, 4);
+  nlohmann::json j = nlohmann::json::parse(c.to_json());
+  j.erase("hop_cells");
+  j.erase("hop_count");
+  j["film"] = true;
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_cells, "film");
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_count, 0);
+
+  Vqa m;
+  m.init(c, 13);
+  EXPECT_EQ(m.head_fc1.in_features(), 4 * c.dim);
+  EXPECT_EQ(m.hop.count.weight.value.shape(), Shape({4, 3}));
+  EXPECT_EQ(m.hop.out.weight.value.shape(), Shape({c.dim, 2 * (2 + 2 * 3) + 4}));
+  expect_gradients_match_finite_differences(m, 7, {2, 0, 1},
+                                            {&m.hop.local1.weight, &m.hop.count.weight, &m.hop.find.weight, &m.stem.weight});
 }
 
 // The attention maps of a hop-attention model: after the fusion layers, per head the find hop

@@ -178,6 +178,11 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_option("--hop-channels", mc.hop_channels, "width of the hop attention's local features")
       ->capture_default_str();
+  tv->add_option("--hop-cells", mc.hop_cells,
+                 "cells the hop attention reads: film (question-conditioned, per question) or image (per image)")
+      ->capture_default_str();
+  tv->add_option("--hop-count", mc.hop_count, "width of the hop attention's count readout (0: none)")
+      ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   st.option("--top-k-answers", "top_k_answers", &o.top_k_answers);
@@ -200,6 +205,8 @@ void add_vqa_commands(Cli& c) {
   st.config("--relation-coords", "/relation_coords", &mc.relation_coords);
   st.config("--hop-heads", "/hop_heads", &mc.hop_heads);
   st.config("--hop-channels", "/hop_channels", &mc.hop_channels);
+  st.config("--hop-cells", "/hop_cells", &mc.hop_cells);
+  st.config("--hop-count", "/hop_count", &mc.hop_count);
   st.config("--image-pool", "/image_pool", &mc.image_pool);
   TrainVqaArgs* tap = ta.get();
   st.config_as("--norm", "/norm_first", [tap] { return nlohmann::json(tap->norm == "pre"); });

@@ -43,7 +43,12 @@ void VqaConfig::validate() const {
               relation_layers);
   MMKIT_CHECK(hop_heads >= 0 && hop_channels > 0, "VQA config: hop_heads must be >= 0 and hop_channels > 0, got ",
               hop_heads, " and ", hop_channels);
-  MMKIT_CHECK(hop_heads == 0 || film, "VQA config: hop attention (hop_heads > 0) needs film");
+  MMKIT_CHECK(hop_cells == "film" || hop_cells == "image", "VQA config: hop_cells must be film or image, got '",
+              hop_cells, "'");
+  MMKIT_CHECK(hop_heads == 0 || hop_cells == "image" || film,
+              "VQA config: hop attention on the FiLM cells (hop_cells film) needs film");
+  MMKIT_CHECK(hop_heads == 0 || stem_patch > 0, "VQA config: hop attention needs a conv stem (stem_patch > 0)");
+  MMKIT_CHECK(hop_count >= 0, "VQA config: hop_count must be >= 0, got ", hop_count);
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
@@ -79,6 +84,8 @@ std::string VqaConfig::to_json() const {
   j["relation_geometry"] = relation_geometry;
   j["hop_heads"] = hop_heads;
   j["hop_channels"] = hop_channels;
+  j["hop_cells"] = hop_cells;
+  j["hop_count"] = hop_count;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -137,6 +144,13 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   c.hop_heads = 0;
   if (j.contains("hop_heads")) get_int("hop_heads", c.hop_heads);
   if (j.contains("hop_channels")) get_int("hop_channels", c.hop_channels);
+  c.hop_cells = "film";  // models written before the per-image cells existed
+  if (j.contains("hop_cells")) {
+    MMKIT_CHECK(j["hop_cells"].is_string(), "VQA config: 'hop_cells' must be a string");
+    c.hop_cells = j["hop_cells"].get<std::string>();
+  }
+  c.hop_count = 0;
+  if (j.contains("hop_count")) get_int("hop_count", c.hop_count);
   c.relation_coords = false;
   if (j.contains("relation_coords")) {
     MMKIT_CHECK(j["relation_coords"].is_boolean(), "VQA config: 'relation_coords' must be a boolean");
@@ -238,6 +252,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     hc.heads = c.hop_heads;
     hc.cond_dim = D;
     hc.out_dim = D;
+    hc.count = c.hop_count;
     hop.init("hop", hc, rng);
   }
 }
@@ -382,18 +397,21 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   masks.key_padding = &b.pad;
   for (auto& l : m.text_layers) txt = nn::transformer_encoder_layer(g, l, txt, masks);
 
-  Var img, cells;  // cells: the stem's [Bq, g1*g1, stem_dim] (hop attention only)
+  // cells: the stem's GELU output (hop attention only): [Bq, g1*g1, stem_dim] with FiLM,
+  // [Bi, g1*g1, stem_dim] with hop_cells "image".
+  const bool hop = m.cfg.hop_heads > 0;
+  Var img, cells;
+  Tensor index = b.image_index;
+  if (!index.defined()) {  // one image per question, in order
+    index = g.alloc(Shape{Bq}, DType::i32);
+    for (int64_t q = 0; q < Bq; ++q) index.ptr<int32_t>()[q] = int32_t(q);
+  }
   if (m.cfg.film) {
-    Tensor index = b.image_index;
-    if (!index.defined()) {  // one image per question, in order
-      index = g.alloc(Shape{Bq}, DType::i32);
-      for (int64_t q = 0; q < Bq; ++q) index.ptr<int32_t>()[q] = int32_t(q);
-    }
     img = vqa_encode_image(g, m, g.constant(b.images), ag::max_tokens(g, txt, &b.pad), &index,
-                           m.cfg.hop_heads > 0 ? &cells : nullptr);  // [Bq, P, D]
+                           hop ? &cells : nullptr);  // [Bq, P, D]
   } else {
-    img = vqa_encode_image(g, m, g.constant(b.images));        // [Bi, P, D]
-    if (b.image_index.defined()) img = ag::gather_rows(g, img, b.image_index);  // [Bq, P, D]
+    img = vqa_encode_image(g, m, g.constant(b.images), {}, nullptr, hop ? &cells : nullptr);  // [Bi, P, D]
+    if (b.image_index.defined()) img = ag::gather_rows(g, img, index);                       // [Bq, P, D]
   }
   MMKIT_CHECK(g.shape(img)[0] == Bq, "VQA: ", g.shape(img)[0], " image rows for ", Bq, " questions");
 
@@ -422,7 +440,17 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
     }
     parts.push_back(nn::relation_network(g, m.relation, objects, t));  // + [Bq, D]
   }
-  if (m.cfg.hop_heads > 0) parts.push_back(nn::hop_attention(g, m.hop, cells, t, probes ? &probes->hop : nullptr));  // + [Bq, D]
+  if (hop) {
+    // The local features and the count read only the cells; on an image's own cells they are
+    // computed once per image and gathered for its questions.
+    Var L = nn::hop_local(g, m.hop, cells);  // [B, g1*g1, C2]
+    Var count = nn::hop_count(g, m.hop, L);  // [B, K] or none
+    if (!m.cfg.film && b.image_index.defined()) {
+      L = ag::gather_rows(g, L, index);  // [Bq, g1*g1, C2]
+      if (count.valid()) count = ag::gather_rows(g, count, index);
+    }
+    parts.push_back(nn::hop_readout(g, m.hop, L, count, t, probes ? &probes->hop : nullptr));  // + [Bq, D]
+  }
   Var pooled = ag::concat(g, parts, 1);  // [Bq, 3D .. 5D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));
   return nn::linear(g, m.head_fc2, h);                                                         // [Bq, K]

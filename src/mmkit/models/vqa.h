@@ -91,6 +91,13 @@ struct VqaConfig {
   // joins the head's input. hop_heads = H (0: off), hop_channels = width of its local features.
   // For closest / furthest questions (docs/RESULTS.md). Needs film. Absent in a file = off.
   int64_t hop_heads = 0, hop_channels = 32;
+  // Which stem cells the hop attention reads: "film" (the question-conditioned ones, so its
+  // convolutions run per question) or "image" (the image's own, so its local features run once
+  // per image and only the two attention hops run per question: ~20x less work per step on
+  // Sort-of-CLEVR's 20 questions per image). hop_count = K > 0 adds the count readout
+  // (HopConfig::count). Absent in a file = "film", 0.
+  std::string hop_cells = "film";
+  int64_t hop_count = 0;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)

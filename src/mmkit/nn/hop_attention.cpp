@@ -9,6 +9,7 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   MMKIT_CHECK(c.beta_scale > 0.f && c.beta_init >= 0.f, "hop attention: beta_scale must be > 0 and beta_init >= 0, got ",
               c.beta_scale, " and ", c.beta_init);
   MMKIT_CHECK(c.kernel >= 1 && c.kernel % 2 == 1, "hop attention: kernel must be odd, got ", c.kernel);
+  MMKIT_CHECK(c.count >= 0, "hop attention: count must be >= 0, got ", c.count);
   cfg = c;
   const int64_t kk = c.kernel * c.kernel;
   local1.init(join(prefix, "local1"), kk * c.in_dim, c.channels, true, rng);
@@ -18,7 +19,8 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   beta.init(join(prefix, "beta"), Shape{c.heads}, false);
   if (beta.value.defined())
     for (int64_t h = 0; h < c.heads; ++h) beta.value.f32()[h] = (h % 2 == 0 ? 1.f : -1.f) * c.beta_init / c.beta_scale;
-  out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels), c.out_dim, true, rng);
+  if (c.count > 0) count.init(join(prefix, "count"), c.channels, c.count, true, rng);
+  out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count, c.out_dim, true, rng);
 }
 
 void HopAttention::collect(ParamList& p) {
@@ -27,25 +29,40 @@ void HopAttention::collect(ParamList& p) {
   find.collect(p);
   relate.collect(p);
   p.push_back(&beta);
+  if (cfg.count > 0) count.collect(p);
   out.collect(p);
 }
 
-Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* probes) {
+Var hop_local(Graph& g, HopAttention& m, Var cells) {
   const HopConfig& c = m.cfg;
   const Shape s = g.shape(cells);
+  MMKIT_CHECK(s.n == 3 && s[1] == c.grid * c.grid && s[2] == c.in_dim, "hop attention: expected cells [B, ",
+              c.grid * c.grid, ", ", c.in_dim, "], got ", s.str());
+  Var L = ag::gelu(g, linear(g, m.local1, ag::grid_neighbours(g, cells, c.grid, c.kernel)));  // [B, P, C2]
+  return ag::gelu(g, linear(g, m.local2, ag::grid_neighbours(g, L, c.grid, c.kernel)));
+}
+
+Var hop_count(Graph& g, HopAttention& m, Var L) {
+  if (m.cfg.count == 0) return {};
+  return ag::mean_tokens(g, linear_relu(g, m.count, L));  // [B, P, K] -> [B, K]
+}
+
+Var hop_readout(Graph& g, HopAttention& m, Var L, Var count, Var cond, HopProbes* probes) {
+  const HopConfig& c = m.cfg;
+  const Shape s = g.shape(L);
   const int64_t G = c.grid, P = G * G, H = c.heads, C2 = c.channels;
-  MMKIT_CHECK(s.n == 3 && s[1] == P && s[2] == c.in_dim, "hop attention: expected cells [B, ", P, ", ", c.in_dim,
+  MMKIT_CHECK(s.n == 3 && s[1] == P && s[2] == C2, "hop attention: expected local features [B, ", P, ", ", C2,
               "], got ", s.str());
   const int64_t B = s[0];
   MMKIT_CHECK(g.shape(cond) == Shape({B, c.cond_dim}), "hop attention: expected cond [", B, ", ", c.cond_dim,
               "], got ", g.shape(cond).str());
+  MMKIT_CHECK(count.valid() == (c.count > 0) && (!count.valid() || g.shape(count) == Shape({B, c.count})),
+              "hop attention: expected count [", B, ", ", c.count, "]", count.valid() ? ", got " + g.shape(count).str() : "");
   Tensor pos = g.alloc(Shape{P, 2});
   for (int64_t p = 0; p < P; ++p) {
     pos.f32()[2 * p] = (2.f * float(p % G) + 1.f) / float(G) - 1.f;
     pos.f32()[2 * p + 1] = (2.f * float(p / G) + 1.f) / float(G) - 1.f;
   }
-  Var L = ag::gelu(g, linear(g, m.local1, ag::grid_neighbours(g, cells, G, c.kernel)));  // [B, P, C2]
-  L = ag::gelu(g, linear(g, m.local2, ag::grid_neighbours(g, L, G, c.kernel)));
 
   // Hop 1: content attention with a per-head query from the question.
   Var q1 = ag::reshape(g, linear(g, m.find, cond), Shape{B, C2, H});
@@ -63,7 +80,13 @@ Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* pro
     probes->relate = g.value(a2);
   }
   Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
+  if (count.valid()) all = ag::concat(g, {all, count}, 1);  // [B, H*(2 + 2 C2) + K]
   return linear(g, m.out, all);
+}
+
+Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* probes) {
+  Var L = hop_local(g, m, cells);
+  return hop_readout(g, m, L, hop_count(g, m, L), cond, probes);
 }
 
 }  // namespace mmkit::nn
