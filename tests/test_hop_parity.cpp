@@ -33,7 +33,7 @@ void check_group(const std::string& group, const nn::HopConfig& c) {
     Tensor index = Tensor::empty(fi.shape(), DType::i32);
     for (int64_t i = 0; i < fi.numel(); ++i) index.ptr<int32_t>()[i] = int32_t(fi.f32()[i]);
     Var L = nn::hop_local(g, m, cells);
-    Var count = nn::hop_count(g, m, L);
+    Var count = nn::hop_count_cells(g, m, L);
     out = nn::hop_readout(g, m, ag::gather_rows(g, L, index), ag::gather_rows(g, count, index), cond, &probes);
   } else {
     out = nn::hop_attention(g, m, cells, cond, &probes);
@@ -80,12 +80,14 @@ TEST(HopParity, ThreeHeadsFiveByFiveGrid) {
 TEST(HopParity, CountReadout) {
   nn::HopConfig c = fixture_config();
   c.count = 3;
+  c.exclude = 0.5f;
   check_group("hopc.", c);
 }
 
 TEST(HopParity, PerImageLocalFeaturesGatheredPerQuestion) {
   nn::HopConfig c = fixture_config();
   c.count = 3;
+  c.exclude = 1.f;
   check_group("hopi.", c);
 }
 
@@ -127,17 +129,20 @@ TEST(HopParity, RejectsWrongShapes) {
   bad = c;
   bad.heads = 0;
   EXPECT_THROW(m.init("hop", bad, rng), Error);
-  // The count readout's input must be [B, K] when configured and absent otherwise.
+  // The count readout's per-cell input must be [B, P, K] when configured and absent otherwise.
   nn::HopConfig cc = c;
   cc.count = 2;
   nn::HopAttention mc;
   mc.init("hop", cc, rng);
   Var L = g.constant(Tensor::zeros(Shape{2, 16, cc.channels}));
-  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, mc, L, {}, cond); }).find("expected count [2, 2]"),
+  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, mc, L, {}, cond); }).find("expected count cells [2, 16, 2]"),
             std::string::npos);
-  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, m, L, g.constant(Tensor::zeros(Shape{2, 2})), cond); })
-                .find("expected count [2, 0]"),
+  EXPECT_NE(test::error_of([&] { nn::hop_readout(g, m, L, g.constant(Tensor::zeros(Shape{2, 16, 2})), cond); })
+                .find("expected count cells [2, 16, 0]"),
             std::string::npos);
+  bad = c;
+  bad.exclude = -1.f;
+  EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("exclude must be >= 0"), std::string::npos);
   bad = c;
   bad.count = -1;
   EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("count must be >= 0"), std::string::npos);

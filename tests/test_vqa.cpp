@@ -407,24 +407,33 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   c.hop_channels = 3;
   c.hop_cells = "image";
   c.hop_count = 4;
+  c.hop_exclude = 1.f;
   c.image_pool = "mean";  // max pooling's switches would break the stem's finite differences
   VqaConfig r = VqaConfig::from_json(c.to_json());
   EXPECT_EQ(r.hop_cells, "image");
   EXPECT_EQ(r.hop_count, 4);
+  EXPECT_EQ(r.hop_exclude, 1.f);
   nlohmann::json j = nlohmann::json::parse(c.to_json());
   j.erase("hop_cells");
   j.erase("hop_count");
+  j.erase("hop_exclude");
   j["film"] = true;
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_cells, "film");
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_count, 0);
+  EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_exclude, 0.f);
+  VqaConfig bad = c;
+  bad.hop_exclude = -0.5f;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_exclude must be >= 0"), std::string::npos);
 
   Vqa m;
   m.init(c, 13);
   EXPECT_EQ(m.head_fc1.in_features(), 4 * c.dim);
   EXPECT_EQ(m.hop.count.weight.value.shape(), Shape({4, 3}));
+  EXPECT_EQ(m.hop.count_anchor.weight.value.shape(), Shape({4, 2 * 3}));
   EXPECT_EQ(m.hop.out.weight.value.shape(), Shape({c.dim, 2 * (2 + 2 * 3) + 4}));
   expect_gradients_match_finite_differences(m, 7, {2, 0, 1},
-                                            {&m.hop.local1.weight, &m.hop.count.weight, &m.hop.find.weight, &m.stem.weight});
+                                            {&m.hop.local1.weight, &m.hop.count.weight, &m.hop.count_anchor.weight,
+                                             &m.hop.find.weight, &m.stem.weight});
 }
 
 // The attention maps of a hop-attention model: after the fusion layers, per head the find hop

@@ -183,6 +183,9 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_option("--hop-count", mc.hop_count, "width of the hop attention's count readout (0: none)")
       ->capture_default_str();
+  tv->add_option("--hop-exclude", mc.hop_exclude,
+                 "hop 2 skips the cells hop 1 found, weight k (logits - k P a1; 0: off)")
+      ->capture_default_str();
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   st.option("--top-k-answers", "top_k_answers", &o.top_k_answers);
@@ -207,6 +210,7 @@ void add_vqa_commands(Cli& c) {
   st.config("--hop-channels", "/hop_channels", &mc.hop_channels);
   st.config("--hop-cells", "/hop_cells", &mc.hop_cells);
   st.config("--hop-count", "/hop_count", &mc.hop_count);
+  st.config("--hop-exclude", "/hop_exclude", &mc.hop_exclude);
   st.config("--image-pool", "/image_pool", &mc.image_pool);
   TrainVqaArgs* tap = ta.get();
   st.config_as("--norm", "/norm_first", [tap] { return nlohmann::json(tap->norm == "pre"); });

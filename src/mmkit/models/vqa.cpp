@@ -49,6 +49,7 @@ void VqaConfig::validate() const {
               "VQA config: hop attention on the FiLM cells (hop_cells film) needs film");
   MMKIT_CHECK(hop_heads == 0 || stem_patch > 0, "VQA config: hop attention needs a conv stem (stem_patch > 0)");
   MMKIT_CHECK(hop_count >= 0, "VQA config: hop_count must be >= 0, got ", hop_count);
+  MMKIT_CHECK(hop_exclude >= 0.f, "VQA config: hop_exclude must be >= 0, got ", hop_exclude);
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
@@ -86,6 +87,7 @@ std::string VqaConfig::to_json() const {
   j["hop_channels"] = hop_channels;
   j["hop_cells"] = hop_cells;
   j["hop_count"] = hop_count;
+  j["hop_exclude"] = hop_exclude;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -151,6 +153,11 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   }
   c.hop_count = 0;
   if (j.contains("hop_count")) get_int("hop_count", c.hop_count);
+  c.hop_exclude = 0.f;
+  if (j.contains("hop_exclude")) {
+    MMKIT_CHECK(j["hop_exclude"].is_number(), "VQA config: 'hop_exclude' must be a number");
+    c.hop_exclude = j["hop_exclude"].get<float>();
+  }
   c.relation_coords = false;
   if (j.contains("relation_coords")) {
     MMKIT_CHECK(j["relation_coords"].is_boolean(), "VQA config: 'relation_coords' must be a boolean");
@@ -253,6 +260,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     hc.cond_dim = D;
     hc.out_dim = D;
     hc.count = c.hop_count;
+    hc.exclude = c.hop_exclude;
     hop.init("hop", hc, rng);
   }
 }
@@ -444,7 +452,7 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
     // The local features and the count read only the cells; on an image's own cells they are
     // computed once per image and gathered for its questions.
     Var L = nn::hop_local(g, m.hop, cells);  // [B, g1*g1, C2]
-    Var count = nn::hop_count(g, m.hop, L);  // [B, K] or none
+    Var count = nn::hop_count_cells(g, m.hop, L);  // [B, g1*g1, K] or none
     if (!m.cfg.film && b.image_index.defined()) {
       L = ag::gather_rows(g, L, index);  // [Bq, g1*g1, C2]
       if (count.valid()) count = ag::gather_rows(g, count, index);

@@ -95,9 +95,11 @@ struct VqaConfig {
   // convolutions run per question) or "image" (the image's own, so its local features run once
   // per image and only the two attention hops run per question: ~20x less work per step on
   // Sort-of-CLEVR's 20 questions per image). hop_count = K > 0 adds the count readout
-  // (HopConfig::count). Absent in a file = "film", 0.
+  // (HopConfig::count); hop_exclude = k > 0 makes hop 2 skip the cells hop 1 found
+  // (HopConfig::exclude). Absent in a file = "film", 0, 0.
   std::string hop_cells = "film";
   int64_t hop_count = 0;
+  float hop_exclude = 0.f;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)

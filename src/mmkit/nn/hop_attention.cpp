@@ -10,6 +10,7 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
               c.beta_scale, " and ", c.beta_init);
   MMKIT_CHECK(c.kernel >= 1 && c.kernel % 2 == 1, "hop attention: kernel must be odd, got ", c.kernel);
   MMKIT_CHECK(c.count >= 0, "hop attention: count must be >= 0, got ", c.count);
+  MMKIT_CHECK(c.exclude >= 0.f, "hop attention: exclude must be >= 0, got ", c.exclude);
   cfg = c;
   const int64_t kk = c.kernel * c.kernel;
   local1.init(join(prefix, "local1"), kk * c.in_dim, c.channels, true, rng);
@@ -19,7 +20,10 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   beta.init(join(prefix, "beta"), Shape{c.heads}, false);
   if (beta.value.defined())
     for (int64_t h = 0; h < c.heads; ++h) beta.value.f32()[h] = (h % 2 == 0 ? 1.f : -1.f) * c.beta_init / c.beta_scale;
-  if (c.count > 0) count.init(join(prefix, "count"), c.channels, c.count, true, rng);
+  if (c.count > 0) {
+    count.init(join(prefix, "count"), c.channels, c.count, true, rng);
+    count_anchor.init(join(prefix, "count_anchor"), c.heads * c.channels, c.count, false, rng);
+  }
   out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count, c.out_dim, true, rng);
 }
 
@@ -29,7 +33,10 @@ void HopAttention::collect(ParamList& p) {
   find.collect(p);
   relate.collect(p);
   p.push_back(&beta);
-  if (cfg.count > 0) count.collect(p);
+  if (cfg.count > 0) {
+    count.collect(p);
+    count_anchor.collect(p);
+  }
   out.collect(p);
 }
 
@@ -42,12 +49,22 @@ Var hop_local(Graph& g, HopAttention& m, Var cells) {
   return ag::gelu(g, linear(g, m.local2, ag::grid_neighbours(g, L, c.grid, c.kernel)));
 }
 
-Var hop_count(Graph& g, HopAttention& m, Var L) {
+Var hop_count_cells(Graph& g, HopAttention& m, Var L) {
   if (m.cfg.count == 0) return {};
-  return ag::mean_tokens(g, linear_relu(g, m.count, L));  // [B, P, K] -> [B, K]
+  return linear(g, m.count, L);  // [B, P, K]
 }
 
-Var hop_readout(Graph& g, HopAttention& m, Var L, Var count, Var cond, HopProbes* probes) {
+namespace {
+// [B, C] -> [B, N, C]: row b repeated N times (gather_rows, whose backward sums the copies).
+Var repeat_rows(Graph& g, Var x, int64_t N) {
+  const Shape s = g.shape(x);
+  Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
+  for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
+  return ag::reshape(g, ag::gather_rows(g, x, idx), Shape{s[0], N, s[1]});
+}
+}  // namespace
+
+Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes) {
   const HopConfig& c = m.cfg;
   const Shape s = g.shape(L);
   const int64_t G = c.grid, P = G * G, H = c.heads, C2 = c.channels;
@@ -56,8 +73,10 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count, Var cond, HopProbes
   const int64_t B = s[0];
   MMKIT_CHECK(g.shape(cond) == Shape({B, c.cond_dim}), "hop attention: expected cond [", B, ", ", c.cond_dim,
               "], got ", g.shape(cond).str());
-  MMKIT_CHECK(count.valid() == (c.count > 0) && (!count.valid() || g.shape(count) == Shape({B, c.count})),
-              "hop attention: expected count [", B, ", ", c.count, "]", count.valid() ? ", got " + g.shape(count).str() : "");
+  MMKIT_CHECK(count_cells.valid() == (c.count > 0) &&
+                  (!count_cells.valid() || g.shape(count_cells) == Shape({B, P, c.count})),
+              "hop attention: expected count cells [", B, ", ", P, ", ", c.count, "]",
+              count_cells.valid() ? ", got " + g.shape(count_cells).str() : "");
   Tensor pos = g.alloc(Shape{P, 2});
   for (int64_t p = 0; p < P; ++p) {
     pos.f32()[2 * p] = (2.f * float(p % G) + 1.f) / float(G) - 1.f;
@@ -73,20 +92,28 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count, Var cond, HopProbes
   // Hop 2: content plus a distance bias from the attended point.
   Var q2 = ag::reshape(g, linear(g, m.relate, cond), Shape{B, C2, H});
   Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
-  Var a2 = ag::softmax(g, ag::distance_logits(g, ag::bmm(g, L, q2), x, beta, pos));  // [B, H, P]
+  Var logits2 = ag::distance_logits(g, ag::bmm(g, L, q2), x, beta, pos);  // [B, H, P]
+  if (c.exclude > 0.f)  // minus k P a1, a1 taken as a constant: skip X's own cells
+    logits2 = ag::add(g, logits2, ag::scale(g, g.constant(g.value(a1)), -c.exclude * float(P)));
+  Var a2 = ag::softmax(g, logits2);  // [B, H, P]
   Var r2 = ag::bmm(g, a2, L);                                                        // [B, H, C2]
   if (probes) {
     probes->find = g.value(a1);
     probes->relate = g.value(a2);
   }
   Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
-  if (count.valid()) all = ag::concat(g, {all, count}, 1);  // [B, H*(2 + 2 C2) + K]
+  if (count_cells.valid()) {
+    // Per cell relu(W_c L_p + b_c + A_c r1), averaged over the cells.
+    Var anchor = linear(g, m.count_anchor, ag::reshape(g, r1, Shape{B, H * C2}));               // [B, K]
+    Var z = ag::relu(g, ag::add(g, count_cells, repeat_rows(g, anchor, P)));                    // [B, P, K]
+    all = ag::concat(g, {all, ag::mean_tokens(g, z)}, 1);  // [B, H*(2 + 2 C2) + K]
+  }
   return linear(g, m.out, all);
 }
 
 Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* probes) {
   Var L = hop_local(g, m, cells);
-  return hop_readout(g, m, L, hop_count(g, m, L), cond, probes);
+  return hop_readout(g, m, L, hop_count_cells(g, m, L), cond, probes);
 }
 
 }  // namespace mmkit::nn

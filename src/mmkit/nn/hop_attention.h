@@ -15,9 +15,11 @@
 //   hop 2 ("the cell nearest to / furthest from x"):
 //     a2[h] = softmax_p( L_p . Q2_h(q) - beta_h |pos_p - x[h]|^2 )   (ops/distance_logits.h)
 //     r2[h] = sum_p a2[h, p] L_p
-//   count (cfg.count = K > 0): c = mean_p relu(W_c L_p + b_c)  [K], per row of L; with cells that
-//        show one image, c is a fixed function of the image ("how much square, how much circle"),
-//        and the head compares it with X's shape from r1 ("how many objects have X's shape")
+//        with cfg.exclude = k > 0, minus k P stopgrad(a1[h, p]): the cells hop 1 found (X itself,
+//        a1 ~ 1/(X's cells) there, ~1/P elsewhere) drop out, so "closest" need not learn to skip X
+//   count (cfg.count = K > 0): c = mean_p relu(W_c L_p + b_c + A_c [r1 over all heads])  [K]: per
+//        cell a score anchored on what hop 1 found, so a channel can count the cells of objects
+//        that share X's shape ("how many objects have the same shape as X")
 //   out([x, r1, r2] over all heads, c)
 // beta_h = beta_scale * theta_h, initialised to +beta_init (even heads: nearest) and -beta_init
 // (odd heads: furthest); the content terms let the question exclude X itself and the empty cells.
@@ -30,12 +32,13 @@
 //
 // Checkpoint names (prefix p): p.local1.{weight [C2, 9C], bias}, p.local2.{weight [C2, 9 C2], bias},
 // p.find.{weight [C2*H, Dq], bias}, p.relate.{weight [C2*H, Dq], bias}, p.beta [H] (theta),
-// p.count.{weight [K, C2], bias} (count > 0 only), p.out.{weight [out_dim, H*(2 + 2 C2) + K], bias}.
+// p.count.{weight [K, C2], bias}, p.count_anchor.weight [K, H*C2] (count > 0 only),
+// p.out.{weight [out_dim, H*(2 + 2 C2) + K], bias}.
 //
-// The local features and the count depend only on the cells, not on the question: when the cells
-// are an image's own (no FiLM), hop_local / hop_count run once per image and their rows are
-// gathered for the image's questions, and hop_readout does the per-question part (two softmaxes
-// over the cells: [B, H, P]) — a small fraction of the convolutions' cost.
+// The local features and the count's per-cell term depend only on the cells, not on the question:
+// when the cells are an image's own (no FiLM), hop_local / hop_count_cells run once per image and
+// their rows are gathered for the image's questions, and hop_readout does the per-question part
+// (softmaxes and sums over the cells) — a small fraction of the convolutions' cost.
 #pragma once
 #include <string>
 
@@ -60,6 +63,7 @@ struct HopConfig {
   // changes d^2 by ~0.05) at the optimizer's step size.
   float beta_init = 2.f, beta_scale = 32.f;
   int64_t count = 0;        // K: width of the count readout (0: none)
+  float exclude = 0.f;      // k: hop 2 skips the cells hop 1 found (0: off)
 };
 
 struct HopAttention {
@@ -68,6 +72,7 @@ struct HopAttention {
   Linear find, relate;    // [C2*H, Dq] each
   Parameter beta;         // theta [H]
   Linear count;           // [K, C2] (cfg.count > 0 only)
+  Linear count_anchor;    // [K, H*C2], no bias (cfg.count > 0 only)
   Linear out;             // [out_dim, H*(2 + 2 C2) + K]
 
   void init(const std::string& prefix, const HopConfig& cfg, Rng& rng);
@@ -79,13 +84,15 @@ struct HopProbes {
   Tensor find, relate;
 };
 
-// cells [B, G*G, C], cond [B, Dq] -> [B, out_dim]: hop_readout(hop_local(cells), hop_count(L), cond).
+// cells [B, G*G, C], cond [B, Dq] -> [B, out_dim]:
+// hop_readout(L = hop_local(cells), hop_count_cells(L), cond).
 Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* probes = nullptr);
-// The question-independent parts: cells [B, G*G, C] -> L [B, G*G, C2]; L -> count [B, K]
-// (an invalid Var when cfg.count == 0).
+// The question-independent parts: cells [B, G*G, C] -> L [B, G*G, C2]; L -> the count's per-cell
+// term W_c L_p + b_c [B, G*G, K] (an invalid Var when cfg.count == 0).
 Var hop_local(Graph& g, HopAttention& m, Var cells);
-Var hop_count(Graph& g, HopAttention& m, Var L);
-// The per-question part: L [B, G*G, C2], count [B, K] (or invalid), cond [B, Dq] -> [B, out_dim].
-Var hop_readout(Graph& g, HopAttention& m, Var L, Var count, Var cond, HopProbes* probes = nullptr);
+Var hop_count_cells(Graph& g, HopAttention& m, Var L);
+// The per-question part: L [B, G*G, C2], count_cells [B, G*G, K] (or invalid), cond [B, Dq]
+// -> [B, out_dim].
+Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes = nullptr);
 
 }  // namespace mmkit::nn
