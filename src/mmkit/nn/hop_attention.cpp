@@ -23,6 +23,8 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   if (c.count > 0) {
     count.init(join(prefix, "count"), c.channels, c.count, true, rng);
     count_anchor.init(join(prefix, "count_anchor"), c.heads * c.channels, c.count, false, rng);
+    count_cond.init(join(prefix, "count_cond"), c.cond_dim, c.count, false, rng);
+    relate_count.init(join(prefix, "relate_count"), c.count, c.heads, false, rng);
   }
   out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count, c.out_dim, true, rng);
 }
@@ -36,6 +38,8 @@ void HopAttention::collect(ParamList& p) {
   if (cfg.count > 0) {
     count.collect(p);
     count_anchor.collect(p);
+    count_cond.collect(p);
+    relate_count.collect(p);
   }
   out.collect(p);
 }
@@ -89,25 +93,32 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   Var x = ag::matmul(g, a1, g.constant(pos));                           // [B, H, 2]
   Var r1 = ag::bmm(g, a1, L);                                           // [B, H, C2]
 
+  // The count's cells: relu(W_c L_p + b_c + A_c r1 + V_c q), anchored on what hop 1 found and
+  // on the question. They are also hop 2's second content term: the cells of objects that are not
+  // X are what both "how many" and "closest / furthest" look for, and counting learns them first.
+  Var z;  // [B, P, K]
+  if (count_cells.valid()) {
+    Var anchor = ag::add(g, linear(g, m.count_anchor, ag::reshape(g, r1, Shape{B, H * C2})),
+                         linear(g, m.count_cond, cond));                                     // [B, K]
+    z = ag::relu(g, ag::add(g, count_cells, repeat_rows(g, anchor, P)));                    // [B, P, K]
+  }
+
   // Hop 2: content plus a distance bias from the attended point.
   Var q2 = ag::reshape(g, linear(g, m.relate, cond), Shape{B, C2, H});
+  Var content2 = ag::bmm(g, L, q2);                                                       // [B, P, H]
+  if (z.valid()) content2 = ag::add(g, content2, linear(g, m.relate_count, z));
   Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
-  Var logits2 = ag::distance_logits(g, ag::bmm(g, L, q2), x, beta, pos);  // [B, H, P]
+  Var logits2 = ag::distance_logits(g, content2, x, beta, pos);  // [B, H, P]
   if (c.exclude > 0.f)  // minus k P a1, a1 taken as a constant: skip X's own cells
     logits2 = ag::add(g, logits2, ag::scale(g, g.constant(g.value(a1)), -c.exclude * float(P)));
   Var a2 = ag::softmax(g, logits2);  // [B, H, P]
-  Var r2 = ag::bmm(g, a2, L);                                                        // [B, H, C2]
+  Var r2 = ag::bmm(g, a2, L);        // [B, H, C2]
   if (probes) {
     probes->find = g.value(a1);
     probes->relate = g.value(a2);
   }
   Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
-  if (count_cells.valid()) {
-    // Per cell relu(W_c L_p + b_c + A_c r1), averaged over the cells.
-    Var anchor = linear(g, m.count_anchor, ag::reshape(g, r1, Shape{B, H * C2}));               // [B, K]
-    Var z = ag::relu(g, ag::add(g, count_cells, repeat_rows(g, anchor, P)));                    // [B, P, K]
-    all = ag::concat(g, {all, ag::mean_tokens(g, z)}, 1);  // [B, H*(2 + 2 C2) + K]
-  }
+  if (z.valid()) all = ag::concat(g, {all, ag::mean_tokens(g, z)}, 1);  // the count: [B, H*(2 + 2 C2) + K]
   return linear(g, m.out, all);
 }
 

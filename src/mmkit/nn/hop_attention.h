@@ -17,9 +17,11 @@
 //     r2[h] = sum_p a2[h, p] L_p
 //        with cfg.exclude = k > 0, minus k P stopgrad(a1[h, p]): the cells hop 1 found (X itself,
 //        a1 ~ 1/(X's cells) there, ~1/P elsewhere) drop out, so "closest" need not learn to skip X
-//   count (cfg.count = K > 0): c = mean_p relu(W_c L_p + b_c + A_c [r1 over all heads])  [K]: per
-//        cell a score anchored on what hop 1 found, so a channel can count the cells of objects
-//        that share X's shape ("how many objects have the same shape as X")
+//   count (cfg.count = K > 0): z_p = relu(W_c L_p + b_c + A_c [r1 over all heads] + V_c q)  [K]:
+//        per cell a score anchored on what hop 1 found and on the question, so a channel can mark
+//        the cells of objects that share X's shape; c = mean_p z_p ("how many objects have the
+//        same shape as X"). Hop 2's content then also reads z (+ z_p . R_h): the cells of objects
+//        other than X are what closest / furthest look for too, and counting finds them early.
 //   out([x, r1, r2] over all heads, c)
 // beta_h = beta_scale * theta_h, initialised to +beta_init (even heads: nearest) and -beta_init
 // (odd heads: furthest); the content terms let the question exclude X itself and the empty cells.
@@ -32,7 +34,8 @@
 //
 // Checkpoint names (prefix p): p.local1.{weight [C2, 9C], bias}, p.local2.{weight [C2, 9 C2], bias},
 // p.find.{weight [C2*H, Dq], bias}, p.relate.{weight [C2*H, Dq], bias}, p.beta [H] (theta),
-// p.count.{weight [K, C2], bias}, p.count_anchor.weight [K, H*C2] (count > 0 only),
+// p.count.{weight [K, C2], bias}, p.count_anchor.weight [K, H*C2], p.count_cond.weight [K, Dq],
+// p.relate_count.weight [H, K] (count > 0 only),
 // p.out.{weight [out_dim, H*(2 + 2 C2) + K], bias}.
 //
 // The local features and the count's per-cell term depend only on the cells, not on the question:
@@ -73,6 +76,8 @@ struct HopAttention {
   Parameter beta;         // theta [H]
   Linear count;           // [K, C2] (cfg.count > 0 only)
   Linear count_anchor;    // [K, H*C2], no bias (cfg.count > 0 only)
+  Linear count_cond;      // [K, Dq], no bias (cfg.count > 0 only)
+  Linear relate_count;    // [H, K], no bias (cfg.count > 0 only)
   Linear out;             // [out_dim, H*(2 + 2 C2) + K]
 
   void init(const std::string& prefix, const HopConfig& cfg, Rng& rng);
