@@ -396,7 +396,8 @@ TEST(VqaModel, HopAttentionJoinsTheHead) {
 }
 
 // hop_cells "image": no FiLM; the hop attention's local features and its count readout run once
-// per image on the unconditioned stem cells and are gathered for the image's questions. Stored in
+// per image on the unconditioned stem cells and are gathered for the image's questions; hop 1's
+// query comes from an attention over the word embeddings (hop_find_words). Stored in
 // the config (older files: "film", no count); the gradient through the whole model matches
 // finite differences (down to the stem, which feeds both the patch embedding and the hop cells),
 // with two questions about the same image so the gathered rows' gradients are summed.
@@ -408,22 +409,29 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   c.hop_cells = "image";
   c.hop_count = 4;
   c.hop_exclude = 1.f;
+  c.hop_find_words = true;
   c.image_pool = "mean";  // max pooling's switches would break the stem's finite differences
   VqaConfig r = VqaConfig::from_json(c.to_json());
   EXPECT_EQ(r.hop_cells, "image");
   EXPECT_EQ(r.hop_count, 4);
   EXPECT_EQ(r.hop_exclude, 1.f);
+  EXPECT_TRUE(r.hop_find_words);
   nlohmann::json j = nlohmann::json::parse(c.to_json());
   j.erase("hop_cells");
   j.erase("hop_count");
   j.erase("hop_exclude");
+  j.erase("hop_find_words");
   j["film"] = true;
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_cells, "film");
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_count, 0);
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_exclude, 0.f);
+  EXPECT_FALSE(VqaConfig::from_json(j.dump()).hop_find_words);
   VqaConfig bad = c;
   bad.hop_exclude = -0.5f;
   EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_exclude must be >= 0"), std::string::npos);
+  bad = c;
+  bad.hop_heads = 0;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_find_words needs hop attention"), std::string::npos);
 
   Vqa m;
   m.init(c, 13);
@@ -432,13 +440,18 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   EXPECT_EQ(m.hop.count_anchor.weight.value.shape(), Shape({4, 2 * 3}));
   EXPECT_EQ(m.hop.relate_count.weight.value.shape(), Shape({2, 4}));
   EXPECT_EQ(m.hop.out.weight.value.shape(), Shape({c.dim, 2 * (2 + 2 * 3) + 4}));
+  // At this init the tiny model's hop 1 is nearly uniform and the loss moves by less than float's
+  // resolution under a 1e-2 step of a word score; sharper queries and scores make that path
+  // visible to finite differences (the function is the same).
+  for (nn::Linear* l : {&m.hop.find, &m.hop_find_words})
+    for (int64_t i = 0; i < l->weight.value.numel(); ++i) l->weight.value.f32()[i] *= 8.f;
   expect_gradients_match_finite_differences(m, 7, {2, 0, 1},
                                             {&m.hop.local1.weight, &m.hop.count.weight, &m.hop.count_anchor.weight,
-                                             &m.hop.find.weight, &m.stem.weight});
-  // Not here: hop.count_cond multiplies the pooled question (|t| ~ 1-2), so a 1e-2 step moves the
-  // count cells' ReLUs across their kinks; and in this tiny model hop 2's parameters (relate,
-  // relate_count) move the loss by less than float's resolution at that step (as in the FiLM
-  // model above). Their gradients are checked against PyTorch in test_hop_parity.cpp.
+                                             &m.hop.find.weight, &m.hop_find_words.weight, &m.stem.weight});
+  // Not here, checked against PyTorch in test_hop_parity.cpp instead: hop.count_cond multiplies
+  // the pooled question (|t| ~ 1-2), so a 1e-2 step moves the count cells' ReLUs across their
+  // kinks; hop 2's weights (relate, relate_count) move this tiny model's loss by less than float's
+  // resolution at that step (scaling relate by 3 moves the logits by ~6e-4).
 }
 
 // The attention maps of a hop-attention model: after the fusion layers, per head the find hop

@@ -186,6 +186,8 @@ void add_vqa_commands(Cli& c) {
   tv->add_option("--hop-exclude", mc.hop_exclude,
                  "hop 2 skips the cells hop 1 found, weight k (logits - k P a1; 0: off)")
       ->capture_default_str();
+  tv->add_flag("--hop-find-words", mc.hop_find_words,
+              "hop 1's query from an attention over the question's word embeddings (not the pooled question)");
   tv->add_option("--image-pool", mc.image_pool, "image stream -> head: flatten (position-specific linear), max or mean")
       ->capture_default_str();
   st.option("--top-k-answers", "top_k_answers", &o.top_k_answers);
@@ -211,6 +213,7 @@ void add_vqa_commands(Cli& c) {
   st.config("--hop-cells", "/hop_cells", &mc.hop_cells);
   st.config("--hop-count", "/hop_count", &mc.hop_count);
   st.config("--hop-exclude", "/hop_exclude", &mc.hop_exclude);
+  st.config("--hop-find-words", "/hop_find_words", &mc.hop_find_words);
   st.config("--image-pool", "/image_pool", &mc.image_pool);
   TrainVqaArgs* tap = ta.get();
   st.config_as("--norm", "/norm_first", [tap] { return nlohmann::json(tap->norm == "pre"); });

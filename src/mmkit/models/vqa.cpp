@@ -50,6 +50,7 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(hop_heads == 0 || stem_patch > 0, "VQA config: hop attention needs a conv stem (stem_patch > 0)");
   MMKIT_CHECK(hop_count >= 0, "VQA config: hop_count must be >= 0, got ", hop_count);
   MMKIT_CHECK(hop_exclude >= 0.f, "VQA config: hop_exclude must be >= 0, got ", hop_exclude);
+  MMKIT_CHECK(!hop_find_words || hop_heads > 0, "VQA config: hop_find_words needs hop attention (hop_heads > 0)");
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
@@ -88,6 +89,7 @@ std::string VqaConfig::to_json() const {
   j["hop_cells"] = hop_cells;
   j["hop_count"] = hop_count;
   j["hop_exclude"] = hop_exclude;
+  j["hop_find_words"] = hop_find_words;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -153,6 +155,11 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   }
   c.hop_count = 0;
   if (j.contains("hop_count")) get_int("hop_count", c.hop_count);
+  c.hop_find_words = false;
+  if (j.contains("hop_find_words")) {
+    MMKIT_CHECK(j["hop_find_words"].is_boolean(), "VQA config: 'hop_find_words' must be a boolean");
+    c.hop_find_words = j["hop_find_words"];
+  }
   c.hop_exclude = 0.f;
   if (j.contains("hop_exclude")) {
     MMKIT_CHECK(j["hop_exclude"].is_number(), "VQA config: 'hop_exclude' must be a number");
@@ -262,6 +269,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     hc.count = c.hop_count;
     hc.exclude = c.hop_exclude;
     hop.init("hop", hc, rng);
+    if (c.hop_find_words) hop_find_words.init("hop.find_words", D, 1, false, rng);
   }
 }
 
@@ -285,6 +293,7 @@ nn::ParamList Vqa::parameters() {
   }
   if (cfg.relation_dim > 0) relation.collect(p);
   if (cfg.hop_heads > 0) hop.collect(p);
+  if (cfg.hop_find_words) hop_find_words.collect(p);
   return p;
 }
 
@@ -397,7 +406,8 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   MMKIT_CHECK(ts.n == 2 && ts[1] >= 1 && ts[1] <= m.cfg.max_question_len, "VQA: tokens must be [Bq, T] with T <= ",
               m.cfg.max_question_len, ", got ", ts.str());
   const int64_t Bq = ts[0], T = ts[1];
-  Var txt = nn::embedding(g, m.word_embed, b.tokens);          // [Bq, T, D]
+  Var words = nn::embedding(g, m.word_embed, b.tokens);        // [Bq, T, D]
+  Var txt = words;
   Tensor pos_ids = g.alloc(Shape{T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) pos_ids.ptr<int32_t>()[t] = int32_t(t);
   txt = ag::add_broadcast(g, txt, ag::embedding(g, g.param(m.text_pos_embed), pos_ids));
@@ -457,7 +467,15 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
       L = ag::gather_rows(g, L, index);  // [Bq, g1*g1, C2]
       if (count.valid()) count = ag::gather_rows(g, count, index);
     }
-    parts.push_back(nn::hop_readout(g, m.hop, L, count, t, probes ? &probes->hop : nullptr));  // + [Bq, D]
+    Var find_cond;  // hop_find_words: sum_t softmax_t(s . e_t) e_t over the unpadded words, [Bq, D]
+    if (m.cfg.hop_find_words) {
+      Tensor mask = g.alloc(Shape{Bq, 1, T});  // -1e9 on padding
+      for (int64_t i = 0; i < Bq * T; ++i) mask.f32()[i] = b.pad.ptr<uint8_t>()[i] ? -1e9f : 0.f;
+      Var s = ag::reshape(g, nn::linear(g, m.hop_find_words, words), Shape{Bq, 1, T});
+      Var a = ag::softmax(g, ag::add(g, s, g.constant(mask)));                 // [Bq, 1, T]
+      find_cond = ag::reshape(g, ag::bmm(g, a, words), Shape{Bq, m.cfg.dim});  // [Bq, D]
+    }
+    parts.push_back(nn::hop_readout(g, m.hop, L, count, t, probes ? &probes->hop : nullptr, find_cond));  // + [Bq, D]
   }
   Var pooled = ag::concat(g, parts, 1);  // [Bq, 3D .. 5D]
   Var h = ag::gelu(g, nn::linear(g, m.head_fc1, pooled));

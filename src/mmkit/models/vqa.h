@@ -100,6 +100,13 @@ struct VqaConfig {
   std::string hop_cells = "film";
   int64_t hop_count = 0;
   float hop_exclude = 0.f;
+  // Hop 1's query ("find X") from an attention over the question's word embeddings (no context,
+  // no position: hop.find_words scores each word, a softmax over the unpadded words weights
+  // them) instead of the pooled question t. The colour word then gives the same query in
+  // "what shape is X" and "what is closest to X", so finding X, learned early on the
+  // non-relational questions, carries over to the relational ones (docs/RESULTS.md). Absent in a
+  // file = false.
+  bool hop_find_words = false;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)
@@ -130,6 +137,7 @@ struct Vqa {
   nn::Linear film_gamma, film_beta;  // image.film_{gamma,beta}: [stem_dim, D] (cfg.film only)
   nn::RelationNetwork relation;      // relation.* (cfg.relation_dim > 0 only)
   nn::HopAttention hop;              // hop.* (cfg.hop_heads > 0 only)
+  nn::Linear hop_find_words;         // hop.find_words [1, D], no bias (cfg.hop_find_words only)
 
   void init(const VqaConfig& cfg, uint64_t seed);
   nn::ParamList parameters();

@@ -68,7 +68,7 @@ Var repeat_rows(Graph& g, Var x, int64_t N) {
 }
 }  // namespace
 
-Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes) {
+Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes, Var find_cond) {
   const HopConfig& c = m.cfg;
   const Shape s = g.shape(L);
   const int64_t G = c.grid, P = G * G, H = c.heads, C2 = c.channels;
@@ -81,6 +81,8 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
                   (!count_cells.valid() || g.shape(count_cells) == Shape({B, P, c.count})),
               "hop attention: expected count cells [", B, ", ", P, ", ", c.count, "]",
               count_cells.valid() ? ", got " + g.shape(count_cells).str() : "");
+  MMKIT_CHECK(!find_cond.valid() || g.shape(find_cond) == Shape({B, c.cond_dim}),
+              "hop attention: expected find_cond [", B, ", ", c.cond_dim, "]");
   Tensor pos = g.alloc(Shape{P, 2});
   for (int64_t p = 0; p < P; ++p) {
     pos.f32()[2 * p] = (2.f * float(p % G) + 1.f) / float(G) - 1.f;
@@ -88,7 +90,7 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   }
 
   // Hop 1: content attention with a per-head query from the question.
-  Var q1 = ag::reshape(g, linear(g, m.find, cond), Shape{B, C2, H});
+  Var q1 = ag::reshape(g, linear(g, m.find, find_cond.valid() ? find_cond : cond), Shape{B, C2, H});
   Var a1 = ag::softmax(g, ag::transpose(g, ag::bmm(g, L, q1), 1, 2));  // [B, H, P]
   Var x = ag::matmul(g, a1, g.constant(pos));                           // [B, H, 2]
   Var r1 = ag::bmm(g, a1, L);                                           // [B, H, C2]

@@ -97,7 +97,9 @@ Var hop_attention(Graph& g, HopAttention& m, Var cells, Var cond, HopProbes* pro
 Var hop_local(Graph& g, HopAttention& m, Var cells);
 Var hop_count_cells(Graph& g, HopAttention& m, Var L);
 // The per-question part: L [B, G*G, C2], count_cells [B, G*G, K] (or invalid), cond [B, Dq]
-// -> [B, out_dim].
-Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes = nullptr);
+// -> [B, out_dim]. find_cond [B, Dq], when given, replaces cond in hop 1's query only (e.g. a
+// vector that names X and nothing else, so "find X" is the same search in every question type).
+Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, HopProbes* probes = nullptr,
+                Var find_cond = {});
 
 }  // namespace mmkit::nn
