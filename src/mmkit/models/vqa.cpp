@@ -51,6 +51,8 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(hop_count >= 0, "VQA config: hop_count must be >= 0, got ", hop_count);
   MMKIT_CHECK(hop_exclude >= 0.f, "VQA config: hop_exclude must be >= 0, got ", hop_exclude);
   MMKIT_CHECK(!hop_find_words || hop_heads > 0, "VQA config: hop_find_words needs hop attention (hop_heads > 0)");
+  MMKIT_CHECK(hop_beta_scale > 0.f && hop_relate_scale > 0.f, "VQA config: hop_beta_scale and hop_relate_scale must be > 0, got ",
+              hop_beta_scale, " and ", hop_relate_scale);
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
   MMKIT_CHECK(relation_dim == 0 || (relation_heads >= 0 && (relation_heads == 0 || relation_dim % relation_heads == 0)),
               "VQA config: relation_dim ", relation_dim, " is not divisible by relation_heads ", relation_heads);
@@ -90,6 +92,8 @@ std::string VqaConfig::to_json() const {
   j["hop_count"] = hop_count;
   j["hop_exclude"] = hop_exclude;
   j["hop_find_words"] = hop_find_words;
+  j["hop_beta_scale"] = hop_beta_scale;
+  j["hop_relate_scale"] = hop_relate_scale;
   j["dropout"] = dropout;
   j["layer_norm_eps"] = eps;
   j["vocab"] = vocab;
@@ -160,6 +164,14 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
     MMKIT_CHECK(j["hop_find_words"].is_boolean(), "VQA config: 'hop_find_words' must be a boolean");
     c.hop_find_words = j["hop_find_words"];
   }
+  c.hop_beta_scale = 32.f;
+  c.hop_relate_scale = 1.f;
+  for (auto [k, v] : {std::pair<const char*, float*>{"hop_beta_scale", &c.hop_beta_scale},
+                      {"hop_relate_scale", &c.hop_relate_scale}})
+    if (j.contains(k)) {
+      MMKIT_CHECK(j[k].is_number(), "VQA config: '", k, "' must be a number");
+      *v = j[k].get<float>();
+    }
   c.hop_exclude = 0.f;
   if (j.contains("hop_exclude")) {
     MMKIT_CHECK(j["hop_exclude"].is_number(), "VQA config: 'hop_exclude' must be a number");
@@ -268,6 +280,8 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     hc.out_dim = D;
     hc.count = c.hop_count;
     hc.exclude = c.hop_exclude;
+    hc.beta_scale = c.hop_beta_scale;
+    hc.relate_scale = c.hop_relate_scale;
     hop.init("hop", hc, rng);
     if (c.hop_find_words) hop_find_words.init("hop.find_words", D, 1, false, rng);
   }

@@ -107,6 +107,9 @@ struct VqaConfig {
   // non-relational questions, carries over to the relational ones (docs/RESULTS.md). Absent in a
   // file = false.
   bool hop_find_words = false;
+  // HopConfig::beta_scale and relate_scale (absent in a file: 32 and 1, the values before they
+  // were settings).
+  float hop_beta_scale = 32.f, hop_relate_scale = 1.f;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)

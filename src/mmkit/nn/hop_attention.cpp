@@ -11,6 +11,7 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   MMKIT_CHECK(c.kernel >= 1 && c.kernel % 2 == 1, "hop attention: kernel must be odd, got ", c.kernel);
   MMKIT_CHECK(c.count >= 0, "hop attention: count must be >= 0, got ", c.count);
   MMKIT_CHECK(c.exclude >= 0.f, "hop attention: exclude must be >= 0, got ", c.exclude);
+  MMKIT_CHECK(c.relate_scale > 0.f, "hop attention: relate_scale must be > 0, got ", c.relate_scale);
   cfg = c;
   const int64_t kk = c.kernel * c.kernel;
   local1.init(join(prefix, "local1"), kk * c.in_dim, c.channels, true, rng);
@@ -109,6 +110,7 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   Var q2 = ag::reshape(g, linear(g, m.relate, cond), Shape{B, C2, H});
   Var content2 = ag::bmm(g, L, q2);                                                       // [B, P, H]
   if (z.valid()) content2 = ag::add(g, content2, linear(g, m.relate_count, z));
+  if (c.relate_scale != 1.f) content2 = ag::scale(g, content2, c.relate_scale);
   Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
   Var logits2 = ag::distance_logits(g, content2, x, beta, pos);  // [B, H, P]
   if (c.exclude > 0.f)  // minus k P a1, a1 taken as a constant: skip X's own cells

@@ -67,6 +67,9 @@ struct HopConfig {
   float beta_init = 2.f, beta_scale = 32.f;
   int64_t count = 0;        // K: width of the count readout (0: none)
   float exclude = 0.f;      // k: hop 2 skips the cells hop 1 found (0: off)
+  // Hop 2's content term is relate_scale * (L_p . Q2_h + z_p . R_h): like beta_scale, a scale > 1
+  // lets the optimizer's steps move the content logits faster than the distance term.
+  float relate_scale = 1.f;
 };
 
 struct HopAttention {
