@@ -113,8 +113,24 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   if (c.relate_scale != 1.f) content2 = ag::scale(g, content2, c.relate_scale);
   Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
   Var logits2 = ag::distance_logits(g, content2, x, beta, pos);  // [B, H, P]
-  if (c.exclude > 0.f)  // minus k P a1, a1 taken as a constant: skip X's own cells
-    logits2 = ag::add(g, logits2, ag::scale(g, g.constant(g.value(a1)), -c.exclude * float(P)));
+  if (c.exclude > 0.f) {
+    // Minus k P (a1 summed over each cell's k x k neighbourhood), a1 taken as a constant: hop 1
+    // lands on one or two cells of X, and the neighbourhood covers the rest of X (10 px on 5-px
+    // cells), so the nearest cell left is another object's, not X's edge.
+    const Tensor& A1 = g.value(a1);  // [B, H, P]
+    Tensor ex = g.alloc(Shape{B, H, P});
+    const int64_t r = c.kernel / 2;
+    for (int64_t bh = 0; bh < B * H; ++bh)
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t y = p / G, x0 = p % G;
+        float sum = 0.f;
+        for (int64_t dy = -r; dy <= r; ++dy)
+          for (int64_t dx = -r; dx <= r; ++dx)
+            if (y + dy >= 0 && y + dy < G && x0 + dx >= 0 && x0 + dx < G) sum += A1.f32()[bh * P + (y + dy) * G + x0 + dx];
+        ex.f32()[bh * P + p] = -c.exclude * float(P) * sum;
+      }
+    logits2 = ag::add(g, logits2, g.constant(ex));
+  }
   Var a2 = ag::softmax(g, logits2);  // [B, H, P]
   Var r2 = ag::bmm(g, a2, L);        // [B, H, C2]
   if (probes) {

@@ -15,8 +15,9 @@
 //   hop 2 ("the cell nearest to / furthest from x"):
 //     a2[h] = softmax_p( L_p . Q2_h(q) - beta_h |pos_p - x[h]|^2 )   (ops/distance_logits.h)
 //     r2[h] = sum_p a2[h, p] L_p
-//        with cfg.exclude = k > 0, minus k P stopgrad(a1[h, p]): the cells hop 1 found (X itself,
-//        a1 ~ 1/(X's cells) there, ~1/P elsewhere) drop out, so "closest" need not learn to skip X
+//        with cfg.exclude = k > 0, minus k P stopgrad(sum of a1[h, .] over p's k x k neighbourhood):
+//        the cells hop 1 found and their neighbours (X itself) drop out, so "closest" need not
+//        learn to skip X
 //   count (cfg.count = K > 0): z_p = relu(W_c L_p + b_c + A_c [r1 over all heads] + V_c q)  [K]:
 //        per cell a score anchored on what hop 1 found and on the question, so a channel can mark
 //        the cells of objects that share X's shape; c = mean_p z_p ("how many objects have the
