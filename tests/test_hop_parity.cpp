@@ -91,6 +91,16 @@ TEST(HopParity, PerImageLocalFeaturesGatheredPerQuestion) {
   check_group("hopi.", c);
 }
 
+TEST(HopParity, DistancePoolingOverTheCountCells) {
+  nn::HopConfig c = fixture_config();
+  c.count = 3;
+  c.exclude = 0.2f;
+  c.dist_pool = true;
+  c.dist_gain = 3.f;
+  c.dist_beta = 4.f;
+  check_group("hopd.", c);
+}
+
 TEST(HopParity, InitialBetaSignsAlternate) {
   // beta = beta_scale * theta starts at +beta_init (nearest) for even heads, -beta_init (furthest)
   // for odd heads.
@@ -143,6 +153,9 @@ TEST(HopParity, RejectsWrongShapes) {
   bad = c;
   bad.exclude = -1.f;
   EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("exclude must be >= 0"), std::string::npos);
+  bad = c;
+  bad.dist_pool = true;
+  EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("dist_pool needs the count cells"), std::string::npos);
   bad = c;
   bad.count = -1;
   EXPECT_NE(test::error_of([&] { m.init("hop", bad, rng); }).find("count must be >= 0"), std::string::npos);

@@ -410,6 +410,7 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   c.hop_count = 4;
   c.hop_exclude = 1.f;
   c.hop_find_words = true;
+  c.hop_dist_pool = true;
   c.hop_beta_scale = 8.f;
   c.hop_relate_scale = 4.f;
   c.image_pool = "mean";  // max pooling's switches would break the stem's finite differences
@@ -418,6 +419,7 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   EXPECT_EQ(r.hop_count, 4);
   EXPECT_EQ(r.hop_exclude, 1.f);
   EXPECT_TRUE(r.hop_find_words);
+  EXPECT_TRUE(r.hop_dist_pool);
   EXPECT_EQ(r.hop_beta_scale, 8.f);
   EXPECT_EQ(r.hop_relate_scale, 4.f);
   nlohmann::json j = nlohmann::json::parse(c.to_json());
@@ -425,6 +427,7 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   j.erase("hop_count");
   j.erase("hop_exclude");
   j.erase("hop_find_words");
+  j.erase("hop_dist_pool");
   j.erase("hop_beta_scale");
   j.erase("hop_relate_scale");
   j["film"] = true;
@@ -432,6 +435,7 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_count, 0);
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_exclude, 0.f);
   EXPECT_FALSE(VqaConfig::from_json(j.dump()).hop_find_words);
+  EXPECT_FALSE(VqaConfig::from_json(j.dump()).hop_dist_pool);
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_beta_scale, 32.f);
   EXPECT_EQ(VqaConfig::from_json(j.dump()).hop_relate_scale, 1.f);
   VqaConfig bad = c;
@@ -440,7 +444,20 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   bad = c;
   bad.hop_heads = 0;
   EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_find_words needs hop attention"), std::string::npos);
+  bad = c;
+  bad.hop_count = 0;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_dist_pool needs hop attention with a count readout"),
+            std::string::npos);
 
+  {
+    Vqa md;
+    md.init(c, 13);
+    EXPECT_EQ(md.hop.out.weight.value.shape(), Shape({c.dim, 2 * (2 + 2 * 3) + 4 + 2 * 2 * 4}));
+  }
+  // The distance pooling treats hop 1's point as a constant (a stop-gradient, as its PyTorch
+  // reference in test_hop_parity.cpp does), which finite differences through the stem would see;
+  // the whole-model check runs without it.
+  c.hop_dist_pool = false;
   Vqa m;
   m.init(c, 13);
   EXPECT_EQ(m.head_fc1.in_features(), 4 * c.dim);

@@ -188,6 +188,8 @@ void add_vqa_commands(Cli& c) {
       ->capture_default_str();
   tv->add_flag("--hop-find-words", mc.hop_find_words,
               "hop 1's query from an attention over the question's word embeddings (not the pooled question)");
+  tv->add_flag("--hop-dist-pool", mc.hop_dist_pool,
+              "distance pooling over the count cells: nearest / furthest distance per count channel");
   tv->add_option("--hop-beta-scale", mc.hop_beta_scale, "hop 2's distance weight beta = scale * theta")
       ->capture_default_str();
   tv->add_option("--hop-relate-scale", mc.hop_relate_scale, "scale of hop 2's content logits")
@@ -218,6 +220,7 @@ void add_vqa_commands(Cli& c) {
   st.config("--hop-count", "/hop_count", &mc.hop_count);
   st.config("--hop-exclude", "/hop_exclude", &mc.hop_exclude);
   st.config("--hop-find-words", "/hop_find_words", &mc.hop_find_words);
+  st.config("--hop-dist-pool", "/hop_dist_pool", &mc.hop_dist_pool);
   st.config("--hop-beta-scale", "/hop_beta_scale", &mc.hop_beta_scale);
   st.config("--hop-relate-scale", "/hop_relate_scale", &mc.hop_relate_scale);
   st.config("--image-pool", "/image_pool", &mc.image_pool);

@@ -51,6 +51,8 @@ void VqaConfig::validate() const {
   MMKIT_CHECK(hop_count >= 0, "VQA config: hop_count must be >= 0, got ", hop_count);
   MMKIT_CHECK(hop_exclude >= 0.f, "VQA config: hop_exclude must be >= 0, got ", hop_exclude);
   MMKIT_CHECK(!hop_find_words || hop_heads > 0, "VQA config: hop_find_words needs hop attention (hop_heads > 0)");
+  MMKIT_CHECK(!hop_dist_pool || (hop_heads > 0 && hop_count > 0),
+              "VQA config: hop_dist_pool needs hop attention with a count readout (hop_heads > 0, hop_count > 0)");
   MMKIT_CHECK(hop_beta_scale > 0.f && hop_relate_scale > 0.f, "VQA config: hop_beta_scale and hop_relate_scale must be > 0, got ",
               hop_beta_scale, " and ", hop_relate_scale);
   MMKIT_CHECK(relation_geometry >= 0, "VQA config: relation_geometry must be >= 0, got ", relation_geometry);
@@ -92,6 +94,7 @@ std::string VqaConfig::to_json() const {
   j["hop_count"] = hop_count;
   j["hop_exclude"] = hop_exclude;
   j["hop_find_words"] = hop_find_words;
+  j["hop_dist_pool"] = hop_dist_pool;
   j["hop_beta_scale"] = hop_beta_scale;
   j["hop_relate_scale"] = hop_relate_scale;
   j["dropout"] = dropout;
@@ -159,6 +162,11 @@ VqaConfig VqaConfig::from_json(const std::string& text) {
   }
   c.hop_count = 0;
   if (j.contains("hop_count")) get_int("hop_count", c.hop_count);
+  c.hop_dist_pool = false;
+  if (j.contains("hop_dist_pool")) {
+    MMKIT_CHECK(j["hop_dist_pool"].is_boolean(), "VQA config: 'hop_dist_pool' must be a boolean");
+    c.hop_dist_pool = j["hop_dist_pool"];
+  }
   c.hop_find_words = false;
   if (j.contains("hop_find_words")) {
     MMKIT_CHECK(j["hop_find_words"].is_boolean(), "VQA config: 'hop_find_words' must be a boolean");
@@ -282,6 +290,7 @@ void Vqa::init(const VqaConfig& c, uint64_t seed) {
     hc.exclude = c.hop_exclude;
     hc.beta_scale = c.hop_beta_scale;
     hc.relate_scale = c.hop_relate_scale;
+    hc.dist_pool = c.hop_dist_pool;
     hop.init("hop", hc, rng);
     if (c.hop_find_words) hop_find_words.init("hop.find_words", D, 1, false, rng);
   }

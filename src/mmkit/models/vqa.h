@@ -110,6 +110,9 @@ struct VqaConfig {
   // HopConfig::beta_scale and relate_scale (absent in a file: 32 and 1, the values before they
   // were settings).
   float hop_beta_scale = 32.f, hop_relate_scale = 1.f;
+  // HopConfig::dist_pool: distance pooling over the count cells (needs hop_count > 0). Absent in
+  // a file = false.
+  bool hop_dist_pool = false;
   bool norm_first = false;        // pre-norm everywhere (image, text, fusion) when true; post-norm
                                   // trained better in a shortened run (docs/RESULTS.md)
   bool fusion_zero_init = true;   // FusionConfig::zero_init_residual (init only; not stored)

@@ -12,6 +12,7 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
   MMKIT_CHECK(c.count >= 0, "hop attention: count must be >= 0, got ", c.count);
   MMKIT_CHECK(c.exclude >= 0.f, "hop attention: exclude must be >= 0, got ", c.exclude);
   MMKIT_CHECK(c.relate_scale > 0.f, "hop attention: relate_scale must be > 0, got ", c.relate_scale);
+  MMKIT_CHECK(!c.dist_pool || c.count > 0, "hop attention: dist_pool needs the count cells (count > 0)");
   cfg = c;
   const int64_t kk = c.kernel * c.kernel;
   local1.init(join(prefix, "local1"), kk * c.in_dim, c.channels, true, rng);
@@ -27,7 +28,8 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
     count_cond.init(join(prefix, "count_cond"), c.cond_dim, c.count, false, rng);
     relate_count.init(join(prefix, "relate_count"), c.count, c.heads, false, rng);
   }
-  out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count, c.out_dim, true, rng);
+  out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count + (c.dist_pool ? 2 * c.heads * c.count : 0),
+           c.out_dim, true, rng);
 }
 
 void HopAttention::collect(ParamList& p) {
@@ -66,6 +68,54 @@ Var repeat_rows(Graph& g, Var x, int64_t N) {
   Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
   for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
   return ag::reshape(g, ag::gather_rows(g, x, idx), Shape{s[0], N, s[1]});
+}
+}  // namespace
+
+namespace {
+// -k P (a1 summed over each cell's k x k neighbourhood, zero outside the grid): a1 [B, H, P].
+Tensor exclusion(const Tensor& a1, int64_t G, int64_t kernel, float k) {
+  const int64_t BH = a1.shape()[0] * a1.shape()[1], P = G * G, r = kernel / 2;
+  Tensor ex = Tensor::empty(a1.shape());
+  for (int64_t bh = 0; bh < BH; ++bh)
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t y = p / G, x0 = p % G;
+      float sum = 0.f;
+      for (int64_t dy = -r; dy <= r; ++dy)
+        for (int64_t dx = -r; dx <= r; ++dx)
+          if (y + dy >= 0 && y + dy < G && x0 + dx >= 0 && x0 + dx < G) sum += a1.f32()[bh * P + (y + dy) * G + x0 + dx];
+      ex.f32()[bh * P + p] = -k * float(P) * sum;
+    }
+  return ex;
+}
+
+// Distance pooling over the count cells (HopConfig::dist_pool): for each head h, direction
+// (nearest, furthest) and count channel k, a softmax over the cells of
+//   gain z[p, k] - (+-dist_beta) |pos_p - x_h|^2 + ex[h, p]
+// and the squared distance it attends to: [B, H*2*K]. x_h and ex are constants here.
+Var distance_pool(Graph& g, const HopConfig& c, Var z, const Tensor& x, const Tensor& ex, const Tensor& pos) {
+  const Shape zs = g.shape(z);
+  const int64_t B = zs[0], P = zs[1], K = zs[2], H = c.heads, R = 2 * H;  // R rows per question
+  // D2 [B*R, P, 1] and the constant part of the logits C [B*R, K, P] (the same for every k).
+  Tensor d2 = g.alloc(Shape{B * R, P, 1}), cst = g.alloc(Shape{B * R, K, P});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t dir = 0; dir < 2; ++dir) {
+        const int64_t row = (b * H + h) * 2 + dir;
+        const float xx = x.f32()[(b * H + h) * 2], xy = x.f32()[(b * H + h) * 2 + 1];
+        const float beta = dir == 0 ? c.dist_beta : -c.dist_beta;
+        for (int64_t p = 0; p < P; ++p) {
+          const float dx = pos.f32()[2 * p] - xx, dy = pos.f32()[2 * p + 1] - xy, dd = dx * dx + dy * dy;
+          d2.f32()[row * P + p] = dd;
+          const float v = -beta * dd + (ex.defined() ? ex.f32()[(b * H + h) * P + p] : 0.f);
+          for (int64_t k = 0; k < K; ++k) cst.f32()[(row * K + k) * P + p] = v;
+        }
+      }
+  Tensor idx = g.alloc(Shape{B * R}, DType::i32);  // question b's z for each of its R rows
+  for (int64_t i = 0; i < B * R; ++i) idx.ptr<int32_t>()[i] = int32_t(i / R);
+  Var zt = ag::reshape(g, ag::transpose(g, z, 1, 2), Shape{B, K * P});                  // [B, K*P]
+  Var zr = ag::reshape(g, ag::gather_rows(g, zt, idx), Shape{B * R, K, P});             // [B*R, K, P]
+  Var a = ag::softmax(g, ag::add(g, ag::scale(g, zr, c.dist_gain), g.constant(cst)));   // [B*R, K, P]
+  return ag::reshape(g, ag::bmm(g, a, g.constant(d2)), Shape{B, R * K});               // [B, 2HK]
 }
 }  // namespace
 
@@ -113,22 +163,12 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   if (c.relate_scale != 1.f) content2 = ag::scale(g, content2, c.relate_scale);
   Var beta = ag::scale(g, g.param(m.beta), c.beta_scale);
   Var logits2 = ag::distance_logits(g, content2, x, beta, pos);  // [B, H, P]
+  // Minus k P (a1 summed over each cell's k x k neighbourhood), a1 taken as a constant: hop 1
+  // lands on one or two cells of X, and the neighbourhood covers the rest of X (10 px on 5-px
+  // cells), so the nearest cell left is another object's, not X's edge.
+  Tensor ex;  // [B, H, P] (cfg.exclude > 0 only)
   if (c.exclude > 0.f) {
-    // Minus k P (a1 summed over each cell's k x k neighbourhood), a1 taken as a constant: hop 1
-    // lands on one or two cells of X, and the neighbourhood covers the rest of X (10 px on 5-px
-    // cells), so the nearest cell left is another object's, not X's edge.
-    const Tensor& A1 = g.value(a1);  // [B, H, P]
-    Tensor ex = g.alloc(Shape{B, H, P});
-    const int64_t r = c.kernel / 2;
-    for (int64_t bh = 0; bh < B * H; ++bh)
-      for (int64_t p = 0; p < P; ++p) {
-        const int64_t y = p / G, x0 = p % G;
-        float sum = 0.f;
-        for (int64_t dy = -r; dy <= r; ++dy)
-          for (int64_t dx = -r; dx <= r; ++dx)
-            if (y + dy >= 0 && y + dy < G && x0 + dx >= 0 && x0 + dx < G) sum += A1.f32()[bh * P + (y + dy) * G + x0 + dx];
-        ex.f32()[bh * P + p] = -c.exclude * float(P) * sum;
-      }
+    ex = exclusion(g.value(a1), G, c.kernel, c.exclude);
     logits2 = ag::add(g, logits2, g.constant(ex));
   }
   Var a2 = ag::softmax(g, logits2);  // [B, H, P]
@@ -139,6 +179,7 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   }
   Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
   if (z.valid()) all = ag::concat(g, {all, ag::mean_tokens(g, z)}, 1);  // the count: [B, H*(2 + 2 C2) + K]
+  if (c.dist_pool) all = ag::concat(g, {all, distance_pool(g, c, z, g.value(x), ex, pos)}, 1);  // + [B, 2HK]
   return linear(g, m.out, all);
 }
 

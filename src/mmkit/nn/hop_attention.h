@@ -23,7 +23,9 @@
 //        the cells of objects that share X's shape; c = mean_p z_p ("how many objects have the
 //        same shape as X"). Hop 2's content then also reads z (+ z_p . R_h): the cells of objects
 //        other than X are what closest / furthest look for too, and counting finds them early.
-//   out([x, r1, r2] over all heads, c)
+//   dist (cfg.dist_pool): softmax_p(gain z_pk -+ beta |pos_p - x_h|^2 + exclusion) . |pos - x_h|^2
+//        per head, direction (nearest, furthest) and count channel: [2 H K]
+//   out([x, r1, r2] over all heads, c, dist)
 // beta_h = beta_scale * theta_h, initialised to +beta_init (even heads: nearest) and -beta_init
 // (odd heads: furthest); the content terms let the question exclude X itself and the empty cells.
 // The attended point x also answers "is X on the left" directly, so the non-relational
@@ -37,7 +39,7 @@
 // p.find.{weight [C2*H, Dq], bias}, p.relate.{weight [C2*H, Dq], bias}, p.beta [H] (theta),
 // p.count.{weight [K, C2], bias}, p.count_anchor.weight [K, H*C2], p.count_cond.weight [K, Dq],
 // p.relate_count.weight [H, K] (count > 0 only),
-// p.out.{weight [out_dim, H*(2 + 2 C2) + K], bias}.
+// p.out.{weight [out_dim, H*(2 + 2 C2) + K (+ 2 H K with dist_pool)], bias}.
 //
 // The local features and the count's per-cell term depend only on the cells, not on the question:
 // when the cells are an image's own (no FiLM), hop_local / hop_count_cells run once per image and
@@ -71,6 +73,14 @@ struct HopConfig {
   // Hop 2's content term is relate_scale * (L_p . Q2_h + z_p . R_h): like beta_scale, a scale > 1
   // lets the optimizer's steps move the content logits faster than the distance term.
   float relate_scale = 1.f;
+  // Distance pooling over the count cells (needs count > 0): per head h, direction and count
+  // channel k, softmax_p(dist_gain z_pk -+ dist_beta |pos_p - x_h|^2 + exclusion) and the squared
+  // distance it lands on, [2 H K] more inputs of out. A channel that marks the squares (counting
+  // learns such channels early) then gives "how far is the nearest / furthest square from X",
+  // and comparing two channels answers closest / furthest without hop 2's content having to
+  // learn what an object is. x_h and the exclusion enter as constants.
+  bool dist_pool = false;
+  float dist_gain = 8.f, dist_beta = 64.f;
 };
 
 struct HopAttention {
