@@ -97,7 +97,7 @@ TEST(HopParity, DistancePoolingOverTheCountCells) {
   c.exclude = 0.2f;
   c.dist_pool = true;
   c.dist_gain = 3.f;
-  c.dist_beta = 4.f;
+  c.dist_beta = 2.f;
   check_group("hopd.", c);
 }
 

@@ -28,6 +28,13 @@ void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng)
     count_cond.init(join(prefix, "count_cond"), c.cond_dim, c.count, false, rng);
     relate_count.init(join(prefix, "relate_count"), c.count, c.heads, false, rng);
   }
+  if (c.dist_pool) {
+    dist_beta.init(join(prefix, "dist_beta"), Shape{2}, false);
+    if (dist_beta.value.defined()) {
+      dist_beta.value.f32()[0] = c.dist_beta / c.beta_scale;
+      dist_beta.value.f32()[1] = -c.dist_beta / c.beta_scale;
+    }
+  }
   out.init(join(prefix, "out"), c.heads * (2 + 2 * c.channels) + c.count + (c.dist_pool ? 2 * c.heads * c.count : 0),
            c.out_dim, true, rng);
 }
@@ -44,6 +51,7 @@ void HopAttention::collect(ParamList& p) {
     count_cond.collect(p);
     relate_count.collect(p);
   }
+  if (cfg.dist_pool) p.push_back(&dist_beta);
   out.collect(p);
 }
 
@@ -88,34 +96,42 @@ Tensor exclusion(const Tensor& a1, int64_t G, int64_t kernel, float k) {
   return ex;
 }
 
-// Distance pooling over the count cells (HopConfig::dist_pool): for each head h, direction
+// Distance pooling over the count cells (HopConfig::dist_pool): for each head h, direction d
 // (nearest, furthest) and count channel k, a softmax over the cells of
-//   gain z[p, k] - (+-dist_beta) |pos_p - x_h|^2 + ex[h, p]
-// and the squared distance it attends to: [B, H*2*K]. x_h and ex are constants here.
-Var distance_pool(Graph& g, const HopConfig& c, Var z, const Tensor& x, const Tensor& ex, const Tensor& pos) {
+//   gain z[p, k] - beta_d |pos_p - x_h|^2 + ex[h, p]          (ops/distance_logits.h)
+// and the squared distance it attends to (|pos - x_h|^2 taken as a constant there): [B, H*2*K].
+// beta_d = beta_scale * theta_d, theta = m.dist_beta [2], initialised to +-dist_beta / beta_scale.
+Var distance_pool(Graph& g, HopAttention& m, Var z, Var x, const Tensor& ex, const Tensor& pos) {
+  const HopConfig& c = m.cfg;
   const Shape zs = g.shape(z);
-  const int64_t B = zs[0], P = zs[1], K = zs[2], H = c.heads, R = 2 * H;  // R rows per question
-  // D2 [B*R, P, 1] and the constant part of the logits C [B*R, K, P] (the same for every k).
-  Tensor d2 = g.alloc(Shape{B * R, P, 1}), cst = g.alloc(Shape{B * R, K, P});
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t dir = 0; dir < 2; ++dir) {
-        const int64_t row = (b * H + h) * 2 + dir;
-        const float xx = x.f32()[(b * H + h) * 2], xy = x.f32()[(b * H + h) * 2 + 1];
-        const float beta = dir == 0 ? c.dist_beta : -c.dist_beta;
-        for (int64_t p = 0; p < P; ++p) {
-          const float dx = pos.f32()[2 * p] - xx, dy = pos.f32()[2 * p + 1] - xy, dd = dx * dx + dy * dy;
-          d2.f32()[row * P + p] = dd;
-          const float v = -beta * dd + (ex.defined() ? ex.f32()[(b * H + h) * P + p] : 0.f);
-          for (int64_t k = 0; k < K; ++k) cst.f32()[(row * K + k) * P + p] = v;
-        }
-      }
-  Tensor idx = g.alloc(Shape{B * R}, DType::i32);  // question b's z for each of its R rows
-  for (int64_t i = 0; i < B * R; ++i) idx.ptr<int32_t>()[i] = int32_t(i / R);
-  Var zt = ag::reshape(g, ag::transpose(g, z, 1, 2), Shape{B, K * P});                  // [B, K*P]
-  Var zr = ag::reshape(g, ag::gather_rows(g, zt, idx), Shape{B * R, K, P});             // [B*R, K, P]
-  Var a = ag::softmax(g, ag::add(g, ag::scale(g, zr, c.dist_gain), g.constant(cst)));   // [B*R, K, P]
-  return ag::reshape(g, ag::bmm(g, a, g.constant(d2)), Shape{B, R * K});               // [B, 2HK]
+  const int64_t B = zs[0], P = zs[1], K = zs[2], H = c.heads, K2 = 2 * K;
+  auto index = [&](int64_t n, auto f) {
+    Tensor t = g.alloc(Shape{n}, DType::i32);
+    for (int64_t i = 0; i < n; ++i) t.ptr<int32_t>()[i] = int32_t(f(i));
+    return t;
+  };
+  // Scores [B*H, P, 2K]: question b's z, once per direction, for each of its heads.
+  Var zz = ag::reshape(g, ag::concat(g, {z, z}, 2), Shape{B, P * K2});
+  Var s = ag::reshape(g, ag::gather_rows(g, zz, index(B * H, [&](int64_t i) { return i / H; })), Shape{B * H, P, K2});
+  // Each row's point [B*H, 2K, 2] and beta [2K] (+beta_0 for the K nearest rows, beta_1 for the rest).
+  Var xr = ag::reshape(g, ag::gather_rows(g, ag::reshape(g, x, Shape{B * H, 2}), index(B * H * K2, [&](int64_t i) { return i / K2; })),
+                       Shape{B * H, K2, 2});
+  Var beta = ag::reshape(g, ag::gather_rows(g, ag::reshape(g, g.param(m.dist_beta), Shape{2, 1}), index(K2, [&](int64_t i) { return i / K; })),
+                         Shape{K2});
+  Var logits = ag::distance_logits(g, ag::scale(g, s, c.dist_gain), xr, ag::scale(g, beta, c.beta_scale), pos);  // [B*H, 2K, P]
+  const Tensor& X = g.value(x);  // [B, H, 2]
+  Tensor d2 = g.alloc(Shape{B * H, P, 1});
+  Tensor cst = g.alloc(Shape{B * H, K2, P});
+  for (int64_t bh = 0; bh < B * H; ++bh)
+    for (int64_t p = 0; p < P; ++p) {
+      const float dx = pos.f32()[2 * p] - X.f32()[2 * bh], dy = pos.f32()[2 * p + 1] - X.f32()[2 * bh + 1];
+      d2.f32()[bh * P + p] = dx * dx + dy * dy;
+      const float e = ex.defined() ? ex.f32()[bh * P + p] : 0.f;
+      for (int64_t k = 0; k < K2; ++k) cst.f32()[(bh * K2 + k) * P + p] = e;
+    }
+  if (ex.defined()) logits = ag::add(g, logits, g.constant(cst));
+  Var a = ag::softmax(g, logits);                                                   // [B*H, 2K, P]
+  return ag::reshape(g, ag::bmm(g, a, g.constant(d2)), Shape{B, H * K2});          // [B, 2HK]
 }
 }  // namespace
 
@@ -179,7 +195,7 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   }
   Var all = ag::reshape(g, ag::concat(g, {x, r1, r2}, 2), Shape{B, H * (2 + 2 * C2)});
   if (z.valid()) all = ag::concat(g, {all, ag::mean_tokens(g, z)}, 1);  // the count: [B, H*(2 + 2 C2) + K]
-  if (c.dist_pool) all = ag::concat(g, {all, distance_pool(g, c, z, g.value(x), ex, pos)}, 1);  // + [B, 2HK]
+  if (c.dist_pool) all = ag::concat(g, {all, distance_pool(g, m, z, x, ex, pos)}, 1);  // + [B, 2HK]
   return linear(g, m.out, all);
 }
 

@@ -23,7 +23,7 @@
 //        the cells of objects that share X's shape; c = mean_p z_p ("how many objects have the
 //        same shape as X"). Hop 2's content then also reads z (+ z_p . R_h): the cells of objects
 //        other than X are what closest / furthest look for too, and counting finds them early.
-//   dist (cfg.dist_pool): softmax_p(gain z_pk -+ beta |pos_p - x_h|^2 + exclusion) . |pos - x_h|^2
+//   dist (cfg.dist_pool): softmax_p(gain z_pk - beta_d |pos_p - x_h|^2 + exclusion) . |pos - x_h|^2
 //        per head, direction (nearest, furthest) and count channel: [2 H K]
 //   out([x, r1, r2] over all heads, c, dist)
 // beta_h = beta_scale * theta_h, initialised to +beta_init (even heads: nearest) and -beta_init
@@ -38,7 +38,7 @@
 // Checkpoint names (prefix p): p.local1.{weight [C2, 9C], bias}, p.local2.{weight [C2, 9 C2], bias},
 // p.find.{weight [C2*H, Dq], bias}, p.relate.{weight [C2*H, Dq], bias}, p.beta [H] (theta),
 // p.count.{weight [K, C2], bias}, p.count_anchor.weight [K, H*C2], p.count_cond.weight [K, Dq],
-// p.relate_count.weight [H, K] (count > 0 only),
+// p.relate_count.weight [H, K] (count > 0 only), p.dist_beta [2] (dist_pool only),
 // p.out.{weight [out_dim, H*(2 + 2 C2) + K (+ 2 H K with dist_pool)], bias}.
 //
 // The local features and the count's per-cell term depend only on the cells, not on the question:
@@ -73,14 +73,17 @@ struct HopConfig {
   // Hop 2's content term is relate_scale * (L_p . Q2_h + z_p . R_h): like beta_scale, a scale > 1
   // lets the optimizer's steps move the content logits faster than the distance term.
   float relate_scale = 1.f;
-  // Distance pooling over the count cells (needs count > 0): per head h, direction and count
-  // channel k, softmax_p(dist_gain z_pk -+ dist_beta |pos_p - x_h|^2 + exclusion) and the squared
+  // Distance pooling over the count cells (needs count > 0): per head h, direction d and count
+  // channel k, softmax_p(dist_gain z_pk - beta_d |pos_p - x_h|^2 + exclusion) and the squared
   // distance it lands on, [2 H K] more inputs of out. A channel that marks the squares (counting
   // learns such channels early) then gives "how far is the nearest / furthest square from X",
   // and comparing two channels answers closest / furthest without hop 2's content having to
-  // learn what an object is. x_h and the exclusion enter as constants.
+  // learn what an object is. beta_d = beta_scale * theta_d (p.dist_beta [2]) starts at
+  // +-dist_beta: gentle, so an object a little further away than the background next to X still
+  // gets weight (and gradient); it sharpens as training needs. In the pooled distance itself
+  // |pos - x_h|^2 is a constant.
   bool dist_pool = false;
-  float dist_gain = 8.f, dist_beta = 64.f;
+  float dist_gain = 8.f, dist_beta = 4.f;
 };
 
 struct HopAttention {
@@ -92,6 +95,7 @@ struct HopAttention {
   Linear count_anchor;    // [K, H*C2], no bias (cfg.count > 0 only)
   Linear count_cond;      // [K, Dq], no bias (cfg.count > 0 only)
   Linear relate_count;    // [H, K], no bias (cfg.count > 0 only)
+  Parameter dist_beta;    // theta [2] (cfg.dist_pool only)
   Linear out;             // [out_dim, H*(2 + 2 C2) + K]
 
   void init(const std::string& prefix, const HopConfig& cfg, Rng& rng);
