@@ -16,20 +16,8 @@ namespace mmkit::cli {
 namespace {
 
 struct TrainVqaArgs {
-  // The recipe of docs/RESULTS.md ("VQA on Sort-of-CLEVR"): FiLM stem, no image-only layers,
-  // one fusion layer, max-pooled image stream, a relation network (width 64, 3 layers) over the
-  // fused image tokens, two-hop spatial attention (4 heads) over the stem cells, 24 epochs (~69
-  // CPU-minutes on Sort-of-CLEVR). Every layer between the question and the image lengthened the
-  // plateau in the measured runs; the relation network raised the relational questions from
-  // 68.7% to 77.5% (counting), the hop attention to 94.1% (closest / furthest).
-  TrainVqaArgs() {
-    o.model.image_layers = 0;
-    o.model.fusion_layers = 1;
-    o.model.relation_dim = 64;
-    o.model.relation_layers = 3;
-    o.model.hop_heads = 4;
-    o.epochs = 24;
-  }
+  // The recipe of docs/RESULTS.md ("VQA on Sort-of-CLEVR"): train::vqa_recipe().
+  TrainVqaArgs() : o(train::vqa_recipe()) {}
   train::VqaTrainOptions o;
   std::string norm = "post";  // measured better than pre-norm on a shortened run (docs/RESULTS.md)
   bool no_zero_init = false, no_film = false;

@@ -84,6 +84,7 @@ namespace {
 Tensor exclusion(const Tensor& a1, int64_t G, int64_t kernel, float k) {
   const int64_t BH = a1.shape()[0] * a1.shape()[1], P = G * G, r = kernel / 2;
   Tensor ex = Tensor::empty(a1.shape());
+#pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < BH; ++bh)
     for (int64_t p = 0; p < P; ++p) {
       const int64_t y = p / G, x0 = p % G;
@@ -122,6 +123,7 @@ Var distance_pool(Graph& g, HopAttention& m, Var z, Var x, const Tensor& ex, con
   const Tensor& X = g.value(x);  // [B, H, 2]
   Tensor d2 = g.alloc(Shape{B * H, P, 1});
   Tensor cst = g.alloc(Shape{B * H, K2, P});
+#pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < B * H; ++bh)
     for (int64_t p = 0; p < P; ++p) {
       const float dx = pos.f32()[2 * p] - X.f32()[2 * bh], dy = pos.f32()[2 * p + 1] - X.f32()[2 * bh + 1];

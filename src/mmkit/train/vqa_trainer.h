@@ -58,6 +58,11 @@ struct VqaTrainOptions : TrainOptions {
   }
 };
 
+// The recipe `mmkit train vqa` runs by default (docs/RESULTS.md, "VQA on Sort-of-CLEVR"): the
+// model and optimiser settings above the library's plain defaults. Data and output folders
+// are left empty.
+VqaTrainOptions vqa_recipe();
+
 struct VqaEpochRecord {
   int epoch = 0;
   double train_loss = 0, train_acc = 0;
