@@ -688,6 +688,14 @@ Var broadcast_batch(Graph& g, Var x, int64_t B) {
   return g.record(y, broadcast_batch_bw, {x}, BroadcastBatchParams{B});
 }
 
+Var repeat_rows(Graph& g, Var x, int64_t N) {
+  const Shape s = g.shape(x);
+  MMKIT_CHECK(s.n == 2 && N >= 1, "repeat_rows: expected x [B, C] and N >= 1, got ", s.str(), " and ", N);
+  Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
+  for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
+  return reshape(g, gather_rows(g, x, idx), Shape{s[0], N, s[1]});
+}
+
 // ---------------------------------------------------------------- pooling
 static void mean_tokens_bw(Graph& g, const Node& n) {
   const Shape s = g.shape(Var{n.in(0)});

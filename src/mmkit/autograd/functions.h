@@ -74,6 +74,8 @@ Var select_token(Graph& g, Var x, const Tensor& index);  // index I32 [B]
 Var dropout(Graph& g, Var x, float p);              // identity unless g.training
 // y[m] = x[index[m]] along the leading axis; index I32 [M]; backward scatter-adds.
 Var gather_rows(Graph& g, Var x, const Tensor& index);
+// [B, C] -> [B, N, C]: row b repeated N times (gather_rows, whose backward sums the copies).
+Var repeat_rows(Graph& g, Var x, int64_t N);
 // Relation-network pairs (ops/relation_pairs.h): relu(a[b,i] + c[b,j] + q[b] + e[b,i,j]) for a, c
 // [B, P, H], q [B, H] or invalid, e [B, P, P, H] or invalid -> [B, P, P, H].
 Var relation_pairs(Graph& g, Var a, Var c, Var q, Var e = {});

@@ -374,18 +374,6 @@ VqaBatch make_vqa_batch(const Vqa& m, const std::vector<Image>& images, const st
   return b;
 }
 
-namespace {
-
-// [B, C] -> [B, N, C]: row b repeated N times (gather_rows, whose backward sums the copies).
-Var repeat_tokens(Graph& g, Var x, int64_t N) {
-  const Shape s = g.shape(x);
-  Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
-  for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
-  return ag::reshape(g, ag::gather_rows(g, x, idx), Shape{s[0], N, s[1]});
-}
-
-}  // namespace
-
 Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* image_index, Var* stem_cells) {
   const VqaConfig& c = m.cfg;
   const Shape s = g.shape(images);
@@ -402,8 +390,8 @@ Var vqa_encode_image(Graph& g, Vqa& m, Var images, Var question, const Tensor* i
       // Per question from here on: stem features of its image, scaled and shifted by the question.
       h = ag::gather_rows(g, h, *image_index);                 // [Bq, g1*g1, stem_dim]
       B = g.shape(h)[0];
-      Var gamma = repeat_tokens(g, nn::linear(g, m.film_gamma, question), g1 * g1);  // [Bq, g1*g1, stem_dim]
-      Var beta = repeat_tokens(g, nn::linear(g, m.film_beta, question), g1 * g1);
+      Var gamma = ag::repeat_rows(g, nn::linear(g, m.film_gamma, question), g1 * g1);  // [Bq, g1*g1, stem_dim]
+      Var beta = ag::repeat_rows(g, nn::linear(g, m.film_beta, question), g1 * g1);
       h = ag::add(g, h, ag::add(g, ag::mul(g, h, gamma), beta));  // h * (1 + gamma) + beta
     }
     h = ag::gelu(g, h);

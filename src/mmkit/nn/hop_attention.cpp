@@ -70,16 +70,6 @@ Var hop_count_cells(Graph& g, HopAttention& m, Var L) {
 }
 
 namespace {
-// [B, C] -> [B, N, C]: row b repeated N times (gather_rows, whose backward sums the copies).
-Var repeat_rows(Graph& g, Var x, int64_t N) {
-  const Shape s = g.shape(x);
-  Tensor idx = g.alloc(Shape{s[0] * N}, DType::i32);
-  for (int64_t i = 0; i < s[0] * N; ++i) idx.ptr<int32_t>()[i] = int32_t(i / N);
-  return ag::reshape(g, ag::gather_rows(g, x, idx), Shape{s[0], N, s[1]});
-}
-}  // namespace
-
-namespace {
 // -k P (a1 summed over each cell's k x k neighbourhood, zero outside the grid): a1 [B, H, P].
 Tensor exclusion(const Tensor& a1, int64_t G, int64_t kernel, float k) {
   const int64_t BH = a1.shape()[0] * a1.shape()[1], P = G * G, r = kernel / 2;
@@ -171,7 +161,7 @@ Var hop_readout(Graph& g, HopAttention& m, Var L, Var count_cells, Var cond, Hop
   if (count_cells.valid()) {
     Var anchor = ag::add(g, linear(g, m.count_anchor, ag::reshape(g, r1, Shape{B, H * C2})),
                          linear(g, m.count_cond, cond));                                     // [B, K]
-    z = ag::relu(g, ag::add(g, count_cells, repeat_rows(g, anchor, P)));                    // [B, P, K]
+    z = ag::relu(g, ag::add(g, count_cells, ag::repeat_rows(g, anchor, P)));                    // [B, P, K]
   }
 
   // Hop 2: content plus a distance bias from the attended point.
