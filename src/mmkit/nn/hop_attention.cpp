@@ -1,5 +1,7 @@
 #include "mmkit/nn/hop_attention.h"
 
+#include <cstring>
+
 namespace mmkit::nn {
 
 void HopAttention::init(const std::string& prefix, const HopConfig& c, Rng& rng) {
@@ -112,16 +114,18 @@ Var distance_pool(Graph& g, HopAttention& m, Var z, Var x, const Tensor& ex, con
   Var logits = ag::distance_logits(g, ag::scale(g, s, c.dist_gain), xr, ag::scale(g, beta, c.beta_scale), pos);  // [B*H, 2K, P]
   const Tensor& X = g.value(x);  // [B, H, 2]
   Tensor d2 = g.alloc(Shape{B * H, P, 1});
-  Tensor cst = g.alloc(Shape{B * H, K2, P});
-#pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < B * H; ++bh)
     for (int64_t p = 0; p < P; ++p) {
       const float dx = pos.f32()[2 * p] - X.f32()[2 * bh], dy = pos.f32()[2 * p + 1] - X.f32()[2 * bh + 1];
       d2.f32()[bh * P + p] = dx * dx + dy * dy;
-      const float e = ex.defined() ? ex.f32()[bh * P + p] : 0.f;
-      for (int64_t k = 0; k < K2; ++k) cst.f32()[(bh * K2 + k) * P + p] = e;
     }
-  if (ex.defined()) logits = ag::add(g, logits, g.constant(cst));
+  if (ex.defined()) {  // the exclusion of each (question, head), the same for its 2K rows
+    Tensor cst = g.alloc(Shape{B * H, K2, P});
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < B * H; ++bh)
+      for (int64_t k = 0; k < K2; ++k) std::memcpy(cst.f32() + (bh * K2 + k) * P, ex.f32() + bh * P, size_t(P) * 4);
+    logits = ag::add(g, logits, g.constant(cst));
+  }
   Var a = ag::softmax(g, logits);                                                   // [B*H, 2K, P]
   return ag::reshape(g, ag::bmm(g, a, g.constant(d2)), Shape{B, H * K2});          // [B, 2HK]
 }
