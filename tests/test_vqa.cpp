@@ -2,6 +2,8 @@
 // VQA accuracy metric (hand-computed cases), the JSONL reader's errors,
 // soft cross-entropy values, and the model's forward/batching invariants.
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <unistd.h>
 
 #include <cmath>
@@ -448,6 +450,22 @@ TEST(VqaModel, HopAttentionOnTheImagesOwnCells) {
   bad.hop_count = 0;
   EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_dist_pool needs hop attention with a count readout"),
             std::string::npos);
+  bad = c;
+  bad.hop_relate_scale = 0.f;
+  EXPECT_NE(test::error_of([&] { bad.validate(); }).find("hop_beta_scale and hop_relate_scale must be > 0"),
+            std::string::npos);
+  // Wrong JSON types in a stored config name the field.
+  for (auto [field, value, expected] :
+       {std::tuple<const char*, nlohmann::json, const char*>{"hop_cells", 3, "'hop_cells' must be a string"},
+        {"hop_find_words", "yes", "'hop_find_words' must be a boolean"},
+        {"hop_dist_pool", 1, "'hop_dist_pool' must be a boolean"},
+        {"hop_exclude", "1", "'hop_exclude' must be a number"},
+        {"hop_beta_scale", nullptr, "'hop_beta_scale' must be a number"},
+        {"hop_count", 1.5, "field 'hop_count' must be an integer"}}) {
+    nlohmann::json bj = nlohmann::json::parse(c.to_json());
+    bj[field] = value;
+    EXPECT_NE(test::error_of([&] { VqaConfig::from_json(bj.dump()); }).find(expected), std::string::npos) << field;
+  }
 
   {
     Vqa md;
