@@ -430,8 +430,8 @@ Var vqa_forward(Graph& g, Vqa& m, const VqaBatch& b, VqaProbes* probes) {
   // [Bi, g1*g1, stem_dim] with hop_cells "image".
   const bool hop = m.cfg.hop_heads > 0;
   Var img, cells;
-  Tensor index = b.image_index;
-  if (!index.defined()) {  // one image per question, in order
+  Tensor index = b.image_index;  // without one, FiLM takes one image per question, in order
+  if (m.cfg.film && !index.defined()) {
     index = g.alloc(Shape{Bq}, DType::i32);
     for (int64_t q = 0; q < Bq; ++q) index.ptr<int32_t>()[q] = int32_t(q);
   }
